@@ -1,0 +1,57 @@
+"""The `Assistant` seam: open a conversation, stream a reply to a turn, close the conversation.
+
+Two implementations: `offline.OfflineAssistant` (no key needed) and `openai.OpenAIAssistant`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Protocol
+
+from shared.messages import Message, Role
+
+if TYPE_CHECKING:
+    from shared.config import Settings
+
+
+@dataclass(frozen=True)
+class Turn:
+    """What the assistant is asked to answer: the people's new messages and what it should know."""
+
+    room: str
+    messages: tuple[Message, ...]  # the new messages from people, oldest first
+    history: tuple[Message, ...]  # finished messages before them, for assistants that keep no state
+    present: tuple[str, ...]  # nicknames of the people in the room now
+    now: datetime
+
+    @property
+    def addressees(self) -> tuple[str, ...]:
+        """The people this reply answers, in the order they spoke, each once."""
+        return tuple(dict.fromkeys(m.author for m in self.messages if m.role is Role.USER))
+
+
+class Assistant(Protocol):
+    name: str
+    label: str  # what the page says the assistant is, e.g. "Offline demo assistant"
+
+    def open_conversation(self, room: str) -> str:
+        """Return a handle for a new conversation; raise AssistantError if that fails."""
+
+    def reply(self, conversation: str, turn: Turn) -> Iterator[str]:
+        """Yield the reply's text in pieces as it is written; raise AssistantError on failure."""
+
+    def close_conversation(self, conversation: str) -> None:
+        """Forget the conversation; must not raise for a conversation that is already gone."""
+
+
+def make_assistant(settings: Settings) -> Assistant:
+    """The OpenAI assistant when a key is set, else the offline demo assistant."""
+    if settings.offline:
+        from shared.assistant.offline import OfflineAssistant
+
+        return OfflineAssistant(settings)
+    from shared.assistant.openai import OpenAIAssistant
+
+    return OpenAIAssistant(settings)

@@ -1,0 +1,79 @@
+"""The offline demo assistant: no key, no network, the same seam as the real one.
+
+Deterministic: the same turn always gets the same reply, written word by word like a model would.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+import time
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from shared.assistant import Turn
+from shared.messages import Role
+from shared.tools import spoken_time
+
+if TYPE_CHECKING:
+    from shared.config import Settings
+
+OFFLINE_NOTICE = (
+    "I'm the offline demo assistant: no AI model is connected, so I can only greet you, tell the "
+    "time and say who's here. Set `OPENAI_API_KEY` to talk to a real model."
+)
+_ASKS_TIME = re.compile(r"\b(time|date|day|today|clock)\b", re.IGNORECASE)
+_ASKS_WHO = re.compile(r"\b(who|here|people|present|online|room)\b", re.IGNORECASE)
+_QUOTE_WORDS = 24
+
+
+def join_names(names: tuple[str, ...] | list[str]) -> str:
+    names = list(names)
+    if len(names) <= 1:
+        return "".join(names)
+    return ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def _quote(text: str) -> str:
+    words = text.split()
+    shown = " ".join(words[:_QUOTE_WORDS]) + (" …" if len(words) > _QUOTE_WORDS else "")
+    # Backticks keep the person's Markdown from changing how the reply looks.
+    return "`" + shown.replace("`", "'") + "`"
+
+
+class OfflineAssistant:
+    label = "Offline demo assistant"
+
+    def __init__(self, settings: Settings):
+        self.name = settings.assistant_name
+        self._word_delay = settings.word_delay_ms / 1000
+        self._ids = itertools.count(1)
+
+    def open_conversation(self, room: str) -> str:
+        return f"offline-{room}-{next(self._ids)}"
+
+    def close_conversation(self, conversation: str) -> None:
+        pass
+
+    def compose(self, turn: Turn) -> str:
+        """The whole reply to a turn."""
+        people = turn.addressees or ("everyone",)
+        lines = [f"Hi {join_names(people)}! 🐾"]
+        for message in turn.messages:
+            if message.role is Role.USER:
+                lines.append(f"{message.author}, you said {_quote(message.text)}.")
+        said = " ".join(m.text for m in turn.messages)
+        if _ASKS_TIME.search(said):
+            lines.append(f"It is {spoken_time(turn)}.")
+        if _ASKS_WHO.search(said):
+            lines.append(f"In the room right now: {join_names(turn.present) or 'nobody'}.")
+        if not any(m.role is Role.ASSISTANT for m in turn.history):
+            lines.append(OFFLINE_NOTICE)
+        return "\n\n".join(lines)
+
+    def reply(self, conversation: str, turn: Turn) -> Iterator[str]:
+        # Split keeping the whitespace, so the pieces join back to exactly the composed text.
+        for index, piece in enumerate(re.findall(r"\s*\S+", self.compose(turn))):
+            if index and self._word_delay:
+                time.sleep(self._word_delay)
+            yield piece

@@ -1,0 +1,175 @@
+"""Settings: read once from the environment (after `.env`), then from Streamlit secrets.
+
+Every value is validated here, so a bad one becomes one sentence a person can act on, never a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+DEFAULT_INSTRUCTIONS = (
+    "You are {name}, a friendly and witty assistant with a cat's curiosity. You are talking with a "
+    "group of people in one shared chat room. Each message from a person starts with their nickname "
+    "in square brackets, like [Alice]; that prefix is added by the app, so never write it yourself. "
+    "Keep answers short and conversational, and remember who said what."
+)
+
+
+class SettingsError(ValueError):
+    """One or more settings are invalid; `problems` holds one sentence per bad variable."""
+
+    def __init__(self, problems: list[str]):
+        super().__init__(" ".join(problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the app can be configured with. Field names are the variables, lower-cased."""
+
+    # repr=False keeps the key out of logs, tracebacks and the About page.
+    openai_api_key: str | None = field(default=None, repr=False)
+    openai_model: str = "gpt-5-mini"
+    openai_base_url: str | None = None
+    conversation_mode: str = "server"
+    request_timeout_seconds: float = 60.0
+    openai_assistant_id: str | None = None
+    assistant_name: str = "CatGPT"
+    assistant_instructions: str = ""
+    refresh_interval_ms: int = 1000
+    word_delay_ms: int = 50
+    leave_grace_seconds: float = 10.0
+    heartbeat_timeout_seconds: float = 30.0
+    room_empty_grace_seconds: float = 30.0
+    max_message_chars: int = 4000
+    max_participants: int = 50
+
+    @property
+    def offline(self) -> bool:
+        return not self.openai_api_key
+
+    @property
+    def instructions(self) -> str:
+        return self.assistant_instructions or DEFAULT_INSTRUCTIONS.format(name=self.assistant_name)
+
+
+def _integer(low: int, high: int) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        value = int(raw)
+        if not low <= value <= high:
+            raise ValueError
+        return value
+
+    parse.allowed = f"a whole number from {low} to {high}"  # type: ignore[attr-defined]
+    return parse
+
+
+def _seconds(low: float, high: float) -> Callable[[str], float]:
+    def parse(raw: str) -> float:
+        value = float(raw)
+        if not low <= value <= high:
+            raise ValueError
+        return value
+
+    parse.allowed = f"a number of seconds from {low:g} to {high:g}"  # type: ignore[attr-defined]
+    return parse
+
+
+def _choice(*options: str) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        value = raw.strip().lower()
+        if value not in options:
+            raise ValueError
+        return value
+
+    parse.allowed = "one of " + ", ".join(f"`{o}`" for o in options)  # type: ignore[attr-defined]
+    return parse
+
+
+def _text(max_chars: int) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        value = raw.strip()
+        if not value or len(value) > max_chars or any(ord(c) < 32 for c in value):
+            raise ValueError
+        return value
+
+    parse.allowed = f"1 to {max_chars} characters on one line"  # type: ignore[attr-defined]
+    return parse
+
+
+def _url(raw: str) -> str:
+    value = raw.strip()
+    if not value.startswith(("http://", "https://")):
+        raise ValueError
+    return value.rstrip("/")
+
+
+_url.allowed = "an http:// or https:// address, such as http://localhost:11434/v1"  # type: ignore[attr-defined]
+
+
+def _free_text(raw: str) -> str:
+    return raw.strip()
+
+
+_free_text.allowed = "any text"  # type: ignore[attr-defined]
+
+PARSERS: dict[str, Callable[[str], Any]] = {
+    "OPENAI_API_KEY": _free_text,
+    "OPENAI_MODEL": _text(100),
+    "OPENAI_BASE_URL": _url,
+    "CONVERSATION_MODE": _choice("server", "local"),
+    "REQUEST_TIMEOUT_SECONDS": _seconds(1, 600),
+    "OPENAI_ASSISTANT_ID": _free_text,
+    "ASSISTANT_NAME": _text(32),
+    "ASSISTANT_INSTRUCTIONS": _free_text,
+    "REFRESH_INTERVAL_MS": _integer(200, 60_000),
+    "WORD_DELAY_MS": _integer(0, 2_000),
+    "LEAVE_GRACE_SECONDS": _seconds(0, 3_600),
+    "HEARTBEAT_TIMEOUT_SECONDS": _seconds(5, 3_600),
+    "ROOM_EMPTY_GRACE_SECONDS": _seconds(0, 86_400),
+    "MAX_MESSAGE_CHARS": _integer(1, 100_000),
+    "MAX_PARTICIPANTS": _integer(1, 1_000),
+}
+assert set(PARSERS) == {f.name.upper() for f in fields(Settings)}
+
+
+def parse_settings(*sources: Mapping[str, Any]) -> Settings:
+    """Build Settings from the first source that names each variable; empty values count as unset."""
+    values: dict[str, Any] = {}
+    problems: list[str] = []
+    for variable, parse in PARSERS.items():
+        raw = next((str(s[variable]) for s in sources if str(s.get(variable, "")).strip()), None)
+        if raw is None:
+            continue
+        try:
+            values[variable.lower()] = parse(raw)
+        except ValueError:
+            shown = "" if variable == "OPENAI_API_KEY" else f" (got {raw.strip()[:40]!r})"
+            problems.append(f"`{variable}` must be {parse.allowed}{shown}.")  # type: ignore[attr-defined]
+    if problems:
+        raise SettingsError(problems)
+    return Settings(**values)
+
+
+def streamlit_secrets() -> Mapping[str, Any]:
+    """The top-level values of `.streamlit/secrets.toml`, or nothing when there is no such file."""
+    try:
+        import streamlit as st
+
+        return {k: v for k, v in st.secrets.to_dict().items() if not isinstance(v, dict)}
+    except Exception:  # no secrets file is the normal case outside Community Cloud
+        return {}
+
+
+def load_settings() -> Settings:
+    """Read `.env` into the environment (real variables win), then environment, then secrets."""
+    from dotenv import load_dotenv
+
+    load_dotenv(override=False)
+    return parse_settings(os.environ, streamlit_secrets())

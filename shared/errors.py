@@ -1,0 +1,28 @@
+"""The errors a person can do something about, each carrying a sentence to show them.
+
+Raised where the problem is found; the page shows `str(error)` as it is.
+"""
+
+
+class ChatError(Exception):
+    """Base class: the message is written for the person using the app."""
+
+
+class JoinRefused(ChatError):
+    """The nickname or the room does not allow this join."""
+
+
+class MessageRefused(ChatError):
+    """The message was not posted (empty, too long); nothing was added to the room."""
+
+
+class AssistantError(ChatError):
+    """The assistant could not open a conversation or finish a reply.
+
+    `delivered` is False when the assistant never received the turn's messages (the request was
+    refused or never arrived): the room then sends them again with the next turn.
+    """
+
+    def __init__(self, message: str, *, delivered: bool = True):
+        super().__init__(message)
+        self.delivered = delivered

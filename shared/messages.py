@@ -1,0 +1,42 @@
+"""The values a room is made of: messages and participants, each a frozen dataclass.
+
+The room replaces a value to change it; nobody mutates one that was handed out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+
+class Role(StrEnum):
+    USER = "user"
+    ASSISTANT = "assistant"
+    SYSTEM = "system"
+
+
+class Status(StrEnum):
+    QUEUED = "queued"  # a person's message the assistant has not answered yet
+    STREAMING = "streaming"  # the assistant's reply while it is being written
+    COMPLETE = "complete"
+    ERROR = "error"  # the reply broke off; its partial text stays
+
+
+@dataclass(frozen=True)
+class Message:
+    id: int
+    role: Role
+    text: str
+    created_at: datetime
+    author: str = ""  # the nickname, or the assistant's name; "" for system lines
+    participant_id: str = ""
+    status: Status = Status.COMPLETE
+    reply_to: tuple[str, ...] = ()  # for a reply: the nicknames it answers
+
+
+@dataclass(frozen=True)
+class Participant:
+    id: str  # a random token the browser keeps, so a reload is the same person
+    nickname: str
+    joined_at: datetime

@@ -1,0 +1,371 @@
+"""The room: its messages, participants, queue of messages awaiting a reply, and the reply in progress.
+
+All state lives here behind one lock; every change bumps `version` and wakes whoever waits for one.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+import unicodedata
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+
+from shared.assistant import Assistant, Turn
+from shared.config import Settings
+from shared.errors import JoinRefused, MessageRefused
+from shared.messages import Message, Participant, Role, Status
+from shared.nicknames import clean_nickname, nickname_key
+
+log = logging.getLogger(__name__)
+
+# Control characters other than newline and tab would garble the page or the model's input.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+HISTORY_FOR_TURN = 50  # finished messages handed to assistants that keep no state of their own
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class RoomView:
+    """A consistent copy of the room at one version, for a page to render."""
+
+    name: str
+    version: int
+    messages: tuple[Message, ...]
+    participants: tuple[Participant, ...]
+    replying_to: tuple[str, ...]
+    reply_id: int | None
+    created_at: datetime
+
+    @property
+    def busy(self) -> bool:
+        return bool(self.replying_to)
+
+    @property
+    def reply(self) -> Message | None:
+        """The assistant's reply being written now, if any."""
+        return None if self.reply_id is None else self.messages[self.reply_id - 1]
+
+    def participant(self, participant_id: str) -> Participant | None:
+        return next((p for p in self.participants if p.id == participant_id), None)
+
+
+class Room:
+    def __init__(
+        self,
+        name: str,
+        settings: Settings,
+        assistant: Assistant,
+        *,
+        now: Callable[[], datetime] = utcnow,
+        monotonic: Callable[[], float] = time.monotonic,
+    ):
+        self.name = name
+        self.settings = settings
+        self.assistant = assistant
+        self.created_at = now()
+        self._now = now
+        self._monotonic = monotonic
+        self._changed = threading.Condition()
+        self._version = 0
+        self._messages: list[Message] = []
+        self._participants: dict[str, Participant] = {}
+        self._sessions: dict[str, set[str]] = {}  # participant id -> browser sessions showing the room
+        self._last_seen: dict[str, float] = {}
+        self._leaving_since: dict[str, float] = {}
+        self._empty_since: float | None = monotonic()
+        self._queue: list[int] = []  # ids of people's messages awaiting a reply, in posting order
+        self._carried_over: list[int] = []  # messages of a turn that failed before the assistant saw them
+        self._turn: Turn | None = None
+        self._reply_id: int | None = None
+        self._conversation: str | None = None
+        self._conversation_wanted = False
+        self._closed = False
+        self._worker: threading.Thread | None = None
+        self.notice(f"Welcome to the room! {settings.assistant_name} answers every message.")
+
+    # --- reading ---------------------------------------------------------------------------------
+
+    @property
+    def version(self) -> int:
+        return self._version
+
+    def view(self) -> RoomView:
+        with self._changed:
+            return RoomView(
+                name=self.name,
+                version=self._version,
+                messages=tuple(self._messages),
+                participants=tuple(self._participants.values()),
+                replying_to=self._replying_to(),
+                reply_id=self._reply_id,
+                created_at=self.created_at,
+            )
+
+    def wait_for_change(self, since_version: int, timeout: float) -> int:
+        """Block until the version differs from `since_version` or the timeout passes."""
+        with self._changed:
+            self._changed.wait_for(lambda: self._version != since_version, timeout)
+            return self._version
+
+    @property
+    def busy(self) -> bool:
+        with self._changed:
+            return bool(self._replying_to())
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def _replying_to(self) -> tuple[str, ...]:
+        if self._turn is not None:
+            return self._turn.addressees
+        return tuple(dict.fromkeys(self._messages[i - 1].author for i in self._queue))
+
+    # --- people --------------------------------------------------------------------------------
+
+    def join(self, participant_id: str, nickname: str, session_id: str) -> Participant:
+        """Add a person, or attach one more browser session of a person already here."""
+        nickname = clean_nickname(nickname, self.settings.assistant_name)
+        with self._changed:
+            if participant_id in self._participants:
+                self._attach(participant_id, session_id)
+                return self._participants[participant_id]
+            taken = {nickname_key(p.nickname) for p in self._participants.values()}
+            if nickname_key(nickname) in taken:
+                raise JoinRefused(
+                    f"Someone in the room is already called {nickname}. Please pick another nickname."
+                )
+            if len(self._participants) >= self.settings.max_participants:
+                raise JoinRefused(
+                    f"The room is full ({self.settings.max_participants} people). Please try again later."
+                )
+            participant = Participant(participant_id, nickname, self._now())
+            self._participants[participant_id] = participant
+            self._empty_since = None
+            self._attach(participant_id, session_id)
+            if self._conversation is None:
+                self._conversation_wanted = True
+            self._add(Role.SYSTEM, f"{nickname} joined.")
+            self._ensure_worker()
+            return participant
+
+    def attach(self, participant_id: str, session_id: str) -> Participant | None:
+        """A browser session shows the room (a heartbeat); None if the person is no longer here."""
+        with self._changed:
+            if participant_id not in self._participants:
+                return None
+            self._attach(participant_id, session_id)
+            return self._participants[participant_id]
+
+    def _attach(self, participant_id: str, session_id: str) -> None:
+        self._sessions.setdefault(participant_id, set()).add(session_id)
+        self._last_seen[participant_id] = self._monotonic()
+        self._leaving_since.pop(participant_id, None)
+
+    def detach(self, participant_id: str, session_id: str) -> None:
+        """A browser session went away; the person leaves after the grace period unless one comes back."""
+        with self._changed:
+            sessions = self._sessions.get(participant_id)
+            if sessions is None:
+                return
+            sessions.discard(session_id)
+            if not sessions:
+                self._leaving_since.setdefault(participant_id, self._monotonic())
+
+    def leave(self, participant_id: str) -> None:
+        with self._changed:
+            self._remove(participant_id)
+
+    def _remove(self, participant_id: str) -> None:
+        participant = self._participants.pop(participant_id, None)
+        self._sessions.pop(participant_id, None)
+        self._last_seen.pop(participant_id, None)
+        self._leaving_since.pop(participant_id, None)
+        if participant is None:
+            return
+        if not self._participants:
+            self._empty_since = self._monotonic()
+        self._add(Role.SYSTEM, f"{participant.nickname} left.")
+
+    def reap(self) -> None:
+        """Remove people whose tabs closed more than the grace period ago, or went silent."""
+        now = self._monotonic()
+        with self._changed:
+            for pid in list(self._participants):
+                leaving = self._leaving_since.get(pid)
+                if (
+                    leaving is not None
+                    and now - leaving >= self.settings.leave_grace_seconds
+                    or now - self._last_seen.get(pid, now) >= self.settings.heartbeat_timeout_seconds
+                ):
+                    self._remove(pid)
+
+    def idle_and_empty(self) -> bool:
+        """True once nobody has been here for the room-emptying grace period and no reply is running."""
+        with self._changed:
+            return (
+                self._empty_since is not None
+                and self._monotonic() - self._empty_since >= self.settings.room_empty_grace_seconds
+                and not self._replying_to()
+            )
+
+    # --- messages --------------------------------------------------------------------------------
+
+    def post(self, participant_id: str, text: str) -> Message:
+        """Add a person's message to the room and queue it for the assistant."""
+        text = _CONTROL.sub("", unicodedata.normalize("NFC", text.replace("\r\n", "\n"))).strip()
+        if not text:
+            raise MessageRefused("Your message is empty, so nothing was sent.")
+        limit = self.settings.max_message_chars
+        if len(text) > limit:
+            raise MessageRefused(
+                f"Your message has {len(text):,} characters; the limit is {limit:,}. Nothing was sent."
+            )
+        with self._changed:
+            participant = self._participants.get(participant_id)
+            if participant is None:
+                raise MessageRefused("You are no longer in the room. Join again to send messages.")
+            message = self._add(
+                Role.USER,
+                text,
+                author=participant.nickname,
+                participant_id=participant_id,
+                status=Status.QUEUED,
+            )
+            self._queue.append(message.id)
+            self._ensure_worker()
+            return message
+
+    def _add(self, role: Role, text: str, **fields) -> Message:
+        message = Message(id=len(self._messages) + 1, role=role, text=text, created_at=self._now(), **fields)
+        self._messages.append(message)
+        self._bump()
+        return message
+
+    def _set(self, message: Message) -> None:
+        self._messages[message.id - 1] = message
+        self._bump()
+
+    def _bump(self) -> None:
+        self._version += 1
+        self._changed.notify_all()
+
+    def notice(self, text: str) -> None:
+        """A system line everyone sees."""
+        with self._changed:
+            self._add(Role.SYSTEM, text)
+
+    # --- the reply worker's side -------------------------------------------------------------------
+
+    def _ensure_worker(self) -> None:
+        if self._closed or (self._worker is not None and self._worker.is_alive()):
+            return
+        if self._worker is not None:
+            log.error("room %s: the reply worker stopped unexpectedly; starting a new one", self.name)
+            self._add(Role.SYSTEM, "The assistant's worker stopped unexpectedly and was restarted.")
+        from shared.worker import ReplyWorker
+
+        self._worker = ReplyWorker(self)
+        self._worker.start()
+
+    def next_task(self) -> str:
+        """Block until the worker has something to do: 'stop', 'open' or 'turn'."""
+        with self._changed:
+            self._changed.wait_for(lambda: self._closed or self._queue or self._conversation_wanted)
+            if self._closed:
+                return "stop"
+            return "turn" if self._queue else "open"
+
+    def conversation(self) -> str | None:
+        with self._changed:
+            self._conversation_wanted = False
+            return self._conversation
+
+    def set_conversation(self, conversation: str) -> bool:
+        """Keep the opened conversation; False if the room closed meanwhile (the caller closes it)."""
+        with self._changed:
+            if self._closed:
+                return False
+            self._conversation = conversation
+            return True
+
+    def start_turn(self) -> Turn | None:
+        """Take every queued message (and any carried over) into one turn and start its reply."""
+        with self._changed:
+            ids = self._carried_over + self._queue
+            self._carried_over, self._queue = [], []
+            if not ids:
+                return None
+            messages = tuple(self._messages[i - 1] for i in ids)
+            first = ids[0] - 1
+            history = tuple(
+                m for m in self._messages[:first] if m.status is Status.COMPLETE and m.role is not Role.SYSTEM
+            )[-HISTORY_FOR_TURN:]
+            self._turn = Turn(
+                room=self.name,
+                messages=messages,
+                history=history,
+                present=tuple(p.nickname for p in self._participants.values()),
+                now=self._now(),
+            )
+            return self._turn
+
+    def add_to_reply(self, text: str) -> None:
+        """Append streamed text to the reply, which appears with its first piece."""
+        with self._changed:
+            if self._turn is None or not text:
+                return
+            if self._reply_id is None:
+                reply = self._add(
+                    Role.ASSISTANT,
+                    text,
+                    author=self.settings.assistant_name,
+                    status=Status.STREAMING,
+                    reply_to=self._turn.addressees,
+                )
+                self._reply_id = reply.id
+            else:
+                reply = self._messages[self._reply_id - 1]
+                self._set(replace(reply, text=reply.text + text))
+
+    def finish_turn(self, error: str | None = None, *, carry_over: bool = False) -> None:
+        """End the turn: the reply is complete, or kept as far as it got with `error` shown to all.
+
+        With `carry_over`, the assistant never saw the turn's messages: they go into the next turn.
+        """
+        with self._changed:
+            turn, self._turn = self._turn, None
+            if self._reply_id is not None:
+                reply = self._messages[self._reply_id - 1]
+                self._set(replace(reply, status=Status.ERROR if error else Status.COMPLETE))
+                self._reply_id = None
+            if turn is not None:
+                if carry_over:
+                    self._carried_over = [m.id for m in turn.messages] + self._carried_over
+                for message in turn.messages:
+                    current = self._messages[message.id - 1]
+                    self._set(replace(current, status=Status.QUEUED if carry_over else Status.COMPLETE))
+            if error:
+                self._add(Role.SYSTEM, error)
+            self._bump()
+
+    # --- closing ---------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Stop the worker and close the assistant's conversation; the room is not used again."""
+        with self._changed:
+            self._closed = True
+            conversation, self._conversation = self._conversation, None
+            self._changed.notify_all()
+        if conversation is not None:
+            try:
+                self.assistant.close_conversation(conversation)
+            except Exception:
+                log.exception("room %s: closing the conversation failed", self.name)

@@ -1,0 +1,63 @@
+"""The function tools the assistant may call, as JSON schemas plus the code that answers them.
+
+Every call gets an answer, an unknown one included, so a conversation is never left waiting.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from shared.assistant import Turn
+
+log = logging.getLogger(__name__)
+
+
+def current_time(turn: Turn) -> dict[str, Any]:
+    return {
+        "iso": turn.now.isoformat(timespec="seconds"),
+        "spoken": spoken_time(turn),
+        "timezone": turn.now.tzname() or "UTC",
+    }
+
+
+def who_is_here(turn: Turn) -> dict[str, Any]:
+    return {"room": turn.room, "people": list(turn.present), "count": len(turn.present)}
+
+
+def spoken_time(turn: Turn) -> str:
+    now = turn.now
+    return f"{now:%A}, {now.day} {now:%B %Y}, {now:%H:%M} {now.tzname() or 'UTC'}"
+
+
+TOOLS: dict[str, tuple[Callable[[Turn], dict[str, Any]], str]] = {
+    "get_current_time": (current_time, "Get today's date and the current time."),
+    "get_people_in_room": (who_is_here, "List the nicknames of the people in this chat room now."),
+}
+
+# The Responses API's function tool format.
+TOOL_SCHEMAS: list[dict[str, Any]] = [
+    {
+        "type": "function",
+        "name": name,
+        "description": description,
+        "parameters": {"type": "object", "properties": {}, "additionalProperties": False},
+        "strict": True,
+    }
+    for name, (_, description) in TOOLS.items()
+]
+
+
+def call_tool(name: str, arguments: str, turn: Turn) -> str:
+    """Run one tool call and return its output as JSON text, an error object if it fails."""
+    entry = TOOLS.get(name)
+    if entry is None:
+        return json.dumps({"status": "error", "message": "No function found"})
+    try:
+        json.loads(arguments or "{}")
+        return json.dumps(entry[0](turn))
+    except Exception as error:  # a tool must answer, even when it breaks
+        log.warning("tool %s failed: %s", name, error)
+        return json.dumps({"status": "error", "message": f"{name} failed: {error}"})

@@ -1,0 +1,76 @@
+"""The reply worker: one thread per room that asks the assistant to answer, one turn at a time.
+
+It belongs to the room, not to a browser tab, so a reply finishes even if its sender closes the page.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import TYPE_CHECKING
+
+from shared.errors import AssistantError
+
+if TYPE_CHECKING:
+    from shared.room import Room
+
+log = logging.getLogger(__name__)
+
+
+def _failure_text(assistant_name: str, error: Exception) -> str:
+    if isinstance(error, AssistantError):
+        return f"{assistant_name} could not reply: {error}"
+    return f"{assistant_name} could not reply because of an unexpected error ({type(error).__name__})."
+
+
+class ReplyWorker(threading.Thread):
+    def __init__(self, room: Room):
+        super().__init__(name=f"reply-worker-{room.name}", daemon=True)
+        self.room = room
+
+    def run(self) -> None:
+        while (task := self.room.next_task()) != "stop":
+            if task == "open":
+                self._open_conversation()
+            else:
+                self._answer_one_turn()
+
+    def _open_conversation(self) -> str | None:
+        room = self.room
+        conversation = room.conversation()
+        if conversation is not None:
+            return conversation
+        try:
+            conversation = room.assistant.open_conversation(room.name)
+        except Exception as error:
+            log.warning("room %s: opening a conversation failed: %s", room.name, error)
+            room.notice(
+                f"{_failure_text(room.settings.assistant_name, error)} It will try again with the next message."
+            )
+            return None
+        if not room.set_conversation(conversation):
+            room.assistant.close_conversation(conversation)
+            return None
+        return conversation
+
+    def _answer_one_turn(self) -> None:
+        room = self.room
+        turn = room.start_turn()
+        if turn is None:
+            return
+        conversation = self._open_conversation()
+        if conversation is None:
+            room.finish_turn(carry_over=True)
+            return
+        try:
+            for text in room.assistant.reply(conversation, turn):
+                if room.closed:
+                    break
+                room.add_to_reply(text)
+        except Exception as error:
+            if not isinstance(error, AssistantError):
+                log.exception("room %s: the reply failed", room.name)
+            delivered = getattr(error, "delivered", True)
+            room.finish_turn(_failure_text(room.settings.assistant_name, error), carry_over=not delivered)
+        else:
+            room.finish_turn()
