@@ -24,12 +24,13 @@ class Hub:
     def __init__(
         self,
         settings: Settings,
-        assistant_factory: Callable[[Settings], Assistant] = make_assistant,
+        assistant_factory: Callable[[Settings], Assistant] | None = None,
         *,
         reap_every: float = REAP_EVERY_SECONDS,
     ):
         self.settings = settings
-        self.assistant = assistant_factory(settings)
+        # Looked up at call time, so tests can swap `make_assistant` for a fake.
+        self.assistant = (assistant_factory or make_assistant)(settings)
         self._rooms: dict[str, Room] = {}
         self._lock = threading.Lock()
         self._stopped = threading.Event()

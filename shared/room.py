@@ -114,6 +114,16 @@ class Room:
             self._changed.wait_for(lambda: self._version != since_version, timeout)
             return self._version
 
+    def message(self, message_id: int) -> Message:
+        with self._changed:
+            return self._messages[message_id - 1]
+
+    def reply_state(self) -> tuple[Message | None, bool, int]:
+        """The reply being written (if any), whether a reply is under way, and the version."""
+        with self._changed:
+            reply = None if self._reply_id is None else self._messages[self._reply_id - 1]
+            return reply, bool(self._replying_to()), self._version
+
     @property
     def busy(self) -> bool:
         with self._changed:
@@ -303,11 +313,13 @@ class Room:
             self._carried_over, self._queue = [], []
             if not ids:
                 return None
+            for i in ids:  # taken: no longer "waiting for the assistant"
+                self._messages[i - 1] = replace(self._messages[i - 1], status=Status.COMPLETE)
             messages = tuple(self._messages[i - 1] for i in ids)
             first = ids[0] - 1
-            history = tuple(
-                m for m in self._messages[:first] if m.status is Status.COMPLETE and m.role is not Role.SYSTEM
-            )[-HISTORY_FOR_TURN:]
+            history = tuple(m for m in self._messages[:first] if m.role is not Role.SYSTEM)[
+                -HISTORY_FOR_TURN:
+            ]
             self._turn = Turn(
                 room=self.name,
                 messages=messages,
@@ -315,6 +327,7 @@ class Room:
                 present=tuple(p.nickname for p in self._participants.values()),
                 now=self._now(),
             )
+            self._bump()
             return self._turn
 
     def add_to_reply(self, text: str) -> None:
@@ -346,12 +359,10 @@ class Room:
                 reply = self._messages[self._reply_id - 1]
                 self._set(replace(reply, status=Status.ERROR if error else Status.COMPLETE))
                 self._reply_id = None
-            if turn is not None:
-                if carry_over:
-                    self._carried_over = [m.id for m in turn.messages] + self._carried_over
+            if turn is not None and carry_over:
+                self._carried_over = [m.id for m in turn.messages] + self._carried_over
                 for message in turn.messages:
-                    current = self._messages[message.id - 1]
-                    self._set(replace(current, status=Status.QUEUED if carry_over else Status.COMPLETE))
+                    self._messages[message.id - 1] = replace(message, status=Status.QUEUED)
             if error:
                 self._add(Role.SYSTEM, error)
             self._bump()

@@ -1,0 +1,37 @@
+"""The About page: what the app is, how a message travels, and the settings in effect (never the key)."""
+
+import dataclasses
+
+import streamlit as st
+
+from shared import ui
+
+settings = ui.settings_or_stop()
+hub = ui.get_hub()
+
+st.title(":material/info: About this room")
+st.markdown(
+    f"""
+Everyone who opens this page picks a nickname and joins **one shared conversation** with
+**{ui.escape_markdown(settings.assistant_name)}**, an AI assistant that answers each person by name.
+It is a Python and Streamlit port of OpenAI's multi-user sample for the (now retired) Assistants API.
+
+**How a message travels.** Posting a message adds it to the room at once, where every open page
+sees it on its next refresh, and queues it for the assistant. The room's reply worker, a background
+thread owned by the room and not by any browser tab, takes queued messages in order (messages that
+arrive while it is busy go together into the next turn), asks the assistant for a reply and writes
+the reply into the room as it streams. Every page draws from the room's memory: refreshing a page
+never calls the model.
+"""
+)
+st.subheader("Assistant")
+st.markdown(f"{ui.escape_markdown(settings.assistant_name)} · {hub.assistant.label}")
+st.subheader("Settings in effect")
+shown = {
+    field.name.upper(): getattr(settings, field.name)
+    for field in dataclasses.fields(settings)
+    if field.name != "openai_api_key"
+}
+shown["OPENAI_API_KEY"] = "set (hidden)" if settings.openai_api_key else "not set: offline demo assistant"
+shown["ASSISTANT_INSTRUCTIONS"] = settings.instructions
+st.table({"setting": list(shown), "value": [str(v) if v is not None else "" for v in shown.values()]})

@@ -1,0 +1,300 @@
+"""Streamlit glue for the page scripts: the hub singleton, who this browser is, and how messages look.
+
+The only module of the package that imports streamlit; the rules live in the room, not here.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import streamlit as st
+from streamlit_autorefresh import st_autorefresh
+
+from shared.config import Settings, SettingsError, load_settings
+from shared.errors import JoinRefused, MessageRefused
+from shared.hub import DEFAULT_ROOM, Hub
+from shared.messages import Message, Participant, Role, Status
+from shared.room import Room, RoomView
+
+log = logging.getLogger(__name__)
+
+TOKEN_PARAM = "me"  # the query parameter that lets a reloaded tab come back as the same person
+AVATARS = {"me": ":material/person:", "them": ":material/group:", Role.ASSISTANT: ":material/pets:"}
+FOLLOW_SLICE_SECONDS = 0.5
+CATCH_UP_WORDS = 20  # a streamed reply this far behind the assistant is shown without pacing
+
+
+# --- the process-wide singletons ------------------------------------------------------------------
+
+
+@st.cache_resource(show_spinner=False)
+def _settings() -> Settings:
+    return load_settings()
+
+
+def settings_or_stop() -> Settings:
+    """The settings, or a page that says what is wrong with them (one sentence per variable)."""
+    try:
+        return _settings()
+    except SettingsError as error:
+        st.error(
+            "The app cannot start because of its settings:\n\n" + "\n".join(f"- {p}" for p in error.problems)
+        )
+        st.caption("Fix them in `.env`, the environment or `.streamlit/secrets.toml`, then reload the page.")
+        st.stop()
+
+
+@st.cache_resource(show_spinner=False, on_release=Hub.shutdown)
+def get_hub() -> Hub:
+    return Hub(_settings())
+
+
+# --- who this browser session is ------------------------------------------------------------------
+
+
+class SessionPresence:
+    """What this browser session shows, so its end can be told to the room (see `_presence`)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._shown: dict[str, tuple[Room, str]] = {}  # session id -> (room, participant id)
+
+    def showing(self, session_id: str, room: Room, participant_id: str) -> None:
+        with self._lock:
+            self._shown[session_id] = (room, participant_id)
+
+    def release(self) -> None:
+        # Runs on the server's event loop when the tab closes: only mark the person as leaving;
+        # the hub's reaper removes them after the grace period unless the tab comes back.
+        with self._lock:
+            shown, self._shown = self._shown, {}
+        for session_id, (room, participant_id) in shown.items():
+            room.detach(participant_id, session_id)
+
+
+@st.cache_resource(scope="session", on_release=SessionPresence.release, show_spinner=False)
+def _presence() -> SessionPresence:
+    return SessionPresence()
+
+
+def session_id() -> str:
+    # Streamlit's own session id changes on reload and is one constant under AppTest; keep our own.
+    if "session_id" not in st.session_state:
+        st.session_state.session_id = uuid.uuid4().hex
+    return st.session_state.session_id
+
+
+def participant_token() -> str:
+    token = st.query_params.get(TOKEN_PARAM, "")
+    if not re.fullmatch(r"[0-9a-f]{32}", token):
+        token = uuid.uuid4().hex
+        st.query_params[TOKEN_PARAM] = token
+    return token
+
+
+def current_participant(room: Room) -> Participant | None:
+    """This browser's person in the room: a reload or a second tab of someone present gets back in."""
+    token = participant_token()
+    participant = room.attach(token, session_id())
+    if participant is None and st.session_state.get("nickname"):
+        # Back after the heartbeat timeout (a sleeping laptop) or a fresh room: rejoin quietly.
+        try:
+            participant = room.join(token, st.session_state.nickname, session_id())
+        except JoinRefused as refusal:
+            st.session_state.join_refusal = str(refusal)
+            st.session_state.nickname = ""
+    if participant is not None:
+        st.session_state.nickname = participant.nickname
+        _presence().showing(session_id(), room, token)
+    return participant
+
+
+def join_form(room: Room) -> None:
+    """Ask for a nickname; on success the page reruns as a member of the room."""
+    with st.form("join", border=True):
+        st.markdown("#### Pick a nickname to join the conversation")
+        nickname = st.text_input(
+            "Nickname", value=st.session_state.get("nickname", ""), placeholder="e.g. Alice"
+        )
+        joined = st.form_submit_button("Join", type="primary")
+    refusal = st.session_state.pop("join_refusal", None)
+    if joined:
+        try:
+            room.join(participant_token(), nickname, session_id())
+        except JoinRefused as error:
+            refusal = str(error)
+        else:
+            st.session_state.nickname = nickname
+            st.rerun()
+    if refusal:
+        st.error(refusal, icon=":material/badge:")
+
+
+def leave(room: Room, participant: Participant) -> None:
+    room.leave(participant.id)
+    st.session_state.nickname = ""
+    st.query_params.pop(TOKEN_PARAM, None)
+
+
+# --- posting ----------------------------------------------------------------------------------------
+
+
+def post(room: Room, participant: Participant, text: str | None) -> None:
+    """Post what the person typed; a refusal is explained and their text handed back to them."""
+    if text is None or not text.strip():
+        return  # an empty box sent by Enter is not worth a word
+    try:
+        room.post(participant.id, text)
+    except MessageRefused as refusal:
+        st.error(str(refusal), icon=":material/block:")
+        if text.strip():
+            with st.expander("Your unsent message, to copy and shorten"):
+                st.code(text[:20_000] + ("\n…" if len(text) > 20_000 else ""), language=None)
+
+
+# --- how messages look --------------------------------------------------------------------------------
+
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~&$:\"'])")
+
+
+def escape_markdown(text: str) -> str:
+    """Show a nickname exactly as typed, never as formatting, links or HTML."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", text)
+
+
+def _local_time(moment: datetime) -> str:
+    try:
+        zone = ZoneInfo(st.context.timezone) if st.context.timezone else None
+    except Exception:  # an unknown zone name from the browser: UTC is good enough
+        zone = None
+    return moment.astimezone(zone).strftime("%H:%M") if zone else moment.strftime("%H:%M UTC")
+
+
+def render_message(message: Message, my_id: str) -> None:
+    when = _local_time(message.created_at)
+    if message.role is Role.SYSTEM:
+        st.caption(f":material/info: {escape_markdown(message.text)} · {when}")
+        return
+    if message.role is Role.ASSISTANT:
+        with st.chat_message("assistant", avatar=AVATARS[Role.ASSISTANT]):
+            to = ", ".join(escape_markdown(n) for n in message.reply_to)
+            st.caption(f"**{escape_markdown(message.author)}** · {when}" + (f" · to {to}" if to else ""))
+            st.markdown(message.text)
+            if message.status is Status.ERROR:
+                st.caption(":material/warning: This reply broke off before it was finished.")
+        return
+    mine = message.participant_id == my_id
+    with st.chat_message("user", avatar=AVATARS["me" if mine else "them"]):
+        st.caption(f"**{escape_markdown(message.author)}**" + (" (you)" if mine else "") + f" · {when}")
+        st.markdown(message.text)
+        if message.status is Status.QUEUED:
+            st.caption(":material/schedule: waiting for the assistant")
+
+
+def follow_reply(room: Room, participant_id: str, word_delay: float) -> Iterator[str]:
+    """Yield the reply being written, word by word, until it is finished; for `st.write_stream`."""
+    shown = 0
+    reply_id = None
+    while True:
+        reply, busy, version = room.reply_state()
+        if reply_id is None and reply is not None:
+            reply_id = reply.id
+        if reply_id is not None:
+            reply = room.message(reply_id)
+            words = re.findall(r"\s*\S+\s*", reply.text[shown:])
+            for index, word in enumerate(words):
+                if word_delay and len(words) - index <= CATCH_UP_WORDS:
+                    time.sleep(word_delay)
+                yield word
+            shown += sum(len(w) for w in words)
+            if reply.status is not Status.STREAMING:
+                return
+        elif not busy:
+            return
+        room.wait_for_change(version, FOLLOW_SLICE_SECONDS)
+        room.attach(participant_id, session_id())  # this tab is alive while it watches
+
+
+def rendered_state(view: RoomView) -> tuple[bool, tuple[str, ...]]:
+    """What the parts outside the live fragment show: busy (the input box) and who is here."""
+    return view.busy, tuple(p.nickname for p in view.participants)
+
+
+def replying_line(view: RoomView, assistant_name: str) -> None:
+    if view.busy:
+        names = ", ".join(escape_markdown(n) for n in view.replying_to)
+        st.caption(f":material/edit: **{escape_markdown(assistant_name)}** is replying to {names}…")
+
+
+def live_conversation(room_name: str, participant_id: str, settings: Settings) -> None:
+    """The part of the page that follows the room; a refresh reruns only this fragment."""
+    st_autorefresh(interval=settings.refresh_interval_ms, key="live-tick")
+    room = get_hub().room(room_name)
+    if room.attach(participant_id, session_id()) is None:
+        st.rerun(scope="app")  # dropped from the room meanwhile: the full page rejoins or asks
+    view = room.view()
+    if rendered_state(view) != st.session_state.get("rendered_state"):
+        # The input box and the sidebar live outside this fragment: a full run brings them up to date.
+        st.rerun(scope="app")
+    reply = view.reply
+    for message in view.messages:
+        if message is not reply and not (message.role is Role.ASSISTANT and not message.text):
+            render_message(message, participant_id)
+    if view.busy:
+        if st.session_state.get("stream_replies", True):
+            with st.chat_message("assistant", avatar=AVATARS[Role.ASSISTANT]):
+                st.caption(f"**{escape_markdown(settings.assistant_name)}** · writing…")
+                st.write_stream(follow_reply(room, participant_id, settings.word_delay_ms / 1000))
+        elif reply is not None or view.busy:
+            with st.chat_message("assistant", avatar=AVATARS[Role.ASSISTANT]):
+                st.markdown(f"*{escape_markdown(settings.assistant_name)} is typing…*")
+        replying_line(view, settings.assistant_name)
+
+
+live_conversation_fragment = st.fragment(live_conversation)
+
+
+# --- the sidebar --------------------------------------------------------------------------------------
+
+
+def sidebar(room: Room, me: Participant | None, settings: Settings, assistant_label: str) -> None:
+    view = room.view()
+    with st.sidebar:
+        st.header("In this room")
+        for person in view.participants:
+            you = " (you)" if me is not None and person.id == me.id else ""
+            st.markdown(f":material/person: {escape_markdown(person.nickname)}{you}")
+        if not view.participants:
+            st.caption("Nobody yet.")
+        st.markdown(f":material/pets: **{escape_markdown(settings.assistant_name)}** · {assistant_label}")
+        if me is not None and st.button("Leave the room", icon=":material/logout:"):
+            leave(room, me)
+            st.rerun()
+
+
+def room_name() -> str:
+    return DEFAULT_ROOM
+
+
+def assistant_banner(settings: Settings, assistant_label: str) -> None:
+    """Say plainly which assistant answers, and explain settings that no longer do anything."""
+    if settings.offline:
+        st.info(
+            f"**{escape_markdown(settings.assistant_name)} is the offline demo assistant here**: no AI model "
+            "is connected, so it only greets people, tells the time and says who is in the room. To talk to a "
+            "real model, set `OPENAI_API_KEY` in `.env` (or `.streamlit/secrets.toml`) and restart the app.",
+            icon=":material/cloud_off:",
+        )
+    if settings.openai_assistant_id:
+        st.warning(
+            "`OPENAI_ASSISTANT_ID` is ignored: OpenAI shut the Assistants API down on 2026-08-26, so the "
+            "assistant is now set by `OPENAI_MODEL`, `ASSISTANT_NAME` and `ASSISTANT_INSTRUCTIONS`.",
+            icon=":material/history:",
+        )

@@ -1,0 +1,285 @@
+"""The chat page as people use it, several browser sessions in one process through AppTest."""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+import shared.hub
+from shared.assistant import Turn
+from shared.assistant.offline import OfflineAssistant
+from shared.config import Settings
+
+APP = "../app.py"
+
+
+class GatedAssistant(OfflineAssistant):
+    """The offline assistant, but each reply waits after its first word until the test opens the gate."""
+
+    def __init__(self, settings: Settings):
+        super().__init__(settings)
+        self.gate = threading.Event()
+
+    def reply(self, conversation: str, turn: Turn) -> Iterator[str]:
+        for index, piece in enumerate(super().reply(conversation, turn)):
+            if index == 1:
+                self.gate.wait(10)
+            yield piece
+
+
+@pytest.fixture(autouse=True)
+def fresh_app(monkeypatch):
+    """Every test starts with no hub and no rooms; the hub it made is shut down after."""
+    for variable in ("OPENAI_API_KEY", "OPENAI_ASSISTANT_ID"):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv("WORD_DELAY_MS", "0")
+    st.cache_resource.clear()
+    yield
+    st.cache_resource.clear()
+
+
+@pytest.fixture
+def gated(monkeypatch) -> list[GatedAssistant]:
+    made: list[GatedAssistant] = []
+
+    def make(settings: Settings) -> GatedAssistant:
+        made.append(GatedAssistant(settings))
+        return made[-1]
+
+    monkeypatch.setattr(shared.hub, "make_assistant", make)
+    yield made
+    for assistant in made:
+        assistant.gate.set()
+
+
+def open_page(token: str | None = None) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=15)
+    if token:
+        at.query_params["me"] = token
+    return at.run()
+
+
+def join(nickname: str, at: AppTest | None = None) -> AppTest:
+    at = at or open_page()
+    next(t for t in at.text_input if t.label == "Nickname").input(nickname)
+    next(b for b in at.button if b.label == "Join").click()
+    return at.run()
+
+
+def stream_off(at: AppTest) -> AppTest:
+    return at.toggle(key="stream_replies").set_value(False).run()
+
+
+def send(at: AppTest, text: str) -> AppTest:
+    at.chat_input[0].set_value(text)
+    return at.run()
+
+
+def sidebar_people(at: AppTest) -> list[str]:
+    return [m.value for m in at.sidebar.markdown if m.value.startswith(":material/person:")]
+
+
+def conversation(at: AppTest) -> list[tuple[str, str]]:
+    """(avatar name, text) per chat bubble, the text being the bubble's last Markdown."""
+    return [(c.name, c.markdown[-1].value if c.markdown else "") for c in at.chat_message]
+
+
+def unescape(markdown: str) -> str:
+    return re.sub(r"\\(.)", r"\1", markdown)
+
+
+def notices(at: AppTest) -> list[str]:
+    return [unescape(c.value) for c in at.caption if c.value.startswith(":material/info:")]
+
+
+def errors(at: AppTest) -> list[str]:
+    return [e.value for e in at.error]
+
+
+def wait_until(at_predicate, deadline_seconds: float = 10) -> None:
+    deadline = time.monotonic() + deadline_seconds
+    while not at_predicate():
+        assert time.monotonic() < deadline, "condition not met before the deadline"
+        time.sleep(0.02)
+
+
+def get_room():
+    from shared.ui import get_hub
+
+    return get_hub().room()
+
+
+def test_two_people_join_and_see_each_other():
+    alice = join("Alice")
+    bob = join("Bob")
+    alice.run()  # a refresh tick
+    assert sidebar_people(alice) == [":material/person: Alice (you)", ":material/person: Bob"]
+    assert sidebar_people(bob) == [":material/person: Alice", ":material/person: Bob (you)"]
+    assert any("Bob joined." in n for n in notices(alice))
+    assert not alice.exception and not bob.exception
+
+
+def test_message_reaches_the_other_person_and_the_assistant_answers_by_name():
+    alice = join("Alice")
+    bob = join("Bob")
+    send(alice, "Hello **everyone**")
+    wait_until(lambda: not get_room().busy)
+    bob.run()
+    said = conversation(bob)
+    assert ("user", "Hello **everyone**") in said
+    assert said[-1][0] == "assistant" and said[-1][1].startswith("Hi Alice!")
+
+
+def test_late_joiner_sees_history():
+    alice = join("Alice")
+    send(alice, "first")
+    send(alice, "second")
+    wait_until(lambda: not get_room().busy)
+    carol = join("Carol")
+    texts = [text for _, text in conversation(carol)]
+    assert texts.index("first") < texts.index("second")
+    assert sum(t.startswith("Hi Alice!") for t in texts) >= 1
+    assert any("Alice joined." in n for n in notices(carol))
+
+
+def test_duplicate_nickname_is_refused_whatever_the_case():
+    join("Alice")
+    bob = join("  aLiCe ")
+    assert errors(bob) == ["Someone in the room is already called aLiCe. Please pick another nickname."]
+    assert not bob.chat_input  # still outside the room
+    assert len(get_room().view().participants) == 1
+
+
+@pytest.mark.parametrize(
+    "nickname, message",
+    [
+        ("   ", "Please enter a nickname."),
+        ("x" * 33, "A nickname can have at most 32 characters; this one has 33."),
+        ("Bo\x07b", "A nickname cannot contain control or invisible characters."),
+        ("catgpt", "CatGPT is the assistant's name. Please pick another nickname."),
+        ("System", "“System” is reserved for the app's own notices. Please pick another nickname."),
+    ],
+)
+def test_invalid_nickname_is_refused_with_its_own_message(nickname, message):
+    at = join(nickname)
+    assert errors(at) == [message]
+    assert not at.chat_input
+    assert get_room().view().participants == ()
+
+
+def test_empty_message_is_ignored():
+    alice = join("Alice")
+    before = get_room().version
+    send(alice, "   \n  ")
+    assert get_room().version == before
+    assert not errors(alice)
+
+
+def test_overlong_message_is_refused_with_the_limit_and_not_posted(monkeypatch):
+    monkeypatch.setenv("MAX_MESSAGE_CHARS", "100")
+    alice = join("Alice")
+    send(alice, "y" * 101)
+    assert errors(alice) == ["Your message has 101 characters; the limit is 100. Nothing was sent."]
+    assert "y" * 101 in [c.value for c in alice.code]  # handed back, to copy
+    assert all(m.text != "y" * 101 for m in get_room().view().messages)
+
+
+def test_input_is_disabled_for_everyone_while_the_assistant_replies(gated):
+    alice = stream_off(join("Alice"))
+    bob = stream_off(join("Bob"))
+    send(alice, "hi there")
+    wait_until(lambda: get_room().view().reply is not None)
+    bob.run()
+    assert bob.chat_input[0].disabled
+    assert any("is replying to Alice" in c.value for c in bob.caption)
+    assert "*CatGPT is typing…*" in [m.value for m in bob.markdown]
+    gated[0].gate.set()
+    wait_until(lambda: not get_room().busy)
+    bob.run()
+    assert not bob.chat_input[0].disabled
+    assert conversation(bob)[-1][1].startswith("Hi Alice!")
+
+
+def test_message_sent_while_busy_is_queued_for_the_next_turn(gated):
+    alice = stream_off(join("Alice"))
+    bob = stream_off(join("Bob"))  # his box is still enabled: he presses Enter as the reply starts
+    send(alice, "one")
+    wait_until(lambda: get_room().view().reply is not None)
+    send(bob, "two, sent as the box was closing")
+    gated[0].gate.set()
+    wait_until(lambda: not get_room().busy)
+    messages = get_room().view().messages
+    assert [m.text for m in messages if m.role.value == "user"] == ["one", "two, sent as the box was closing"]
+    replies = [m for m in messages if m.role.value == "assistant"]
+    assert [r.reply_to for r in replies] == [("Alice",), ("Bob",)]
+
+
+def test_streamed_reply_reaches_every_participant_with_the_toggle_on(gated):
+    alice = stream_off(join("Alice"))
+    bob = join("Bob")
+    send(alice, "stream please")
+    wait_until(lambda: get_room().view().reply is not None)
+    threading.Timer(0.3, gated[0].gate.set).start()
+    bob.run()  # follows the reply with st.write_stream until it is finished
+    assert bob.toggle(key="stream_replies").value is True
+    assert conversation(bob)[-1][1].startswith("Hi Alice!")
+    assert "stream please" in conversation(bob)[-1][1]
+
+
+def test_toggle_off_shows_the_whole_reply_once_finished():
+    alice = stream_off(join("Alice"))
+    send(alice, "no streaming")
+    wait_until(lambda: not get_room().busy)
+    alice.run()
+    assert alice.toggle(key="stream_replies").value is False
+    assert conversation(alice)[-1][1].startswith("Hi Alice!")
+
+
+def test_reload_is_the_same_person_not_a_leave_and_a_join():
+    alice = join("Alice")
+    token = alice.query_params["me"]
+    token = token[0] if isinstance(token, list) else token
+    reloaded = open_page(token)
+    assert reloaded.chat_input, "the reloaded tab is back in the room without asking again"
+    assert sidebar_people(reloaded) == [":material/person: Alice (you)"]
+    assert sum("Alice joined." in n for n in notices(reloaded)) == 1
+
+
+def test_leaving_removes_the_person_for_everyone():
+    alice = join("Alice")
+    bob = join("Bob")
+    next(b for b in bob.sidebar.button if b.label == "Leave the room").click().run()
+    assert bob.text_input[0].label == "Nickname"
+    alice.run()
+    assert sidebar_people(alice) == [":material/person: Alice (you)"]
+    assert any("Bob left." in n for n in notices(alice))
+
+
+def test_offline_assistant_is_labelled_plainly():
+    at = open_page()
+    assert any("offline demo assistant" in i.value for i in at.info)
+    assert "OPENAI_API_KEY" in at.info[0].value
+
+
+def test_bad_setting_gives_one_sentence_not_a_traceback(monkeypatch):
+    monkeypatch.setenv("REFRESH_INTERVAL_MS", "soon")
+    at = open_page()
+    assert not at.exception
+    assert "`REFRESH_INTERVAL_MS` must be a whole number from 200 to 60000 (got 'soon')." in at.error[0].value
+
+
+def test_about_page_shows_settings_but_never_the_key(monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-secret-never-shown")
+    monkeypatch.setattr(shared.hub, "make_assistant", OfflineAssistant)
+    at = open_page()
+    at.switch_page("pages/about.py").run()
+    assert not at.exception
+    rendered = repr([m.value for m in at.markdown]) + repr(at.table[0].value)
+    assert "REFRESH_INTERVAL_MS" in rendered and "set (hidden)" in rendered
+    assert "sk-secret" not in rendered
