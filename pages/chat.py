@@ -16,10 +16,17 @@ if me is None:
     ui.join_form(room)
     st.stop()
 
+conversation = st.container()
+# The box is drawn as this browser last showed it: Streamlit drops what a disabled widget sends, so
+# disabling it in the very run that receives a message would lose a message typed just in time.
+shown_busy = st.session_state.get("shown_busy", False)
+ui.post(room, me, st.chat_input("Send message", key="message", disabled=shown_busy))
 view = room.view()
 st.session_state.rendered_state = ui.rendered_state(view)
-conversation = st.container()
-ui.post(room, me, st.chat_input("Send message", disabled=view.busy))
+if view.busy != shown_busy:
+    st.session_state.shown_busy = view.busy
+    st.rerun()
+ui.show_refusal()
 st.toggle(
     "Stream replies", value=True, key="stream_replies", help="Show the reply word by word as it is written."
 )

@@ -153,10 +153,18 @@ def post(room: Room, participant: Participant, text: str | None) -> None:
     try:
         room.post(participant.id, text)
     except MessageRefused as refusal:
-        st.error(str(refusal), icon=":material/block:")
-        if text.strip():
-            with st.expander("Your unsent message, to copy and shorten"):
-                st.code(text[:20_000] + ("\n…" if len(text) > 20_000 else ""), language=None)
+        st.session_state.refusal = (str(refusal), text)
+
+
+def show_refusal() -> None:
+    """Explain why the last message was not sent, and hand its text back to copy."""
+    refusal = st.session_state.pop("refusal", None)
+    if refusal is None:
+        return
+    reason, text = refusal
+    st.error(reason, icon=":material/block:")
+    with st.expander("Your unsent message, to copy and shorten"):
+        st.code(text[:20_000] + ("\n…" if len(text) > 20_000 else ""), language=None)
 
 
 # --- how messages look --------------------------------------------------------------------------------
