@@ -1,0 +1,83 @@
+"""Two people in two real Chromium pages chat with each other and the offline assistant."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests.e2e.conftest import ARTIFACTS, wait_until
+
+pytestmark = pytest.mark.e2e
+
+MESSAGE = '[data-testid="stChatMessage"]'
+
+
+def join(page, url: str, nickname: str) -> None:
+    page.goto(url)
+    page.get_by_role("textbox", name="Nickname").fill(nickname)
+    page.get_by_role("button", name="Join").click()
+    page.get_by_placeholder("Send message").wait_for(timeout=20_000)
+
+
+def send(page, text: str) -> None:
+    box = page.get_by_placeholder("Send message")
+    box.fill(text)
+    box.press("Enter")
+
+
+def bubble_texts(page) -> list[str]:
+    return page.locator(MESSAGE).all_inner_texts()
+
+
+def reply_text(page) -> str:
+    """The text of the newest assistant bubble ('' if none yet)."""
+    texts = [t for t in bubble_texts(page) if "CatGPT ·" in t]
+    return texts[-1] if texts else ""
+
+
+def test_two_people_chat_and_the_reply_streams_in_both(app_server, new_page):
+    server = app_server()
+    alice, bob = new_page(), new_page()
+    join(alice, server.url, "Alice")
+    join(bob, server.url, "Bob")
+    wait_until(
+        lambda: "Bob" in alice.locator('[data-testid="stSidebar"]').inner_text(), 10, "Alice to see Bob"
+    )
+
+    sent = time.monotonic()
+    send(alice, "Hello Bob, what time is it?")
+    wait_until(
+        lambda: any("Hello Bob, what time is it?" in t for t in bubble_texts(bob)), 10, "Bob to see it"
+    )
+    print(f"\nAlice's message reached Bob's page after {time.monotonic() - sent:.2f} s")
+
+    # While the reply is being written, both pages show it growing word by word.
+    growth = {}
+    for name, page in (("Alice", alice), ("Bob", bob)):
+        wait_until(lambda page=page: "writing…" in reply_text(page), 15, f"{name} to see the reply start")
+        first = reply_text(page)
+        wait_until(
+            lambda page=page, first=first: len(reply_text(page)) > len(first), 10, f"{name}'s reply to grow"
+        )
+        growth[name] = (first, reply_text(page))
+    alice.screenshot(path=str(ARTIFACTS / "streaming-alice.png"))
+    bob.screenshot(path=str(ARTIFACTS / "streaming-bob.png"))
+    assert all("Hi Alice!" in later for _, later in growth.values())
+
+    for name, page in (("Alice", alice), ("Bob", bob)):
+        wait_until(
+            lambda page=page: "to talk to a real model." in reply_text(page), 30, f"{name}'s reply to end"
+        )
+        box = page.get_by_placeholder("Send message")
+        wait_until(box.is_enabled, 5, f"{name}'s message box to open again")
+    final = reply_text(bob)
+    assert "It is " in final and "Alice, you said" in final
+    assert reply_text(alice) == final
+
+    send(bob, "Nice to meet you, **Alice**")
+    wait_until(
+        lambda: any("Nice to meet you, Alice" in t for t in bubble_texts(alice)), 10, "Alice to see Bob"
+    )
+    alice.screenshot(path=str(ARTIFACTS / "two-people-alice.png"), full_page=True)
+    assert "Traceback" not in server.log()
