@@ -81,3 +81,24 @@ def test_two_people_chat_and_the_reply_streams_in_both(app_server, new_page):
     )
     alice.screenshot(path=str(ARTIFACTS / "two-people-alice.png"), full_page=True)
     assert "Traceback" not in server.log()
+
+
+def test_closed_tab_leaves_the_room_but_a_reload_does_not(app_server, new_page):
+    server = app_server(LEAVE_GRACE_SECONDS="2")
+    alice, bob = new_page(), new_page()
+    join(alice, server.url, "Alice")
+    join(bob, server.url, "Bob")
+    sidebar = alice.locator('[data-testid="stSidebar"]')
+    wait_until(lambda: "Bob" in sidebar.inner_text(), 10, "Alice to see Bob")
+
+    bob.reload()
+    bob.get_by_placeholder("Send message").wait_for(timeout=20_000)  # back in, no nickname asked
+    assert "Bob (you)" in bob.locator('[data-testid="stSidebar"]').inner_text()
+
+    closed = time.monotonic()
+    bob.close()
+    wait_until(lambda: "Bob left." in alice.locator("body").inner_text(), 15, "Alice to see Bob leave")
+    print(f"\nBob's closed tab left the room after {time.monotonic() - closed:.2f} s (grace 2 s)")
+    notices = alice.locator("body").inner_text()
+    assert notices.count("Bob joined.") == 1 and notices.count("Bob left.") == 1
+    assert "Bob" not in sidebar.inner_text()
