@@ -92,10 +92,13 @@ def session_id() -> str:
 
 
 def participant_token() -> str:
-    token = st.query_params.get(TOKEN_PARAM, "")
+    """This browser's token: kept in the session, and in the address so that a reload keeps it too."""
+    token = st.session_state.get("token") or st.query_params.get(TOKEN_PARAM, "")
     if not re.fullmatch(r"[0-9a-f]{32}", token):
         token = uuid.uuid4().hex
-        st.query_params[TOKEN_PARAM] = token
+    st.session_state.token = token
+    if st.query_params.get(TOKEN_PARAM) != token:
+        st.query_params[TOKEN_PARAM] = token  # page navigation drops the address's parameters
     return token
 
 
@@ -140,7 +143,6 @@ def join_form(room: Room) -> None:
 def leave(room: Room, participant: Participant) -> None:
     room.leave(participant.id)
     st.session_state.nickname = ""
-    st.query_params.pop(TOKEN_PARAM, None)
 
 
 # --- posting ----------------------------------------------------------------------------------------

@@ -251,6 +251,16 @@ def test_reload_is_the_same_person_not_a_leave_and_a_join():
     assert sum("Alice joined." in n for n in notices(reloaded)) == 1
 
 
+def test_visiting_the_about_page_and_coming_back_keeps_you_in_the_room():
+    alice = join("Alice")
+    alice.switch_page("pages/about.py").run()
+    alice.query_params.clear()  # the sidebar navigation drops the address's parameters
+    alice.switch_page("pages/chat.py").run()
+    assert alice.chat_input, "still in the room"
+    assert sidebar_people(alice) == [":material/person: Alice (you)"]
+    assert sum("Alice joined." in n for n in notices(alice)) == 1
+
+
 def test_leaving_removes_the_person_for_everyone():
     alice = join("Alice")
     bob = join("Bob")
