@@ -7,17 +7,35 @@ from __future__ import annotations
 
 import atexit
 import logging
+import re
 import threading
 from collections.abc import Callable
 
 from shared.assistant import Assistant, make_assistant
 from shared.config import Settings
+from shared.errors import ChatError
 from shared.room import Room
 
 log = logging.getLogger(__name__)
 
 DEFAULT_ROOM = "lobby"
 REAP_EVERY_SECONDS = 1.0
+_ROOM_NAME = re.compile(r"[a-z0-9_-]{1,40}")
+
+
+class RoomNameInvalid(ChatError):
+    """A room name in a link or the room form that the rules do not allow."""
+
+
+def clean_room_name(raw: str | None) -> str:
+    """The room's name as used everywhere (lower case), `lobby` when none is given."""
+    name = (raw or "").strip().lower() or DEFAULT_ROOM
+    if not _ROOM_NAME.fullmatch(name):
+        raise RoomNameInvalid(
+            "A room name has 1 to 40 characters: letters a-z, digits, “-” and “_”. "
+            f"“{(raw or '')[:60]}” is not one."
+        )
+    return name
 
 
 class Hub:

@@ -144,6 +144,8 @@ class Room:
         """Add a person, or attach one more browser session of a person already here."""
         nickname = clean_nickname(nickname, self.settings.assistant_name)
         with self._changed:
+            if self._closed:
+                raise JoinRefused("This room has just closed. Please reload the page to join it afresh.")
             if participant_id in self._participants:
                 self._attach(participant_id, session_id)
                 return self._participants[participant_id]
@@ -240,7 +242,7 @@ class Room:
             )
         with self._changed:
             participant = self._participants.get(participant_id)
-            if participant is None:
+            if participant is None or self._closed:
                 raise MessageRefused("You are no longer in the room. Join again to send messages.")
             message = self._add(
                 Role.USER,
@@ -279,6 +281,8 @@ class Room:
             return
         if self._worker is not None:
             log.error("room %s: the reply worker stopped unexpectedly; starting a new one", self.name)
+            if self._turn is not None:  # it died mid-turn without ending it
+                self.finish_turn("The assistant's reply broke off because its worker stopped.")
             self._add(Role.SYSTEM, "The assistant's worker stopped unexpectedly and was restarted.")
         from shared.worker import ReplyWorker
 

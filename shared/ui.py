@@ -19,13 +19,15 @@ from streamlit_autorefresh import st_autorefresh
 
 from shared.config import Settings, SettingsError, load_settings
 from shared.errors import JoinRefused, MessageRefused
-from shared.hub import DEFAULT_ROOM, Hub
+from shared.hub import DEFAULT_ROOM, Hub, RoomNameInvalid, clean_room_name
 from shared.messages import Message, Participant, Role, Status
 from shared.room import Room, RoomView
 
 log = logging.getLogger(__name__)
 
 TOKEN_PARAM = "me"  # the query parameter that lets a reloaded tab come back as the same person
+ROOM_PARAM = "room"
+CHAT_PAGE = "pages/chat.py"
 AVATARS = {"me": ":material/person:", "them": ":material/group:", Role.ASSISTANT: ":material/pets:"}
 FOLLOW_SLICE_SECONDS = 0.5
 CATCH_UP_WORDS = 20  # a streamed reply this far behind the assistant is shown without pacing
@@ -68,7 +70,10 @@ class SessionPresence:
 
     def showing(self, session_id: str, room: Room, participant_id: str) -> None:
         with self._lock:
+            before = self._shown.get(session_id)
             self._shown[session_id] = (room, participant_id)
+        if before is not None and before[0] is not room:
+            before[0].detach(before[1], session_id)  # this tab moved to another room
 
     def release(self) -> None:
         # Runs on the server's event loop when the tab closes: only mark the person as leaving;
@@ -208,10 +213,12 @@ def render_message(message: Message, my_id: str) -> None:
             st.caption(":material/schedule: waiting for the assistant")
 
 
-def follow_reply(room: Room, participant_id: str, word_delay: float) -> Iterator[str]:
-    """Yield the reply being written, word by word, until it is finished; for `st.write_stream`."""
+def follow_reply(room: Room, reply_id: int | None, participant_id: str, word_delay: float) -> Iterator[str]:
+    """Yield the reply being written, word by word, until it is finished; for `st.write_stream`.
+
+    `reply_id` is the reply the page saw being written, or None to wait for the next one to start.
+    """
     shown = 0
-    reply_id = None
     while True:
         reply, busy, version = room.reply_state()
         if reply_id is None and reply is not None:
@@ -260,8 +267,11 @@ def live_conversation(room_name: str, participant_id: str, settings: Settings) -
     if view.busy:
         if st.session_state.get("stream_replies", True):
             with st.chat_message("assistant", avatar=AVATARS[Role.ASSISTANT]):
-                st.caption(f"**{escape_markdown(settings.assistant_name)}** · writing…")
-                st.write_stream(follow_reply(room, participant_id, settings.word_delay_ms / 1000))
+                header = st.empty()
+                header.caption(f"**{escape_markdown(settings.assistant_name)}** · writing…")
+                reply_id = reply.id if reply is not None else None
+                st.write_stream(follow_reply(room, reply_id, participant_id, settings.word_delay_ms / 1000))
+                header.caption(f"**{escape_markdown(settings.assistant_name)}** · just now")
         elif reply is not None or view.busy:
             with st.chat_message("assistant", avatar=AVATARS[Role.ASSISTANT]):
                 st.markdown(f"*{escape_markdown(settings.assistant_name)} is typing…*")
@@ -290,7 +300,18 @@ def sidebar(room: Room, me: Participant | None, settings: Settings, assistant_la
 
 
 def room_name() -> str:
-    return DEFAULT_ROOM
+    """The room this page shows: `?room=` in the address, else the last one, else the lobby."""
+    raw = st.query_params.get(ROOM_PARAM) or st.session_state.get("room")
+    try:
+        name = clean_room_name(raw)
+    except RoomNameInvalid as error:
+        st.error(str(error), icon=":material/meeting_room:")
+        st.page_link(CHAT_PAGE, label="Go to the lobby", query_params={ROOM_PARAM: DEFAULT_ROOM})
+        st.stop()
+    st.session_state.room = name
+    if st.query_params.get(ROOM_PARAM) != name:
+        st.query_params[ROOM_PARAM] = name
+    return name
 
 
 def assistant_banner(settings: Settings, assistant_label: str) -> None:

@@ -44,9 +44,8 @@ class ReplyWorker(threading.Thread):
             conversation = room.assistant.open_conversation(room.name)
         except Exception as error:
             log.warning("room %s: opening a conversation failed: %s", room.name, error)
-            room.notice(
-                f"{_failure_text(room.settings.assistant_name, error)} It will try again with the next message."
-            )
+            failure = _failure_text(room.settings.assistant_name, error).rstrip(".")
+            room.notice(f"{failure}. It will try again with the next message.")
             return None
         if not room.set_conversation(conversation):
             room.assistant.close_conversation(conversation)
@@ -72,5 +71,10 @@ class ReplyWorker(threading.Thread):
                 log.exception("room %s: the reply failed", room.name)
             delivered = getattr(error, "delivered", True)
             room.finish_turn(_failure_text(room.settings.assistant_name, error), carry_over=not delivered)
+        except BaseException:
+            # SystemExit, CancelledError and the like end this thread, but the room must not stay busy:
+            # the page disables the message box while it is, so no post would bring a new worker.
+            room.finish_turn(f"{room.settings.assistant_name} could not reply because its worker stopped.")
+            raise
         else:
             room.finish_turn()

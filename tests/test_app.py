@@ -139,7 +139,8 @@ def test_message_reaches_the_other_person_and_the_assistant_answers_by_name():
 def test_late_joiner_sees_history():
     alice = join("Alice")
     send(alice, "first")
-    send(alice, "second")
+    wait_until(lambda: not get_room().busy)
+    send(alice.run(), "second")
     wait_until(lambda: not get_room().busy)
     carol = join("Carol")
     texts = [text for _, text in conversation(carol)]

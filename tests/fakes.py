@@ -1,0 +1,166 @@
+"""Small, honest stand-ins for the tests: a scripted assistant, a clock to move by hand, and a poller.
+
+The scripted assistant implements the `Assistant` seam and records every call, so a test can say
+what the room asked for, not only what it showed.
+"""
+
+from __future__ import annotations
+
+import inspect
+import itertools
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+
+from shared.assistant import Turn
+from shared.config import Settings
+
+GATE_TIMEOUT_SECONDS = 10.0
+
+
+def fast_settings(**overrides) -> Settings:
+    """Settings with no word delay and tiny grace periods, so tests wait for behaviour, not time."""
+    values = dict(
+        word_delay_ms=0,
+        leave_grace_seconds=0.05,
+        room_empty_grace_seconds=0.05,
+        heartbeat_timeout_seconds=5,
+    )
+    values.update(overrides)
+    return Settings(**values)
+
+
+def wait_until(predicate: Callable[[], object], what: str = "", timeout: float = 5.0) -> None:
+    """Poll `predicate` until it is true; fail saying what never happened once `timeout` passes."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"Gave up after {timeout:g} s waiting for {what or _describe(predicate)}")
+        time.sleep(0.002)
+
+
+def _describe(predicate: Callable[[], object]) -> str:
+    try:
+        return inspect.getsource(predicate).strip()
+    except (OSError, TypeError):
+        return repr(predicate)
+
+
+class Clock:
+    """A monotonic clock that moves only when the test says so."""
+
+    def __init__(self, start: float = 1_000.0):
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+class Gate:
+    """A point in a scripted reply where the assistant waits until the test opens it."""
+
+    def __init__(self) -> None:
+        self.reached = threading.Event()
+        self._opened = threading.Event()
+
+    def open(self) -> None:
+        self._opened.set()
+
+    def wait_reached(self, timeout: float = 5.0) -> None:
+        if not self.reached.wait(timeout):
+            raise AssertionError(f"The assistant did not reach the gate within {timeout:g} s")
+
+    def pass_through(self) -> None:
+        self.reached.set()
+        if not self._opened.wait(GATE_TIMEOUT_SECONDS):
+            raise AssertionError("A gate in a scripted reply was never opened")
+
+
+Step = str | Gate | BaseException
+
+
+class ScriptedAssistant:
+    """Answers each turn from a script (or with a default reply) and records everything it is asked.
+
+    A scripted reply is a list of steps: text pieces to yield, gates to wait at, an exception to raise.
+    Without a script, a turn gets "Answer to " followed by its messages' texts joined with " + ".
+    """
+
+    label = "Scripted test assistant"
+
+    def __init__(self, name: str = "CatGPT"):
+        self.name = name
+        self.turns: list[Turn] = []
+        self.reply_conversations: list[str] = []  # the conversation each turn was asked in
+        self.reply_threads: list[threading.Thread] = []  # the thread each turn was asked on
+        self.opened: dict[str, str] = {}  # conversation handle -> the room it was opened for
+        self.closed: list[str] = []
+        self._replies: deque[tuple[Step, ...]] = deque()
+        self._open_failures: deque[BaseException] = deque()
+        self._gates: list[Gate] = []
+        self._ids = itertools.count(1)
+        self._lock = threading.Lock()
+
+    # --- what the test scripts ----------------------------------------------------------------
+
+    def will_reply(self, *steps: Step) -> None:
+        """Script the next turn that has no script yet."""
+        with self._lock:
+            self._gates.extend(s for s in steps if isinstance(s, Gate))
+            self._replies.append(steps)
+
+    def will_fail_to_open(self, error: BaseException) -> None:
+        """The next open_conversation raises `error`."""
+        with self._lock:
+            self._open_failures.append(error)
+
+    def open_all_gates(self) -> None:
+        with self._lock:
+            for gate in self._gates:
+                gate.open()
+
+    def texts_of_turns(self) -> list[list[str]]:
+        """What each turn asked about, as the messages' texts."""
+        with self._lock:
+            return [[m.text for m in turn.messages] for turn in self.turns]
+
+    # --- the Assistant seam -------------------------------------------------------------------
+
+    def open_conversation(self, room: str) -> str:
+        with self._lock:
+            if self._open_failures:
+                raise self._open_failures.popleft()
+            conversation = f"conversation-{next(self._ids)}"
+            self.opened[conversation] = room
+            return conversation
+
+    def reply(self, conversation: str, turn: Turn) -> Iterator[str]:
+        with self._lock:
+            self.turns.append(turn)
+            self.reply_conversations.append(conversation)
+            self.reply_threads.append(threading.current_thread())
+            steps = self._replies.popleft() if self._replies else self.default_reply(turn)
+        for step in steps:
+            if isinstance(step, Gate):
+                step.pass_through()
+            elif isinstance(step, BaseException):
+                raise step
+            else:
+                yield step
+
+    def close_conversation(self, conversation: str) -> None:
+        with self._lock:
+            self.closed.append(conversation)
+
+    @staticmethod
+    def default_reply(turn: Turn) -> tuple[str, ...]:
+        return ("Answer", " to ", " + ".join(m.text for m in turn.messages))
+
+
+def reply_workers() -> list[threading.Thread]:
+    """The rooms' reply worker threads still running."""
+    return [t for t in threading.enumerate() if t.name.startswith("reply-worker-") and t.is_alive()]

@@ -1,0 +1,188 @@
+"""Settings: sensible defaults, values read from a mapping, and one sentence per bad value."""
+
+from __future__ import annotations
+
+import pytest
+
+from shared.config import PARSERS, Settings, SettingsError, parse_settings
+
+SECRET_KEY = "sk-test-0123456789-very-secret"
+
+
+def problems_with(values: dict[str, str]) -> list[str]:
+    with pytest.raises(SettingsError) as error:
+        parse_settings(values)
+    return error.value.problems
+
+
+def test_defaults_run_offline_as_catgpt_refreshing_every_second():
+    settings = parse_settings({})
+
+    assert settings == Settings()
+    assert settings.offline
+    assert settings.assistant_name == "CatGPT"
+    assert settings.refresh_interval_ms == 1000
+    assert settings.conversation_mode == "server"
+    assert "CatGPT" in settings.instructions
+
+
+def test_values_are_read_from_a_mapping():
+    settings = parse_settings(
+        {
+            "OPENAI_API_KEY": f"  {SECRET_KEY}  ",
+            "OPENAI_MODEL": "gpt-test",
+            "OPENAI_BASE_URL": "http://localhost:11434/v1/",
+            "CONVERSATION_MODE": " Local ",
+            "REQUEST_TIMEOUT_SECONDS": "12.5",
+            "ASSISTANT_NAME": "Tom",
+            "ASSISTANT_INSTRUCTIONS": "Be brief.",
+            "REFRESH_INTERVAL_MS": "500",
+            "WORD_DELAY_MS": "0",
+            "LEAVE_GRACE_SECONDS": "0",
+            "HEARTBEAT_TIMEOUT_SECONDS": "5",
+            "ROOM_EMPTY_GRACE_SECONDS": "120",
+            "MAX_MESSAGE_CHARS": "280",
+            "MAX_PARTICIPANTS": "3",
+        }
+    )
+
+    assert not settings.offline
+    assert settings.openai_api_key == SECRET_KEY
+    assert settings.openai_model == "gpt-test"
+    assert settings.openai_base_url == "http://localhost:11434/v1"
+    assert settings.conversation_mode == "local"
+    assert settings.request_timeout_seconds == 12.5
+    assert settings.assistant_name == "Tom"
+    assert settings.instructions == "Be brief."
+    assert settings.refresh_interval_ms == 500
+    assert settings.word_delay_ms == 0
+    assert settings.leave_grace_seconds == 0
+    assert settings.heartbeat_timeout_seconds == 5
+    assert settings.room_empty_grace_seconds == 120
+    assert settings.max_message_chars == 280
+    assert settings.max_participants == 3
+
+
+def test_values_need_not_be_strings():
+    # `.streamlit/secrets.toml` gives numbers as numbers.
+    settings = parse_settings({"REFRESH_INTERVAL_MS": 750, "LEAVE_GRACE_SECONDS": 2.5})
+
+    assert (settings.refresh_interval_ms, settings.leave_grace_seconds) == (750, 2.5)
+
+
+def test_instructions_name_the_assistant_unless_set():
+    assert "You are Tom" in parse_settings({"ASSISTANT_NAME": "Tom"}).instructions
+
+
+@pytest.mark.parametrize(
+    ("variable", "raw", "sentence"),
+    [
+        (
+            "REFRESH_INTERVAL_MS",
+            "abc",
+            "`REFRESH_INTERVAL_MS` must be a whole number from 200 to 60000 (got 'abc').",
+        ),
+        (
+            "REFRESH_INTERVAL_MS",
+            "50",
+            "`REFRESH_INTERVAL_MS` must be a whole number from 200 to 60000 (got '50').",
+        ),
+        ("WORD_DELAY_MS", "1.5", "`WORD_DELAY_MS` must be a whole number from 0 to 2000 (got '1.5')."),
+        (
+            "HEARTBEAT_TIMEOUT_SECONDS",
+            "1",
+            "`HEARTBEAT_TIMEOUT_SECONDS` must be a number of seconds from 5 to 3600 (got '1').",
+        ),
+        (
+            "LEAVE_GRACE_SECONDS",
+            "nan",
+            "`LEAVE_GRACE_SECONDS` must be a number of seconds from 0 to 3600 (got 'nan').",
+        ),
+        ("CONVERSATION_MODE", "cloud", "`CONVERSATION_MODE` must be one of `server`, `local` (got 'cloud')."),
+        (
+            "OPENAI_BASE_URL",
+            "localhost:11434",
+            "`OPENAI_BASE_URL` must be an http:// or https:// address, such as http://localhost:11434/v1 "
+            "(got 'localhost:11434').",
+        ),
+        (
+            "ASSISTANT_NAME",
+            "x" * 33,
+            f"`ASSISTANT_NAME` must be 1 to 32 characters on one line (got {'x' * 33!r}).",
+        ),
+        ("MAX_PARTICIPANTS", "0", "`MAX_PARTICIPANTS` must be a whole number from 1 to 1000 (got '0')."),
+    ],
+)
+def test_bad_value_gives_one_sentence_naming_the_variable_and_what_is_allowed(variable, raw, sentence):
+    assert problems_with({variable: raw}) == [sentence]
+
+
+def test_long_bad_value_is_shortened_in_the_sentence():
+    [problem] = problems_with({"OPENAI_MODEL": "m" * 500})
+
+    assert problem.startswith("`OPENAI_MODEL` must be 1 to 100 characters on one line (got 'mmmm")
+    assert len(problem) < 150
+
+
+def test_several_bad_values_are_all_named():
+    problems = problems_with(
+        {"REFRESH_INTERVAL_MS": "abc", "MAX_PARTICIPANTS": "-1", "CONVERSATION_MODE": "cloud"}
+    )
+
+    assert len(problems) == 3
+    assert [p.split("`")[1] for p in problems] == [
+        "CONVERSATION_MODE",
+        "REFRESH_INTERVAL_MS",
+        "MAX_PARTICIPANTS",
+    ]
+
+
+def test_error_message_is_every_sentence_together():
+    with pytest.raises(SettingsError) as error:
+        parse_settings({"REFRESH_INTERVAL_MS": "abc", "MAX_PARTICIPANTS": "-1"})
+
+    assert str(error.value) == " ".join(error.value.problems)
+
+
+def test_api_key_never_appears_in_errors_or_repr():
+    values = {"OPENAI_API_KEY": SECRET_KEY, "REFRESH_INTERVAL_MS": "abc", "OPENAI_ASSISTANT_ID": "asst_1"}
+    with pytest.raises(SettingsError) as error:
+        parse_settings(values)
+    settings = parse_settings({"OPENAI_API_KEY": SECRET_KEY})
+
+    assert SECRET_KEY not in str(error.value)
+    assert SECRET_KEY not in " ".join(error.value.problems)
+    assert SECRET_KEY not in repr(settings)
+    assert SECRET_KEY not in str(settings)
+    assert settings.openai_api_key == SECRET_KEY
+
+
+def test_first_source_that_names_a_variable_wins():
+    environment = {"ASSISTANT_NAME": "Tom", "REFRESH_INTERVAL_MS": "500"}
+    secrets = {"ASSISTANT_NAME": "Jerry", "MAX_PARTICIPANTS": "7"}
+
+    settings = parse_settings(environment, secrets)
+
+    assert (settings.assistant_name, settings.refresh_interval_ms, settings.max_participants) == (
+        "Tom",
+        500,
+        7,
+    )
+
+
+@pytest.mark.parametrize("empty", ["", "   "])
+def test_empty_value_counts_as_unset(empty):
+    settings = parse_settings({"ASSISTANT_NAME": empty, "OPENAI_API_KEY": empty}, {"ASSISTANT_NAME": "Jerry"})
+
+    assert settings.assistant_name == "Jerry"
+    assert settings.offline
+
+
+def test_a_bad_value_in_a_later_source_is_ignored_when_an_earlier_one_wins():
+    settings = parse_settings({"REFRESH_INTERVAL_MS": "500"}, {"REFRESH_INTERVAL_MS": "abc"})
+
+    assert settings.refresh_interval_ms == 500
+
+
+def test_every_setting_has_a_variable():
+    assert {name.lower() for name in PARSERS} == set(Settings.__dataclass_fields__)
