@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from shared import ui
+from shared import live, ui
 
 settings = ui.settings_or_stop()
 hub = ui.get_hub()
@@ -22,7 +22,7 @@ conversation = st.container()
 shown_busy = st.session_state.get("shown_busy", False)
 ui.post(room, me, st.chat_input("Send message", key="message", disabled=shown_busy))
 view = room.view()
-st.session_state.rendered_state = ui.rendered_state(view)
+st.session_state.rendered_state = live.rendered_state(view)
 if view.busy != shown_busy:
     st.session_state.shown_busy = view.busy
     st.rerun()
@@ -31,4 +31,8 @@ st.toggle(
     "Stream replies", value=True, key="stream_replies", help="Show the reply word by word as it is written."
 )
 with conversation:
-    ui.live_conversation_fragment(room.name, me.id, settings)
+    live.earlier_messages_button(view)
+    if settings.refresh_mode == "poll":
+        live.polled_conversation(room.name, me.id, settings)
+    else:
+        live.live_part(room, me.id, settings)

@@ -8,20 +8,17 @@ from __future__ import annotations
 import logging
 import re
 import threading
-import time
 import uuid
-from collections.abc import Iterator
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import streamlit as st
-from streamlit_autorefresh import st_autorefresh
 
 from shared.config import Settings, SettingsError, load_settings
 from shared.errors import JoinRefused, MessageRefused
 from shared.hub import DEFAULT_ROOM, Hub, RoomNameInvalid, clean_room_name
 from shared.messages import Message, Participant, Role, Status
-from shared.room import Room, RoomView
+from shared.room import Room
 
 log = logging.getLogger(__name__)
 
@@ -29,8 +26,6 @@ TOKEN_PARAM = "me"  # the query parameter that lets a reloaded tab come back as 
 ROOM_PARAM = "room"
 CHAT_PAGE = "pages/chat.py"
 AVATARS = {"me": ":material/person:", "them": ":material/group:", Role.ASSISTANT: ":material/pets:"}
-FOLLOW_SLICE_SECONDS = 0.5
-CATCH_UP_WORDS = 20  # a streamed reply this far behind the assistant is shown without pacing
 
 
 # --- the process-wide singletons ------------------------------------------------------------------
@@ -211,74 +206,6 @@ def render_message(message: Message, my_id: str) -> None:
         st.markdown(message.text)
         if message.status is Status.QUEUED:
             st.caption(":material/schedule: waiting for the assistant")
-
-
-def follow_reply(room: Room, reply_id: int | None, participant_id: str, word_delay: float) -> Iterator[str]:
-    """Yield the reply being written, word by word, until it is finished; for `st.write_stream`.
-
-    `reply_id` is the reply the page saw being written, or None to wait for the next one to start.
-    """
-    shown = 0
-    while True:
-        reply, busy, version = room.reply_state()
-        if reply_id is None and reply is not None:
-            reply_id = reply.id
-        if reply_id is not None:
-            reply = room.message(reply_id)
-            words = re.findall(r"\s*\S+\s*", reply.text[shown:])
-            for index, word in enumerate(words):
-                if word_delay and len(words) - index <= CATCH_UP_WORDS:
-                    time.sleep(word_delay)
-                yield word
-            shown += sum(len(w) for w in words)
-            if reply.status is not Status.STREAMING:
-                return
-        elif not busy:
-            return
-        room.wait_for_change(version, FOLLOW_SLICE_SECONDS)
-        room.attach(participant_id, session_id())  # this tab is alive while it watches
-
-
-def rendered_state(view: RoomView) -> tuple[bool, tuple[str, ...]]:
-    """What the parts outside the live fragment show: busy (the input box) and who is here."""
-    return view.busy, tuple(p.nickname for p in view.participants)
-
-
-def replying_line(view: RoomView, assistant_name: str) -> None:
-    if view.busy:
-        names = ", ".join(escape_markdown(n) for n in view.replying_to)
-        st.caption(f":material/edit: **{escape_markdown(assistant_name)}** is replying to {names}…")
-
-
-def live_conversation(room_name: str, participant_id: str, settings: Settings) -> None:
-    """The part of the page that follows the room; a refresh reruns only this fragment."""
-    st_autorefresh(interval=settings.refresh_interval_ms, key="live-tick")
-    room = get_hub().room(room_name)
-    if room.attach(participant_id, session_id()) is None:
-        st.rerun(scope="app")  # dropped from the room meanwhile: the full page rejoins or asks
-    view = room.view()
-    if rendered_state(view) != st.session_state.get("rendered_state"):
-        # The input box and the sidebar live outside this fragment: a full run brings them up to date.
-        st.rerun(scope="app")
-    reply = view.reply
-    for message in view.messages:
-        if message is not reply and not (message.role is Role.ASSISTANT and not message.text):
-            render_message(message, participant_id)
-    if view.busy:
-        if st.session_state.get("stream_replies", True):
-            with st.chat_message("assistant", avatar=AVATARS[Role.ASSISTANT]):
-                header = st.empty()
-                header.caption(f"**{escape_markdown(settings.assistant_name)}** · writing…")
-                reply_id = reply.id if reply is not None else None
-                st.write_stream(follow_reply(room, reply_id, participant_id, settings.word_delay_ms / 1000))
-                header.caption(f"**{escape_markdown(settings.assistant_name)}** · just now")
-        elif reply is not None or view.busy:
-            with st.chat_message("assistant", avatar=AVATARS[Role.ASSISTANT]):
-                st.markdown(f"*{escape_markdown(settings.assistant_name)} is typing…*")
-        replying_line(view, settings.assistant_name)
-
-
-live_conversation_fragment = st.fragment(live_conversation)
 
 
 # --- the sidebar --------------------------------------------------------------------------------------

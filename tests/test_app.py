@@ -33,12 +33,17 @@ class GatedAssistant(OfflineAssistant):
             yield piece
 
 
-@pytest.fixture(autouse=True)
-def fresh_app(monkeypatch):
-    """Every test starts with no hub and no rooms; the hub it made is shut down after."""
+@pytest.fixture(autouse=True, params=["live", "poll"])
+def fresh_app(request, monkeypatch):
+    """Every test runs in both refresh modes, starting with no hub and no rooms.
+
+    In live mode each run ends after LIVE_RESTART_SECONDS, as a page does now and then.
+    """
     for variable in ("OPENAI_API_KEY", "OPENAI_ASSISTANT_ID"):
         monkeypatch.delenv(variable, raising=False)
     monkeypatch.setenv("WORD_DELAY_MS", "0")
+    monkeypatch.setenv("REFRESH_MODE", request.param)
+    monkeypatch.setenv("LIVE_RESTART_SECONDS", "0.1")
     st.cache_resource.clear()
     yield
     st.cache_resource.clear()
@@ -227,8 +232,11 @@ def test_streamed_reply_reaches_every_participant_with_the_toggle_on(gated):
     send(alice, "stream please")
     wait_until(lambda: get_room().view().reply is not None)
     threading.Timer(0.3, gated[0].gate.set).start()
-    bob.run()  # follows the reply with st.write_stream until it is finished
+    bob.run()  # poll: follows the reply to its end; live: shows it as far as it got
     assert bob.toggle(key="stream_replies").value is True
+    assert conversation(bob)[-1][1].startswith("Hi")
+    wait_until(lambda: not get_room().busy)
+    bob.run()
     assert conversation(bob)[-1][1].startswith("Hi Alice!")
     assert "stream please" in conversation(bob)[-1][1]
 

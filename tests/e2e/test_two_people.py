@@ -36,8 +36,9 @@ def reply_text(page) -> str:
     return texts[-1] if texts else ""
 
 
-def test_two_people_chat_and_the_reply_streams_in_both(app_server, new_page):
-    server = app_server()
+@pytest.mark.parametrize("mode", ["live", "poll"])
+def test_two_people_chat_and_the_reply_streams_in_both(app_server, new_page, mode):
+    server = app_server(REFRESH_MODE=mode)
     alice, bob = new_page(), new_page()
     join(alice, server.url, "Alice")
     join(bob, server.url, "Bob")
@@ -50,7 +51,7 @@ def test_two_people_chat_and_the_reply_streams_in_both(app_server, new_page):
     wait_until(
         lambda: any("Hello Bob, what time is it?" in t for t in bubble_texts(bob)), 10, "Bob to see it"
     )
-    print(f"\nAlice's message reached Bob's page after {time.monotonic() - sent:.2f} s")
+    print(f"\n{mode}: Alice's message reached Bob's page after {time.monotonic() - sent:.2f} s")
 
     # While the reply is being written, both pages show it growing word by word.
     growth = {}
@@ -61,8 +62,8 @@ def test_two_people_chat_and_the_reply_streams_in_both(app_server, new_page):
             lambda page=page, first=first: len(reply_text(page)) > len(first), 10, f"{name}'s reply to grow"
         )
         growth[name] = (first, reply_text(page))
-    alice.screenshot(path=str(ARTIFACTS / "streaming-alice.png"))
-    bob.screenshot(path=str(ARTIFACTS / "streaming-bob.png"))
+    alice.screenshot(path=str(ARTIFACTS / f"streaming-alice-{mode}.png"))
+    bob.screenshot(path=str(ARTIFACTS / f"streaming-bob-{mode}.png"))
     assert all("Hi Alice!" in later for _, later in growth.values())
 
     for name, page in (("Alice", alice), ("Bob", bob)):
@@ -79,7 +80,7 @@ def test_two_people_chat_and_the_reply_streams_in_both(app_server, new_page):
     wait_until(
         lambda: any("Nice to meet you, Alice" in t for t in bubble_texts(alice)), 10, "Alice to see Bob"
     )
-    alice.screenshot(path=str(ARTIFACTS / "two-people-alice.png"), full_page=True)
+    alice.screenshot(path=str(ARTIFACTS / f"two-people-alice-{mode}.png"), full_page=True)
     assert "Traceback" not in server.log()
 
 
