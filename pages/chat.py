@@ -9,6 +9,7 @@ hub = ui.get_hub()
 room = hub.room(ui.room_name())
 
 st.title(":material/forum: Shared chat room")
+st.caption(f"Room **{room.name}** · invite people with this link: {ui.share_link(room.name)}")
 ui.assistant_banner(settings, hub.assistant.label)
 me = ui.current_participant(room)
 ui.sidebar(room, me, settings, hub.assistant.label)
@@ -27,6 +28,7 @@ if view.busy != shown_busy:
     st.session_state.shown_busy = view.busy
     st.rerun()
 ui.show_refusal()
+ui.stop_button(room, me)
 st.toggle(
     "Stream replies", value=True, key="stream_replies", help="Show the reply word by word as it is written."
 )

@@ -25,9 +25,9 @@ PAGE_OF_MESSAGES = 50  # how many of the latest messages a page shows before "Sh
 HIDE_RUNNING_INDICATOR = "<style>[data-testid='stStatusWidget']{visibility:hidden}</style>"
 
 
-def rendered_state(view: RoomView) -> tuple[bool, tuple[str, ...]]:
-    """What the parts outside the conversation show: busy (the input box) and who is here."""
-    return view.busy, tuple(p.nickname for p in view.participants)
+def rendered_state(view: RoomView) -> tuple[object, ...]:
+    """What the parts outside the conversation show: the input box and Stop, who is here, the policy."""
+    return view.busy, view.stopping_by, tuple(p.nickname for p in view.participants), view.policy
 
 
 def visible_messages(view: RoomView) -> list[Message]:

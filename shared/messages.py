@@ -16,11 +16,19 @@ class Role(StrEnum):
     SYSTEM = "system"
 
 
+class ReplyPolicy(StrEnum):
+    """When the assistant speaks in a room."""
+
+    EVERY_MESSAGE = "every"
+    WHEN_MENTIONED = "mentioned"
+
+
 class Status(StrEnum):
     QUEUED = "queued"  # a person's message the assistant has not answered yet
     STREAMING = "streaming"  # the assistant's reply while it is being written
     COMPLETE = "complete"
     ERROR = "error"  # the reply broke off; its partial text stays
+    STOPPED = "stopped"  # someone pressed Stop; the partial text stays
 
 
 @dataclass(frozen=True)
@@ -33,6 +41,7 @@ class Message:
     participant_id: str = ""
     status: Status = Status.COMPLETE
     reply_to: tuple[str, ...] = ()  # for a reply: the nicknames it answers
+    stopped_by: str = ""  # for a stopped reply: who pressed Stop
 
 
 @dataclass(frozen=True)

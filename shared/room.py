@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from shared.assistant import Assistant, Turn
 from shared.config import Settings
 from shared.errors import JoinRefused, MessageRefused
-from shared.messages import Message, Participant, Role, Status
+from shared.messages import Message, Participant, ReplyPolicy, Role, Status
 from shared.nicknames import clean_nickname, nickname_key
 
 log = logging.getLogger(__name__)
@@ -25,6 +25,11 @@ log = logging.getLogger(__name__)
 # Control characters other than newline and tab would garble the page or the model's input.
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 HISTORY_FOR_TURN = 50  # finished messages handed to assistants that keep no state of their own
+
+
+def mentions(text: str, name: str) -> bool:
+    """Whether `text` calls on `name` as @name (any case), not as part of a longer word."""
+    return re.search(rf"(?<![\w@])@{re.escape(name)}(?!\w)", text, re.IGNORECASE) is not None
 
 
 def utcnow() -> datetime:
@@ -42,6 +47,8 @@ class RoomView:
     replying_to: tuple[str, ...]
     reply_id: int | None
     created_at: datetime
+    policy: ReplyPolicy = ReplyPolicy.EVERY_MESSAGE
+    stopping_by: str = ""  # who pressed Stop on the reply being written
 
     @property
     def busy(self) -> bool:
@@ -82,6 +89,9 @@ class Room:
         self._empty_since: float | None = monotonic()
         self._queue: list[int] = []  # ids of people's messages awaiting a reply, in posting order
         self._carried_over: list[int] = []  # messages of a turn that failed before the assistant saw them
+        self._context: list[int] = []  # messages said without asking the assistant, for its next turn
+        self._policy = ReplyPolicy.EVERY_MESSAGE
+        self._stop_requested_by = ""
         self._turn: Turn | None = None
         self._reply_id: int | None = None
         self._conversation: str | None = None
@@ -106,6 +116,8 @@ class Room:
                 replying_to=self._replying_to(),
                 reply_id=self._reply_id,
                 created_at=self.created_at,
+                policy=self._policy,
+                stopping_by=self._stop_requested_by,
             )
 
     def wait_for_change(self, since_version: int, timeout: float) -> int:
@@ -123,6 +135,12 @@ class Room:
         with self._changed:
             reply = None if self._reply_id is None else self._messages[self._reply_id - 1]
             return reply, bool(self._replying_to()), self._version
+
+    def token_usage(self) -> dict[str, int]:
+        """Tokens the model has used for this room's conversation, as its assistant counted them."""
+        with self._changed:
+            conversation = self._conversation
+        return dict(getattr(self.assistant, "usage", {}).get(conversation, {})) if conversation else {}
 
     @property
     def busy(self) -> bool:
@@ -244,16 +262,40 @@ class Room:
             participant = self._participants.get(participant_id)
             if participant is None or self._closed:
                 raise MessageRefused("You are no longer in the room. Join again to send messages.")
+            asks = self._policy is ReplyPolicy.EVERY_MESSAGE or mentions(text, self.settings.assistant_name)
             message = self._add(
                 Role.USER,
                 text,
                 author=participant.nickname,
                 participant_id=participant_id,
-                status=Status.QUEUED,
+                status=Status.QUEUED if asks else Status.COMPLETE,
             )
-            self._queue.append(message.id)
-            self._ensure_worker()
+            if asks:
+                self._queue.append(message.id)
+                self._ensure_worker()
+            else:
+                self._context.append(message.id)
             return message
+
+    def set_reply_policy(self, participant_id: str, policy: ReplyPolicy) -> None:
+        """Anyone present may change when the assistant speaks; everyone is told."""
+        with self._changed:
+            participant = self._participants.get(participant_id)
+            if participant is None or policy is self._policy:
+                return
+            self._policy = policy
+            name = self.settings.assistant_name
+            when = "every message" if policy is ReplyPolicy.EVERY_MESSAGE else f"only when mentioned as @{name}"
+            self._add(Role.SYSTEM, f"{participant.nickname} set {name} to reply to {when}.")
+
+    def stop_reply(self, participant_id: str) -> None:
+        """Stop the reply being written at its next word; its text so far stays."""
+        with self._changed:
+            participant = self._participants.get(participant_id)
+            if participant is None or self._turn is None or self._stop_requested_by:
+                return
+            self._stop_requested_by = participant.nickname
+            self._bump()
 
     def _add(self, role: Role, text: str, **fields) -> Message:
         message = Message(id=len(self._messages) + 1, role=role, text=text, created_at=self._now(), **fields)
@@ -317,10 +359,12 @@ class Room:
             self._carried_over, self._queue = [], []
             if not ids:
                 return None
+            context = tuple(self._messages[i - 1] for i in self._context)
+            self._context = []
             for i in ids:  # taken: no longer "waiting for the assistant"
                 self._messages[i - 1] = replace(self._messages[i - 1], status=Status.COMPLETE)
             messages = tuple(self._messages[i - 1] for i in ids)
-            first = ids[0] - 1
+            first = min([ids[0], *(m.id for m in context)]) - 1
             history = tuple(m for m in self._messages[:first] if m.role is not Role.SYSTEM)[
                 -HISTORY_FOR_TURN:
             ]
@@ -330,15 +374,18 @@ class Room:
                 history=history,
                 present=tuple(p.nickname for p in self._participants.values()),
                 now=self._now(),
+                context=context,
             )
             self._bump()
             return self._turn
 
-    def add_to_reply(self, text: str) -> None:
-        """Append streamed text to the reply, which appears with its first piece."""
+    def add_to_reply(self, text: str) -> bool:
+        """Append streamed text to the reply, which appears with its first piece; False: stop writing."""
         with self._changed:
-            if self._turn is None or not text:
-                return
+            if self._turn is None or self._stop_requested_by or self._closed:
+                return False
+            if not text:
+                return True
             if self._reply_id is None:
                 reply = self._add(
                     Role.ASSISTANT,
@@ -351,6 +398,7 @@ class Room:
             else:
                 reply = self._messages[self._reply_id - 1]
                 self._set(replace(reply, text=reply.text + text))
+            return True
 
     def finish_turn(self, error: str | None = None, *, carry_over: bool = False) -> None:
         """End the turn: the reply is complete, or kept as far as it got with `error` shown to all.
@@ -359,14 +407,19 @@ class Room:
         """
         with self._changed:
             turn, self._turn = self._turn, None
+            stopped_by, self._stop_requested_by = self._stop_requested_by, ""
             if self._reply_id is not None:
                 reply = self._messages[self._reply_id - 1]
-                self._set(replace(reply, status=Status.ERROR if error else Status.COMPLETE))
+                status = Status.ERROR if error else Status.STOPPED if stopped_by else Status.COMPLETE
+                self._set(replace(reply, status=status, stopped_by=stopped_by))
                 self._reply_id = None
             if turn is not None and carry_over:
                 self._carried_over = [m.id for m in turn.messages] + self._carried_over
+                self._context = [m.id for m in turn.context] + self._context
                 for message in turn.messages:
                     self._messages[message.id - 1] = replace(message, status=Status.QUEUED)
+            if stopped_by and not error:
+                self._add(Role.SYSTEM, f"{stopped_by} stopped the reply.")
             if error:
                 self._add(Role.SYSTEM, error)
             self._bump()

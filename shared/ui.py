@@ -14,11 +14,12 @@ from zoneinfo import ZoneInfo
 
 import streamlit as st
 
+from shared import transcript
 from shared.config import Settings, SettingsError, load_settings
 from shared.errors import JoinRefused, MessageRefused
 from shared.hub import DEFAULT_ROOM, Hub, RoomNameInvalid, clean_room_name
-from shared.messages import Message, Participant, Role, Status
-from shared.room import Room
+from shared.messages import Message, Participant, ReplyPolicy, Role, Status
+from shared.room import Room, RoomView
 
 log = logging.getLogger(__name__)
 
@@ -179,16 +180,30 @@ def escape_markdown(text: str) -> str:
     return _MARKDOWN_SPECIAL.sub(r"\\\1", text)
 
 
-def _local_time(moment: datetime) -> str:
+def local_time(moment: datetime, *, with_date: bool = False) -> str:
+    """The time in the browser's time zone (UTC when the browser does not say)."""
     try:
         zone = ZoneInfo(st.context.timezone) if st.context.timezone else None
     except Exception:  # an unknown zone name from the browser: UTC is good enough
         zone = None
-    return moment.astimezone(zone).strftime("%H:%M") if zone else moment.strftime("%H:%M UTC")
+    form = "%Y-%m-%d %H:%M" if with_date else "%H:%M"
+    return moment.astimezone(zone).strftime(form) if zone else moment.strftime(form + " UTC")
+
+
+def share_link(room_name: str) -> str:
+    """This room's address without the `me` token, so whoever opens it joins as themselves."""
+    base = (st.context.url or "").split("?")[0] or "http://localhost:8501/"
+    return f"{base}?{ROOM_PARAM}={room_name}"
+
+
+def usage_help(usage: dict[str, int]) -> str:
+    if not usage:
+        return "Tokens the model used for this room's conversation (none yet, or the offline assistant)."
+    return f"Input {usage.get('input_tokens', 0):,} · output {usage.get('output_tokens', 0):,} tokens."
 
 
 def render_message(message: Message, my_id: str) -> None:
-    when = _local_time(message.created_at)
+    when = local_time(message.created_at)
     if message.role is Role.SYSTEM:
         st.caption(f":material/info: {escape_markdown(message.text)} · {when}")
         return
@@ -199,6 +214,8 @@ def render_message(message: Message, my_id: str) -> None:
             st.markdown(message.text)
             if message.status is Status.ERROR:
                 st.caption(":material/warning: This reply broke off before it was finished.")
+            elif message.status is Status.STOPPED:
+                st.caption(f":material/stop_circle: Stopped by {escape_markdown(message.stopped_by)}.")
         return
     mine = message.participant_id == my_id
     with st.chat_message("user", avatar=AVATARS["me" if mine else "them"]):
@@ -215,15 +232,78 @@ def sidebar(room: Room, me: Participant | None, settings: Settings, assistant_la
     view = room.view()
     with st.sidebar:
         st.header("In this room")
-        for person in view.participants:
-            you = " (you)" if me is not None and person.id == me.id else ""
-            st.markdown(f":material/person: {escape_markdown(person.nickname)}{you}")
-        if not view.participants:
-            st.caption("Nobody yet.")
+        people(view, me)
         st.markdown(f":material/pets: **{escape_markdown(settings.assistant_name)}** · {assistant_label}")
-        if me is not None and st.button("Leave the room", icon=":material/logout:"):
-            leave(room, me)
-            st.rerun()
+        if me is not None:
+            reply_policy_control(room, view, me, settings)
+            transcript_downloads(room)
+            if st.button("Leave the room", icon=":material/logout:"):
+                leave(room, me)
+                st.rerun()
+
+
+def people(view: RoomView, me: Participant | None) -> None:
+    for person in view.participants:
+        you = " (you)" if me is not None and person.id == me.id else ""
+        st.markdown(f":material/person: {escape_markdown(person.nickname)}{you}")
+    if not view.participants:
+        st.caption("Nobody yet.")
+
+
+POLICY_LABELS = {
+    ReplyPolicy.EVERY_MESSAGE: "Every message",
+    ReplyPolicy.WHEN_MENTIONED: "Only when mentioned",
+}
+
+
+def reply_policy_control(room: Room, view: RoomView, me: Participant, settings: Settings) -> None:
+    """Anyone present may change when the assistant speaks; the room announces it."""
+    # No key: the control is drawn afresh from the room's policy, which someone else may have changed.
+    chosen = st.radio(
+        "Assistant replies",
+        list(POLICY_LABELS),
+        index=list(POLICY_LABELS).index(view.policy),
+        format_func=POLICY_LABELS.get,
+        help=f"Only when mentioned: {settings.assistant_name} answers messages that contain "
+        f"@{settings.assistant_name}, knowing what was said before.",
+    )
+    if chosen is not view.policy:
+        room.set_reply_policy(me.id, chosen)
+        st.rerun()
+
+
+def transcript_downloads(room: Room) -> None:
+    """The transcript to take away, e.g. before the room empties and starts fresh.
+
+    The files are made when clicked, so they hold everything up to that moment and cost nothing before.
+    """
+    stem = transcript.file_stem(room.view())
+    st.download_button(
+        "Download Markdown",
+        lambda: transcript.to_markdown(room.view()),
+        file_name=f"{stem}.md",
+        mime="text/markdown",
+        icon=":material/download:",
+        on_click="ignore",
+    )
+    st.download_button(
+        "Download JSON",
+        lambda: transcript.to_json(room.view()),
+        file_name=f"{stem}.json",
+        mime="application/json",
+        icon=":material/data_object:",
+        on_click="ignore",
+    )
+
+
+def stop_button(room: Room, me: Participant) -> None:
+    """While a reply is written, anyone may stop it; its text so far stays."""
+    view = room.view()
+    if view.stopping_by:
+        st.caption(f":material/stop_circle: {escape_markdown(view.stopping_by)} stopped the reply…")
+    elif view.busy and st.button("Stop", icon=":material/stop_circle:", help="Stop the reply being written"):
+        room.stop_reply(me.id)
+        st.rerun()
 
 
 def room_name() -> str:

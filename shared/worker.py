@@ -62,10 +62,14 @@ class ReplyWorker(threading.Thread):
             room.finish_turn(carry_over=True)
             return
         try:
-            for text in room.assistant.reply(conversation, turn):
-                if room.closed:
-                    break
-                room.add_to_reply(text)
+            pieces = iter(room.assistant.reply(conversation, turn))
+            try:
+                for text in pieces:
+                    if not room.add_to_reply(text):
+                        break
+            finally:
+                # Ends the assistant's stream (and its HTTP request) as soon as the room says stop.
+                getattr(pieces, "close", lambda: None)()
         except Exception as error:
             if not isinstance(error, AssistantError):
                 log.exception("room %s: the reply failed", room.name)

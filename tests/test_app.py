@@ -2,122 +2,26 @@
 
 from __future__ import annotations
 
-import re
 import threading
-import time
-from collections.abc import Iterator
 
 import pytest
-import streamlit as st
-from streamlit.testing.v1 import AppTest
 
 import shared.hub
-from shared.assistant import Turn
 from shared.assistant.offline import OfflineAssistant
-from shared.config import Settings
+from tests.pages import (
+    conversation,
+    errors,
+    get_room,
+    join,
+    notices,
+    open_page,
+    send,
+    sidebar_people,
+    stream_off,
+    wait_until,
+)
 
-APP = "../app.py"
-
-
-class GatedAssistant(OfflineAssistant):
-    """The offline assistant, but each reply waits after its first word until the test opens the gate."""
-
-    def __init__(self, settings: Settings):
-        super().__init__(settings)
-        self.gate = threading.Event()
-
-    def reply(self, conversation: str, turn: Turn) -> Iterator[str]:
-        for index, piece in enumerate(super().reply(conversation, turn)):
-            if index == 1:
-                self.gate.wait(10)
-            yield piece
-
-
-@pytest.fixture(autouse=True, params=["live", "poll"])
-def fresh_app(request, monkeypatch):
-    """Every test runs in both refresh modes, starting with no hub and no rooms.
-
-    In live mode each run ends after LIVE_RESTART_SECONDS, as a page does now and then.
-    """
-    for variable in ("OPENAI_API_KEY", "OPENAI_ASSISTANT_ID"):
-        monkeypatch.delenv(variable, raising=False)
-    monkeypatch.setenv("WORD_DELAY_MS", "0")
-    monkeypatch.setenv("REFRESH_MODE", request.param)
-    monkeypatch.setenv("LIVE_RESTART_SECONDS", "0.1")
-    st.cache_resource.clear()
-    yield
-    st.cache_resource.clear()
-
-
-@pytest.fixture
-def gated(monkeypatch) -> list[GatedAssistant]:
-    made: list[GatedAssistant] = []
-
-    def make(settings: Settings) -> GatedAssistant:
-        made.append(GatedAssistant(settings))
-        return made[-1]
-
-    monkeypatch.setattr(shared.hub, "make_assistant", make)
-    yield made
-    for assistant in made:
-        assistant.gate.set()
-
-
-def open_page(token: str | None = None) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=15)
-    if token:
-        at.query_params["me"] = token
-    return at.run()
-
-
-def join(nickname: str, at: AppTest | None = None) -> AppTest:
-    at = at or open_page()
-    next(t for t in at.text_input if t.label == "Nickname").input(nickname)
-    next(b for b in at.button if b.label == "Join").click()
-    return at.run()
-
-
-def stream_off(at: AppTest) -> AppTest:
-    return at.toggle(key="stream_replies").set_value(False).run()
-
-
-def send(at: AppTest, text: str) -> AppTest:
-    at.chat_input[0].set_value(text)
-    return at.run()
-
-
-def sidebar_people(at: AppTest) -> list[str]:
-    return [m.value for m in at.sidebar.markdown if m.value.startswith(":material/person:")]
-
-
-def conversation(at: AppTest) -> list[tuple[str, str]]:
-    """(avatar name, text) per chat bubble, the text being the bubble's last Markdown."""
-    return [(c.name, c.markdown[-1].value if c.markdown else "") for c in at.chat_message]
-
-
-def unescape(markdown: str) -> str:
-    return re.sub(r"\\(.)", r"\1", markdown)
-
-
-def notices(at: AppTest) -> list[str]:
-    return [unescape(c.value) for c in at.caption if c.value.startswith(":material/info:")]
-
-
-def errors(at: AppTest) -> list[str]:
-    return [e.value for e in at.error]
-
-
-def wait_until(at_predicate, deadline_seconds: float = 10) -> None:
-    deadline = time.monotonic() + deadline_seconds
-    while not at_predicate():
-        assert time.monotonic() < deadline, "condition not met before the deadline"
-        time.sleep(0.02)
-
-
-def get_room():
-    from shared.ui import get_hub
-
-    return get_hub().room()
+pytestmark = pytest.mark.usefixtures("fresh_app")
 
 
 def test_two_people_join_and_see_each_other():

@@ -25,6 +25,9 @@ class Turn:
     history: tuple[Message, ...]  # finished messages before them, for assistants that keep no state
     present: tuple[str, ...]  # nicknames of the people in the room now
     now: datetime
+    # Said since the last turn without asking the assistant (reply policy "only when mentioned"):
+    # the assistant should know it, but answers `messages`.
+    context: tuple[Message, ...] = ()
 
     @property
     def addressees(self) -> tuple[str, ...]:

@@ -59,6 +59,9 @@ class OfflineAssistant:
         """The whole reply to a turn."""
         people = turn.addressees or ("everyone",)
         lines = [f"Hi {join_names(people)}! 🐾"]
+        if turn.context:
+            heard = "; ".join(f"{m.author} said {_quote(m.text)}" for m in turn.context)
+            lines.append(f"Since I last spoke: {heard}.")
         for message in turn.messages:
             if message.role is Role.USER:
                 lines.append(f"{message.author}, you said {_quote(message.text)}.")

@@ -1,0 +1,28 @@
+"""The room page: who is here, which assistant answers and how, and what the room has used so far."""
+
+import streamlit as st
+
+from shared import ui
+
+settings = ui.settings_or_stop()
+hub = ui.get_hub()
+room = hub.room(ui.room_name())
+view = room.view()
+
+st.title(f":material/info: Room {room.name}")
+columns = st.columns(3)
+columns[0].metric("People here", len(view.participants))
+columns[1].metric("Messages", sum(m.role.value != "system" for m in view.messages))
+usage = room.token_usage()
+columns[2].metric("Tokens used", f"{usage.get('total_tokens', 0):,}", help=ui.usage_help(usage))
+
+st.subheader("People")
+ui.people(view, None)
+st.subheader("Assistant")
+st.markdown(
+    f"**{ui.escape_markdown(settings.assistant_name)}** · {hub.assistant.label}  \n"
+    f"Replies to: **{ui.POLICY_LABELS[view.policy].lower()}**"
+)
+st.caption(f"Room opened {ui.local_time(view.created_at, with_date=True)}.")
+st.subheader("Transcript")
+ui.transcript_downloads(room)

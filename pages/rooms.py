@@ -1,0 +1,33 @@
+"""The Rooms page: the rooms open now with how many people are in each, and a way to open another."""
+
+import streamlit as st
+
+from shared import ui
+from shared.hub import RoomNameInvalid, clean_room_name
+
+ui.settings_or_stop()
+hub = ui.get_hub()
+
+st.title(":material/meeting_room: Rooms")
+st.caption("Each room has its own people, conversation and assistant memory. Nothing crosses between rooms.")
+
+rooms = sorted(hub.rooms(), key=lambda r: (-len(r.view().participants), r.name))
+for room in rooms:
+    count = len(room.view().participants)
+    st.page_link(
+        ui.CHAT_PAGE,
+        label=f"**{room.name}** · {count} {'person' if count == 1 else 'people'}",
+        icon=":material/forum:",
+        query_params={ui.ROOM_PARAM: room.name},
+    )
+if not rooms:
+    st.caption("No room is open right now: start one below.")
+
+with st.form("open-room"):
+    name = st.text_input("Room name", placeholder="e.g. book-club", help="Letters a-z, digits, - and _.")
+    opened = st.form_submit_button("Open room", type="primary")
+if opened:
+    try:
+        st.switch_page(ui.CHAT_PAGE, query_params={ui.ROOM_PARAM: clean_room_name(name)})
+    except RoomNameInvalid as error:
+        st.error(str(error))

@@ -1,0 +1,136 @@
+"""Beyond the sample, as people use it: separate rooms, when the assistant speaks, Stop, the transcript."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from shared.messages import ReplyPolicy, Role, Status
+from shared.transcript import to_json, to_markdown
+from tests.pages import (
+    button,
+    conversation,
+    errors,
+    get_room,
+    join,
+    notices,
+    open_page,
+    send,
+    sidebar_people,
+    stream_off,
+    unescape,
+    wait_until,
+)
+
+pytestmark = pytest.mark.usefixtures("fresh_app")
+
+
+def test_rooms_are_separate_people_and_conversations():
+    alice = join("Alice", room="book-club")
+    bob = join("Bob", room="chess")
+    carol = join("Alice")  # the same nickname is free in another room
+    send(alice, "Chapter three was great")
+    wait_until(lambda: not get_room("book-club").busy)
+    bob.run()
+    assert sidebar_people(bob) == [":material/person: Bob (you)"]
+    assert all("Chapter three" not in text for _, text in conversation(bob))
+    assert sidebar_people(carol) == [":material/person: Alice (you)"]
+    assert [m.text for m in get_room("chess").view().messages if m.role is Role.USER] == []
+    assert get_room("book-club").view().participants[0].nickname == "Alice"
+
+
+def test_a_link_with_a_bad_room_name_is_explained():
+    at = open_page(room="no spaces!")
+    assert errors(at) == [
+        "A room name has 1 to 40 characters: letters a-z, digits, “-” and “_”. “no spaces!” is not one."
+    ]
+    assert not at.exception
+
+
+def test_rooms_page_lists_open_rooms_with_their_people():
+    join("Alice", room="book-club")
+    join("Bob", room="book-club")
+    join("Carol", room="chess")
+    at = open_page()
+    at.switch_page("pages/rooms.py").run()
+    links = [link.label for link in at.get("page_link")]
+    assert "**book-club** · 2 people" in links and "**chess** · 1 person" in links
+
+
+def test_mention_mode_waits_to_be_asked_then_knows_what_was_said():
+    alice = join("Alice")
+    bob = join("Bob")
+    alice.sidebar.radio[0].set_value(ReplyPolicy.WHEN_MENTIONED).run()
+    assert any("Alice set CatGPT to reply to only when mentioned as @CatGPT." in n for n in notices(alice))
+    bob.run()
+    assert bob.sidebar.radio[0].value is ReplyPolicy.WHEN_MENTIONED  # everyone's control follows
+
+    send(bob, "I love tuna")
+    room = get_room()
+    assert not room.busy
+    assert not [m for m in room.view().messages if m.role is Role.ASSISTANT]
+
+    send(alice, "@catgpt what did Bob say?")
+    wait_until(lambda: not room.busy)
+    replies = [m for m in room.view().messages if m.role is Role.ASSISTANT]
+    assert len(replies) == 1 and replies[0].reply_to == ("Alice",)
+    assert "Bob said `I love tuna`" in replies[0].text
+
+
+def test_stop_ends_the_reply_for_everyone_and_the_next_message_goes_on(gated):
+    alice = stream_off(join("Alice"))
+    bob = stream_off(join("Bob"))  # his box is still open: he writes as the reply starts
+    send(alice, "tell me a long story")
+    wait_until(lambda: get_room().view().reply is not None)
+    send(bob, "and then one for me")
+    bob.run()
+    button(bob, "Stop").click().run()
+    alice.run()
+    assert any("Bob stopped the reply" in c.value for c in alice.caption)  # shown while it stops
+    gated[0].gate.set()
+    wait_until(lambda: not get_room().busy)
+    replies = [m for m in get_room().view().messages if m.role is Role.ASSISTANT]
+    assert [(r.status, r.stopped_by, r.reply_to) for r in replies] == [
+        (Status.STOPPED, "Bob", ("Alice",)),
+        (Status.COMPLETE, "", ("Bob",)),
+    ]
+    assert replies[0].text == "Hi"  # what was written before Stop stays
+    alice.run()
+    assert any("Bob stopped the reply." in n for n in notices(alice))
+    assert ":material/stop_circle: Stopped by Bob." in [unescape(c.value) for c in alice.caption]
+
+
+def test_transcript_holds_every_message_exactly_once():
+    alice = join("Alice")
+    bob = join("Bob")
+    for who, text in ((alice, "one"), (bob, "two *bold* <b>x</b>"), (alice, "three\n\nlines")):
+        send(who.run(), text)
+        wait_until(lambda: not get_room().busy)
+    view = get_room().view()
+    exported = json.loads(to_json(view))["messages"]
+    assert [m["id"] for m in exported] == [m.id for m in view.messages]
+    assert [(m["role"], m["author"], m["text"]) for m in exported] == [
+        (m.role.value, m.author, m.text) for m in view.messages
+    ]
+    markdown = to_markdown(view)
+    for text in ("one", "two *bold* <b>x</b>", "three"):
+        assert markdown.count(f"> {text}") == 1
+    assert markdown.count("**CatGPT**") == 3
+    labels = [b.label for b in alice.sidebar.get("download_button")]
+    assert labels == ["Download Markdown", "Download JSON"]
+
+
+def test_room_page_shows_people_assistant_policy_and_counts():
+    alice = join("Alice")
+    join("Bob")
+    send(alice, "hello")
+    wait_until(lambda: not get_room().busy)
+    alice.switch_page("pages/room.py").run()
+    assert not alice.exception
+    metrics = {m.label: m.value for m in alice.get("metric")}
+    assert metrics["People here"] == "2" and metrics["Messages"] == "2" and metrics["Tokens used"] == "0"
+    page = " ".join(m.value for m in alice.markdown)
+    assert "Alice" in page and "Bob" in page and "Offline demo assistant" in page
+    assert "every message" in page
+    assert [b.label for b in alice.get("download_button")] == ["Download Markdown", "Download JSON"]
