@@ -26,3 +26,10 @@ class AssistantError(ChatError):
     def __init__(self, message: str, *, delivered: bool = True):
         super().__init__(message)
         self.delivered = delivered
+
+
+class ConversationLost(AssistantError):
+    """The server no longer knows the room's conversation (expired or deleted): open a new one."""
+
+    def __init__(self, message: str):
+        super().__init__(message, delivered=False)

@@ -17,7 +17,7 @@ from streamlit_autorefresh import st_autorefresh
 from shared.config import Settings
 from shared.messages import Message, Role, Status
 from shared.room import Room, RoomView
-from shared.ui import AVATARS, escape_markdown, get_hub, render_message, session_id
+from shared.ui import AVATARS, bubble, escape_markdown, get_hub, render_message, session_id
 
 WAIT_SLICE_SECONDS = 0.5  # how long the live part waits before it checks for a rerun or a closed tab
 CATCH_UP_WORDS = 20  # a streamed reply this far behind the assistant is shown without pacing
@@ -38,9 +38,12 @@ def visible_messages(view: RoomView) -> list[Message]:
 
 def earlier_messages_button(view: RoomView) -> None:
     """Older messages on demand, so a long history costs nothing until someone asks for it."""
+    slot = st.empty()  # one element either way: the live page must not leave a stale button behind
     limit = st.session_state.get("shown_limit", PAGE_OF_MESSAGES)
     hidden = len(view.messages) - limit
-    if hidden > 0 and st.button("Show earlier messages", key="earlier", icon=":material/expand_less:"):
+    if hidden <= 0:
+        slot.empty()
+    elif slot.button("Show earlier messages", key="earlier", icon=":material/expand_less:"):
         st.session_state.shown_limit = limit + PAGE_OF_MESSAGES
         st.rerun()
 
@@ -54,17 +57,18 @@ def _pause(word_delay: float, words_behind: int) -> None:
         time.sleep(word_delay)
 
 
-def _replying_line(view: RoomView, assistant_name: str) -> None:
+def _replying_line(slot, view: RoomView, assistant_name: str) -> None:
     if view.busy:
         names = ", ".join(escape_markdown(n) for n in view.replying_to)
-        st.caption(f":material/edit: **{escape_markdown(assistant_name)}** is replying to {names}…")
+        slot.caption(f":material/edit: **{escape_markdown(assistant_name)}** is replying to {names}…")
+    else:
+        slot.empty()
 
 
 def _writing(settings: Settings, text: str | None) -> None:
     """The reply while it is written: its text so far, or a typing line for those who stream nothing."""
-    with st.chat_message("assistant", avatar=AVATARS[Role.ASSISTANT]):
-        st.caption(f"**{escape_markdown(settings.assistant_name)}** · writing…")
-        st.markdown(text if text is not None else f"*{escape_markdown(settings.assistant_name)} is typing…*")
+    name = escape_markdown(settings.assistant_name)
+    bubble(Role.ASSISTANT, f"**{name}** · writing…", text if text is not None else f"*{name} is typing…*")
 
 
 def _follow_page_state(room: Room, view: RoomView, participant_id: str) -> None:
@@ -124,7 +128,7 @@ def polled_conversation(room_name: str, participant_id: str, settings: Settings)
                 header.caption(f"**{escape_markdown(settings.assistant_name)}** · just now")
         else:
             _writing(settings, None)
-        _replying_line(view, settings.assistant_name)
+        _replying_line(st.empty(), view, settings.assistant_name)
 
 
 # --- live: one long run that waits on the room -------------------------------------------------------------
@@ -188,8 +192,7 @@ def live_conversation(room: Room, participant_id: str, settings: Settings) -> No
                         _writing(settings, shows or None)
                 drawn[message.id] = shows
         if busy_drawn != view.replying_to:
-            with busy_area.container():
-                _replying_line(view, settings.assistant_name)
+            _replying_line(busy_area, view, settings.assistant_name)
             busy_drawn = view.replying_to
         if behind and word_delay:
             time.sleep(word_delay)

@@ -31,6 +31,9 @@ def clean_nickname(raw: str, assistant_name: str) -> str:
     # would let two different-looking names collide or one name impersonate another.
     if any(unicodedata.category(c) in ("Cc", "Cf") for c in nickname):
         raise JoinRefused("A nickname cannot contain control or invisible characters.")
+    if any(c in "[]" for c in nickname):
+        # The assistant reads each message as "[nickname] text": a bracket could forge another author.
+        raise JoinRefused("A nickname cannot contain square brackets.")
     if nickname_key(nickname) == nickname_key(assistant_name):
         raise JoinRefused(f"{assistant_name} is the assistant's name. Please pick another nickname.")
     if nickname_key(nickname) in RESERVED:

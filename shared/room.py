@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 
 # Control characters other than newline and tab would garble the page or the model's input.
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+CLOSE_WAIT_SECONDS = 5.0
 HISTORY_FOR_TURN = 50  # finished messages handed to assistants that keep no state of their own
 
 
@@ -285,7 +286,9 @@ class Room:
                 return
             self._policy = policy
             name = self.settings.assistant_name
-            when = "every message" if policy is ReplyPolicy.EVERY_MESSAGE else f"only when mentioned as @{name}"
+            when = (
+                "every message" if policy is ReplyPolicy.EVERY_MESSAGE else f"only when mentioned as @{name}"
+            )
             self._add(Role.SYSTEM, f"{participant.nickname} set {name} to reply to {when}.")
 
     def stop_reply(self, participant_id: str) -> None:
@@ -343,6 +346,11 @@ class Room:
         with self._changed:
             self._conversation_wanted = False
             return self._conversation
+
+    def forget_conversation(self) -> None:
+        """The assistant lost the conversation; the next turn opens a new one."""
+        with self._changed:
+            self._conversation = None
 
     def set_conversation(self, conversation: str) -> bool:
         """Keep the opened conversation; False if the room closed meanwhile (the caller closes it)."""
@@ -437,3 +445,7 @@ class Room:
                 self.assistant.close_conversation(conversation)
             except Exception:
                 log.exception("room %s: closing the conversation failed", self.name)
+        worker = self._worker
+        if worker is not None and worker is not threading.current_thread():
+            # Lets a worker that was opening a conversation close it before the process exits.
+            worker.join(timeout=CLOSE_WAIT_SECONDS)

@@ -160,14 +160,20 @@ def post(room: Room, participant: Participant, text: str | None) -> None:
 
 
 def show_refusal() -> None:
-    """Explain why the last message was not sent, and hand its text back to copy."""
+    """Explain why the last message was not sent, and hand its text back to copy.
+
+    Always one element, so that the live page leaves nothing stale behind once it is gone.
+    """
+    slot = st.empty()
     refusal = st.session_state.pop("refusal", None)
     if refusal is None:
+        slot.empty()  # a new placeholder alone would leave the old refusal showing
         return
     reason, text = refusal
-    st.error(reason, icon=":material/block:")
-    with st.expander("Your unsent message, to copy and shorten"):
-        st.code(text[:20_000] + ("\n…" if len(text) > 20_000 else ""), language=None)
+    with slot.container():
+        st.error(reason, icon=":material/block:")
+        with st.expander("Your unsent message, to copy and shorten"):
+            st.code(text[:20_000] + ("\n…" if len(text) > 20_000 else ""), language=None)
 
 
 # --- how messages look --------------------------------------------------------------------------------
@@ -203,26 +209,44 @@ def usage_help(usage: dict[str, int]) -> str:
 
 
 def render_message(message: Message, my_id: str) -> None:
+    """One message. A bubble always holds the same three elements (header, text, note), so the live
+    page can redraw it in place without leaving an old note behind."""
     when = local_time(message.created_at)
     if message.role is Role.SYSTEM:
         st.caption(f":material/info: {escape_markdown(message.text)} · {when}")
         return
     if message.role is Role.ASSISTANT:
-        with st.chat_message("assistant", avatar=AVATARS[Role.ASSISTANT]):
-            to = ", ".join(escape_markdown(n) for n in message.reply_to)
-            st.caption(f"**{escape_markdown(message.author)}** · {when}" + (f" · to {to}" if to else ""))
-            st.markdown(message.text)
-            if message.status is Status.ERROR:
-                st.caption(":material/warning: This reply broke off before it was finished.")
-            elif message.status is Status.STOPPED:
-                st.caption(f":material/stop_circle: Stopped by {escape_markdown(message.stopped_by)}.")
+        to = ", ".join(escape_markdown(n) for n in message.reply_to)
+        note = {
+            Status.ERROR: ":material/warning: This reply broke off before it was finished.",
+            Status.STOPPED: f":material/stop_circle: Stopped by {escape_markdown(message.stopped_by)}.",
+        }.get(message.status)
+        bubble(
+            Role.ASSISTANT,
+            f"**{escape_markdown(message.author)}** · {when}" + (f" · to {to}" if to else ""),
+            message.text,
+            note,
+        )
         return
     mine = message.participant_id == my_id
-    with st.chat_message("user", avatar=AVATARS["me" if mine else "them"]):
-        st.caption(f"**{escape_markdown(message.author)}**" + (" (you)" if mine else "") + f" · {when}")
-        st.markdown(message.text)
-        if message.status is Status.QUEUED:
-            st.caption(":material/schedule: waiting for the assistant")
+    bubble(
+        "me" if mine else "them",
+        f"**{escape_markdown(message.author)}**" + (" (you)" if mine else "") + f" · {when}",
+        message.text,
+        ":material/schedule: waiting for the assistant" if message.status is Status.QUEUED else None,
+    )
+
+
+def bubble(who: Role | str, header: str, text: str, note: str | None = None) -> None:
+    name = "assistant" if who is Role.ASSISTANT else "user"
+    with st.chat_message(name, avatar=AVATARS[who]):
+        st.caption(header)
+        st.markdown(text)
+        note_slot = st.empty()
+        if note:
+            note_slot.caption(note)
+        else:
+            note_slot.empty()
 
 
 # --- the sidebar --------------------------------------------------------------------------------------
@@ -243,11 +267,13 @@ def sidebar(room: Room, me: Participant | None, settings: Settings, assistant_la
 
 
 def people(view: RoomView, me: Participant | None) -> None:
-    for person in view.participants:
-        you = " (you)" if me is not None and person.id == me.id else ""
-        st.markdown(f":material/person: {escape_markdown(person.nickname)}{you}")
-    if not view.participants:
-        st.caption("Nobody yet.")
+    """Who is here, as one element however many they are (the live page must not leave a name behind)."""
+    lines = [
+        f":material/person: {escape_markdown(p.nickname)}"
+        + (" (you)" if me is not None and p.id == me.id else "")
+        for p in view.participants
+    ]
+    st.markdown("  \n".join(lines) or "*Nobody yet.*")
 
 
 POLICY_LABELS = {
@@ -297,11 +323,14 @@ def transcript_downloads(room: Room) -> None:
 
 
 def stop_button(room: Room, me: Participant) -> None:
-    """While a reply is written, anyone may stop it; its text so far stays."""
+    """While a reply is written, anyone may stop it; its text so far stays. Always one element."""
+    slot = st.empty()
     view = room.view()
     if view.stopping_by:
-        st.caption(f":material/stop_circle: {escape_markdown(view.stopping_by)} stopped the reply…")
-    elif view.busy and st.button("Stop", icon=":material/stop_circle:", help="Stop the reply being written"):
+        slot.caption(f":material/stop_circle: {escape_markdown(view.stopping_by)} stopped the reply…")
+    elif not view.busy:
+        slot.empty()
+    elif slot.button("Stop", icon=":material/stop_circle:", help="Stop the reply being written"):
         room.stop_reply(me.id)
         st.rerun()
 

@@ -9,7 +9,7 @@ import logging
 import threading
 from typing import TYPE_CHECKING
 
-from shared.errors import AssistantError
+from shared.errors import AssistantError, ConversationLost
 
 if TYPE_CHECKING:
     from shared.room import Room
@@ -73,6 +73,8 @@ class ReplyWorker(threading.Thread):
         except Exception as error:
             if not isinstance(error, AssistantError):
                 log.exception("room %s: the reply failed", room.name)
+            if isinstance(error, ConversationLost):
+                room.forget_conversation()  # the next turn opens a new one and sends the messages again
             delivered = getattr(error, "delivered", True)
             room.finish_turn(_failure_text(room.settings.assistant_name, error), carry_over=not delivered)
         except BaseException:

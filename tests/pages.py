@@ -92,7 +92,8 @@ def send(at: AppTest, text: str) -> AppTest:
 
 
 def sidebar_people(at: AppTest) -> list[str]:
-    return [m.value for m in at.sidebar.markdown if m.value.startswith(":material/person:")]
+    listed = next((m.value for m in at.sidebar.markdown if m.value.startswith(":material/person:")), "")
+    return listed.split("  \n") if listed else []
 
 
 def conversation(at: AppTest) -> list[tuple[str, str]]:
@@ -127,5 +128,3 @@ def get_room(name: str = "lobby"):
 
 def button(at: AppTest, label: str):
     return next(b for b in [*at.button, *at.sidebar.button] if b.label == label)
-
-

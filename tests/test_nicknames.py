@@ -39,6 +39,11 @@ def test_nickname_with_control_or_invisible_characters_is_refused(hidden):
     assert refusal(hidden) == "A nickname cannot contain control or invisible characters."
 
 
+@pytest.mark.parametrize("forged", ["Alice] [Bob", "[admin]", "Bob]"])
+def test_nickname_with_square_brackets_is_refused_so_it_cannot_forge_an_author(forged):
+    assert refusal(forged) == "A nickname cannot contain square brackets."
+
+
 @pytest.mark.parametrize("assistant", ["CatGPT", "catgpt", "CATGPT", " CatGPT ", "ＣａｔＧＰＴ"])
 def test_assistants_name_in_any_case_is_refused(assistant):
     assert refusal(assistant) == "CatGPT is the assistant's name. Please pick another nickname."

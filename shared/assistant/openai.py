@@ -8,7 +8,6 @@ from __future__ import annotations
 import itertools
 import json
 import logging
-import re
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -19,7 +18,7 @@ from urllib.parse import urlsplit
 import openai
 
 from shared.assistant import Turn
-from shared.errors import AssistantError
+from shared.errors import AssistantError, ConversationLost
 from shared.messages import Message, Role
 from shared.tools import TOOL_SCHEMAS, call_tool, spoken_time
 
@@ -32,8 +31,6 @@ LOCKED_RETRY_DELAYS = (0.5, 1.0, 2.0)  # seconds to wait before each retry of a 
 MAX_ROUNDS = 5  # model responses per turn: the first, then one per round of tool calls it asks for
 MAX_NAMES = 50  # nicknames listed in the instructions
 UNANSWERED = json.dumps({"status": "error", "message": "The reply stopped before this call was run."})
-# Anything shaped like an OpenAI key: some servers echo the key they were sent in their error messages.
-_KEY_LIKE = re.compile(r"\bsk-[\w*.\-]{4,}")
 
 
 def turn_instructions(instructions: str, turn: Turn) -> str:
@@ -87,10 +84,10 @@ def _host(url: str) -> str:
 
 
 def redact(text: str, key: str | None, limit: int = 200) -> str:
-    """A server's words made safe to show or log: without the key or key-like text, one line, short."""
+    """A server's words made safe to show or log: some servers echo the key they were sent."""
     if key and len(key) >= 8:  # shorter "keys" are placeholders such as `ollama`, not secrets
-        text = text.replace(key, "…")
-    text = " ".join(_KEY_LIKE.sub("sk-…", text).split())
+        text = text.replace(key, "[API key]")
+    text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
@@ -175,10 +172,11 @@ class OpenAIAssistant:
     def _answer(self, conversation: str, turn: Turn, progress: _Progress) -> Iterator[str]:
         instructions = turn_instructions(self._settings.instructions, turn)
         # Without server state, every request carries the history and this turn's items so far.
-        context = [message_item(m) for m in turn.history] if self._local else []
-        pending = [message_item(m) for m in turn.messages]
+        resent = [message_item(m) for m in turn.history] if self._local else []
+        # What was said without asking the assistant goes in too, in the order it was said.
+        pending = [message_item(m) for m in sorted(turn.context + turn.messages, key=lambda m: m.id)]
         for _ in range(MAX_ROUNDS):
-            output = yield from self._stream_round(conversation, instructions, context + pending, progress)
+            output = yield from self._stream_round(conversation, instructions, resent + pending, progress)
             calls = [item for item in output if item["type"] == "function_call"]
             if not calls:
                 return
@@ -188,7 +186,7 @@ class OpenAIAssistant:
             ]
             progress.owed.update((item["call_id"], item) for item in pending_outputs)
             if self._local:
-                context += pending + output
+                resent += pending + output
             pending = pending_outputs
         # The last round's outputs stay owed: `reply` adds them to the conversation without asking for more.
         raise AssistantError(
@@ -302,6 +300,8 @@ class OpenAIAssistant:
 
     def _explain(self, error: openai.OpenAIError, *, delivered: bool) -> AssistantError:
         log.warning("an OpenAI request failed: %s", self._describe(error))
+        if isinstance(error, openai.NotFoundError) and getattr(error, "param", None) == "conversation":
+            return ConversationLost(self._sentence(error, delivered))
         return AssistantError(self._sentence(error, delivered), delivered=delivered)
 
     def _sentence(self, error: openai.OpenAIError, delivered: bool) -> str:
@@ -326,7 +326,7 @@ class OpenAIAssistant:
             return f"The API key is not allowed to use the model “{model}” (403). Check the key's project and permissions."
         if isinstance(error, openai.NotFoundError):
             if getattr(error, "param", None) == "conversation":
-                return "The room's conversation no longer exists on the server (404)."
+                return "The room's conversation no longer exists on the server (404); a new one will start with the next message."
             return f"The model “{model}” was not found (404). Check OPENAI_MODEL."
         if isinstance(error, openai.RateLimitError):
             if code == "insufficient_quota":
@@ -338,9 +338,8 @@ class OpenAIAssistant:
             return "The conversation stayed busy with another reply (conversation_locked). Try again in a moment."
         if isinstance(error, openai.APIStatusError):
             message = error.body.get("message") if isinstance(error.body, dict) else None
-            return (
-                f"The server refused the request ({error.status_code}): {self._redact(str(message or code))}."
-            )
+            detail = self._redact(str(message or code)).rstrip(".")
+            return f"The server refused the request ({error.status_code}): {detail}."
         if isinstance(error, openai.APIError):  # an `error` event nested in the stream
             detail = self._redact(f"{code or 'error'}: {error.message}")
             return f"The reply broke off ({detail})."
