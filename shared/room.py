@@ -429,7 +429,8 @@ class Room:
             if stopped_by and not error:
                 self._add(Role.SYSTEM, f"{stopped_by} stopped the reply.")
             if error:
-                self._add(Role.SYSTEM, error)
+                again = " It will try again with the next message." if carry_over else ""
+                self._add(Role.SYSTEM, error + again, status=Status.ERROR)
             self._bump()
 
     # --- closing ---------------------------------------------------------------------------------

@@ -213,7 +213,10 @@ def render_message(message: Message, my_id: str) -> None:
     page can redraw it in place without leaving an old note behind."""
     when = local_time(message.created_at)
     if message.role is Role.SYSTEM:
-        st.caption(f":material/info: {escape_markdown(message.text)} · {when}")
+        if message.status is Status.ERROR:  # a failure everyone should notice
+            st.caption(f":red[:material/error: {escape_markdown(message.text)}] · {when}")
+        else:
+            st.caption(f":material/info: {escape_markdown(message.text)} · {when}")
         return
     if message.role is Role.ASSISTANT:
         to = ", ".join(escape_markdown(n) for n in message.reply_to)

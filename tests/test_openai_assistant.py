@@ -38,6 +38,9 @@ FAST_LOCKED_RETRIES = (0.01, 0.02, 0.04)
 RETRY_SOON = (("retry-after-ms", "10"),)  # lets the SDK's own retries run fast
 
 
+AGAIN = " It will try again with the next message."  # said when the model never saw the message
+
+
 def wait_until(condition: Callable[[], object], what: str, timeout: float = 5.0) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
@@ -395,7 +398,7 @@ def test_a_refused_reply_is_explained_and_its_message_sent_again(open_room, serv
     say(room, "Alice", "hello?")
 
     host = server.url.removeprefix("http://")
-    assert last_system_line(room) == f"CatGPT could not reply: {sentence.format(host=host)}"
+    assert last_system_line(room) == f"CatGPT could not reply: {sentence.format(host=host)}{AGAIN}"
     assert messages(room, Role.ASSISTANT) == []
     # A conversation-bound POST is never retried by the SDK: a retry could answer the turn twice.
     assert len(server.response_requests()) == 1
@@ -408,7 +411,9 @@ def test_a_timeout_before_any_event_is_explained_and_its_message_sent_again(open
     say(room, "Alice", "hello?")
 
     host = server.url.removeprefix("http://")
-    assert last_system_line(room) == f"CatGPT could not reply: {host} did not answer within 0.3 seconds."
+    assert (
+        last_system_line(room) == f"CatGPT could not reply: {host} did not answer within 0.3 seconds.{AGAIN}"
+    )
     assert len(server.response_requests()) == 1
     assert_sent_again_with_next_message(room, server, "hello?")
 
@@ -422,7 +427,7 @@ def test_a_refused_connection_names_the_server_not_the_key(open_room):
 
     assert last_system_line(room) == (
         f"CatGPT could not reply: Could not connect to 127.0.0.1:{port}. Check that the server is running "
-        "and OPENAI_BASE_URL is right."
+        f"and OPENAI_BASE_URL is right.{AGAIN}"
     )
     assert [m.status for m in messages(room, Role.USER)] == [Status.QUEUED]
 
@@ -447,7 +452,7 @@ def test_a_conversation_that_stays_busy_is_explained_and_its_message_sent_again(
     assert len(server.response_requests()) == len(FAST_LOCKED_RETRIES) + 1
     assert last_system_line(room) == (
         "CatGPT could not reply: The conversation stayed busy with another reply (conversation_locked). "
-        "Try again in a moment."
+        f"Try again in a moment.{AGAIN}"
     )
     assert_sent_again_with_next_message(room, server, "hello?")
 
@@ -551,7 +556,7 @@ def test_the_api_key_is_never_shown_or_logged(open_room, server, caplog):
     assert "refused (401)" in last_system_line(refused)
     assert (
         last_system_line(echoed)
-        == "CatGPT could not reply: The server refused the request (400): Bad request from key [API key], sorry."
+        == f"CatGPT could not reply: The server refused the request (400): Bad request from key [API key], sorry.{AGAIN}"
     )
     shown = [m.text for room in (refused, echoed) for m in room.view().messages] + [refused.assistant.label]
     logged = [record.getMessage() for record in caplog.records] + [r.exc_text or "" for r in caplog.records]

@@ -240,7 +240,9 @@ def test_undelivered_message_is_sent_again_with_the_next_one(room, assistant):
 
     first = room.post(alice.id, "first")
     wait_until_answered(room)
-    assert system_lines(room)[-1] == "CatGPT could not reply: The conversation is busy."
+    assert system_lines(room)[-1] == (
+        "CatGPT could not reply: The conversation is busy. It will try again with the next message."
+    )
     assert status_of(room, first) is Status.QUEUED
 
     second = room.post(bob.id, "second")

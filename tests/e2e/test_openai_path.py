@@ -1,0 +1,113 @@
+"""The OpenAI path end to end: `streamlit run app.py` talks to the test OpenAI server over real HTTP.
+
+Two Chromium pages see a streamed reply, a failure is explained to both, the key never reaches a
+browser, and stopping the server deletes the conversation.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+
+import pytest
+
+from tests.e2e.conftest import ARTIFACTS, wait_until
+from tests.e2e.test_two_people import bubble_texts, join, reply_text, send
+from tests.openai_server import API_KEY, OpenAIServer, Refuse
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def openai_server():
+    with OpenAIServer() as server:
+        yield server
+
+
+def watch_everything_sent_to(page) -> list[str]:
+    """Every websocket frame and HTTP response body the page receives, as text, to search for secrets."""
+    seen: list[str] = []
+
+    def on_websocket(ws):
+        ws.on(
+            "framereceived",
+            lambda frame: seen.append(frame if isinstance(frame, str) else frame.decode("latin-1")),
+        )
+
+    def on_response(response):
+        with contextlib.suppress(Exception):  # redirects and aborted requests have no body
+            seen.append(response.body().decode("latin-1"))
+
+    page.on("websocket", on_websocket)
+    page.on("response", on_response)
+    return seen
+
+
+def test_a_streamed_openai_reply_reaches_both_pages_and_the_key_never_does(
+    app_server, new_page, openai_server
+):
+    openai_server.delta_delay = 0.08
+    server = app_server(
+        OPENAI_API_KEY=API_KEY, OPENAI_BASE_URL=openai_server.base_url, OPENAI_MODEL="test-model"
+    )
+    alice, bob = new_page(), new_page()
+    received = watch_everything_sent_to(alice)
+    bob_received = watch_everything_sent_to(bob)
+    join(alice, server.url, "Alice")
+    join(bob, server.url, "Bob")
+    assert "test-model on a compatible server" in alice.locator('[data-testid="stSidebar"]').inner_text()
+
+    send(alice, "Hello from the browser")
+    for name, page in (("Alice", alice), ("Bob", bob)):
+        wait_until(lambda page=page: "writing…" in reply_text(page), 15, f"{name} to see the reply stream")
+    for page in (alice, bob):
+        wait_until(lambda page=page: "You said: Hello from the browser" in reply_text(page), 15, "the reply")
+    bob.screenshot(path=str(ARTIFACTS / "openai-reply-bob.png"))
+
+    request = openai_server.response_requests()[-1]
+    assert request["stream"] is True and request["model"] == "test-model"
+    assert "[Alice] Hello from the browser" in str(request["input"])
+    assert "Alice" in request["instructions"]
+
+    page_text = alice.content() + bob.content()
+    frames = "".join(received + bob_received)
+    assert frames, "the pages' traffic was captured"
+    assert API_KEY not in page_text and API_KEY not in frames
+    assert API_KEY[-12:] not in frames  # not even part of it
+    assert API_KEY not in server.log()
+
+
+def test_a_refused_key_is_explained_in_both_pages_and_the_room_goes_on(app_server, new_page, openai_server):
+    server = app_server(OPENAI_API_KEY=API_KEY, OPENAI_BASE_URL=openai_server.base_url)
+    alice, bob = new_page(), new_page()
+    join(alice, server.url, "Alice")
+    join(bob, server.url, "Bob")
+    openai_server.script(Refuse(401, "invalid_api_key", f"Incorrect API key provided: {API_KEY}"))
+    send(alice, "Is anyone there?")
+    for page in (alice, bob):
+        wait_until(
+            lambda page=page: "The OpenAI API key was refused (401)" in page.locator("body").inner_text(),
+            15,
+            "the failure to be explained",
+        )
+    alice.screenshot(path=str(ARTIFACTS / "openai-refused.png"))
+    assert API_KEY not in alice.content()
+
+    wait_until(alice.get_by_placeholder("Send message").is_enabled, 10, "the box to open again")
+    send(alice, "Trying again")
+    wait_until(lambda: "You said: Trying again" in reply_text(bob), 15, "the next reply")
+    assert sum("Is anyone there?" in t for t in bubble_texts(bob)) == 1  # nothing lost, nothing doubled
+
+
+def test_stopping_the_server_deletes_the_conversation(app_server, new_page, openai_server):
+    server = app_server(OPENAI_API_KEY=API_KEY, OPENAI_BASE_URL=openai_server.base_url)
+    alice = new_page()
+    join(alice, server.url, "Alice")
+    wait_until(lambda: openai_server.conversations, 15, "the room's conversation to be created")
+    (conversation,) = openai_server.conversations
+    server.process.send_signal(signal.SIGTERM)
+    server.process.wait(20)
+    assert [r.path for r in openai_server.sent("DELETE", "/v1/conversations/")] == [
+        f"/v1/conversations/{conversation}"
+    ]
+    assert openai_server.conversations == {}
