@@ -51,6 +51,8 @@ class Settings:
     room_empty_grace_seconds: float = 30.0
     max_message_chars: int = 4000
     max_participants: int = 50
+    rate_limit_messages: int = 6
+    rate_limit_seconds: float = 10.0
 
     @property
     def offline(self) -> bool:
@@ -139,6 +141,8 @@ PARSERS: dict[str, Callable[[str], Any]] = {
     "ROOM_EMPTY_GRACE_SECONDS": _seconds(0, 86_400),
     "MAX_MESSAGE_CHARS": _integer(1, 100_000),
     "MAX_PARTICIPANTS": _integer(1, 1_000),
+    "RATE_LIMIT_MESSAGES": _integer(1, 1_000),
+    "RATE_LIMIT_SECONDS": _seconds(0, 3_600),
 }
 assert set(PARSERS) == {f.name.upper() for f in fields(Settings)}
 

@@ -10,6 +10,7 @@ import re
 import threading
 import time
 import unicodedata
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -86,6 +87,7 @@ class Room:
         self._participants: dict[str, Participant] = {}
         self._sessions: dict[str, set[str]] = {}  # participant id -> browser sessions showing the room
         self._last_seen: dict[str, float] = {}
+        self._recent_posts: dict[str, deque[float]] = {}  # participant id -> times of their latest posts
         self._leaving_since: dict[str, float] = {}
         self._empty_since: float | None = monotonic()
         self._queue: list[int] = []  # ids of people's messages awaiting a reply, in posting order
@@ -218,6 +220,7 @@ class Room:
         participant = self._participants.pop(participant_id, None)
         self._sessions.pop(participant_id, None)
         self._last_seen.pop(participant_id, None)
+        self._recent_posts.pop(participant_id, None)
         self._leaving_since.pop(participant_id, None)
         if participant is None:
             return
@@ -263,6 +266,7 @@ class Room:
             participant = self._participants.get(participant_id)
             if participant is None or self._closed:
                 raise MessageRefused("You are no longer in the room. Join again to send messages.")
+            self._check_rate(participant_id)
             asks = self._policy is ReplyPolicy.EVERY_MESSAGE or mentions(text, self.settings.assistant_name)
             message = self._add(
                 Role.USER,
@@ -277,6 +281,21 @@ class Room:
             else:
                 self._context.append(message.id)
             return message
+
+    def _check_rate(self, participant_id: str) -> None:
+        """One person may not drown the room: at most N messages in any window of S seconds."""
+        limit, window = self.settings.rate_limit_messages, self.settings.rate_limit_seconds
+        now = self._monotonic()
+        recent = self._recent_posts.setdefault(participant_id, deque())
+        while recent and now - recent[0] >= window:
+            recent.popleft()
+        if len(recent) >= limit:
+            wait = max(1, round(window - (now - recent[0])))
+            raise MessageRefused(
+                f"Slow down a little: you can send {limit} messages every {window:g} seconds. "
+                f"Try again in {wait} second{'s' if wait != 1 else ''}. Nothing was sent."
+            )
+        recent.append(now)
 
     def set_reply_policy(self, participant_id: str, policy: ReplyPolicy) -> None:
         """Anyone present may change when the assistant speaks; everyone is told."""

@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import json
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable
 from typing import Any
 
 from shared.assistant import Turn
 
 log = logging.getLogger(__name__)
+TOOL_TIMEOUT_SECONDS = 5.0
+_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="tool")
 
 
 def current_time(turn: Turn) -> dict[str, Any]:
@@ -51,13 +54,18 @@ TOOL_SCHEMAS: list[dict[str, Any]] = [
 
 
 def call_tool(name: str, arguments: str, turn: Turn) -> str:
-    """Run one tool call and return its output as JSON text, an error object if it fails."""
+    """Run one tool call and return its output as JSON text, an error object if it fails or hangs."""
+    timeout = TOOL_TIMEOUT_SECONDS
     entry = TOOLS.get(name)
     if entry is None:
         return json.dumps({"status": "error", "message": "No function found"})
     try:
         json.loads(arguments or "{}")
-        return json.dumps(entry[0](turn))
+        # A pool thread bounds a tool that hangs: the reply goes on without it.
+        return json.dumps(_pool.submit(entry[0], turn).result(timeout=timeout))
+    except TimeoutError:
+        log.warning("tool %s did not answer within %g s", name, timeout)
+        return json.dumps({"status": "error", "message": f"{name} did not answer within {timeout:g} seconds"})
     except Exception as error:  # a tool must answer, even when it breaks
         log.warning("tool %s failed: %s", name, error)
         return json.dumps({"status": "error", "message": f"{name} failed: {error}"})
