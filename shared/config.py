@@ -35,7 +35,7 @@ class Settings:
 
     # repr=False keeps the key out of logs, tracebacks and the About page.
     openai_api_key: str | None = field(default=None, repr=False)
-    openai_model: str = "gpt-5-mini"
+    openai_model: str = "gpt-6.1-terra"
     openai_base_url: str | None = None
     conversation_mode: str = "server"
     request_timeout_seconds: float = 60.0

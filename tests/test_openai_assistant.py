@@ -150,7 +150,7 @@ def test_reply_streams_into_the_room_with_the_turn_in_its_request(open_room, ser
     assert request.headers["authorization"] == f"Bearer {API_KEY}"
     body = request.body
     assert body["conversation"] == conversation
-    assert body["model"] == "gpt-5-mini"
+    assert body["model"] == "gpt-6.1-terra"
     assert body["stream"] is True
     assert body["tools"] == TOOL_SCHEMAS
     assert body["input"] == [{"type": "message", "role": "user", "content": "[Alice] hi there"}]
@@ -365,12 +365,12 @@ REFUSED = [
     ),
     pytest.param(
         Refuse(403, "model_not_allowed", "Project does not have access to model."),
-        "The API key is not allowed to use the model “gpt-5-mini” (403). Check the key's project and permissions.",
+        "The API key is not allowed to use the model “gpt-6.1-terra” (403). Check the key's project and permissions.",
         id="403",
     ),
     pytest.param(
-        Refuse(404, "model_not_found", "The model `gpt-5-mini` does not exist."),
-        "The model “gpt-5-mini” was not found (404). Check OPENAI_MODEL.",
+        Refuse(404, "model_not_found", "The model `gpt-6.1-terra` does not exist."),
+        "The model “gpt-6.1-terra” was not found (404). Check OPENAI_MODEL.",
         id="404",
     ),
     pytest.param(
@@ -567,7 +567,7 @@ def test_the_api_key_is_never_shown_or_logged(open_room, server, caplog):
 
 
 def test_the_label_names_the_model_and_where_it_runs(server):
-    assert make_assistant(Settings(openai_api_key=API_KEY)).label == "OpenAI · gpt-5-mini"
+    assert make_assistant(Settings(openai_api_key=API_KEY)).label == "OpenAI · gpt-6.1-terra"
     host = server.url.removeprefix("http://")
     label = make_assistant(settings_for(server, openai_model="llama3.2")).label
     assert label == f"llama3.2 on a compatible server ({host})"
