@@ -103,3 +103,29 @@ def test_closed_tab_leaves_the_room_but_a_reload_does_not(app_server, new_page):
     notices = alice.locator("body").inner_text()
     assert notices.count("Bob joined.") == 1 and notices.count("Bob left.") == 1
     assert "Bob" not in sidebar.inner_text()
+
+
+def test_the_live_page_survives_a_network_blip_and_streamlits_stop(app_server, new_page):
+    # Our config's minimal toolbar shows no Stop at all; with the full one it is there, hidden by our style.
+    server = app_server(REFRESH_MODE="live", WORD_DELAY_MS="0", STREAMLIT_CLIENT_TOOLBAR_MODE="auto")
+    alice, bob = new_page(), new_page()
+    join(alice, server.url, "Alice")
+    join(bob, server.url, "Bob")
+
+    alice.context.set_offline(True)
+    alice.wait_for_timeout(2_000)  # a short outage, as on a train
+    alice.context.set_offline(False)
+    send(bob, "after the blip")
+    wait_until(lambda: any("after the blip" in t for t in bubble_texts(alice)), 20, "Alice to catch up")
+
+    # Streamlit's own Stop (its button is hidden on this page, but a script can still press it).
+    stops = alice.locator('[data-testid="stStatusWidget"] button')
+    assert stops.count() >= 1, "the live page is a running script, so Streamlit offers its Stop"
+    stops.first.evaluate("button => button.click()")
+    send(bob, "after the stop")
+    wait_until(
+        lambda: any("after the stop" in t for t in bubble_texts(alice)), 20, "the live page to restart"
+    )
+    assert alice.locator('[data-testid="stStatusWidget"]').evaluate_all(
+        "els => els.every(e => getComputedStyle(e).visibility === 'hidden')"
+    ), "the always-running page does not look busy"
