@@ -19,7 +19,10 @@ from shared.messages import Message, Role, Status
 from shared.room import Room, RoomView
 from shared.ui import AVATARS, bubble, escape_markdown, get_hub, render_message, session_id
 
-WAIT_SLICE_SECONDS = 0.5  # how long the live part waits before it checks for a rerun or a closed tab
+# How long the live part waits before it checks for a rerun or a closed tab: a message typed on a live
+# page is taken up to this late (Streamlit can only stop a run where it touches Streamlit).
+WAIT_SLICE_SECONDS = 0.1
+ALIVE_EVERY_SECONDS = 5.0  # how often an idle live page tells the room its tab is still there
 CATCH_UP_WORDS = 20  # a streamed reply this far behind the assistant is shown without pacing
 PAGE_OF_MESSAGES = 50  # how many of the latest messages a page shows before "Show earlier messages"
 HIDE_RUNNING_INDICATOR = "<style>[data-testid='stStatusWidget']{visibility:hidden}</style>"
@@ -173,7 +176,6 @@ def live_conversation(room: Room, participant_id: str, settings: Settings) -> No
     ends_at = time.monotonic() + settings.live_restart_seconds
     view = room.view()
     while True:
-        _follow_page_state(room, view, participant_id)
         behind = 0
         for message in visible_messages(view):
             if message.id not in placeholders:
@@ -182,8 +184,8 @@ def live_conversation(room: Room, participant_id: str, settings: Settings) -> No
             shows = _reply_in_progress(message, stream, revealed, word_delay)
             if shows is None:
                 shows = message
-            else:
-                behind = max(behind, len(_words(message.text[revealed.get(message.id, 0) :])))
+            elif stream:  # words of the reply not yet shown on this page
+                behind = max(behind, len(_words(message.text[revealed[message.id] :])))
             if drawn.get(message.id) is not shows and drawn.get(message.id) != shows:
                 with placeholders[message.id].container():
                     if isinstance(shows, Message):
@@ -194,14 +196,32 @@ def live_conversation(room: Room, participant_id: str, settings: Settings) -> No
         if busy_drawn != view.replying_to:
             _replying_line(busy_area, view, settings.assistant_name)
             busy_drawn = view.replying_to
-        if behind and word_delay:
+        # Only now, with what changed already on its way to the browser, may a full run follow.
+        _follow_page_state(room, view, participant_id)
+        if behind:  # reveal the next word after a pause (all of them at once without WORD_DELAY_MS)
             time.sleep(word_delay)
-        elif time.monotonic() > ends_at:
+        elif not _wait_for_change(room, view.version, participant_id, ends_at):
             return
-        elif not behind:
-            room.wait_for_change(view.version, WAIT_SLICE_SECONDS)
         st.session_state.live_beat = time.monotonic()  # a yield point: a rerun or a closed tab stops here
         view = room.view()
+
+
+def _wait_for_change(room: Room, version: int, participant_id: str, ends_at: float) -> bool:
+    """Wait until the room changes (True) or it is time for this live run to end (False).
+
+    Idle, a page costs one short wake-up per slice: it touches `st.session_state`, where Streamlit
+    stops the run for a rerun (someone pressed Enter) or a closed tab, and says it is alive now and then.
+    """
+    alive_said = time.monotonic()
+    while room.wait_for_change(version, WAIT_SLICE_SECONDS) == version:
+        st.session_state.live_beat = time.monotonic()
+        if time.monotonic() > ends_at:
+            return False
+        if time.monotonic() - alive_said > ALIVE_EVERY_SECONDS:
+            if room.attach(participant_id, session_id()) is None:
+                st.rerun(scope="app")  # dropped from the room meanwhile
+            alive_said = time.monotonic()
+    return True
 
 
 def _reply_in_progress(

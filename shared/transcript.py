@@ -6,6 +6,7 @@ Every message appears exactly once, in order, with its author, role, time and st
 from __future__ import annotations
 
 import json
+from datetime import datetime
 
 from shared.messages import Message, Role, Status
 from shared.room import RoomView
@@ -59,5 +60,12 @@ def to_markdown(view: RoomView) -> str:
     return "\n".join(lines)
 
 
-def file_stem(view: RoomView) -> str:
-    return f"room-{view.name}-{view.created_at:%Y%m%d-%H%M}"
+def file_stem(room_name: str, created_at: datetime) -> str:
+    return f"room-{room_name}-{created_at:%Y%m%d-%H%M}"
+
+
+# label -> (how to write it, file suffix, MIME type, icon)
+FORMATS = {
+    "Markdown": (to_markdown, "md", "text/markdown", ":material/download:"),
+    "JSON": (to_json, "json", "application/json", ":material/data_object:"),
+}

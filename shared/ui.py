@@ -306,23 +306,16 @@ def transcript_downloads(room: Room) -> None:
 
     The files are made when clicked, so they hold everything up to that moment and cost nothing before.
     """
-    stem = transcript.file_stem(room.view())
-    st.download_button(
-        "Download Markdown",
-        lambda: transcript.to_markdown(room.view()),
-        file_name=f"{stem}.md",
-        mime="text/markdown",
-        icon=":material/download:",
-        on_click="ignore",
-    )
-    st.download_button(
-        "Download JSON",
-        lambda: transcript.to_json(room.view()),
-        file_name=f"{stem}.json",
-        mime="application/json",
-        icon=":material/data_object:",
-        on_click="ignore",
-    )
+    stem = transcript.file_stem(room.name, room.created_at)
+    for label, (render, suffix, mime, icon) in transcript.FORMATS.items():
+        st.download_button(
+            f"Download {label}",
+            lambda render=render: render(room.view()),
+            file_name=f"{stem}.{suffix}",
+            mime=mime,
+            icon=icon,
+            on_click="ignore",
+        )
 
 
 def stop_button(room: Room, me: Participant) -> None:
