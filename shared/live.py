@@ -33,10 +33,22 @@ def rendered_state(view: RoomView) -> tuple[object, ...]:
     return view.busy, view.stopping_by, tuple(p.nickname for p in view.participants), view.policy
 
 
-def visible_messages(view: RoomView) -> list[Message]:
-    """The latest messages this page shows, the reply being written included."""
+def visible_messages(view: RoomView, *, keep_first: bool = False) -> list[Message]:
+    """The latest messages this page shows, the reply being written included.
+
+    With `keep_first` (live mode) the first message shown stays put until the page ends its run:
+    a full run that drew fewer messages than the run before would leave the extra ones on the page.
+    """
     shown = [m for m in view.messages if not (m.role is Role.ASSISTANT and not m.text)]
-    return shown[-st.session_state.get("shown_limit", PAGE_OF_MESSAGES) :]
+    latest = shown[-st.session_state.get("shown_limit", PAGE_OF_MESSAGES) :]
+    if not keep_first or not latest:
+        return latest
+    room_key = (view.name, view.created_at)
+    kept_key, first = st.session_state.get("first_shown", (None, 0))
+    if kept_key != room_key or first > latest[0].id:
+        first = latest[0].id
+        st.session_state.first_shown = (room_key, first)
+    return [m for m in shown if m.id >= first]
 
 
 def earlier_messages_button(view: RoomView) -> None:
@@ -48,6 +60,7 @@ def earlier_messages_button(view: RoomView) -> None:
         slot.empty()
     elif slot.button("Show earlier messages", key="earlier", icon=":material/expand_less:"):
         st.session_state.shown_limit = limit + PAGE_OF_MESSAGES
+        st.session_state.pop("first_shown", None)
         st.rerun()
 
 
@@ -177,7 +190,7 @@ def live_conversation(room: Room, participant_id: str, settings: Settings) -> No
     view = room.view()
     while True:
         behind = 0
-        for message in visible_messages(view):
+        for message in visible_messages(view, keep_first=True):
             if message.id not in placeholders:
                 with messages_area:
                     placeholders[message.id] = st.empty()
@@ -201,6 +214,7 @@ def live_conversation(room: Room, participant_id: str, settings: Settings) -> No
         if behind:  # reveal the next word after a pause (all of them at once without WORD_DELAY_MS)
             time.sleep(word_delay)
         elif not _wait_for_change(room, view.version, participant_id, ends_at):
+            st.session_state.pop("first_shown", None)  # the run ends: Streamlit clears what it left
             return
         st.session_state.live_beat = time.monotonic()  # a yield point: a rerun or a closed tab stops here
         view = room.view()

@@ -129,3 +129,22 @@ def test_the_live_page_survives_a_network_blip_and_streamlits_stop(app_server, n
     assert alice.locator('[data-testid="stStatusWidget"]').evaluate_all(
         "els => els.every(e => getComputedStyle(e).visibility === 'hidden')"
     ), "the always-running page does not look busy"
+
+
+def test_a_long_room_leaves_no_ghost_of_a_finished_reply(app_server, new_page):
+    """Past 50 messages the page shows a moving window; a full run must not leave an old bubble behind."""
+    server = app_server(REFRESH_MODE="live", WORD_DELAY_MS="0", RATE_LIMIT_MESSAGES="1000")
+    alice, bob = new_page(), new_page()
+    join(alice, server.url, "Alice")
+    join(bob, server.url, "Bob")
+    for n in range(27):  # each message and its answer: the room passes 50 messages
+        send(alice, f"filler {n}")
+        wait_until(lambda n=n: f"filler {n}" in reply_text(bob), 15, f"the answer to filler {n}")
+        wait_until(alice.get_by_placeholder("Send message").is_enabled, 10, "the box to open again")
+    wait_until(
+        lambda: "writing…" not in bob.locator('[data-testid="stMainBlockContainer"]').inner_text(),
+        10,
+        "the last reply to settle",
+    )
+    bob.screenshot(path=str(ARTIFACTS / "long-room-bob.png"))
+    assert bob.get_by_text("Show earlier messages").count() == 1
