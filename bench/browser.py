@@ -1,0 +1,139 @@
+"""Real Chromium pages as benchmark clients: the same calls as an emulated session, through the page's UI.
+
+A MutationObserver in each page stamps (Date.now(), so in seconds of the wall clock) when a token first
+shows and when a reply's first words appear; the Enter key's own handler stamps the send.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+from bench.emulator import Progress
+
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+    # Pages side by side must all keep their timers running, or background tabs tick slower.
+    "--disable-background-timer-throttling",
+    "--disable-renderer-backgrounding",
+    "--disable-backgrounding-occluded-windows",
+]
+
+# Runs in every page before Streamlit's own scripts. Mutations are batched per task, so a stamp is at
+# most one task later than the DOM change the person would see.
+OBSERVER = r"""
+(() => {
+  const bench = (window.__bench = { seen: {}, done: {}, armed: false, firstWord: null, sentAt: null });
+  const TOKEN = /\bbm\d{6}\b/g;
+  const ASSISTANT = %(assistant)s;
+  const stamp = (record, text) => {
+    for (const token of text.match(TOKEN) || []) if (!(token in record)) record[token] = Date.now() / 1000;
+  };
+  const bubbles = () => {
+    const all = document.querySelectorAll('[data-testid="stChatMessage"]');
+    for (const bubble of Array.prototype.slice.call(all, -3)) {
+      // Caption, then text. Stale elements are left over from an earlier run, not news: skip them.
+      const parts = Array.prototype.filter.call(
+        bubble.querySelectorAll('[data-testid="stMarkdown"]'), (p) => !p.closest('[data-stale="true"]'));
+      if (parts.length < 2) continue;
+      const head = parts[0].textContent || "", text = parts[1].textContent || "";
+      if (!head.startsWith(ASSISTANT)) continue;
+      if (head.includes("writing…")) {
+        if (bench.armed && bench.firstWord === null && text.trim() && !text.includes("is typing…")) {
+          bench.firstWord = Date.now() / 1000;
+          bench.armed = false;
+        }
+      } else stamp(bench.done, text);
+    }
+  };
+  new MutationObserver((mutations) => {
+    for (const m of mutations) {
+      if (m.type === "characterData") stamp(bench.seen, m.target.textContent || "");
+      for (const node of m.addedNodes) stamp(bench.seen, node.textContent || "");
+    }
+    bubbles();
+  }).observe(document, { subtree: true, childList: true, characterData: true });
+  // Capture phase: runs before Streamlit's own handler sends the message.
+  document.addEventListener("keydown", (e) => {
+    if (e.key === "Enter" && e.target.tagName === "TEXTAREA") bench.sentAt = Date.now() / 1000;
+  }, true);
+})();
+"""
+
+PROGRESS = """() => {
+  const box = document.querySelector('textarea[placeholder="Send message"]');
+  const b = window.__bench || {};
+  return { seen: b.seen || {}, done: b.done || {}, firstWord: b.firstWord ?? null,
+           enabled: !!box && !box.disabled, sentAt: b.sentAt ?? null };
+}"""
+
+
+def chromium_path() -> str | None:
+    return os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+class BrowserPage:
+    """One Chromium tab in its own browser context (its own cookies, so its own person)."""
+
+    def __init__(self, browser, base_url: str, name: str, *, assistant: str):
+        self.name = name
+        self.base_url = base_url
+        self.assistant = assistant
+        self.progress = Progress()
+        self.error: str | None = None
+        self._browser = browser
+        self._context = None
+        self._page = None
+
+    async def connect(self) -> None:
+        self._context = await self._browser.new_context(viewport={"width": 1000, "height": 800})
+        await self._context.add_init_script(OBSERVER % {"assistant": json.dumps(self.assistant)})
+        self._page = await self._context.new_page()
+        await self._page.goto(self.base_url)
+
+    async def join(self, nickname: str, timeout: float) -> None:
+        page = self._page
+        await page.get_by_role("textbox", name="Nickname").fill(nickname, timeout=timeout * 1000)
+        await page.get_by_role("button", name="Join").click(timeout=timeout * 1000)
+        await page.get_by_placeholder("Send message").wait_for(timeout=timeout * 1000)
+        await self.refresh()
+
+    async def post(self, text: str) -> float:
+        box = self._page.get_by_placeholder("Send message")
+        await box.fill(text)
+        await box.press("Enter")
+        state = await self._page.evaluate(PROGRESS)
+        return state["sentAt"]
+
+    async def arm_reply_watch(self) -> None:
+        await self._page.evaluate("() => { window.__bench.armed = true; window.__bench.firstWord = null; }")
+        self.progress.first_word = None
+
+    async def refresh(self) -> Progress:
+        """Read the page's stamps into `progress`."""
+        try:
+            state = await self._page.evaluate(PROGRESS)
+        except Exception as error:  # a crashed or closed page: report it, do not hang the run
+            self.error = f"page failed: {error}"
+            return self.progress
+        progress = self.progress
+        progress.seen, progress.done = state["seen"], state["done"]
+        progress.first_word, progress.input_enabled = state["firstWord"], state["enabled"]
+        progress.joined = True
+        return progress
+
+    async def close(self) -> None:
+        if self._context is not None:
+            await self._context.close()
+
+
+async def launch(playwright, path: str):
+    """Headless Debian Chromium; never a downloaded browser."""
+    return await playwright.chromium.launch(executable_path=path, args=CHROMIUM_ARGS)
