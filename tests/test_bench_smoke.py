@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import math
 import os
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -18,7 +19,10 @@ from bench.run import measure, plans
 
 def smoke(clients: str, tmp_path) -> dict:
     plan_list = [p for p in plans(smoke=True) if p.clients == clients]
-    summary = asyncio.run(measure(plan_list, smoke=True, log_dir=tmp_path / "logs"))
+    # A thread of its own: the end-to-end tests' Playwright keeps an event loop on the main thread.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        run = pool.submit(asyncio.run, measure(plan_list, smoke=True, log_dir=tmp_path / "logs"))
+        summary = run.result()
     report.write(summary, tmp_path)
     return summary
 
