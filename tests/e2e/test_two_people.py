@@ -120,7 +120,8 @@ def test_the_live_page_survives_a_network_blip_and_streamlits_stop(app_server, n
 
     # Streamlit's own Stop (its button is hidden on this page, but a script can still press it).
     stops = alice.locator('[data-testid="stStatusWidget"] button')
-    assert stops.count() >= 1, "the live page is a running script, so Streamlit offers its Stop"
+    # The live page is a running script, so Streamlit offers its Stop (shown a moment after a run starts).
+    wait_until(lambda: stops.count() >= 1, 15, "Streamlit's Stop button to exist")
     stops.first.evaluate("button => button.click()")
     send(bob, "after the stop")
     wait_until(
