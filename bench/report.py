@@ -211,10 +211,10 @@ def goals_table(summary: dict[str, Any]) -> str:
 # --- files -------------------------------------------------------------------------------------------
 
 
-def _versions(summary: dict[str, Any]) -> str:
+def _versions(summary: dict[str, Any], quote: str = "`") -> str:
     """The app's commit the runs measured ("+hash": with uncommitted changes); several if it changed."""
-    versions = list(dict.fromkeys(r.get("app_version") or "?" for r in summary["runs"]))
-    text = ", ".join(f"`{v}`" for v in versions) or "`?`"
+    versions = list(dict.fromkeys(r.get("app_version") or "?" for r in summary["runs"])) or ["?"]
+    text = ", ".join(f"{quote}{v}{quote}" for v in versions)
     return ("app commit " if len(versions) == 1 else "app commits (the app changed during the run) ") + text
 
 
@@ -257,17 +257,23 @@ def markdown(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _never_shown(run: dict[str, Any]) -> bool:
+    """A message was sent but did not reach every other session before the run gave up on it."""
+    return bool(run.get("posts")) and not (run.get("delivery_to_everyone") or {}).get("n")
+
+
 def chart(summary: dict[str, Any], path: Path) -> None:
+    """Two panels against N, one line per mode through the runs that kept up; overloaded runs hollow."""
     import matplotlib
 
     matplotlib.use("Agg")  # files only, no display
     import matplotlib.pyplot as plt
 
-    figure, (delay_axis, cpu_axis) = plt.subplots(1, 2, figsize=(12, 4.8))
+    figure, (delay_axis, cpu_axis) = plt.subplots(1, 2, figsize=(12, 5.2))
     panels = [
         (
             delay_axis,
-            lambda r: _p95(r, "delivery_to_everyone") and _p95(r, "delivery_to_everyone") / 1000,
+            lambda r: (_p95(r, "delivery_to_everyone") or 0) / 1000,
             "Message shown in every other session, p95 (s)",
             [(0.3, "goal at 50 sessions: 0.3 s"), (0.5, "goal in Chromium: 0.5 s")],
         ),
@@ -281,30 +287,46 @@ def chart(summary: dict[str, Any], path: Path) -> None:
     sizes = sorted({r["plan"]["sessions"] for r in summary["runs"]})
     for axis, value, title, goal_lines in panels:
         for mode in MODES:
-            points = sorted(
-                (r["plan"]["sessions"], value(r), r["plan"]["clients"], r.get("overloaded"))
-                for r in summary["runs"]
-                if r["plan"]["mode"] == mode and value(r)
+            runs = sorted(
+                (r for r in summary["runs"] if r["plan"]["mode"] == mode), key=lambda r: r["plan"]["sessions"]
             )
-            if not points:
-                continue
-            axis.plot(
-                [p[0] for p in points], [p[1] for p in points], color=COLORS[mode], label=mode, zorder=2
-            )
-            for n, y, clients, overloaded in points:
+            kept_up = [r for r in runs if value(r) and not r.get("overloaded")]
+            if kept_up:
+                axis.plot(
+                    [r["plan"]["sessions"] for r in kept_up],
+                    [value(r) for r in kept_up],
+                    color=COLORS[mode],
+                    label=mode,
+                )
+            for r in runs:
+                n, y = r["plan"]["sessions"], value(r)
+                if axis is delay_axis and _never_shown(r):
+                    y = r["plan"]["turn_timeout"]  # drawn at the limit it did not make
+                    axis.scatter(n, y, marker="x", s=46, color=COLORS[mode], zorder=3)
+                    axis.annotate(
+                        f"not shown in {y:g} s",
+                        (n, y),
+                        textcoords="offset points",
+                        xytext=(-36, -14),
+                        fontsize=8,
+                    )
+                    continue
+                if not y:
+                    continue
+                overloaded = r.get("overloaded")
                 axis.scatter(
                     n,
                     y,
-                    marker=MARKERS[clients],
+                    marker=MARKERS[r["plan"]["clients"]],
                     s=46,
                     zorder=3,
                     facecolor="white" if overloaded else COLORS[mode],
                     edgecolor=COLORS[mode],
                 )
                 if overloaded:
-                    axis.annotate(
-                        "overloaded", (n, y), textcoords="offset points", xytext=(-30, 8), fontsize=8
-                    )
+                    joined = r.get("joined", 0)
+                    text = "overloaded" if joined == n else f"{joined}/{n} joined"
+                    axis.annotate(text, (n, y), textcoords="offset points", xytext=(-24, 7), fontsize=7.5)
         for y, label in goal_lines:
             axis.axhline(y, color="grey", linestyle="--", linewidth=0.9, zorder=1)
             axis.annotate(
@@ -317,30 +339,31 @@ def chart(summary: dict[str, Any], path: Path) -> None:
             )
         axis.set_xscale("log")
         axis.set_yscale("log")
+        axis.set_xlim(min(sizes, default=1) / 1.3, max(sizes, default=1) * 1.3)
         axis.set_xticks(sizes, [str(s) for s in sizes])
         low, high = axis.get_ylim()
-        ticks = [t for t in READABLE_TICKS if low <= t <= high]
+        axis.set_ylim(low, high * 1.6)  # room for the labels above the top points
+        ticks = [t for t in READABLE_TICKS if low <= t <= high * 1.6]
         axis.set_yticks(ticks, [f"{t:g}" for t in ticks])
         axis.minorticks_off()
         axis.set_xlabel("sessions in the room (N)")
         axis.set_title(title, fontsize=11)
         axis.grid(True, which="major", alpha=0.3)
     handles, labels = delay_axis.get_legend_handles_labels()
-    for clients, text in (("chromium", "Chromium pages"), ("emulator", "emulated sessions")):
-        handles.append(plt.Line2D([], [], marker=MARKERS[clients], color="grey", linestyle="", label=text))
+    legend = [
+        (MARKERS["chromium"], "grey", "Chromium pages"),
+        (MARKERS["emulator"], "grey", "emulated sessions"),
+        ("o", "white", "hollow: overloaded, not on the line"),
+        ("x", "grey", "x: message never reached everyone"),
+    ]
+    for marker, face, text in legend:
+        handles.append(plt.Line2D([], [], marker=marker, markerfacecolor=face, color="grey", linestyle=""))
         labels.append(text)
-    handles.append(
-        plt.Line2D(
-            [], [], marker="o", markerfacecolor="white", color="grey", linestyle="", label="overloaded"
-        )
-    )
-    labels.append("hollow: overloaded")
-    figure.legend(handles, labels, loc="lower center", ncol=5, frameon=False)
+    figure.legend(handles, labels, loc="lower center", ncol=6, frameon=False, fontsize=9)
     machine = summary["machine"]
     figure.suptitle(
         f"Shared chat room on Streamlit {machine['streamlit']}: server on one core, "
-        f"{_history(summary)}-message room "
-        f"({machine['date'][:10]})",
+        f"{_history(summary)}-message room ({machine['date'][:10]}, {_versions(summary, quote='')})",
         fontsize=12,
     )
     figure.tight_layout(rect=(0, 0.07, 1, 0.95))
