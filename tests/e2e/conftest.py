@@ -6,7 +6,6 @@ Without a browser the tests skip and say why, except under CI=true, where that i
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -17,25 +16,11 @@ from pathlib import Path
 
 import pytest
 
+# One list of Chromium flags and one way to find the browser, shared with the benchmark.
+from bench.browser import CHROMIUM_ARGS, chromium_path
+
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-results"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-    # Two pages side by side must both keep their timers running.
-    "--disable-background-timer-throttling",
-    "--disable-renderer-backgrounding",
-    "--disable-backgrounding-occluded-windows",
-]
-
-
-def chromium_path() -> str | None:
-    return os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
 
 
 def free_port() -> int:
