@@ -47,9 +47,11 @@ def assert_everyone_saw_everything(run: dict) -> None:
 def assert_numbers_are_sane(run: dict) -> None:
     idle = run["idle"]
     assert idle["seconds"] >= run["plan"]["idle_seconds"]
-    for key in ("server_cpu_ms_per_s", "server_cpu_ms_per_session_s", "server_rss_mb_per_session"):
+    for key in ("server_cpu_ms_per_s", "server_cpu_ms_per_session_s"):
         assert math.isfinite(idle[key]) and idle[key] >= 0, key
-    assert idle["server_rss_mb"] > run["server_rss_mb_at_start"] > 0
+    # Memory growth per session is measured, not promised: a garbage collection can make it negative.
+    assert math.isfinite(idle["server_rss_mb_per_session"])
+    assert idle["server_rss_mb"] > 0 and run["server_rss_mb_at_start"] > 0
 
 
 def assert_the_model_is_asked_once_per_turn_and_never_on_refresh(run: dict) -> None:
