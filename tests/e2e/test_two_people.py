@@ -141,8 +141,8 @@ def test_a_long_room_leaves_no_ghost_of_a_finished_reply(app_server, new_page):
     join(bob, server.url, "Bob")
     for n in range(27):  # each message and its answer: the room passes 50 messages
         send(alice, f"filler {n}")
-        wait_until(lambda n=n: f"filler {n}" in reply_text(bob), 15, f"the answer to filler {n}")
-        wait_until(alice.get_by_placeholder("Send message").is_enabled, 10, "the box to open again")
+        wait_until(lambda n=n: f"filler {n}" in reply_text(bob), 30, f"the answer to filler {n}")
+        wait_until(alice.get_by_placeholder("Send message").is_enabled, 30, "the box to open again")
     wait_until(
         lambda: "writing…" not in bob.locator('[data-testid="stMainBlockContainer"]').inner_text(),
         10,
