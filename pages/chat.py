@@ -12,29 +12,20 @@ st.title(":material/forum: Shared chat room")
 st.caption(f"Room **{room.name}** · invite people with this link: {ui.share_link(room.name)}")
 ui.assistant_banner(settings, hub.assistant.label)
 me = ui.current_participant(room)
-ui.sidebar(room, me, settings, hub.assistant.label)
+people_slot, policy_slot = ui.sidebar(room, me, settings, hub.assistant.label)
 if me is None:
     ui.join_form(room)
     st.stop()
 
-conversation = st.container()
-# The box is drawn as this browser last showed it: Streamlit drops what a disabled widget sends, so
-# disabling it in the very run that receives a message would lose a message typed just in time.
-shown_busy = st.session_state.get("shown_busy", False)
-ui.post(room, me, st.chat_input("Send message", key="message", disabled=shown_busy))
-view = room.view()
-st.session_state.rendered_state = live.rendered_state(view)
-if view.busy != shown_busy:
-    st.session_state.shown_busy = view.busy
-    st.rerun()
+# The box never closes: Streamlit drops what a disabled widget sends, and a message written while the
+# assistant replies simply waits for the next turn.
+ui.post(room, me, st.chat_input("Send message", key="message"))
+live.earlier_messages_button(room.view())
+slots = live.Slots(
+    people=people_slot, policy=policy_slot, messages=st.container(), busy=st.empty(), stop=st.empty()
+)
 ui.show_refusal()
-ui.stop_button(room, me)
 st.toggle(
     "Stream replies", value=True, key="stream_replies", help="Show the reply word by word as it is written."
 )
-with conversation:
-    live.earlier_messages_button(view)
-    if settings.refresh_mode == "poll":
-        live.polled_conversation(room.name, me.id, settings)
-    else:
-        live.live_part(room, me.id, settings)
+live.follow_room(room, me.id, settings, slots)

@@ -17,7 +17,7 @@ usage = room.token_usage()
 columns[2].metric("Tokens used", f"{usage.get('total_tokens', 0):,}", help=ui.usage_help(usage))
 
 st.subheader("People")
-ui.people(view, None)
+ui.people(view.participants, None)
 st.subheader("Assistant")
 st.markdown(
     f"**{ui.escape_markdown(settings.assistant_name)}** · {hub.assistant.label}  \n"

@@ -42,9 +42,6 @@ class Settings:
     openai_assistant_id: str | None = None
     assistant_name: str = "CatGPT"
     assistant_instructions: str = ""
-    refresh_mode: str = "live"
-    refresh_interval_ms: int = 1000
-    live_restart_seconds: float = 300.0
     word_delay_ms: int = 50
     leave_grace_seconds: float = 10.0
     heartbeat_timeout_seconds: float = 30.0
@@ -132,9 +129,6 @@ PARSERS: dict[str, Callable[[str], Any]] = {
     "OPENAI_ASSISTANT_ID": _free_text,
     "ASSISTANT_NAME": _text(32),
     "ASSISTANT_INSTRUCTIONS": _free_text,
-    "REFRESH_MODE": _choice("live", "poll"),
-    "REFRESH_INTERVAL_MS": _integer(200, 60_000),
-    "LIVE_RESTART_SECONDS": _seconds(0.1, 86_400),
     "WORD_DELAY_MS": _integer(0, 2_000),
     "LEAVE_GRACE_SECONDS": _seconds(0, 3_600),
     "HEARTBEAT_TIMEOUT_SECONDS": _seconds(5, 3_600),

@@ -1,62 +1,85 @@
-"""The part of the chat page that follows the room: polled by a fragment, or live in one long run.
+"""The live part of the chat page: one long run per page that follows the room and redraws what changed.
 
-`poll` redraws the conversation on every tick; `live` draws it once, then waits on the room and adds only
-what changed. Both stream the reply word by word for everyone whose "Stream replies" toggle is on.
+Everything other people change (the conversation, the reply being written, the busy line and Stop, who
+is here, the reply policy) lives in placeholders made at the start of the run, and is redrawn from
+`Room.changes_since`, so nobody's page reruns because of what someone else did. A page reruns only for its
+own person's actions: sending, the toggle, Stop, the policy, leaving, moving to another page.
+
+No periodic browser tick keeps the page live: a tick that lands while a message is on its way can make
+Streamlit drop the message, so the run itself never ends on its own.
 """
 
 from __future__ import annotations
 
 import re
 import time
-import uuid
-from collections.abc import Iterator
+from dataclasses import dataclass, field
 
 import streamlit as st
-from streamlit_autorefresh import st_autorefresh
+from streamlit.delta_generator import DeltaGenerator
 
 from shared.config import Settings
-from shared.messages import Message, Role, Status
-from shared.room import Room, RoomView
-from shared.ui import AVATARS, bubble, escape_markdown, get_hub, render_message, session_id
+from shared.messages import Message, Participant, Role, Status
+from shared.room import Room, RoomChanges, RoomStatus, RoomView
+from shared.ui import (
+    POLICY_LABELS,
+    bubble,
+    escape_markdown,
+    people,
+    render_message,
+    session_id,
+)
 
-# How long the live part waits before it checks for a rerun or a closed tab: a message typed on a live
-# page is taken up to this late (Streamlit can only stop a run where it touches Streamlit).
+# How long the page waits before it checks for a rerun or a closed tab: Streamlit can stop a run only where
+# it touches Streamlit, so a message typed on this page is taken up to this late.
 WAIT_SLICE_SECONDS = 0.1
-ALIVE_EVERY_SECONDS = 5.0  # how often an idle live page tells the room its tab is still there
+# A reply being written is redrawn at most this often on one page, and once more per this many pages
+# watching the room: redrawing resends the whole text, so a long reply to many pages must not cost a core.
+REDRAW_SECONDS = 0.1
+PAGES_PER_REDRAW_STEP = 25
 CATCH_UP_WORDS = 20  # a streamed reply this far behind the assistant is shown without pacing
 PAGE_OF_MESSAGES = 50  # how many of the latest messages a page shows before "Show earlier messages"
+# Pages follow the room until their person acts or the tab closes; the AppTest suite sets a bound so that
+# a run ends and its page can be read.
+LIVE_RUN_SECONDS: float | None = None
 HIDE_RUNNING_INDICATOR = "<style>[data-testid='stStatusWidget']{visibility:hidden}</style>"
 
 
-def rendered_state(view: RoomView) -> tuple[object, ...]:
-    """What the parts outside the conversation show: the input box and Stop, who is here, the policy."""
-    return view.busy, view.stopping_by, tuple(p.nickname for p in view.participants), view.policy
+@dataclass
+class Slots:
+    """The placeholders the live run owns, made by the page script where each belongs on the page."""
+
+    people: DeltaGenerator  # in the sidebar
+    policy: DeltaGenerator  # in the sidebar
+    messages: DeltaGenerator  # a container: one placeholder per message is added to it
+    busy: DeltaGenerator  # who the assistant is replying to, and who waits next
+    stop: DeltaGenerator  # the Stop button while a reply is written
 
 
-def visible_messages(view: RoomView, *, keep_first: bool = False) -> list[Message]:
-    """The latest messages this page shows, the reply being written included.
+def visible_messages(view: RoomView) -> list[Message]:
+    """The messages a page shows at the start of its run: the latest ones, from where the last run began.
 
-    With `keep_first` (live mode) the first message shown stays put until the page ends its run:
-    a full run that drew fewer messages than the run before would leave the extra ones on the page.
+    The first message stays put across the person's own reruns until twice a page of messages is shown,
+    so a rerun redraws the same messages in the same places (nothing moves, nothing is briefly doubled).
     """
     shown = [m for m in view.messages if not (m.role is Role.ASSISTANT and not m.text)]
-    latest = shown[-st.session_state.get("shown_limit", PAGE_OF_MESSAGES) :]
-    if not keep_first or not latest:
+    limit = st.session_state.get("shown_limit", PAGE_OF_MESSAGES)
+    latest = shown[-limit:]
+    if not latest:
         return latest
-    room_key = (view.name, view.created_at)
-    kept_key, first = st.session_state.get("first_shown", (None, 0))
-    if kept_key != room_key or first > latest[0].id:
-        first = latest[0].id
-        st.session_state.first_shown = (room_key, first)
-    return [m for m in shown if m.id >= first]
+    room_key, first = st.session_state.get("first_shown", (None, 0))
+    kept = [m for m in shown if m.id >= first]
+    if room_key != (view.name, view.created_at) or first > latest[0].id or len(kept) > 2 * limit:
+        kept = latest
+        st.session_state.first_shown = ((view.name, view.created_at), latest[0].id)
+    return kept
 
 
 def earlier_messages_button(view: RoomView) -> None:
     """Older messages on demand, so a long history costs nothing until someone asks for it."""
-    slot = st.empty()  # one element either way: the live page must not leave a stale button behind
+    slot = st.empty()  # one element either way, so the elements after it keep their places on a rerun
     limit = st.session_state.get("shown_limit", PAGE_OF_MESSAGES)
-    hidden = len(view.messages) - limit
-    if hidden <= 0:
+    if len(view.messages) <= limit:
         slot.empty()
     elif slot.button("Show earlier messages", key="earlier", icon=":material/expand_less:"):
         st.session_state.shown_limit = limit + PAGE_OF_MESSAGES
@@ -64,197 +87,214 @@ def earlier_messages_button(view: RoomView) -> None:
         st.rerun()
 
 
-def _words(text: str) -> list[str]:
+def words(text: str) -> list[str]:
     return re.findall(r"\s*\S+\s*", text)
 
 
-def _pause(word_delay: float, words_behind: int) -> None:
-    if word_delay and words_behind <= CATCH_UP_WORDS:
-        time.sleep(word_delay)
+def redraw_interval(watchers: int) -> float:
+    return REDRAW_SECONDS * max(1, watchers / PAGES_PER_REDRAW_STEP)
 
 
-def _replying_line(slot, view: RoomView, assistant_name: str) -> None:
-    if view.busy:
-        names = ", ".join(escape_markdown(n) for n in view.replying_to)
-        slot.caption(f":material/edit: **{escape_markdown(assistant_name)}** is replying to {names}…")
-    else:
-        slot.empty()
+@dataclass
+class _Reveal:
+    """How far this page has shown the reply being written, paced by WORD_DELAY_MS."""
 
+    message: Message
+    shown: int = 0  # characters due on the page
+    drawn: int = -1  # characters drawn so far (-1: nothing yet)
+    at: float = field(default_factory=time.monotonic)  # when the last words were shown
 
-def _writing(settings: Settings, text: str | None) -> None:
-    """The reply while it is written: its text so far, or a typing line for those who stream nothing."""
-    name = escape_markdown(settings.assistant_name)
-    bubble(Role.ASSISTANT, f"**{name}** · writing…", text if text is not None else f"*{name} is typing…*")
-
-
-def _follow_page_state(room: Room, view: RoomView, participant_id: str) -> None:
-    if room.attach(participant_id, session_id()) is None:
-        st.rerun(scope="app")  # dropped from the room meanwhile: the full page rejoins or asks
-    if rendered_state(view) != st.session_state.get("rendered_state"):
-        # The input box and the sidebar are outside this part: a full run brings them up to date.
-        st.rerun(scope="app")
-
-
-# --- poll: a fragment that redraws on every tick -------------------------------------------------------
-
-
-def follow_reply(room: Room, reply_id: int | None, participant_id: str, word_delay: float) -> Iterator[str]:
-    """Yield the reply being written, word by word, until it is finished; for `st.write_stream`.
-
-    `reply_id` is the reply the page saw being written, or None to wait for the next one to start.
-    """
-    shown = 0
-    while True:
-        reply, busy, version = room.reply_state()
-        if reply_id is None and reply is not None:
-            reply_id = reply.id
-        if reply_id is not None:
-            reply = room.message(reply_id)
-            words = _words(reply.text[shown:])
-            for index, word in enumerate(words):
-                _pause(word_delay, len(words) - index)
-                yield word
-            shown += sum(len(w) for w in words)
-            if reply.status is not Status.STREAMING:
-                return
-        elif not busy:
-            return
-        room.wait_for_change(version, WAIT_SLICE_SECONDS)
-        room.attach(participant_id, session_id())  # this tab is alive while it watches
-
-
-@st.fragment
-def polled_conversation(room_name: str, participant_id: str, settings: Settings) -> None:
-    """Redraw the conversation every REFRESH_INTERVAL_MS; a tick reruns only this fragment."""
-    st_autorefresh(interval=settings.refresh_interval_ms, key="poll-tick")
-    room = get_hub().room(room_name)
-    view = room.view()
-    _follow_page_state(room, view, participant_id)
-    reply = view.reply
-    for message in visible_messages(view):
-        if message is not reply:
-            render_message(message, participant_id)
-    if view.busy:
-        if st.session_state.get("stream_replies", True):
-            with st.chat_message("assistant", avatar=AVATARS[Role.ASSISTANT]):
-                header = st.empty()
-                header.caption(f"**{escape_markdown(settings.assistant_name)}** · writing…")
-                reply_id = reply.id if reply is not None else None
-                st.write_stream(follow_reply(room, reply_id, participant_id, settings.word_delay_ms / 1000))
-                header.caption(f"**{escape_markdown(settings.assistant_name)}** · just now")
-        else:
-            _writing(settings, None)
-        _replying_line(st.empty(), view, settings.assistant_name)
-
-
-# --- live: one long run that waits on the room -------------------------------------------------------------
-
-
-@st.fragment
-def restart_live_when_idle(interval_ms: int) -> None:
-    """Restart the live part if it stopped (Stop, an error, its periodic end).
-
-    A tick never interrupts a running script, so this fragment runs on a tick only when the live part is
-    not running: then it asks for a full run, which starts the live part again.
-    """
-    st_autorefresh(interval=interval_ms, key="live-watchdog")
-    this_run = st.session_state.get("live_run")
-    if st.session_state.get("watchdog_saw") == this_run:
-        st.rerun(scope="app")
-    st.session_state.watchdog_saw = this_run
-
-
-def live_part(room: Room, participant_id: str, settings: Settings) -> None:
-    """The live conversation, and the watchdog that starts it again should it stop."""
-    st.session_state.live_run = uuid.uuid4().hex  # before the watchdog: this full run is a new live run
-    restart_live_when_idle(settings.refresh_interval_ms)
-    live_conversation(room, participant_id, settings)
-
-
-def live_conversation(room: Room, participant_id: str, settings: Settings) -> None:
-    """Draw the conversation once, then add what changes until the run is interrupted or ends.
-
-    Each message has its own placeholder, so a change redraws one message; nothing is redrawn when
-    nothing changed. Touching `st.session_state` between waits lets Streamlit stop this run for a rerun
-    or a closed tab.
-    """
-    st.markdown(HIDE_RUNNING_INDICATOR, unsafe_allow_html=True)  # our own fixed style, no user text
-    stream = st.session_state.get("stream_replies", True)
-    word_delay = settings.word_delay_ms / 1000
-    messages_area, busy_area = st.container(), st.empty()
-    placeholders: dict[int, object] = {}
-    drawn: dict[int, object] = {}  # message id -> what its placeholder shows now
-    revealed: dict[int, int] = {}  # reply id -> how many of its characters this page has shown
-    busy_drawn = None
-    ends_at = time.monotonic() + settings.live_restart_seconds
-    view = room.view()
-    while True:
-        behind = 0
-        for message in visible_messages(view, keep_first=True):
-            if message.id not in placeholders:
-                with messages_area:
-                    placeholders[message.id] = st.empty()
-            shows = _reply_in_progress(message, stream, revealed, word_delay)
-            if shows is None:
-                shows = message
-            elif stream:  # words of the reply not yet shown on this page
-                behind = max(behind, len(_words(message.text[revealed[message.id] :])))
-            if drawn.get(message.id) is not shows and drawn.get(message.id) != shows:
-                with placeholders[message.id].container():
-                    if isinstance(shows, Message):
-                        render_message(message, participant_id)
-                    else:
-                        _writing(settings, shows or None)
-                drawn[message.id] = shows
-        if busy_drawn != view.replying_to:
-            _replying_line(busy_area, view, settings.assistant_name)
-            busy_drawn = view.replying_to
-        # Only now, with what changed already on its way to the browser, may a full run follow.
-        _follow_page_state(room, view, participant_id)
-        if behind:  # reveal the next word after a pause (all of them at once without WORD_DELAY_MS)
-            time.sleep(word_delay)
-        elif not _wait_for_change(room, view.version, participant_id, ends_at):
-            st.session_state.pop("first_shown", None)  # the run ends: Streamlit clears what it left
-            return
-        st.session_state.live_beat = time.monotonic()  # a yield point: a rerun or a closed tab stops here
-        view = room.view()
-
-
-def _wait_for_change(room: Room, version: int, participant_id: str, ends_at: float) -> bool:
-    """Wait until the room changes (True) or it is time for this live run to end (False).
-
-    Idle, a page costs one short wake-up per slice: it touches `st.session_state`, where Streamlit
-    stops the run for a rerun (someone pressed Enter) or a closed tab, and says it is alive now and then.
-    """
-    alive_said = time.monotonic()
-    while room.wait_for_change(version, WAIT_SLICE_SECONDS) == version:
-        st.session_state.live_beat = time.monotonic()
-        if time.monotonic() > ends_at:
+    def step(self, word_delay: float, now: float) -> bool:
+        """Show the words due by now; True if more were shown."""
+        ahead = words(self.message.text[self.shown :])
+        if not ahead:
             return False
-        if time.monotonic() - alive_said > ALIVE_EVERY_SECONDS:
-            if room.attach(participant_id, session_id()) is None:
-                st.rerun(scope="app")  # dropped from the room meanwhile
-            alive_said = time.monotonic()
-    return True
+        due = len(ahead) if not word_delay else max(1, int((now - self.at) / word_delay))
+        due = max(due, len(ahead) - CATCH_UP_WORDS)  # far behind: catch up at once
+        self.shown += sum(len(w) for w in ahead[:due])
+        self.at = now
+        return True
+
+    @property
+    def done(self) -> bool:
+        return self.message.status is not Status.STREAMING and self.shown >= len(self.message.text)
 
 
-def _reply_in_progress(
-    message: Message, stream: bool, revealed: dict[int, int], word_delay: float
-) -> str | None:
-    """The text to show of a reply still being written or revealed ("" = typing), None once it is whole.
+class LivePage:
+    """What one page shows of the room, and how it brings that up to date."""
 
-    Reveals the next word (more when far behind) of a streamed reply on each call.
-    """
-    if message.role is not Role.ASSISTANT:
-        return None
-    writing = message.status is Status.STREAMING
-    if not stream:
-        return "" if writing else None
-    shown = revealed.setdefault(message.id, 0 if writing else len(message.text))
-    words = _words(message.text[shown:])
-    step = len(words) if not word_delay else max(1, len(words) - CATCH_UP_WORDS)
-    shown += sum(len(w) for w in words[:step])
-    revealed[message.id] = shown
-    if shown < len(message.text) or writing:
-        return message.text[:shown]
-    return None
+    def __init__(self, room: Room, my_id: str, settings: Settings, slots: Slots):
+        self.room, self.my_id, self.settings, self.slots = room, my_id, settings, slots
+        self.stream = st.session_state.get("stream_replies", True)
+        self.word_delay = settings.word_delay_ms / 1000
+        self.first_shown = 0  # older messages are not on this page
+        self.placeholders: dict[int, DeltaGenerator] = {}
+        self.slots_used = 0  # elements in the messages container, placeholders of messages or not
+        self.drawn_before = st.session_state.get("message_slots", 0)  # how many earlier runs left there
+        self.reveal: _Reveal | None = None  # the reply being written, while this page shows it word by word
+        self.next_redraw = 0.0
+        self.status: RoomStatus | None = None
+
+    # --- drawing -------------------------------------------------------------------------------
+
+    def draw_all(self, view: RoomView) -> None:
+        shown = visible_messages(view)
+        self.first_shown = shown[0].id if shown else 0
+        for message in shown:
+            self.message(message)
+        # A run never ends, so Streamlit never clears what the page's previous runs drew past this one's
+        # last element: empty elements take the place of every message they drew beyond these.
+        while self.slots_used < self.drawn_before:
+            self._new_slot()
+        self.people(view.participants)
+        self.show_status(view.status)
+
+    def apply(self, changes: RoomChanges) -> None:
+        for message in changes.messages:
+            if message.id >= self.first_shown:
+                self.message(message)
+        if changes.participants is not None:
+            self.people(changes.participants)
+        if changes.status != self.status:
+            self.show_status(changes.status)
+
+    def message(self, message: Message) -> None:
+        self._placeholder(message.id)  # made now, so the page keeps the room's order
+        if self.reveal is not None and self.reveal.message.id == message.id:
+            self.reveal.message = message  # a finished reply is still revealed at the page's pace
+            return self.draw_reply()
+        if message.role is Role.ASSISTANT and message.status is Status.STREAMING:
+            if self.reveal is not None:  # the next reply started: the last one is shown whole
+                earlier, self.reveal = self.reveal.message, None
+                self.message(earlier)
+            self.reveal = _Reveal(message)
+            return self.draw_reply()
+        with self._placeholder(message.id).container():
+            render_message(message, self.my_id)
+
+    def draw_reply(self) -> None:
+        """The reply being written: the words due so far, at most once per redraw interval."""
+        reply = self.reveal
+        now = time.monotonic()
+        if not self.stream:
+            if reply.message.status is not Status.STREAMING:
+                self.reveal = None
+                self.message(reply.message)
+            elif reply.drawn < 0:
+                reply.drawn = 0  # the typing line is drawn once
+                self._writing(reply.message.id, None)
+            return
+        if now < self.next_redraw:
+            return
+        reply.step(self.word_delay, now)
+        if reply.done:
+            self.reveal = None
+            self.message(reply.message)
+        elif reply.drawn != reply.shown:
+            reply.drawn = reply.shown
+            self.next_redraw = now + redraw_interval(self.room.watchers())
+            self._writing(reply.message.id, reply.message.text[: reply.shown])
+
+    def _writing(self, message_id: int, text: str | None) -> None:
+        name = escape_markdown(self.settings.assistant_name)
+        with self._placeholder(message_id).container():
+            bubble(Role.ASSISTANT, f"**{name}** · writing…", text or f"*{name} is typing…*")
+
+    def people(self, participants: tuple[Participant, ...]) -> None:
+        with self.slots.people.container():
+            people(participants, self.my_id)
+
+    def show_status(self, status: RoomStatus) -> None:
+        before, self.status = self.status, status
+        name = escape_markdown(self.settings.assistant_name)
+        waiting = ", ".join(escape_markdown(n) for n in status.waiting)
+        if status.replying_to:
+            to = ", ".join(escape_markdown(n) for n in status.replying_to)
+            line = f":material/edit: **{name}** is replying to {to}…"
+            self.slots.busy.caption(line + (f" · next: {waiting}" if waiting else ""))
+        elif waiting:
+            self.slots.busy.caption(f":material/schedule: {waiting} · waiting for **{name}**")
+        else:
+            self.slots.busy.empty()
+        if before is None or before.turn != status.turn or before.replying_to != status.replying_to:
+            self.stop_button(status)
+        if before is None or before.policy_changes != status.policy_changes:
+            self.policy_control(status)
+
+    def stop_button(self, status: RoomStatus) -> None:
+        """While a reply is written anyone may stop it; a click belongs to the turn it was drawn for."""
+        if not status.replying_to:
+            self.slots.stop.empty()
+        elif self.slots.stop.button(
+            "Stop",
+            key=f"stop-{status.turn}",
+            icon=":material/stop_circle:",
+            help="Stop the reply being written",
+        ):
+            self.room.stop_reply(self.my_id, status.turn)
+
+    def policy_control(self, status: RoomStatus) -> None:
+        """Anyone present may change when the assistant speaks; the room tells everyone."""
+        name = self.settings.assistant_name
+        with self.slots.policy.container():
+            # A new key per change: the control is drawn afresh when someone else changes the policy.
+            chosen = st.radio(
+                "Assistant replies",
+                list(POLICY_LABELS),
+                index=list(POLICY_LABELS).index(status.policy),
+                format_func=POLICY_LABELS.get,
+                key=f"policy-{status.policy_changes}",
+                help=f"Only when mentioned: {name} answers messages that contain @{name}, knowing what "
+                "was said before.",
+            )
+        if chosen is not status.policy:
+            self.room.set_reply_policy(self.my_id, chosen)
+
+    def _placeholder(self, message_id: int) -> DeltaGenerator:
+        if message_id not in self.placeholders:
+            self.placeholders[message_id] = self._new_slot()
+        return self.placeholders[message_id]
+
+    def _new_slot(self) -> DeltaGenerator:
+        with self.slots.messages:
+            slot = st.empty()
+        self.slots_used += 1
+        # What the page may show, left by this run or an earlier one (a run stopped while drawing leaves
+        # fewer elements than the page holds).
+        st.session_state.message_slots = max(self.drawn_before, self.slots_used)
+        return slot
+
+    # --- following -----------------------------------------------------------------------------
+
+    def follow(self) -> None:
+        """Draw the room, then redraw what changes until Streamlit stops this run (a rerun, a closed tab)."""
+        view = self.room.view()
+        self.draw_all(view)
+        version = view.version
+        ends_at = None if LIVE_RUN_SECONDS is None else time.monotonic() + LIVE_RUN_SECONDS
+        alive_every = self.settings.heartbeat_timeout_seconds / 3
+        alive_said = time.monotonic()
+        while ends_at is None or time.monotonic() < ends_at:
+            if self.reveal is not None:  # between two redraws of the reply only other news wakes the page
+                wait = min(max(0.0, self.next_redraw - time.monotonic()), WAIT_SLICE_SECONDS)
+                self.room.wait_for_change(version, wait, reply_growth=False)
+            else:
+                self.room.wait_for_change(version, WAIT_SLICE_SECONDS)
+            st.session_state.live_beat = time.monotonic()  # a yield point: a rerun or a closed tab stops here
+            if time.monotonic() - alive_said > alive_every:
+                alive_said = time.monotonic()
+                if self.room.attach(self.my_id, session_id()) is None:
+                    st.rerun(scope="app")  # this person left (another tab, the reaper): the page asks again
+            changes = self.room.changes_since(version)
+            version = changes.version
+            if changes.participants is not None and all(p.id != self.my_id for p in changes.participants):
+                st.rerun(scope="app")
+            self.apply(changes)
+            if self.reveal is not None:
+                self.draw_reply()
+
+
+def follow_room(room: Room, my_id: str, settings: Settings, slots: Slots) -> None:
+    """The live conversation of the chat page; runs until Streamlit stops the run."""
+    st.markdown(HIDE_RUNNING_INDICATOR, unsafe_allow_html=True)  # our own fixed style, no user text
+    LivePage(room, my_id, settings, slots).follow()

@@ -1,6 +1,8 @@
 """The room: its messages, participants, queue of messages awaiting a reply, and the reply in progress.
 
-All state lives here behind one lock; every change bumps `version` and wakes whoever waits for one.
+All state lives here behind one lock; every change bumps `version` and wakes whoever waits for one. A page
+that follows the room asks only for what changed since the version it drew (`changes_since`), and may
+sleep through the reply's growth between two redraws (`wait_for_change(..., reply_growth=False)`).
 """
 
 from __future__ import annotations
@@ -39,6 +41,31 @@ def utcnow() -> datetime:
 
 
 @dataclass(frozen=True)
+class RoomStatus:
+    """What the assistant is doing and when it speaks: small, so a page can take it on every wake-up."""
+
+    replying_to: tuple[str, ...]  # whom the reply being written answers; empty between turns
+    waiting: tuple[str, ...]  # people whose messages wait for the next turn, in the order they spoke
+    turn: int  # counts turns, so that one turn's Stop button is not the next one's
+    policy: ReplyPolicy
+    policy_changes: int  # counts policy changes, so a page redraws its control when someone changes it
+
+    @property
+    def busy(self) -> bool:
+        return bool(self.replying_to or self.waiting)
+
+
+@dataclass(frozen=True)
+class RoomChanges:
+    """What changed in a room since a version a page drew: all the page needs to catch up."""
+
+    version: int
+    messages: tuple[Message, ...]  # added or changed since then, by id
+    participants: tuple[Participant, ...] | None  # None: nobody joined or left since then
+    status: RoomStatus
+
+
+@dataclass(frozen=True)
 class RoomView:
     """A consistent copy of the room at one version, for a page to render."""
 
@@ -46,15 +73,21 @@ class RoomView:
     version: int
     messages: tuple[Message, ...]
     participants: tuple[Participant, ...]
-    replying_to: tuple[str, ...]
+    status: RoomStatus
     reply_id: int | None
     created_at: datetime
-    policy: ReplyPolicy = ReplyPolicy.EVERY_MESSAGE
-    stopping_by: str = ""  # who pressed Stop on the reply being written
 
     @property
     def busy(self) -> bool:
-        return bool(self.replying_to)
+        return self.status.busy
+
+    @property
+    def replying_to(self) -> tuple[str, ...]:
+        return self.status.replying_to
+
+    @property
+    def policy(self) -> ReplyPolicy:
+        return self.status.policy
 
     @property
     def reply(self) -> Message | None:
@@ -81,10 +114,16 @@ class Room:
         self.created_at = now()
         self._now = now
         self._monotonic = monotonic
-        self._changed = threading.Condition()
+        self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)  # any change, the reply's growth included
+        self._news = threading.Condition(self._lock)  # any change but the reply's growth
         self._version = 0
+        self._news_version = 0
         self._messages: list[Message] = []
+        self._message_versions: dict[int, int] = {}  # message id -> version of its last change, oldest first
         self._participants: dict[str, Participant] = {}
+        self._people_version = 0  # version of the last join or leave
+        self._left_on_purpose: set[str] = set()  # who pressed Leave: their other tabs do not rejoin them
         self._sessions: dict[str, set[str]] = {}  # participant id -> browser sessions showing the room
         self._last_seen: dict[str, float] = {}
         self._recent_posts: dict[str, deque[float]] = {}  # participant id -> times of their latest posts
@@ -94,7 +133,8 @@ class Room:
         self._carried_over: list[int] = []  # messages of a turn that failed before the assistant saw them
         self._context: list[int] = []  # messages said without asking the assistant, for its next turn
         self._policy = ReplyPolicy.EVERY_MESSAGE
-        self._stop_requested_by = ""
+        self._policy_changes = 0
+        self._turns = 0
         self._turn: Turn | None = None
         self._reply_id: int | None = None
         self._conversation: str | None = None
@@ -110,66 +150,97 @@ class Room:
         return self._version
 
     def view(self) -> RoomView:
-        with self._changed:
+        with self._lock:
             return RoomView(
                 name=self.name,
                 version=self._version,
                 messages=tuple(self._messages),
                 participants=tuple(self._participants.values()),
-                replying_to=self._replying_to(),
+                status=self._status(),
                 reply_id=self._reply_id,
                 created_at=self.created_at,
-                policy=self._policy,
-                stopping_by=self._stop_requested_by,
             )
 
-    def wait_for_change(self, since_version: int, timeout: float) -> int:
-        """Block until the version differs from `since_version` or the timeout passes."""
-        with self._changed:
-            self._changed.wait_for(lambda: self._version != since_version, timeout)
+    def changes_since(self, version: int) -> RoomChanges:
+        """What changed after `version`: costs what changed, not what the room holds."""
+        with self._lock:
+            changed = []
+            for message_id in reversed(self._message_versions):
+                if self._message_versions[message_id] <= version:
+                    break
+                changed.append(self._messages[message_id - 1])
+            return RoomChanges(
+                version=self._version,
+                messages=tuple(sorted(changed, key=lambda m: m.id)),
+                participants=tuple(self._participants.values()) if self._people_version > version else None,
+                status=self._status(),
+            )
+
+    def wait_for_change(self, since_version: int, timeout: float, *, reply_growth: bool = True) -> int:
+        """Block until the room changes after `since_version` or the timeout passes; return the version.
+
+        With `reply_growth=False` the reply's next words do not wake the caller, any other change does.
+        """
+        with self._lock:
+            if reply_growth:
+                self._changed.wait_for(lambda: self._version > since_version, timeout)
+            else:
+                self._news.wait_for(lambda: self._news_version > since_version, timeout)
             return self._version
 
+    def watchers(self) -> int:
+        """How many browser sessions show the room now."""
+        with self._lock:
+            return sum(len(sessions) for sessions in self._sessions.values())
+
     def message(self, message_id: int) -> Message:
-        with self._changed:
+        with self._lock:
             return self._messages[message_id - 1]
 
     def reply_state(self) -> tuple[Message | None, bool, int]:
         """The reply being written (if any), whether a reply is under way, and the version."""
-        with self._changed:
+        with self._lock:
             reply = None if self._reply_id is None else self._messages[self._reply_id - 1]
             return reply, bool(self._replying_to()), self._version
 
     def token_usage(self) -> dict[str, int]:
         """Tokens the model has used for this room's conversation, as its assistant counted them."""
-        with self._changed:
+        with self._lock:
             conversation = self._conversation
         return dict(getattr(self.assistant, "usage", {}).get(conversation, {})) if conversation else {}
 
     @property
     def busy(self) -> bool:
-        with self._changed:
-            return bool(self._replying_to())
+        """Whether a reply is being written or messages wait for one."""
+        with self._lock:
+            return self._status().busy
 
     @property
     def closed(self) -> bool:
         return self._closed
 
-    def _replying_to(self) -> tuple[str, ...]:
-        if self._turn is not None:
-            return self._turn.addressees
-        return tuple(dict.fromkeys(self._messages[i - 1].author for i in self._queue))
+    def _status(self) -> RoomStatus:
+        # Messages carried over from a failed turn are not waited for: they go with the next message.
+        return RoomStatus(
+            replying_to=self._turn.addressees if self._turn is not None else (),
+            waiting=tuple(dict.fromkeys(self._messages[i - 1].author for i in self._queue)),
+            turn=self._turns,
+            policy=self._policy,
+            policy_changes=self._policy_changes,
+        )
 
     # --- people --------------------------------------------------------------------------------
 
     def join(self, participant_id: str, nickname: str, session_id: str) -> Participant:
         """Add a person, or attach one more browser session of a person already here."""
         nickname = clean_nickname(nickname, self.settings.assistant_name)
-        with self._changed:
+        with self._lock:
             if self._closed:
                 raise JoinRefused("This room has just closed. Please reload the page to join it afresh.")
             if participant_id in self._participants:
                 self._attach(participant_id, session_id)
                 return self._participants[participant_id]
+            self._left_on_purpose.discard(participant_id)
             taken = {nickname_key(p.nickname) for p in self._participants.values()}
             if nickname_key(nickname) in taken:
                 raise JoinRefused(
@@ -181,6 +252,7 @@ class Room:
                 )
             participant = Participant(participant_id, nickname, self._now())
             self._participants[participant_id] = participant
+            self._people_version = self._version + 1  # the notice below bumps the version to this
             self._empty_since = None
             self._attach(participant_id, session_id)
             if self._conversation is None:
@@ -191,7 +263,7 @@ class Room:
 
     def attach(self, participant_id: str, session_id: str) -> Participant | None:
         """A browser session shows the room (a heartbeat); None if the person is no longer here."""
-        with self._changed:
+        with self._lock:
             if participant_id not in self._participants:
                 return None
             self._attach(participant_id, session_id)
@@ -204,7 +276,7 @@ class Room:
 
     def detach(self, participant_id: str, session_id: str) -> None:
         """A browser session went away; the person leaves after the grace period unless one comes back."""
-        with self._changed:
+        with self._lock:
             sessions = self._sessions.get(participant_id)
             if sessions is None:
                 return
@@ -213,8 +285,15 @@ class Room:
                 self._leaving_since.setdefault(participant_id, self._monotonic())
 
     def leave(self, participant_id: str) -> None:
-        with self._changed:
+        """The person pressed Leave: they leave from every tab, and no tab of theirs rejoins them quietly."""
+        with self._lock:
+            if participant_id in self._participants:
+                self._left_on_purpose.add(participant_id)
             self._remove(participant_id)
+
+    def left_on_purpose(self, participant_id: str) -> bool:
+        with self._lock:
+            return participant_id in self._left_on_purpose
 
     def _remove(self, participant_id: str) -> None:
         participant = self._participants.pop(participant_id, None)
@@ -226,12 +305,13 @@ class Room:
             return
         if not self._participants:
             self._empty_since = self._monotonic()
+        self._people_version = self._version + 1
         self._add(Role.SYSTEM, f"{participant.nickname} left.")
 
     def reap(self) -> None:
         """Remove people whose tabs closed more than the grace period ago, or went silent."""
         now = self._monotonic()
-        with self._changed:
+        with self._lock:
             for pid in list(self._participants):
                 leaving = self._leaving_since.get(pid)
                 if (
@@ -243,11 +323,11 @@ class Room:
 
     def idle_and_empty(self) -> bool:
         """True once nobody has been here for the room-emptying grace period and no reply is running."""
-        with self._changed:
+        with self._lock:
             return (
                 self._empty_since is not None
                 and self._monotonic() - self._empty_since >= self.settings.room_empty_grace_seconds
-                and not self._replying_to()
+                and not self._status().busy
             )
 
     # --- messages --------------------------------------------------------------------------------
@@ -262,7 +342,7 @@ class Room:
             raise MessageRefused(
                 f"Your message has {len(text):,} characters; the limit is {limit:,}. Nothing was sent."
             )
-        with self._changed:
+        with self._lock:
             participant = self._participants.get(participant_id)
             if participant is None or self._closed:
                 raise MessageRefused("You are no longer in the room. Join again to send messages.")
@@ -299,43 +379,56 @@ class Room:
 
     def set_reply_policy(self, participant_id: str, policy: ReplyPolicy) -> None:
         """Anyone present may change when the assistant speaks; everyone is told."""
-        with self._changed:
+        with self._lock:
             participant = self._participants.get(participant_id)
             if participant is None or policy is self._policy:
                 return
             self._policy = policy
+            self._policy_changes += 1
             name = self.settings.assistant_name
             when = (
                 "every message" if policy is ReplyPolicy.EVERY_MESSAGE else f"only when mentioned as @{name}"
             )
             self._add(Role.SYSTEM, f"{participant.nickname} set {name} to reply to {when}.")
 
-    def stop_reply(self, participant_id: str) -> None:
-        """Stop the reply being written at its next word; its text so far stays."""
-        with self._changed:
+    def stop_reply(self, participant_id: str, turn_number: int | None = None) -> None:
+        """Stop the reply being written, at once for everyone; its text so far stays.
+
+        The turn ends here, whatever the assistant is doing (a tool round, a retry, a stalled stream): the
+        worker is told through `Turn.stop` and its late words are dropped. With `turn_number`, only that
+        turn is stopped (a Stop pressed just as the next reply started must not stop that one).
+        """
+        with self._lock:
             participant = self._participants.get(participant_id)
-            if participant is None or self._turn is None or self._stop_requested_by:
+            turn = self._turn
+            if participant is None or turn is None or turn_number not in (None, self._turns):
                 return
-            self._stop_requested_by = participant.nickname
-            self._bump()
+            turn.stop.set()
+            self._end_turn(stopped_by=participant.nickname)
 
     def _add(self, role: Role, text: str, **fields) -> Message:
         message = Message(id=len(self._messages) + 1, role=role, text=text, created_at=self._now(), **fields)
         self._messages.append(message)
         self._bump()
+        self._message_versions[message.id] = self._version
         return message
 
-    def _set(self, message: Message) -> None:
+    def _set(self, message: Message, *, growth: bool = False) -> None:
         self._messages[message.id - 1] = message
-        self._bump()
+        self._bump(growth=growth)
+        self._message_versions.pop(message.id, None)  # to the end: the order is the order of changes
+        self._message_versions[message.id] = self._version
 
-    def _bump(self) -> None:
+    def _bump(self, *, growth: bool = False) -> None:
         self._version += 1
         self._changed.notify_all()
+        if not growth:
+            self._news_version = self._version
+            self._news.notify_all()
 
     def notice(self, text: str) -> None:
         """A system line everyone sees."""
-        with self._changed:
+        with self._lock:
             self._add(Role.SYSTEM, text)
 
     # --- the reply worker's side -------------------------------------------------------------------
@@ -346,7 +439,7 @@ class Room:
         if self._worker is not None:
             log.error("room %s: the reply worker stopped unexpectedly; starting a new one", self.name)
             if self._turn is not None:  # it died mid-turn without ending it
-                self.finish_turn("The assistant's reply broke off because its worker stopped.")
+                self._end_turn("The assistant's reply broke off because its worker stopped.")
             self._add(Role.SYSTEM, "The assistant's worker stopped unexpectedly and was restarted.")
         from shared.worker import ReplyWorker
 
@@ -355,25 +448,25 @@ class Room:
 
     def next_task(self) -> str:
         """Block until the worker has something to do: 'stop', 'open' or 'turn'."""
-        with self._changed:
+        with self._lock:
             self._changed.wait_for(lambda: self._closed or self._queue or self._conversation_wanted)
             if self._closed:
                 return "stop"
             return "turn" if self._queue else "open"
 
     def conversation(self) -> str | None:
-        with self._changed:
+        with self._lock:
             self._conversation_wanted = False
             return self._conversation
 
     def forget_conversation(self) -> None:
         """The assistant lost the conversation; the next turn opens a new one."""
-        with self._changed:
+        with self._lock:
             self._conversation = None
 
     def set_conversation(self, conversation: str) -> bool:
         """Keep the opened conversation; False if the room closed meanwhile (the caller closes it)."""
-        with self._changed:
+        with self._lock:
             if self._closed:
                 return False
             self._conversation = conversation
@@ -381,7 +474,7 @@ class Room:
 
     def start_turn(self) -> Turn | None:
         """Take every queued message (and any carried over) into one turn and start its reply."""
-        with self._changed:
+        with self._lock:
             ids = self._carried_over + self._queue
             self._carried_over, self._queue = [], []
             if not ids:
@@ -389,7 +482,7 @@ class Room:
             context = tuple(self._messages[i - 1] for i in self._context)
             self._context = []
             for i in ids:  # taken: no longer "waiting for the assistant"
-                self._messages[i - 1] = replace(self._messages[i - 1], status=Status.COMPLETE)
+                self._set(replace(self._messages[i - 1], status=Status.COMPLETE))
             messages = tuple(self._messages[i - 1] for i in ids)
             first = min([ids[0], *(m.id for m in context)]) - 1
             history = tuple(m for m in self._messages[:first] if m.role is not Role.SYSTEM)[
@@ -403,13 +496,17 @@ class Room:
                 now=self._now(),
                 context=context,
             )
+            self._turns += 1
             self._bump()
             return self._turn
 
-    def add_to_reply(self, text: str) -> bool:
-        """Append streamed text to the reply, which appears with its first piece; False: stop writing."""
-        with self._changed:
-            if self._turn is None or self._stop_requested_by or self._closed:
+    def add_to_reply(self, turn: Turn, text: str) -> bool:
+        """Append streamed text to the turn's reply, which appears with its first piece; False: stop writing.
+
+        False once the turn is over (stopped, or the room closed): its late words are dropped.
+        """
+        with self._lock:
+            if self._turn is not turn or self._closed:
                 return False
             if not text:
                 return True
@@ -424,42 +521,46 @@ class Room:
                 self._reply_id = reply.id
             else:
                 reply = self._messages[self._reply_id - 1]
-                self._set(replace(reply, text=reply.text + text))
+                self._set(replace(reply, text=reply.text + text), growth=True)
             return True
 
-    def finish_turn(self, error: str | None = None, *, carry_over: bool = False) -> None:
+    def finish_turn(self, turn: Turn, error: str | None = None, *, carry_over: bool = False) -> None:
         """End the turn: the reply is complete, or kept as far as it got with `error` shown to all.
 
         With `carry_over`, the assistant never saw the turn's messages: they go into the next turn.
+        A turn that is already over (someone stopped it) stays as it ended.
         """
-        with self._changed:
-            turn, self._turn = self._turn, None
-            stopped_by, self._stop_requested_by = self._stop_requested_by, ""
-            if self._reply_id is not None:
-                reply = self._messages[self._reply_id - 1]
-                status = Status.ERROR if error else Status.STOPPED if stopped_by else Status.COMPLETE
-                self._set(replace(reply, status=status, stopped_by=stopped_by))
-                self._reply_id = None
-            if turn is not None and carry_over:
-                self._carried_over = [m.id for m in turn.messages] + self._carried_over
-                self._context = [m.id for m in turn.context] + self._context
-                for message in turn.messages:
-                    self._messages[message.id - 1] = replace(message, status=Status.QUEUED)
-            if stopped_by and not error:
-                self._add(Role.SYSTEM, f"{stopped_by} stopped the reply.")
-            if error:
-                again = " It will try again with the next message." if carry_over else ""
-                self._add(Role.SYSTEM, error + again, status=Status.ERROR)
-            self._bump()
+        with self._lock:
+            if self._turn is turn:
+                self._end_turn(error, carry_over=carry_over)
+
+    def _end_turn(self, error: str | None = None, *, carry_over: bool = False, stopped_by: str = "") -> None:
+        turn, self._turn = self._turn, None
+        if self._reply_id is not None:
+            reply = self._messages[self._reply_id - 1]
+            status = Status.ERROR if error else Status.STOPPED if stopped_by else Status.COMPLETE
+            self._set(replace(reply, status=status, stopped_by=stopped_by))
+            self._reply_id = None
+        if turn is not None and carry_over:
+            self._carried_over = [m.id for m in turn.messages] + self._carried_over
+            self._context = [m.id for m in turn.context] + self._context
+            for message in turn.messages:
+                self._set(replace(message, status=Status.QUEUED))
+        if stopped_by and not error:
+            self._add(Role.SYSTEM, f"{stopped_by} stopped the reply.")
+        if error:
+            again = " It will try again with the next message." if carry_over else ""
+            self._add(Role.SYSTEM, error + again, status=Status.ERROR)
+        self._bump()
 
     # --- closing ---------------------------------------------------------------------------------
 
     def close(self) -> None:
         """Stop the worker and close the assistant's conversation; the room is not used again."""
-        with self._changed:
+        with self._lock:
             self._closed = True
             conversation, self._conversation = self._conversation, None
-            self._changed.notify_all()
+            self._bump()
         if conversation is not None:
             try:
                 self.assistant.close_conversation(conversation)

@@ -1,6 +1,6 @@
 """Streamlit glue for the page scripts: the hub singleton, who this browser is, and how messages look.
 
-The only module of the package that imports streamlit; the rules live in the room, not here.
+The rules live in the room, not here; `live.py` follows the room on the chat page.
 """
 
 from __future__ import annotations
@@ -13,13 +13,14 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import streamlit as st
+from streamlit.delta_generator import DeltaGenerator
 
 from shared import transcript
 from shared.config import Settings, SettingsError, load_settings
 from shared.errors import JoinRefused, MessageRefused
 from shared.hub import DEFAULT_ROOM, Hub, RoomNameInvalid, clean_room_name
 from shared.messages import Message, Participant, ReplyPolicy, Role, Status
-from shared.room import Room, RoomView
+from shared.room import Room
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +108,10 @@ def current_participant(room: Room) -> Participant | None:
     """This browser's person in the room: a reload or a second tab of someone present gets back in."""
     token = participant_token()
     participant = room.attach(token, session_id())
-    if participant is None and st.session_state.get("nickname"):
+    if participant is None and st.session_state.get("nickname") and room.left_on_purpose(token):
+        st.session_state.nickname = ""  # they pressed Leave, perhaps in another tab: that is final
+        st.session_state.join_note = "You left this room. Pick a nickname to join it again."
+    elif participant is None and st.session_state.get("nickname"):
         # Back after the heartbeat timeout (a sleeping laptop) or a fresh room: rejoin quietly.
         try:
             participant = room.join(token, st.session_state.nickname, session_id())
@@ -129,6 +133,8 @@ def join_form(room: Room) -> None:
         )
         joined = st.form_submit_button("Join", type="primary")
     refusal = st.session_state.pop("join_refusal", None)
+    if note := st.session_state.pop("join_note", None):
+        st.info(note, icon=":material/logout:")
     if joined:
         try:
             room.join(participant_token(), nickname, session_id())
@@ -255,26 +261,32 @@ def bubble(who: Role | str, header: str, text: str, note: str | None = None) -> 
 # --- the sidebar --------------------------------------------------------------------------------------
 
 
-def sidebar(room: Room, me: Participant | None, settings: Settings, assistant_label: str) -> None:
+def sidebar(
+    room: Room, me: Participant | None, settings: Settings, assistant_label: str
+) -> tuple[DeltaGenerator, DeltaGenerator]:
+    """Who is here, the assistant, and the person's controls; returns the slots the live page keeps
+    up to date (who is here, and the reply policy), drawn here as the room is now."""
     view = room.view()
     with st.sidebar:
         st.header("In this room")
-        people(view, me)
+        people_slot = st.empty()
+        with people_slot.container():
+            people(view.participants, me.id if me is not None else None)
         st.markdown(f":material/pets: **{escape_markdown(settings.assistant_name)}** · {assistant_label}")
+        policy_slot = st.empty()
         if me is not None:
-            reply_policy_control(room, view, me, settings)
             transcript_downloads(room)
             if st.button("Leave the room", icon=":material/logout:"):
                 leave(room, me)
                 st.rerun()
+    return people_slot, policy_slot
 
 
-def people(view: RoomView, me: Participant | None) -> None:
+def people(participants: tuple[Participant, ...], my_id: str | None) -> None:
     """Who is here, as one element however many they are (the live page must not leave a name behind)."""
     lines = [
-        f":material/person: {escape_markdown(p.nickname)}"
-        + (" (you)" if me is not None and p.id == me.id else "")
-        for p in view.participants
+        f":material/person: {escape_markdown(p.nickname)}" + (" (you)" if p.id == my_id else "")
+        for p in participants
     ]
     st.markdown("  \n".join(lines) or "*Nobody yet.*")
 
@@ -283,22 +295,6 @@ POLICY_LABELS = {
     ReplyPolicy.EVERY_MESSAGE: "Every message",
     ReplyPolicy.WHEN_MENTIONED: "Only when mentioned",
 }
-
-
-def reply_policy_control(room: Room, view: RoomView, me: Participant, settings: Settings) -> None:
-    """Anyone present may change when the assistant speaks; the room announces it."""
-    # No key: the control is drawn afresh from the room's policy, which someone else may have changed.
-    chosen = st.radio(
-        "Assistant replies",
-        list(POLICY_LABELS),
-        index=list(POLICY_LABELS).index(view.policy),
-        format_func=POLICY_LABELS.get,
-        help=f"Only when mentioned: {settings.assistant_name} answers messages that contain "
-        f"@{settings.assistant_name}, knowing what was said before.",
-    )
-    if chosen is not view.policy:
-        room.set_reply_policy(me.id, chosen)
-        st.rerun()
 
 
 def transcript_downloads(room: Room) -> None:
@@ -316,19 +312,6 @@ def transcript_downloads(room: Room) -> None:
             icon=icon,
             on_click="ignore",
         )
-
-
-def stop_button(room: Room, me: Participant) -> None:
-    """While a reply is written, anyone may stop it; its text so far stays. Always one element."""
-    slot = st.empty()
-    view = room.view()
-    if view.stopping_by:
-        slot.caption(f":material/stop_circle: {escape_markdown(view.stopping_by)} stopped the reply…")
-    elif not view.busy:
-        slot.empty()
-    elif slot.button("Stop", icon=":material/stop_circle:", help="Stop the reply being written"):
-        room.stop_reply(me.id)
-        st.rerun()
 
 
 def room_name() -> str:

@@ -59,13 +59,13 @@ class ReplyWorker(threading.Thread):
             return
         conversation = self._open_conversation()
         if conversation is None:
-            room.finish_turn(carry_over=True)
+            room.finish_turn(turn, carry_over=True)
             return
         try:
             pieces = iter(room.assistant.reply(conversation, turn))
             try:
                 for text in pieces:
-                    if not room.add_to_reply(text):
+                    if not room.add_to_reply(turn, text):
                         break
             finally:
                 # Ends the assistant's stream (and its HTTP request) as soon as the room says stop.
@@ -76,11 +76,15 @@ class ReplyWorker(threading.Thread):
             if isinstance(error, ConversationLost):
                 room.forget_conversation()  # the next turn opens a new one and sends the messages again
             delivered = getattr(error, "delivered", True)
-            room.finish_turn(_failure_text(room.settings.assistant_name, error), carry_over=not delivered)
+            room.finish_turn(
+                turn, _failure_text(room.settings.assistant_name, error), carry_over=not delivered
+            )
         except BaseException:
             # SystemExit, CancelledError and the like end this thread, but the room must not stay busy:
-            # the page disables the message box while it is, so no post would bring a new worker.
-            room.finish_turn(f"{room.settings.assistant_name} could not reply because its worker stopped.")
+            # messages would wait behind it for ever.
+            room.finish_turn(
+                turn, f"{room.settings.assistant_name} could not reply because its worker stopped."
+            )
             raise
         else:
-            room.finish_turn()
+            room.finish_turn(turn)

@@ -15,6 +15,7 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 import shared.hub
+import shared.live
 from shared.assistant import Turn
 from shared.assistant.offline import OfflineAssistant
 from shared.config import Settings
@@ -36,17 +37,13 @@ class GatedAssistant(OfflineAssistant):
             yield piece
 
 
-@pytest.fixture(params=["live", "poll"])
-def fresh_app(request, monkeypatch):
-    """Every test runs in both refresh modes, starting with no hub and no rooms.
-
-    In live mode each run ends after LIVE_RESTART_SECONDS, as a page does now and then.
-    """
+@pytest.fixture
+def fresh_app(monkeypatch):
+    """Every test starts with no hub and no rooms; a page's live run ends after 0.1 s so it can be read."""
     for variable in ("OPENAI_API_KEY", "OPENAI_ASSISTANT_ID"):
         monkeypatch.delenv(variable, raising=False)
     monkeypatch.setenv("WORD_DELAY_MS", "0")
-    monkeypatch.setenv("REFRESH_MODE", request.param)
-    monkeypatch.setenv("LIVE_RESTART_SECONDS", "0.1")
+    monkeypatch.setattr(shared.live, "LIVE_RUN_SECONDS", 0.1)
     st.cache_resource.clear()
     yield
     st.cache_resource.clear()

@@ -27,7 +27,7 @@ pytestmark = pytest.mark.usefixtures("fresh_app")
 def test_two_people_join_and_see_each_other():
     alice = join("Alice")
     bob = join("Bob")
-    alice.run()  # a refresh tick
+    alice.run()  # Alice's page follows the room
     assert sidebar_people(alice) == [":material/person: Alice (you)", ":material/person: Bob"]
     assert sidebar_people(bob) == [":material/person: Alice", ":material/person: Bob (you)"]
     assert any("Bob joined." in n for n in notices(alice))
@@ -100,20 +100,22 @@ def test_overlong_message_is_refused_with_the_limit_and_not_posted(monkeypatch):
     assert all(m.text != "y" * 101 for m in get_room().view().messages)
 
 
-def test_input_is_disabled_for_everyone_while_the_assistant_replies(gated):
+def test_the_box_stays_open_and_the_page_says_who_is_answered_and_who_waits(gated):
     alice = stream_off(join("Alice"))
     bob = stream_off(join("Bob"))
     send(alice, "hi there")
     wait_until(lambda: get_room().view().reply is not None)
-    bob.run()
-    assert bob.chat_input[0].disabled
-    assert any("is replying to Alice" in c.value for c in bob.caption)
+    send(bob, "me next")
+    assert not bob.chat_input[0].disabled
+    assert any("is replying to Alice… · next: Bob" in c.value for c in bob.caption)
     assert "*CatGPT is typing…*" in [m.value for m in bob.markdown]
+    assert any("waiting for the assistant" in c.value for c in bob.caption)
     gated[0].gate.set()
     wait_until(lambda: not get_room().busy)
     bob.run()
     assert not bob.chat_input[0].disabled
-    assert conversation(bob)[-1][1].startswith("Hi Alice!")
+    replies = [text.split("\n")[0] for who, text in conversation(bob) if who == "assistant"]
+    assert replies == ["Hi Alice! 🐾", "Hi Bob! 🐾"]
 
 
 def test_message_sent_while_busy_is_queued_for_the_next_turn(gated):
@@ -191,10 +193,10 @@ def test_offline_assistant_is_labelled_plainly():
 
 
 def test_bad_setting_gives_one_sentence_not_a_traceback(monkeypatch):
-    monkeypatch.setenv("REFRESH_INTERVAL_MS", "soon")
+    monkeypatch.setenv("WORD_DELAY_MS", "soon")
     at = open_page()
     assert not at.exception
-    assert "`REFRESH_INTERVAL_MS` must be a whole number from 200 to 60000 (got 'soon')." in at.error[0].value
+    assert "`WORD_DELAY_MS` must be a whole number from 0 to 2000 (got 'soon')." in at.error[0].value
 
 
 def test_about_page_shows_settings_but_never_the_key(monkeypatch):
@@ -204,5 +206,5 @@ def test_about_page_shows_settings_but_never_the_key(monkeypatch):
     at.switch_page("pages/about.py").run()
     assert not at.exception
     rendered = repr([m.value for m in at.markdown]) + repr(at.table[0].value)
-    assert "REFRESH_INTERVAL_MS" in rendered and "set (hidden)" in rendered
+    assert "WORD_DELAY_MS" in rendered and "set (hidden)" in rendered
     assert "sk-secret" not in rendered

@@ -15,13 +15,13 @@ def problems_with(values: dict[str, str]) -> list[str]:
     return error.value.problems
 
 
-def test_defaults_run_offline_as_catgpt_refreshing_every_second():
+def test_defaults_run_offline_as_catgpt_pacing_words_50_ms_apart():
     settings = parse_settings({})
 
     assert settings == Settings()
     assert settings.offline
     assert settings.assistant_name == "CatGPT"
-    assert settings.refresh_interval_ms == 1000
+    assert settings.word_delay_ms == 50
     assert settings.conversation_mode == "server"
     assert "CatGPT" in settings.instructions
 
@@ -36,8 +36,7 @@ def test_values_are_read_from_a_mapping():
             "REQUEST_TIMEOUT_SECONDS": "12.5",
             "ASSISTANT_NAME": "Tom",
             "ASSISTANT_INSTRUCTIONS": "Be brief.",
-            "REFRESH_INTERVAL_MS": "500",
-            "WORD_DELAY_MS": "0",
+            "WORD_DELAY_MS": "500",
             "LEAVE_GRACE_SECONDS": "0",
             "HEARTBEAT_TIMEOUT_SECONDS": "5",
             "ROOM_EMPTY_GRACE_SECONDS": "120",
@@ -54,8 +53,7 @@ def test_values_are_read_from_a_mapping():
     assert settings.request_timeout_seconds == 12.5
     assert settings.assistant_name == "Tom"
     assert settings.instructions == "Be brief."
-    assert settings.refresh_interval_ms == 500
-    assert settings.word_delay_ms == 0
+    assert settings.word_delay_ms == 500
     assert settings.leave_grace_seconds == 0
     assert settings.heartbeat_timeout_seconds == 5
     assert settings.room_empty_grace_seconds == 120
@@ -65,9 +63,9 @@ def test_values_are_read_from_a_mapping():
 
 def test_values_need_not_be_strings():
     # `.streamlit/secrets.toml` gives numbers as numbers.
-    settings = parse_settings({"REFRESH_INTERVAL_MS": 750, "LEAVE_GRACE_SECONDS": 2.5})
+    settings = parse_settings({"WORD_DELAY_MS": 750, "LEAVE_GRACE_SECONDS": 2.5})
 
-    assert (settings.refresh_interval_ms, settings.leave_grace_seconds) == (750, 2.5)
+    assert (settings.word_delay_ms, settings.leave_grace_seconds) == (750, 2.5)
 
 
 def test_instructions_name_the_assistant_unless_set():
@@ -78,14 +76,14 @@ def test_instructions_name_the_assistant_unless_set():
     ("variable", "raw", "sentence"),
     [
         (
-            "REFRESH_INTERVAL_MS",
+            "WORD_DELAY_MS",
             "abc",
-            "`REFRESH_INTERVAL_MS` must be a whole number from 200 to 60000 (got 'abc').",
+            "`WORD_DELAY_MS` must be a whole number from 0 to 2000 (got 'abc').",
         ),
         (
-            "REFRESH_INTERVAL_MS",
-            "50",
-            "`REFRESH_INTERVAL_MS` must be a whole number from 200 to 60000 (got '50').",
+            "WORD_DELAY_MS",
+            "5000",
+            "`WORD_DELAY_MS` must be a whole number from 0 to 2000 (got '5000').",
         ),
         ("WORD_DELAY_MS", "1.5", "`WORD_DELAY_MS` must be a whole number from 0 to 2000 (got '1.5')."),
         (
@@ -125,27 +123,25 @@ def test_long_bad_value_is_shortened_in_the_sentence():
 
 
 def test_several_bad_values_are_all_named():
-    problems = problems_with(
-        {"REFRESH_INTERVAL_MS": "abc", "MAX_PARTICIPANTS": "-1", "CONVERSATION_MODE": "cloud"}
-    )
+    problems = problems_with({"WORD_DELAY_MS": "abc", "MAX_PARTICIPANTS": "-1", "CONVERSATION_MODE": "cloud"})
 
     assert len(problems) == 3
     assert [p.split("`")[1] for p in problems] == [
         "CONVERSATION_MODE",
-        "REFRESH_INTERVAL_MS",
+        "WORD_DELAY_MS",
         "MAX_PARTICIPANTS",
     ]
 
 
 def test_error_message_is_every_sentence_together():
     with pytest.raises(SettingsError) as error:
-        parse_settings({"REFRESH_INTERVAL_MS": "abc", "MAX_PARTICIPANTS": "-1"})
+        parse_settings({"WORD_DELAY_MS": "abc", "MAX_PARTICIPANTS": "-1"})
 
     assert str(error.value) == " ".join(error.value.problems)
 
 
 def test_api_key_never_appears_in_errors_or_repr():
-    values = {"OPENAI_API_KEY": SECRET_KEY, "REFRESH_INTERVAL_MS": "abc", "OPENAI_ASSISTANT_ID": "asst_1"}
+    values = {"OPENAI_API_KEY": SECRET_KEY, "WORD_DELAY_MS": "abc", "OPENAI_ASSISTANT_ID": "asst_1"}
     with pytest.raises(SettingsError) as error:
         parse_settings(values)
     settings = parse_settings({"OPENAI_API_KEY": SECRET_KEY})
@@ -158,12 +154,12 @@ def test_api_key_never_appears_in_errors_or_repr():
 
 
 def test_first_source_that_names_a_variable_wins():
-    environment = {"ASSISTANT_NAME": "Tom", "REFRESH_INTERVAL_MS": "500"}
+    environment = {"ASSISTANT_NAME": "Tom", "WORD_DELAY_MS": "500"}
     secrets = {"ASSISTANT_NAME": "Jerry", "MAX_PARTICIPANTS": "7"}
 
     settings = parse_settings(environment, secrets)
 
-    assert (settings.assistant_name, settings.refresh_interval_ms, settings.max_participants) == (
+    assert (settings.assistant_name, settings.word_delay_ms, settings.max_participants) == (
         "Tom",
         500,
         7,
@@ -179,9 +175,9 @@ def test_empty_value_counts_as_unset(empty):
 
 
 def test_a_bad_value_in_a_later_source_is_ignored_when_an_earlier_one_wins():
-    settings = parse_settings({"REFRESH_INTERVAL_MS": "500"}, {"REFRESH_INTERVAL_MS": "abc"})
+    settings = parse_settings({"WORD_DELAY_MS": "500"}, {"WORD_DELAY_MS": "abc"})
 
-    assert settings.refresh_interval_ms == 500
+    assert settings.word_delay_ms == 500
 
 
 def test_every_setting_has_a_variable():

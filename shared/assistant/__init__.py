@@ -5,8 +5,9 @@ Two implementations: `offline.OfflineAssistant` (no key needed) and `openai.Open
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
@@ -28,6 +29,9 @@ class Turn:
     # Said since the last turn without asking the assistant (reply policy "only when mentioned"):
     # the assistant should know it, but answers `messages`.
     context: tuple[Message, ...] = ()
+    # Set when someone presses Stop: the room has already ended the turn; the assistant should give up
+    # as soon as it can (between events, tool rounds and retries) instead of finishing unseen work.
+    stop: threading.Event = field(default_factory=threading.Event, compare=False, repr=False)
 
     @property
     def addressees(self) -> tuple[str, ...]:

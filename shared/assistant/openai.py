@@ -9,7 +9,6 @@ import itertools
 import json
 import logging
 import threading
-import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -176,9 +175,11 @@ class OpenAIAssistant:
         # What was said without asking the assistant goes in too, in the order it was said.
         pending = [message_item(m) for m in sorted(turn.context + turn.messages, key=lambda m: m.id)]
         for _ in range(MAX_ROUNDS):
-            output = yield from self._stream_round(conversation, instructions, resent + pending, progress)
+            output = yield from self._stream_round(
+                conversation, instructions, resent + pending, progress, turn
+            )
             calls = [item for item in output if item["type"] == "function_call"]
-            if not calls:
+            if not calls or turn.stop.is_set():
                 return
             pending_outputs = [
                 _call_output(call["call_id"], call_tool(call["name"], call["arguments"], turn))
@@ -195,14 +196,24 @@ class OpenAIAssistant:
         )
 
     def _stream_round(
-        self, conversation: str, instructions: str, items: list[dict[str, Any]], progress: _Progress
+        self,
+        conversation: str,
+        instructions: str,
+        items: list[dict[str, Any]],
+        progress: _Progress,
+        turn: Turn,
     ) -> Iterator[str]:
-        """Stream one response, yielding its text; return its output items for the next round."""
+        """Stream one response, yielding its text; return its output items for the next round.
+
+        Stopped (someone pressed Stop), it closes the stream at the next event, text or not.
+        """
         output: list[dict[str, Any]] = []
         final = None
         started = wrote_text = False
-        with self._create(conversation, instructions, items) as stream:
+        with self._create(conversation, instructions, items, turn.stop) as stream:
             for event in stream:
+                if turn.stop.is_set():
+                    return output
                 if event.type == "error":  # the flat shape; the nested one is raised by the SDK
                     raise self._broke_off(f"{event.code or 'error'}: {event.message}", progress)
                 if not started:
@@ -240,7 +251,9 @@ class OpenAIAssistant:
         self._count_usage(conversation, final)
         return output or [item for item in map(_replayable, final.output) if item is not None]
 
-    def _create(self, conversation: str, instructions: str, items: list[dict[str, Any]]) -> Any:
+    def _create(
+        self, conversation: str, instructions: str, items: list[dict[str, Any]], stop: threading.Event
+    ) -> Any:
         """Start a streamed response, waiting out `conversation_locked` a few times."""
         request: dict[str, Any] = {
             "model": self._settings.openai_model,
@@ -258,7 +271,8 @@ class OpenAIAssistant:
                 if error.code != "conversation_locked":
                     raise
             log.info("conversation %s is busy; trying again in %g s", conversation, delay)
-            time.sleep(delay)
+            if stop.wait(delay):
+                raise AssistantError("The reply was stopped before it started.", delivered=True)
         return self._responses.create(**request)
 
     def _settle(self, conversation: str, outputs: list[dict[str, Any]]) -> None:
