@@ -333,10 +333,10 @@ class Room:
         self._version += 1
         self._changed.notify_all()
 
-    def notice(self, text: str) -> None:
-        """A system line everyone sees."""
+    def notice(self, text: str, *, failure: bool = False) -> None:
+        """A system line everyone sees; a failure is shown as one."""
         with self._changed:
-            self._add(Role.SYSTEM, text)
+            self._add(Role.SYSTEM, text, status=Status.ERROR if failure else Status.COMPLETE)
 
     # --- the reply worker's side -------------------------------------------------------------------
 
@@ -444,7 +444,7 @@ class Room:
                 self._carried_over = [m.id for m in turn.messages] + self._carried_over
                 self._context = [m.id for m in turn.context] + self._context
                 for message in turn.messages:
-                    self._messages[message.id - 1] = replace(message, status=Status.QUEUED)
+                    self._messages[message.id - 1] = replace(message, status=Status.UNANSWERED)
             if stopped_by and not error:
                 self._add(Role.SYSTEM, f"{stopped_by} stopped the reply.")
             if error:

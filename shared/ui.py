@@ -232,11 +232,15 @@ def render_message(message: Message, my_id: str) -> None:
         )
         return
     mine = message.participant_id == my_id
+    note = {
+        Status.QUEUED: ":material/schedule: waiting for the assistant",
+        Status.UNANSWERED: ":material/replay: not answered: it goes to the assistant again with the next message",
+    }.get(message.status)
     bubble(
         "me" if mine else "them",
         f"**{escape_markdown(message.author)}**" + (" (you)" if mine else "") + f" · {when}",
         message.text,
-        ":material/schedule: waiting for the assistant" if message.status is Status.QUEUED else None,
+        note,
     )
 
 
