@@ -32,6 +32,14 @@ AVATARS = {"me": ":material/person:", "them": ":material/group:", Role.ASSISTANT
 # --- the process-wide singletons ------------------------------------------------------------------
 
 
+# Good settings are kept for the process's life (`_settings`): a change takes a restart, not a reload.
+RESTART_HINT = (
+    "Fix them in the environment, `.env` or `.streamlit/secrets.toml`, then restart the app: stop "
+    "`streamlit run` and start it again, or on Streamlit Community Cloud choose **Reboot app** in the app's "
+    "⋮ menu."
+)
+
+
 @st.cache_resource(show_spinner=False)
 def _settings() -> Settings:
     return load_settings()
@@ -45,7 +53,7 @@ def settings_or_stop() -> Settings:
         st.error(
             "The app cannot start because of its settings:\n\n" + "\n".join(f"- {p}" for p in error.problems)
         )
-        st.caption("Fix them in `.env`, the environment or `.streamlit/secrets.toml`, then reload the page.")
+        st.caption(RESTART_HINT)
         st.stop()
 
 

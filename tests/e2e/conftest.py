@@ -38,9 +38,9 @@ def wait_until(predicate: Callable[[], object], timeout: float, what: str) -> No
 
 
 class AppServer:
-    """One `streamlit run app.py` process with its own environment."""
+    """One `streamlit run app.py` process with its own environment, in this project or a copy of it."""
 
-    def __init__(self, env: dict[str, str]):
+    def __init__(self, env: dict[str, str], project: Path = ROOT):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/"
         self.log_path = ARTIFACTS / f"streamlit-{self.port}.log"
@@ -60,7 +60,7 @@ class AppServer:
                 "--server.headless",
                 "true",
             ],
-            cwd=ROOT,
+            cwd=project,
             env={**clean, "WORD_DELAY_MS": "60", **env},
             stdout=self.log_path.open("w"),
             stderr=subprocess.STDOUT,
@@ -110,8 +110,8 @@ def chromium() -> Iterator[object]:
 def app_server() -> Iterator[Callable[..., AppServer]]:
     started: list[AppServer] = []
 
-    def start(**env: str) -> AppServer:
-        started.append(AppServer(env))
+    def start(*, project: Path = ROOT, **env: str) -> AppServer:
+        started.append(AppServer(env, project))
         return started[-1]
 
     yield start
