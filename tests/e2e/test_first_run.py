@@ -15,12 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import ARTIFACTS, ROOT, wait_until
+from tests.e2e.conftest import ARTIFACTS, DEADLINE_SECONDS, ROOT, wait_until
 
 pytestmark = pytest.mark.e2e
 
 OWN_NAVIGATION = ["Chat room", "This room", "Rooms", "About"]
-PAGE_LOAD_SECONDS = 60  # a first page on a fresh server on a busy 2-core machine; polled, not slept
 FAKE_KEY = "sk-first-run-not-a-real-key-0123456789"
 
 
@@ -47,11 +46,11 @@ def navigation_links(page) -> list[str]:
 def first_visit(page, url: str, title: str, last: str) -> None:
     """Open `url` and wait until it shows `title` to `last` under the app's own navigation."""
     page.goto(url)
-    page.get_by_role("heading", name=title).first.wait_for(timeout=PAGE_LOAD_SECONDS * 1000)
-    page.get_by_text(last).first.wait_for(timeout=PAGE_LOAD_SECONDS * 1000)
+    page.get_by_role("heading", name=title).first.wait_for(timeout=DEADLINE_SECONDS * 1000)
+    page.get_by_text(last).first.wait_for(timeout=DEADLINE_SECONDS * 1000)
     wait_until(
         lambda: navigation_links(page) == OWN_NAVIGATION,
-        PAGE_LOAD_SECONDS,
+        DEADLINE_SECONDS,
         f"the app's own navigation on {url} (showing {navigation_links(page)})",
     )
 
@@ -65,7 +64,7 @@ def open_about(page, url: str) -> None:
 def about_settings(page) -> dict[str, str]:
     """The About page's table of settings in effect, setting -> value as shown."""
     rows = page.locator('[data-testid="stTable"] tbody tr')
-    wait_until(lambda: rows.count() > 0, PAGE_LOAD_SECONDS, "the settings table")
+    wait_until(lambda: rows.count() > 0, DEADLINE_SECONDS, "the settings table")
     shown = {}
     for row in rows.all():
         cells = [c.strip() for c in row.locator("th, td").all_inner_texts()]
@@ -146,7 +145,7 @@ def test_a_bad_setting_says_it_takes_a_restart(app_server, new_page):
     page = new_page()
     page.goto(server.url)
     main = page.locator('[data-testid="stMainBlockContainer"]')
-    wait_until(lambda: "restart the app" in main.inner_text(), PAGE_LOAD_SECONDS, "the settings error page")
+    wait_until(lambda: "restart the app" in main.inner_text(), DEADLINE_SECONDS, "the settings error page")
     text = main.inner_text()
 
     assert "RATE_LIMIT_SECONDS must be" in text and "OPENAI_BASE_URL must be" in text
