@@ -4,29 +4,38 @@ import dataclasses
 
 import streamlit as st
 
-from shared import ui
+from shared import navigation, ui
 
+navigation.own_navigation()
 settings = ui.settings_or_stop()
 hub = ui.get_hub()
 
-st.title(":material/info: About this room")
+st.title(":material/help: About this app")
+name = ui.escape_markdown(settings.assistant_name)
+if settings.offline:
+    kind = "the offline demo assistant: no AI model is connected, so it only greets people, tells the time and says who is here"
+else:
+    kind = "an AI assistant that answers each person by name"
 st.markdown(
     f"""
-Everyone who opens this page picks a nickname and joins **one shared conversation** with
-**{ui.escape_markdown(settings.assistant_name)}**, an AI assistant that answers each person by name.
-It is a Python and Streamlit port of OpenAI's multi-user sample for the (now retired) Assistants API.
+Everyone who opens the chat page picks a nickname and joins **one shared conversation** per room with
+**{name}**, {kind}. It is a Python and Streamlit port of OpenAI's multi-user sample for the (now
+retired) Assistants API.
 
-**How a message travels.** Posting a message adds it to the room at once, where every open page
-sees it on its next refresh, and queues it for the assistant. The room's reply worker, a background
-thread owned by the room and not by any browser tab, takes queued messages in order (messages that
-arrive while it is busy go together into the next turn), asks the assistant for a reply and writes
-the reply into the room as it streams. Every page draws from the room's memory: refreshing a page
-never calls the model.
+**How a message travels.** Posting a message adds it to the room, where every open page shows it, and
+queues it for the assistant. The room's reply worker, a background thread owned by the room and not by
+any browser tab, takes queued messages in order (messages that arrive while it is busy go together into
+the next turn), asks the assistant for a reply and writes the reply into the room as it streams. Every
+page draws from the room's memory: refreshing a page never calls the model.
 """
 )
 st.subheader("Assistant")
 st.markdown(f"{ui.escape_markdown(settings.assistant_name)} · {hub.assistant.label}")
 st.subheader("Settings in effect")
+st.caption(
+    "For the whole app, every room alike. They are read once, when the app starts: changing one takes a "
+    "restart (**Reboot app** on Streamlit Community Cloud)."
+)
 shown = {
     field.name.upper(): getattr(settings, field.name)
     for field in dataclasses.fields(settings)

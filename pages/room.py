@@ -2,8 +2,9 @@
 
 import streamlit as st
 
-from shared import ui
+from shared import navigation, ui
 
+navigation.own_navigation()
 settings = ui.settings_or_stop()
 hub = ui.get_hub()
 room = hub.room(ui.room_name())

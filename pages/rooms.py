@@ -2,9 +2,10 @@
 
 import streamlit as st
 
-from shared import ui
+from shared import navigation, ui
 from shared.hub import RoomNameInvalid, clean_room_name
 
+navigation.own_navigation()
 ui.settings_or_stop()
 hub = ui.get_hub()
 

@@ -1,6 +1,7 @@
-"""Settings: read once from the environment (after `.env`), then from Streamlit secrets.
+"""Settings: read once per process from the environment, then `.env`, then Streamlit secrets.
 
 Every value is validated here, so a bad one becomes one sentence a person can act on, never a traceback.
+An empty value counts as unset wherever it comes from. Changing a setting takes a restart of the app.
 """
 
 from __future__ import annotations
@@ -9,9 +10,15 @@ import logging
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 log = logging.getLogger(__name__)
+
+ENV_FILE = Path(__file__).resolve().parents[1] / ".env"  # next to app.py, where the README says
+# Where the environment the process started with can be read back (Linux); see `real_environment`.
+STARTUP_ENVIRONMENT_FILE = Path("/proc/self/environ")
 
 DEFAULT_INSTRUCTIONS = (
     "You are {name}, a friendly and witty assistant with a cat's curiosity. You are talking with a "
@@ -60,6 +67,10 @@ class Settings:
         return self.assistant_instructions or DEFAULT_INSTRUCTIONS.format(name=self.assistant_name)
 
 
+# Each parser carries `allowed`, the end of the sentence that refuses a bad value, and `rules`, the words
+# for its limits that the README's table and `.env.example` must both contain (tests/test_docs.py).
+
+
 def _integer(low: int, high: int) -> Callable[[str], int]:
     def parse(raw: str) -> int:
         value = int(raw)
@@ -68,17 +79,22 @@ def _integer(low: int, high: int) -> Callable[[str], int]:
         return value
 
     parse.allowed = f"a whole number from {low} to {high}"  # type: ignore[attr-defined]
+    parse.rules = (f"{low}-{high}",)  # type: ignore[attr-defined]
     return parse
 
 
-def _seconds(low: float, high: float) -> Callable[[str], float]:
+def _seconds(low: float, high: float, *, zero: str = "") -> Callable[[str], float]:
+    """Seconds from `low` to `high`; `zero` says what 0 does when it switches something off."""
+
     def parse(raw: str) -> float:
         value = float(raw)
         if not low <= value <= high:
             raise ValueError
         return value
 
-    parse.allowed = f"a number of seconds from {low:g} to {high:g}"  # type: ignore[attr-defined]
+    meaning = f" (0 = {zero})" if zero else ""
+    parse.allowed = f"a number of seconds from {low:g} to {high:g}{meaning}"  # type: ignore[attr-defined]
+    parse.rules = (f"{low:g}-{high:g}", *([f"0 = {zero}"] if zero else []))  # type: ignore[attr-defined]
     return parse
 
 
@@ -90,6 +106,7 @@ def _choice(*options: str) -> Callable[[str], str]:
         return value
 
     parse.allowed = "one of " + ", ".join(f"`{o}`" for o in options)  # type: ignore[attr-defined]
+    parse.rules = tuple(f"`{o}`" for o in options)  # type: ignore[attr-defined]
     return parse
 
 
@@ -101,17 +118,19 @@ def _text(max_chars: int) -> Callable[[str], str]:
         return value
 
     parse.allowed = f"1 to {max_chars} characters on one line"  # type: ignore[attr-defined]
+    parse.rules = (f"1-{max_chars} characters",)  # type: ignore[attr-defined]
     return parse
 
 
 def _url(raw: str) -> str:
     value = raw.strip()
-    if not value.startswith(("http://", "https://")):
+    if not value.startswith(("http://", "https://")) or not urlsplit(value).hostname or " " in value:
         raise ValueError
     return value.rstrip("/")
 
 
-_url.allowed = "an http:// or https:// address, such as http://localhost:11434/v1"  # type: ignore[attr-defined]
+_url.allowed = "an http:// or https:// address with a host, such as http://localhost:11434/v1"  # type: ignore[attr-defined]
+_url.rules = ("http://", "https://", "with a host")  # type: ignore[attr-defined]
 
 
 def _free_text(raw: str) -> str:
@@ -119,6 +138,7 @@ def _free_text(raw: str) -> str:
 
 
 _free_text.allowed = "any text"  # type: ignore[attr-defined]
+_free_text.rules = ()  # type: ignore[attr-defined]
 
 PARSERS: dict[str, Callable[[str], Any]] = {
     "OPENAI_API_KEY": _free_text,
@@ -136,7 +156,7 @@ PARSERS: dict[str, Callable[[str], Any]] = {
     "MAX_MESSAGE_CHARS": _integer(1, 100_000),
     "MAX_PARTICIPANTS": _integer(1, 1_000),
     "RATE_LIMIT_MESSAGES": _integer(1, 1_000),
-    "RATE_LIMIT_SECONDS": _seconds(0, 3_600),
+    "RATE_LIMIT_SECONDS": _seconds(0, 3_600, zero="no flood control"),
 }
 assert set(PARSERS) == {f.name.upper() for f in fields(Settings)}
 
@@ -169,9 +189,50 @@ def streamlit_secrets() -> Mapping[str, Any]:
         return {}
 
 
-def load_settings() -> Settings:
-    """Read `.env` into the environment (real variables win), then environment, then secrets."""
-    from dotenv import load_dotenv
+def dotenv_file(path: Path = ENV_FILE) -> dict[str, str]:
+    """The values in `.env`, read without putting them into the environment.
 
-    load_dotenv(override=False)
-    return parse_settings(os.environ, streamlit_secrets())
+    Left out of `os.environ` so that nothing reads them behind the settings' back: the openai SDK, for
+    one, takes an empty `OPENAI_BASE_URL` from the environment as the address of the server.
+    """
+    from dotenv import dotenv_values
+
+    return {k: v for k, v in dotenv_values(path).items() if v is not None}  # `NAME` alone has no value
+
+
+def _startup_environment() -> dict[str, str] | None:
+    try:
+        raw = STARTUP_ENVIRONMENT_FILE.read_bytes()
+    except OSError:  # not Linux
+        return None
+    pairs = (entry.split(b"=", 1) for entry in raw.split(b"\0") if b"=" in entry)
+    return {os.fsdecode(name): os.fsdecode(value) for name, value in pairs}
+
+
+def real_environment(secrets: Mapping[str, Any]) -> dict[str, str]:
+    """The environment as the person set it, without what Streamlit copied into it from secrets.
+
+    Streamlit copies every top-level secret into `os.environ` when it loads them, before the first page
+    runs, overwriting a variable of the same name (`_maybe_set_environment_variable` in
+    `streamlit/runtime/secrets.py`). A variable that now holds its secret's value is that copy, unless the
+    process started with the variable: then the value it started with is the real one. Without
+    `/proc/self/environ` (macOS, Windows) that start value is unknown, and the secret's value counts.
+    """
+    environment = dict(os.environ)
+    startup = None
+    for name, value in secrets.items():
+        if environment.get(name) != str(value):
+            continue  # not Streamlit's copy: someone set it
+        if startup is None:
+            startup = _startup_environment() or {}
+        if name in startup:
+            environment[name] = startup[name]
+        else:
+            del environment[name]
+    return environment
+
+
+def load_settings(env_file: Path = ENV_FILE) -> Settings:
+    """The settings: a real environment variable wins, then `.env`, then Streamlit secrets."""
+    secrets = streamlit_secrets()
+    return parse_settings(real_environment(secrets), dotenv_file(env_file), secrets)

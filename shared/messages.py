@@ -25,6 +25,7 @@ class ReplyPolicy(StrEnum):
 
 class Status(StrEnum):
     QUEUED = "queued"  # a person's message the assistant has not answered yet
+    UNANSWERED = "unanswered"  # its turn failed before the assistant saw it: it goes with the next message
     STREAMING = "streaming"  # the assistant's reply while it is being written
     COMPLETE = "complete"
     ERROR = "error"  # the reply broke off; its partial text stays

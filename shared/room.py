@@ -426,10 +426,10 @@ class Room:
             self._news_version = self._version
             self._news.notify_all()
 
-    def notice(self, text: str) -> None:
-        """A system line everyone sees."""
+    def notice(self, text: str, *, failure: bool = False) -> None:
+        """A system line everyone sees; a failure is shown as one."""
         with self._lock:
-            self._add(Role.SYSTEM, text)
+            self._add(Role.SYSTEM, text, status=Status.ERROR if failure else Status.COMPLETE)
 
     # --- the reply worker's side -------------------------------------------------------------------
 
@@ -545,7 +545,7 @@ class Room:
             self._carried_over = [m.id for m in turn.messages] + self._carried_over
             self._context = [m.id for m in turn.context] + self._context
             for message in turn.messages:
-                self._set(replace(message, status=Status.QUEUED))
+                self._set(replace(message, status=Status.UNANSWERED))
         if stopped_by and not error:
             self._add(Role.SYSTEM, f"{stopped_by} stopped the reply.")
         if error:

@@ -33,6 +33,14 @@ AVATARS = {"me": ":material/person:", "them": ":material/group:", Role.ASSISTANT
 # --- the process-wide singletons ------------------------------------------------------------------
 
 
+# Good settings are kept for the process's life (`_settings`): a change takes a restart, not a reload.
+RESTART_HINT = (
+    "Fix them in the environment, `.env` or `.streamlit/secrets.toml`, then restart the app: stop "
+    "`streamlit run` and start it again, or on Streamlit Community Cloud choose **Reboot app** in the app's "
+    "⋮ menu."
+)
+
+
 @st.cache_resource(show_spinner=False)
 def _settings() -> Settings:
     return load_settings()
@@ -46,7 +54,7 @@ def settings_or_stop() -> Settings:
         st.error(
             "The app cannot start because of its settings:\n\n" + "\n".join(f"- {p}" for p in error.problems)
         )
-        st.caption("Fix them in `.env`, the environment or `.streamlit/secrets.toml`, then reload the page.")
+        st.caption(RESTART_HINT)
         st.stop()
 
 
@@ -238,11 +246,15 @@ def render_message(message: Message, my_id: str) -> None:
         )
         return
     mine = message.participant_id == my_id
+    note = {
+        Status.QUEUED: ":material/schedule: waiting for the assistant",
+        Status.UNANSWERED: ":material/replay: not answered: it goes to the assistant again with the next message",
+    }.get(message.status)
     bubble(
         "me" if mine else "them",
         f"**{escape_markdown(message.author)}**" + (" (you)" if mine else "") + f" · {when}",
         message.text,
-        ":material/schedule: waiting for the assistant" if message.status is Status.QUEUED else None,
+        note,
     )
 
 

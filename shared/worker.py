@@ -45,7 +45,7 @@ class ReplyWorker(threading.Thread):
         except Exception as error:
             log.warning("room %s: opening a conversation failed: %s", room.name, error)
             failure = _failure_text(room.settings.assistant_name, error).rstrip(".")
-            room.notice(f"{failure}. It will try again with the next message.")
+            room.notice(f"{failure}. It will try again with the next message.", failure=True)
             return None
         if not room.set_conversation(conversation):
             room.assistant.close_conversation(conversation)

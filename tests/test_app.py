@@ -8,6 +8,8 @@ import pytest
 
 import shared.hub
 from shared.assistant.offline import OfflineAssistant
+from shared.errors import AssistantError
+from tests.fakes import ScriptedAssistant
 from tests.pages import (
     conversation,
     errors,
@@ -208,3 +210,43 @@ def test_about_page_shows_settings_but_never_the_key(monkeypatch):
     rendered = repr([m.value for m in at.markdown]) + repr(at.table[0].value)
     assert "WORD_DELAY_MS" in rendered and "set (hidden)" in rendered
     assert "sk-secret" not in rendered
+
+
+def test_a_bad_setting_says_that_fixing_it_takes_a_restart(monkeypatch):
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://")
+    at = open_page()
+
+    assert at.error[0].value.endswith("(got 'http://').")
+    [hint] = [c.value for c in at.caption]
+    assert "restart the app" in hint and "**Reboot app**" in hint and "reload" not in hint
+
+
+def test_the_about_page_describes_the_app_and_says_the_offline_assistant_is_a_demo():
+    at = open_page()
+    at.switch_page("pages/about.py").run()
+    text = " ".join(m.value for m in at.markdown)
+
+    assert at.title[0].value == ":material/help: About this app"
+    assert "**CatGPT**, the offline demo assistant: no AI model is connected" in text
+    assert "AI assistant" not in text.replace("demo assistant", "")
+    assert "next refresh" not in text and "opens this page picks" not in text
+    assert any("changing one takes a restart" in c.value for c in at.caption)
+
+
+def test_a_conversation_that_cannot_open_is_a_failure_and_the_message_goes_again(monkeypatch):
+    assistant = ScriptedAssistant()
+    for _ in range(2):  # when Alice joins, and when her message's turn tries again
+        assistant.will_fail_to_open(AssistantError("The service is unreachable."))
+    monkeypatch.setattr(shared.hub, "make_assistant", lambda settings: assistant)
+    alice = join("Alice")
+    send(alice, "hello?")
+    wait_until(lambda: not get_room().busy)
+    alice.run()
+
+    captions = [c.value for c in alice.caption]
+    failures = [c for c in captions if c.startswith(":red[:material/error:")]
+    assert len(failures) == 2 and all("The service is unreachable" in c for c in failures)
+    [bubble] = [c for c in alice.chat_message if c.markdown and c.markdown[-1].value == "hello?"]
+    assert [c.value for c in bubble.caption][-1] == (
+        ":material/replay: not answered: it goes to the assistant again with the next message"
+    )

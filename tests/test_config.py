@@ -1,9 +1,12 @@
-"""Settings: sensible defaults, values read from a mapping, and one sentence per bad value."""
+"""Settings: sensible defaults, values read from a mapping, one sentence per bad value, and which source wins."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
+from shared import config
 from shared.config import PARSERS, Settings, SettingsError, parse_settings
 
 SECRET_KEY = "sk-test-0123456789-very-secret"
@@ -100,7 +103,7 @@ def test_instructions_name_the_assistant_unless_set():
         (
             "OPENAI_BASE_URL",
             "localhost:11434",
-            "`OPENAI_BASE_URL` must be an http:// or https:// address, such as http://localhost:11434/v1 "
+            "`OPENAI_BASE_URL` must be an http:// or https:// address with a host, such as http://localhost:11434/v1 "
             "(got 'localhost:11434').",
         ),
         (
@@ -182,3 +185,78 @@ def test_a_bad_value_in_a_later_source_is_ignored_when_an_earlier_one_wins():
 
 def test_every_setting_has_a_variable():
     assert {name.lower() for name in PARSERS} == set(Settings.__dataclass_fields__)
+
+
+@pytest.mark.parametrize("raw", ["http://", "https:///v1", "http://:8080/v1", "http://local host/v1"])
+def test_a_server_address_without_a_host_is_refused(raw):
+    [problem] = problems_with({"OPENAI_BASE_URL": raw})
+
+    assert problem.startswith("`OPENAI_BASE_URL` must be an http:// or https:// address with a host")
+
+
+def test_a_zero_window_is_accepted_and_says_it_switches_flood_control_off():
+    assert parse_settings({"RATE_LIMIT_SECONDS": "0"}).rate_limit_seconds == 0
+    [problem] = problems_with({"RATE_LIMIT_SECONDS": "-1"})
+    assert "(0 = no flood control)" in problem
+
+
+# --- where each value comes from -------------------------------------------------------------------
+
+
+@pytest.fixture
+def sources(tmp_path, monkeypatch):
+    """A `.env` file, Streamlit secrets already copied into the environment as Streamlit copies them, and
+    the environment the process started with; each test fills in what it needs."""
+
+    class Sources:
+        env_file = tmp_path / ".env"
+        startup = tmp_path / "environ"
+        secrets: dict[str, object] = {}
+
+        def start_with(self, **variables: str) -> None:
+            self.startup.write_bytes(b"".join(f"{k}={v}\0".encode() for k, v in variables.items()))
+            for name, value in variables.items():
+                monkeypatch.setenv(name, value)
+
+        def set_secrets(self, **values: object) -> None:
+            self.secrets.update(values)
+            for name, value in values.items():  # what `_maybe_set_environment_variable` does
+                monkeypatch.setenv(name, str(value))
+
+    made = Sources()
+    made.env_file.write_text("")
+    made.start_with()
+    monkeypatch.setattr(config, "STARTUP_ENVIRONMENT_FILE", made.startup)
+    monkeypatch.setattr(config, "streamlit_secrets", lambda: made.secrets)
+    for variable in PARSERS:
+        monkeypatch.delenv(variable, raising=False)
+    return made
+
+
+def test_environment_beats_env_file_which_beats_secrets_despite_streamlits_copy(sources):
+    sources.start_with(ASSISTANT_NAME="FromEnvironment")
+    sources.env_file.write_text("ASSISTANT_NAME=FromDotenv\nMAX_PARTICIPANTS=22\n")
+    sources.set_secrets(ASSISTANT_NAME="FromSecrets", MAX_PARTICIPANTS=33, MAX_MESSAGE_CHARS=333)
+
+    settings = config.load_settings(sources.env_file)
+
+    assert settings.assistant_name == "FromEnvironment"
+    assert settings.max_participants == 22
+    assert settings.max_message_chars == 333
+
+
+def test_a_variable_set_while_running_still_counts_as_the_environment(sources, monkeypatch):
+    monkeypatch.setenv("MAX_PARTICIPANTS", "7")  # as a test or a wrapper script would
+    sources.env_file.write_text("MAX_PARTICIPANTS=22\n")
+
+    assert config.load_settings(sources.env_file).max_participants == 7
+
+
+def test_env_file_values_stay_out_of_the_environment(sources):
+    sources.env_file.write_text(f"OPENAI_API_KEY={SECRET_KEY}\nOPENAI_BASE_URL=\nASSISTANT_NAME=\n")
+
+    settings = config.load_settings(sources.env_file)
+
+    assert settings.openai_api_key == SECRET_KEY
+    assert settings.openai_base_url is None and settings.assistant_name == "CatGPT"
+    assert "OPENAI_BASE_URL" not in os.environ and "OPENAI_API_KEY" not in os.environ

@@ -188,6 +188,18 @@ def test_one_person_flooding_is_told_to_slow_down_and_others_are_unaffected(room
         room.close()
 
 
+def test_a_zero_window_means_no_flood_control_as_documented():
+    # README and .env.example: RATE_LIMIT_SECONDS=0 = no flood control (the benchmark relies on it).
+    room = Room("lobby", fast_settings(rate_limit_messages=1, rate_limit_seconds=0), ScriptedAssistant())
+    try:
+        alice = room.join("a", "Alice", "tab")
+        for n in range(5):
+            room.post(alice.id, f"burst {n}")
+        assert users_said(room) == [f"burst {n}" for n in range(5)]
+    finally:
+        room.close()
+
+
 @pytest.mark.usefixtures("fresh_app")
 def test_the_page_tells_a_flooding_person_to_slow_down(monkeypatch):
     monkeypatch.setenv("RATE_LIMIT_MESSAGES", "2")

@@ -124,8 +124,8 @@ def conversation_of(server: OpenAIServer, room: str) -> str:
 
 
 def assert_sent_again_with_next_message(room: Room, server: OpenAIServer, first: str) -> None:
-    """The message of a turn the model never saw is queued, then goes out with the next one."""
-    assert [m.status for m in messages(room, Role.USER)] == [Status.QUEUED]
+    """The message of a turn the model never saw is marked unanswered, then goes out with the next one."""
+    assert [m.status for m in messages(room, Role.USER)] == [Status.UNANSWERED]
     say(room, "Alice", "are you there?")
     assert contents(server.response_requests()[-1]) == [f"[Alice] {first}", "[Alice] are you there?"]
     assert messages(room, Role.ASSISTANT)[-1].text == "Hello Alice! You said: are you there?"
@@ -429,7 +429,7 @@ def test_a_refused_connection_names_the_server_not_the_key(open_room):
         f"CatGPT could not reply: Could not connect to 127.0.0.1:{port}. Check that the server is running "
         f"and OPENAI_BASE_URL is right.{AGAIN}"
     )
-    assert [m.status for m in messages(room, Role.USER)] == [Status.QUEUED]
+    assert [m.status for m in messages(room, Role.USER)] == [Status.UNANSWERED]
 
 
 def test_a_busy_conversation_is_retried_then_answers(open_room, server):
@@ -602,10 +602,19 @@ def test_a_conversation_lost_on_the_server_is_replaced_and_the_message_sent_agai
 
     say(room, "Alice", "still there?")
     assert "no longer exists" in last_system_line(room)
-    assert [m.status for m in messages(room, Role.USER)][-1] is Status.QUEUED
+    assert [m.status for m in messages(room, Role.USER)][-1] is Status.UNANSWERED
 
     say(room, "Alice", "hello again")
     replacement = conversation_of(server, "lobby")
     assert replacement != lost
     assert server.response_requests()[-1]["conversation"] == replacement
     assert contents(server.response_requests()[-1]) == ["[Alice] still there?", "[Alice] hello again"]
+
+
+def test_an_empty_base_url_in_the_environment_still_reaches_openai(monkeypatch):
+    # What `.env.example`'s `OPENAI_BASE_URL=` used to put in the environment, where the SDK reads it.
+    monkeypatch.setenv("OPENAI_BASE_URL", "")
+    assistant = OpenAIAssistant(Settings(openai_api_key=API_KEY))
+
+    assert str(assistant._client.base_url) == "https://api.openai.com/v1/"
+    assert assistant.label == "OpenAI · gpt-6.1-terra"

@@ -243,7 +243,7 @@ def test_undelivered_message_is_sent_again_with_the_next_one(room, assistant):
     assert system_lines(room)[-1] == (
         "CatGPT could not reply: The conversation is busy. It will try again with the next message."
     )
-    assert status_of(room, first) is Status.QUEUED
+    assert status_of(room, first) is Status.UNANSWERED
 
     second = room.post(bob.id, "second")
     wait_until_answered(room)
@@ -259,6 +259,8 @@ def test_failed_conversation_opening_is_told_and_the_next_message_recovers(room,
     alice = join(room, "Alice")
     notice = "CatGPT could not reply: The service is unreachable. It will try again with the next message."
     wait_until(lambda: notice in system_lines(room), "the failed opening to be told")
+    [line] = [m for m in room.view().messages if m.text == notice]
+    assert line.status is Status.ERROR  # shown as the failure it is
     assert not room.busy
 
     room.post(alice.id, "hello?")
@@ -276,7 +278,7 @@ def test_message_waits_for_the_next_one_when_the_conversation_cannot_open(room, 
     first = room.post(alice.id, "first")
     wait_until(lambda: any("still unreachable" in line for line in system_lines(room)))
     wait_until_answered(room)
-    assert status_of(room, first) is Status.QUEUED
+    assert status_of(room, first) is Status.UNANSWERED
     assert assistant.turns == []
 
     room.post(alice.id, "second")

@@ -29,6 +29,9 @@ log = logging.getLogger(__name__)
 LOCKED_RETRY_DELAYS = (0.5, 1.0, 2.0)  # seconds to wait before each retry of a busy conversation
 MAX_ROUNDS = 5  # model responses per turn: the first, then one per round of tool calls it asks for
 MAX_NAMES = 50  # nicknames listed in the instructions
+# Passed explicitly when OPENAI_BASE_URL is unset: the SDK would otherwise read OPENAI_BASE_URL from the
+# environment itself, and take an empty one as the address of the server.
+OPENAI_API_URL = "https://api.openai.com/v1"
 UNANSWERED = json.dumps({"status": "error", "message": "The reply stopped before this call was run."})
 
 
@@ -110,7 +113,7 @@ class OpenAIAssistant:
         self._locked_retry_delays = tuple(locked_retry_delays)
         self._client = openai.OpenAI(
             api_key=settings.openai_api_key,
-            base_url=settings.openai_base_url or None,
+            base_url=settings.openai_base_url or OPENAI_API_URL,
             timeout=settings.request_timeout_seconds,
         )
         # No idempotency key is sent, so a retried POST /responses could answer a turn twice: the SDK

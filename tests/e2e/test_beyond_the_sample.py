@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import ARTIFACTS, wait_until
+from tests.e2e.conftest import ARTIFACTS, DEADLINE_SECONDS, wait_until
 from tests.e2e.test_two_people import bubble_texts, join, reply_text, send
 
 pytestmark = pytest.mark.e2e
@@ -28,8 +28,8 @@ def test_two_rooms_side_by_side_share_nothing(app_server, new_page):
     join(bob, server.url + "?room=chess", "Bob")
     send(alice, "Chapter three was great")
     send(bob, "e4 or d4?")
-    wait_until(lambda: "Hi Alice!" in reply_text(alice), 15, "Alice's answer")
-    wait_until(lambda: "Hi Bob!" in reply_text(bob), 15, "Bob's answer")
+    wait_until(lambda: "Hi Alice!" in reply_text(alice), DEADLINE_SECONDS, "Alice's answer")
+    wait_until(lambda: "Hi Bob!" in reply_text(bob), DEADLINE_SECONDS, "Bob's answer")
     assert "Chapter three" not in body(bob) and "e4 or d4" not in body(alice)
     assert "Bob" not in sidebar(alice).inner_text() and "Alice" not in sidebar(bob).inner_text()
     alice.screenshot(path=str(ARTIFACTS / "room-book-club.png"))
@@ -37,7 +37,9 @@ def test_two_rooms_side_by_side_share_nothing(app_server, new_page):
 
     bob.get_by_role("link", name="Rooms").click()
     wait_until(
-        lambda: "book-club · 1 person" in body(bob) and "chess · 1 person" in body(bob), 15, "the rooms list"
+        lambda: "book-club · 1 person" in body(bob) and "chess · 1 person" in body(bob),
+        DEADLINE_SECONDS,
+        "the rooms list",
     )
     bob.screenshot(path=str(ARTIFACTS / "rooms-page.png"))
 
@@ -48,17 +50,25 @@ def test_mention_mode_answers_only_when_asked_knowing_what_was_said(app_server, 
     join(alice, server.url, "Alice")
     join(bob, server.url, "Bob")
     sidebar(alice).get_by_text("Only when mentioned").click()
-    wait_until(lambda: "set CatGPT to reply to only when mentioned" in body(bob), 15, "Bob to be told")
+    wait_until(
+        lambda: "set CatGPT to reply to only when mentioned" in body(bob), DEADLINE_SECONDS, "Bob to be told"
+    )
     wait_until(
         lambda: sidebar(bob).get_by_role("radio", name="Only when mentioned").is_checked(),
-        10,
+        DEADLINE_SECONDS,
         "Bob's control",
     )
 
     send(bob, "I love tuna")
-    wait_until(lambda: any("I love tuna" in t for t in bubble_texts(alice)), 10, "Alice to see Bob's message")
+    wait_until(
+        lambda: any("I love tuna" in t for t in bubble_texts(alice)),
+        DEADLINE_SECONDS,
+        "Alice to see Bob's message",
+    )
     send(alice, "@CatGPT what did Bob say?")
-    wait_until(lambda: "Hi Alice!" in reply_text(bob), 15, "the mentioned message to be answered")
+    wait_until(
+        lambda: "Hi Alice!" in reply_text(bob), DEADLINE_SECONDS, "the mentioned message to be answered"
+    )
     assert "Bob said I love tuna" in reply_text(bob)
     assert sum("CatGPT ·" in t for t in bubble_texts(bob)) == 1  # the un-mentioned message got no reply
     bob.screenshot(path=str(ARTIFACTS / "mention-mode.png"))
@@ -70,12 +80,16 @@ def test_stop_in_one_page_stops_the_reply_in_both(app_server, new_page):
     join(alice, server.url, "Alice")
     join(bob, server.url, "Bob")
     send(alice, "Tell me everything, what time is it and who is here?")
-    wait_until(lambda: "writing…" in reply_text(bob), 15, "the reply to start in Bob's page")
+    wait_until(lambda: "writing…" in reply_text(bob), DEADLINE_SECONDS, "the reply to start in Bob's page")
     bob.get_by_role("button", name="Stop").click()
     for name, page in (("Alice", alice), ("Bob", bob)):
-        wait_until(lambda page=page: "Stopped by Bob." in reply_text(page), 15, f"{name} to see it stopped")
+        wait_until(
+            lambda page=page: "Stopped by Bob." in reply_text(page),
+            DEADLINE_SECONDS,
+            f"{name} to see it stopped",
+        )
     assert "to talk to a real model" not in reply_text(alice)  # it really ended early
-    wait_until(alice.get_by_placeholder("Send message").is_enabled, 10, "the box to open again")
+    wait_until(alice.get_by_placeholder("Send message").is_enabled, DEADLINE_SECONDS, "the box to open again")
     alice.screenshot(path=str(ARTIFACTS / "stopped.png"))
 
 
@@ -86,7 +100,7 @@ def test_transcript_downloads_hold_every_message_once(app_server, new_page):
     join(bob, server.url, "Bob")
     for page, text in ((alice, "first from Alice"), (bob, "second from Bob")):
         send(page, text)
-        wait_until(lambda text=text: text in reply_text(alice), 15, "its answer")
+        wait_until(lambda text=text: text in reply_text(alice), DEADLINE_SECONDS, "its answer")
     with alice.expect_download() as markdown_download:
         sidebar(alice).get_by_role("button", name="Download Markdown").click()
     with alice.expect_download() as json_download:

@@ -7,7 +7,7 @@ import signal
 
 import pytest
 
-from tests.e2e.conftest import ARTIFACTS, wait_until
+from tests.e2e.conftest import ARTIFACTS, DEADLINE_SECONDS, wait_until
 from tests.e2e.test_two_people import bubble_texts, join, reply_text, send
 from tests.openai_server import API_KEY, Hang, OpenAIServer
 
@@ -32,8 +32,10 @@ def test_markup_in_messages_and_nicknames_is_shown_as_text_and_never_runs(app_se
     for number, text in enumerate(HOSTILE, start=1):
         send(attacker, text)
         answered = lambda n=number: sum("CatGPT ·" in t for t in bubble_texts(victim)) == n  # noqa: E731
-        wait_until(answered, 15, f"the answer to message {number}")
-        wait_until(attacker.get_by_placeholder("Send message").is_enabled, 15, "the box to open again")
+        wait_until(answered, DEADLINE_SECONDS, f"the answer to message {number}")
+        wait_until(
+            attacker.get_by_placeholder("Send message").is_enabled, DEADLINE_SECONDS, "the box to open again"
+        )
 
     page = victim.locator('[data-testid="stMainBlockContainer"]')
     shown = page.inner_text()
@@ -58,12 +60,14 @@ def test_a_reload_storm_leaves_one_person_and_no_join_or_leave_lines(app_server,
     join(bob, server.url, "Bob")
     for _ in range(10):
         alice.reload()
-    alice.get_by_placeholder("Send message").wait_for(timeout=20_000)
+    alice.get_by_placeholder("Send message").wait_for(timeout=DEADLINE_SECONDS * 1000)
     send(alice, "still me")
     wait_until(
-        lambda: any("still me" in t for t in bubble_texts(bob)), 15, "Bob to see Alice after the storm"
+        lambda: any("still me" in t for t in bubble_texts(bob)),
+        DEADLINE_SECONDS,
+        "Bob to see Alice after the storm",
     )
-    wait_until(lambda: "Hi Alice!" in reply_text(bob), 15, "the reply")
+    wait_until(lambda: "Hi Alice!" in reply_text(bob), DEADLINE_SECONDS, "the reply")
     text = bob.locator('[data-testid="stMainBlockContainer"]').inner_text()
     assert text.count("Alice joined.") == 1 and "Alice left." not in text
     assert bob.locator('[data-testid="stSidebar"]').inner_text().count("Alice") == 1
@@ -76,7 +80,9 @@ def test_sigterm_in_the_middle_of_a_reply_still_deletes_the_conversation(app_ser
         alice = new_page()
         join(alice, server.url, "Alice")
         send(alice, "a question that takes a while")
-        wait_until(lambda: openai.sent("POST", "/v1/responses"), 15, "the reply to be asked for")
+        wait_until(
+            lambda: openai.sent("POST", "/v1/responses"), DEADLINE_SECONDS, "the reply to be asked for"
+        )
         (conversation,) = openai.conversations
         server.process.send_signal(signal.SIGTERM)
         server.process.wait(30)

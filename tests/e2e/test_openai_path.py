@@ -11,7 +11,7 @@ import signal
 
 import pytest
 
-from tests.e2e.conftest import ARTIFACTS, wait_until
+from tests.e2e.conftest import ARTIFACTS, DEADLINE_SECONDS, wait_until
 from tests.e2e.test_two_people import bubble_texts, join, reply_text, send
 from tests.openai_server import API_KEY, OpenAIServer, Refuse
 
@@ -59,9 +59,17 @@ def test_a_streamed_openai_reply_reaches_both_pages_and_the_key_never_does(
 
     send(alice, "Hello from the browser")
     for name, page in (("Alice", alice), ("Bob", bob)):
-        wait_until(lambda page=page: "writing…" in reply_text(page), 15, f"{name} to see the reply stream")
+        wait_until(
+            lambda page=page: "writing…" in reply_text(page),
+            DEADLINE_SECONDS,
+            f"{name} to see the reply stream",
+        )
     for page in (alice, bob):
-        wait_until(lambda page=page: "You said: Hello from the browser" in reply_text(page), 15, "the reply")
+        wait_until(
+            lambda page=page: "You said: Hello from the browser" in reply_text(page),
+            DEADLINE_SECONDS,
+            "the reply",
+        )
     bob.screenshot(path=str(ARTIFACTS / "openai-reply-bob.png"))
 
     request = openai_server.response_requests()[-1]
@@ -87,15 +95,15 @@ def test_a_refused_key_is_explained_in_both_pages_and_the_room_goes_on(app_serve
     for page in (alice, bob):
         wait_until(
             lambda page=page: "The OpenAI API key was refused (401)" in page.locator("body").inner_text(),
-            15,
+            DEADLINE_SECONDS,
             "the failure to be explained",
         )
     alice.screenshot(path=str(ARTIFACTS / "openai-refused.png"))
     assert API_KEY not in alice.content()
 
-    wait_until(alice.get_by_placeholder("Send message").is_enabled, 10, "the box to open again")
+    wait_until(alice.get_by_placeholder("Send message").is_enabled, DEADLINE_SECONDS, "the box to open again")
     send(alice, "Trying again")
-    wait_until(lambda: "You said: Trying again" in reply_text(bob), 15, "the next reply")
+    wait_until(lambda: "You said: Trying again" in reply_text(bob), DEADLINE_SECONDS, "the next reply")
     assert sum("Is anyone there?" in t for t in bubble_texts(bob)) == 1  # nothing lost, nothing doubled
 
 
@@ -103,7 +111,7 @@ def test_stopping_the_server_deletes_the_conversation(app_server, new_page, open
     server = app_server(OPENAI_API_KEY=API_KEY, OPENAI_BASE_URL=openai_server.base_url)
     alice = new_page()
     join(alice, server.url, "Alice")
-    wait_until(lambda: openai_server.conversations, 15, "the room's conversation to be created")
+    wait_until(lambda: openai_server.conversations, DEADLINE_SECONDS, "the room's conversation to be created")
     (conversation,) = openai_server.conversations
     server.process.send_signal(signal.SIGTERM)
     server.process.wait(20)

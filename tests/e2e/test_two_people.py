@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from tests.e2e.conftest import ARTIFACTS, wait_until
+from tests.e2e.conftest import ARTIFACTS, DEADLINE_SECONDS, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -17,7 +17,7 @@ def join(page, url: str, nickname: str) -> None:
     page.goto(url)
     page.get_by_role("textbox", name="Nickname").fill(nickname)
     page.get_by_role("button", name="Join").click()
-    page.get_by_placeholder("Send message").wait_for(timeout=20_000)
+    page.get_by_placeholder("Send message").wait_for(timeout=DEADLINE_SECONDS * 1000)
 
 
 def send(page, text: str) -> None:
@@ -43,23 +43,33 @@ def test_two_people_chat_and_the_reply_streams_in_both(app_server, new_page, mod
     join(alice, server.url, "Alice")
     join(bob, server.url, "Bob")
     wait_until(
-        lambda: "Bob" in alice.locator('[data-testid="stSidebar"]').inner_text(), 10, "Alice to see Bob"
+        lambda: "Bob" in alice.locator('[data-testid="stSidebar"]').inner_text(),
+        DEADLINE_SECONDS,
+        "Alice to see Bob",
     )
 
     sent = time.monotonic()
     send(alice, "Hello Bob, what time is it?")
     wait_until(
-        lambda: any("Hello Bob, what time is it?" in t for t in bubble_texts(bob)), 10, "Bob to see it"
+        lambda: any("Hello Bob, what time is it?" in t for t in bubble_texts(bob)),
+        DEADLINE_SECONDS,
+        "Bob to see it",
     )
     print(f"\n{mode}: Alice's message reached Bob's page after {time.monotonic() - sent:.2f} s")
 
     # While the reply is being written, both pages show it growing word by word.
     growth = {}
     for name, page in (("Alice", alice), ("Bob", bob)):
-        wait_until(lambda page=page: "writing…" in reply_text(page), 15, f"{name} to see the reply start")
+        wait_until(
+            lambda page=page: "writing…" in reply_text(page),
+            DEADLINE_SECONDS,
+            f"{name} to see the reply start",
+        )
         first = reply_text(page)
         wait_until(
-            lambda page=page, first=first: len(reply_text(page)) > len(first), 10, f"{name}'s reply to grow"
+            lambda page=page, first=first: len(reply_text(page)) > len(first),
+            DEADLINE_SECONDS,
+            f"{name}'s reply to grow",
         )
         growth[name] = (first, reply_text(page))
     alice.screenshot(path=str(ARTIFACTS / f"streaming-alice-{mode}.png"))
@@ -68,17 +78,21 @@ def test_two_people_chat_and_the_reply_streams_in_both(app_server, new_page, mod
 
     for name, page in (("Alice", alice), ("Bob", bob)):
         wait_until(
-            lambda page=page: "to talk to a real model." in reply_text(page), 30, f"{name}'s reply to end"
+            lambda page=page: "to talk to a real model." in reply_text(page),
+            DEADLINE_SECONDS,
+            f"{name}'s reply to end",
         )
         box = page.get_by_placeholder("Send message")
-        wait_until(box.is_enabled, 5, f"{name}'s message box to open again")
+        wait_until(box.is_enabled, DEADLINE_SECONDS, f"{name}'s message box to open again")
     final = reply_text(bob)
     assert "It is " in final and "Alice, you said" in final
     assert reply_text(alice) == final
 
     send(bob, "Nice to meet you, **Alice**")
     wait_until(
-        lambda: any("Nice to meet you, Alice" in t for t in bubble_texts(alice)), 10, "Alice to see Bob"
+        lambda: any("Nice to meet you, Alice" in t for t in bubble_texts(alice)),
+        DEADLINE_SECONDS,
+        "Alice to see Bob",
     )
     alice.screenshot(path=str(ARTIFACTS / f"two-people-alice-{mode}.png"), full_page=True)
     assert "Traceback" not in server.log()
@@ -90,20 +104,24 @@ def test_closed_tab_leaves_the_room_but_a_reload_does_not(app_server, new_page):
     join(alice, server.url, "Alice")
     join(bob, server.url, "Bob")
     sidebar = alice.locator('[data-testid="stSidebar"]')
-    wait_until(lambda: "Bob" in sidebar.inner_text(), 10, "Alice to see Bob")
+    wait_until(lambda: "Bob" in sidebar.inner_text(), DEADLINE_SECONDS, "Alice to see Bob")
 
     bob.reload()
-    bob.get_by_placeholder("Send message").wait_for(timeout=20_000)  # back in, no nickname asked
+    bob.get_by_placeholder("Send message").wait_for(
+        timeout=DEADLINE_SECONDS * 1000
+    )  # back in, no nickname asked
     assert "Bob (you)" in bob.locator('[data-testid="stSidebar"]').inner_text()
 
     closed = time.monotonic()
     bob.close()
-    wait_until(lambda: "Bob left." in alice.locator("body").inner_text(), 15, "Alice to see Bob leave")
+    wait_until(
+        lambda: "Bob left." in alice.locator("body").inner_text(), DEADLINE_SECONDS, "Alice to see Bob leave"
+    )
     print(f"\nBob's closed tab left the room after {time.monotonic() - closed:.2f} s (grace 2 s)")
     notices = alice.locator("body").inner_text()
     assert notices.count("Bob joined.") == 1 and notices.count("Bob left.") == 1
     # The conversation shows it first; the sidebar follows with the page's next full run.
-    wait_until(lambda: "Bob" not in sidebar.inner_text(), 10, "Bob to leave Alice's sidebar")
+    wait_until(lambda: "Bob" not in sidebar.inner_text(), DEADLINE_SECONDS, "Bob to leave Alice's sidebar")
 
 
 def test_the_live_page_survives_a_network_blip_and_streamlits_stop(app_server, new_page):
@@ -117,16 +135,20 @@ def test_the_live_page_survives_a_network_blip_and_streamlits_stop(app_server, n
     alice.wait_for_timeout(2_000)  # a short outage, as on a train
     alice.context.set_offline(False)
     send(bob, "after the blip")
-    wait_until(lambda: any("after the blip" in t for t in bubble_texts(alice)), 20, "Alice to catch up")
+    wait_until(
+        lambda: any("after the blip" in t for t in bubble_texts(alice)), DEADLINE_SECONDS, "Alice to catch up"
+    )
 
     # Streamlit's own Stop (its button is hidden on this page, but a script can still press it).
     stops = alice.locator('[data-testid="stStatusWidget"] button')
     # The live page is a running script, so Streamlit offers its Stop (shown a moment after a run starts).
-    wait_until(lambda: stops.count() >= 1, 15, "Streamlit's Stop button to exist")
+    wait_until(lambda: stops.count() >= 1, DEADLINE_SECONDS, "Streamlit's Stop button to exist")
     stops.first.evaluate("button => button.click()")
     send(bob, "after the stop")
     wait_until(
-        lambda: any("after the stop" in t for t in bubble_texts(alice)), 20, "the live page to restart"
+        lambda: any("after the stop" in t for t in bubble_texts(alice)),
+        DEADLINE_SECONDS,
+        "the live page to restart",
     )
     assert alice.locator('[data-testid="stStatusWidget"]').evaluate_all(
         "els => els.every(e => getComputedStyle(e).visibility === 'hidden')"
@@ -141,11 +163,15 @@ def test_a_long_room_leaves_no_ghost_of_a_finished_reply(app_server, new_page):
     join(bob, server.url, "Bob")
     for n in range(27):  # each message and its answer: the room passes 50 messages
         send(alice, f"filler {n}")
-        wait_until(lambda n=n: f"filler {n}" in reply_text(bob), 30, f"the answer to filler {n}")
-        wait_until(alice.get_by_placeholder("Send message").is_enabled, 30, "the box to open again")
+        wait_until(
+            lambda n=n: f"filler {n}" in reply_text(bob), DEADLINE_SECONDS, f"the answer to filler {n}"
+        )
+        wait_until(
+            alice.get_by_placeholder("Send message").is_enabled, DEADLINE_SECONDS, "the box to open again"
+        )
     wait_until(
         lambda: "writing…" not in bob.locator('[data-testid="stMainBlockContainer"]').inner_text(),
-        10,
+        DEADLINE_SECONDS,
         "the last reply to settle",
     )
     bob.screenshot(path=str(ARTIFACTS / "long-room-bob.png"))
