@@ -457,6 +457,26 @@ def test_a_conversation_that_stays_busy_is_explained_and_its_message_sent_again(
     assert_sent_again_with_next_message(room, server, "hello?")
 
 
+def test_stop_while_the_conversation_is_locked_ends_the_turn_at_once_and_asks_no_more(server):
+    settings = settings_for(server)
+    patient = OpenAIAssistant(settings, locked_retry_delays=(30.0, 30.0))  # far longer than the test waits
+    room = Room("lobby", settings, patient, now=lambda: NOW)
+    try:
+        room.join(person("Alice"), "Alice", "tab-Alice")
+        server.script(LOCKED)
+        room.post(person("Alice"), "hello?")
+        wait_until(lambda: len(server.response_requests()) == 1, "the first request, refused as locked")
+
+        room.stop_reply(person("Alice"))
+
+        assert not room.busy and last_system_line(room) == "Alice stopped the reply."
+        say(room, "Alice", "again")  # answered within seconds: the worker gave up its 30 s wait
+        assert messages(room, Role.ASSISTANT)[-1].text == "Hello Alice! You said: again"
+        assert len(server.response_requests()) == 2, "no retry after Stop"
+    finally:
+        room.close()
+
+
 @pytest.mark.parametrize(
     ("refusals", "attempts", "sentence"),
     [

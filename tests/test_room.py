@@ -332,6 +332,142 @@ def test_wait_for_change_returns_the_same_version_when_nothing_changes(room):
     assert room.wait_for_change(since, timeout=0.01) == since
 
 
+def test_wait_for_change_can_sleep_through_the_reply_growing_but_not_through_news(room, assistant):
+    alice = join(room, "Alice")
+    gate = Gate()
+    assistant.will_reply("One", gate, " two", " three")
+    room.post(alice.id, "count")
+    gate.wait_reached()
+    since = room.version
+    gate.open()
+    wait_until(lambda: replies(room)[-1].text == "One two three", "the reply to grow")
+    # The reply grew and then finished: its end is news, its growth alone would not have been.
+    assert room.wait_for_change(since, timeout=5, reply_growth=False) > since
+
+    grown = room.version
+    assert room.wait_for_change(grown, timeout=0.01, reply_growth=False) == grown
+    room.notice("News.")
+    assert room.wait_for_change(grown, timeout=0.01, reply_growth=False) > grown
+
+
+def test_a_page_that_applies_only_the_changes_sees_the_room_exactly(room, assistant):
+    """20 people post at once while pages follow with `changes_since`: each page ends with the room."""
+    people, per_person, pages = 20, 5, 3
+    nicknames = [f"person{n}" for n in range(people)]
+    for nickname in nicknames:
+        join(room, nickname)
+    done = threading.Event()
+    seen: list[dict[int, Message]] = [{} for _ in range(pages)]
+
+    def follow(page: dict[int, Message], reply_growth: bool) -> None:
+        version = 0
+        while True:
+            finished = done.is_set()
+            room.wait_for_change(version, 0.01, reply_growth=reply_growth)
+            changes = room.changes_since(version)
+            version = changes.version
+            page.update((m.id, m) for m in changes.messages)
+            if finished:
+                return
+
+    followers = [
+        threading.Thread(target=follow, args=(seen[n], n % 2 == 0), name=f"page-{n}") for n in range(pages)
+    ]
+    for follower in followers:
+        follower.start()
+    start = threading.Barrier(people)
+
+    def send(nickname: str) -> None:
+        start.wait()
+        for i in range(per_person):
+            room.post(f"id-{nickname}", f"{nickname} #{i}")
+
+    senders = [threading.Thread(target=send, args=(nickname,)) for nickname in nicknames]
+    for thread in senders:
+        thread.start()
+    for thread in senders:
+        thread.join(timeout=10)
+    wait_until_answered(room)
+    done.set()
+    for follower in followers:
+        follower.join(timeout=10)
+
+    everything = room.view().messages
+    assert len(said(room)) == people * per_person
+    for page in seen:
+        assert [page[i] for i in sorted(page)] == list(everything)
+
+
+def test_changes_since_names_people_only_when_someone_joined_or_left(room):
+    join(room, "Alice")
+    since = room.version
+    room.notice("Nothing about people.")
+    assert room.changes_since(since).participants is None
+    join(room, "Bob")
+    assert [p.nickname for p in room.changes_since(since).participants] == ["Alice", "Bob"]
+    after_join = room.version
+    room.leave("id-Bob")
+    assert [p.nickname for p in room.changes_since(after_join).participants] == ["Alice"]
+
+
+# --- Stop and leaving ----------------------------------------------------------------------------
+
+
+def test_stop_ends_the_turn_at_once_even_while_the_assistant_is_stuck(room, assistant):
+    alice, bob = join(room, "Alice"), join(room, "Bob")
+    gate = Gate()
+    assistant.will_reply("Half a", gate, " sentence nobody will see")
+    room.post(alice.id, "tell me a story")
+    gate.wait_reached()  # the assistant is stuck: no word comes
+
+    room.stop_reply(bob.id)
+
+    assert not room.busy
+    assert assistant.turns[0].stop.is_set(), "the assistant is told to give up"
+    stopped = replies(room)[-1]
+    assert (stopped.text, stopped.status, stopped.stopped_by) == ("Half a", Status.STOPPED, "Bob")
+    assert system_lines(room)[-1] == "Bob stopped the reply."
+    room.post(bob.id, "next one")  # waits behind the stuck worker, and is answered once it lets go
+    assert room.view().status.waiting == ("Bob",)
+    gate.open()
+    wait_until_answered(room)
+    assert [r.text for r in replies(room)] == ["Half a", "Answer to next one"]
+
+
+def test_a_stop_pressed_for_one_turn_does_not_stop_the_next(room, assistant):
+    alice, bob = join(room, "Alice"), join(room, "Bob")
+    gate = Gate()
+    assistant.will_reply("First", gate, " done")
+    room.post(alice.id, "one")
+    gate.wait_reached()
+    first_turn = room.view().status.turn
+    gate.open()
+    wait_until_answered(room)
+    second = Gate()
+    assistant.will_reply("Second", second, " done")
+    room.post(bob.id, "two")
+    second.wait_reached()
+
+    room.stop_reply(alice.id, first_turn)  # Alice's click on the first turn's Stop arrives late
+
+    assert room.busy
+    second.open()
+    wait_until_answered(room)
+    assert [r.status for r in replies(room)] == [Status.COMPLETE, Status.COMPLETE]
+
+
+def test_leave_is_final_for_every_tab_until_the_person_joins_again(room):
+    alice = room.join("id-Alice", "Alice", "tab-1")
+    room.attach(alice.id, "tab-2")
+
+    room.leave(alice.id)
+
+    assert room.attach(alice.id, "tab-2") is None
+    assert room.left_on_purpose(alice.id)
+    room.join(alice.id, "Alice", "tab-2")
+    assert not room.left_on_purpose(alice.id)
+
+
 # --- joining -----------------------------------------------------------------------------------
 
 

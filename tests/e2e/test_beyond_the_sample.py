@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.conftest import ARTIFACTS, DEADLINE_SECONDS, wait_until
-from tests.e2e.test_two_people import bubble_texts, join, reply_text, send
+from tests.e2e.test_two_people import bubble_texts, join, reply_text, send, turn_over
 
 pytestmark = pytest.mark.e2e
 
@@ -89,7 +89,7 @@ def test_stop_in_one_page_stops_the_reply_in_both(app_server, new_page):
             f"{name} to see it stopped",
         )
     assert "to talk to a real model" not in reply_text(alice)  # it really ended early
-    wait_until(alice.get_by_placeholder("Send message").is_enabled, DEADLINE_SECONDS, "the box to open again")
+    wait_until(lambda: turn_over(alice), DEADLINE_SECONDS, "the turn to end")
     alice.screenshot(path=str(ARTIFACTS / "stopped.png"))
 
 

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from tests.e2e.conftest import ARTIFACTS, wait_until
+from tests.e2e.conftest import ARTIFACTS, DEADLINE_SECONDS, wait_until
 from tests.e2e.test_two_people import MESSAGE, join
 
 pytestmark = pytest.mark.e2e
@@ -72,9 +72,9 @@ def test_five_people_pressing_enter_together_lose_and_double_nothing(app_server,
         crowd = list(pages.values())
         if kind == 1:  # the first one asks, the others press as the reply to it starts
             press_enter(crowd.pop(0))
-            wait_until(lambda: busy_shown(pages["ben"]), 30, "a reply to start")
+            wait_until(lambda: busy_shown(pages["ben"]), DEADLINE_SECONDS, "a reply to start")
         elif kind == 2:
-            wait_until(lambda: not busy_shown(pages["ben"]), 60, "the reply to end")
+            wait_until(lambda: not busy_shown(pages["ben"]), DEADLINE_SECONDS, "the reply to end")
         for index, page in enumerate(crowd):
             if kind == 3:
                 page.wait_for_timeout(300 * (index > 0))  # spread over about a second and a half
@@ -85,7 +85,7 @@ def test_five_people_pressing_enter_together_lose_and_double_nothing(app_server,
             return all(set(round_tokens.values()) <= set(tokens_on(p)) for p in pages.values())
 
         try:
-            wait_until(every_page_shows_this_round, 45, f"round {round_number} on every page")
+            wait_until(every_page_shows_this_round, DEADLINE_SECONDS, f"round {round_number} on every page")
         except AssertionError:
             for name, page in pages.items():
                 page.screenshot(path=str(ARTIFACTS / f"crowd-{name}.png"))

@@ -8,7 +8,7 @@ import signal
 import pytest
 
 from tests.e2e.conftest import ARTIFACTS, DEADLINE_SECONDS, wait_until
-from tests.e2e.test_two_people import bubble_texts, join, reply_text, send
+from tests.e2e.test_two_people import bubble_texts, join, reply_text, send, turn_over
 from tests.openai_server import API_KEY, Hang, OpenAIServer
 
 pytestmark = pytest.mark.e2e
@@ -33,9 +33,7 @@ def test_markup_in_messages_and_nicknames_is_shown_as_text_and_never_runs(app_se
         send(attacker, text)
         answered = lambda n=number: sum("CatGPT ·" in t for t in bubble_texts(victim)) == n  # noqa: E731
         wait_until(answered, DEADLINE_SECONDS, f"the answer to message {number}")
-        wait_until(
-            attacker.get_by_placeholder("Send message").is_enabled, DEADLINE_SECONDS, "the box to open again"
-        )
+        wait_until(lambda: turn_over(attacker), DEADLINE_SECONDS, "the turn to end")
 
     page = victim.locator('[data-testid="stMainBlockContainer"]')
     shown = page.inner_text()

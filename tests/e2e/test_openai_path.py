@@ -12,7 +12,7 @@ import signal
 import pytest
 
 from tests.e2e.conftest import ARTIFACTS, DEADLINE_SECONDS, wait_until
-from tests.e2e.test_two_people import bubble_texts, join, reply_text, send
+from tests.e2e.test_two_people import bubble_texts, join, reply_text, send, turn_over
 from tests.openai_server import API_KEY, OpenAIServer, Refuse
 
 pytestmark = pytest.mark.e2e
@@ -101,7 +101,7 @@ def test_a_refused_key_is_explained_in_both_pages_and_the_room_goes_on(app_serve
     alice.screenshot(path=str(ARTIFACTS / "openai-refused.png"))
     assert API_KEY not in alice.content()
 
-    wait_until(alice.get_by_placeholder("Send message").is_enabled, DEADLINE_SECONDS, "the box to open again")
+    wait_until(lambda: turn_over(alice), DEADLINE_SECONDS, "the turn to end")
     send(alice, "Trying again")
     wait_until(lambda: "You said: Trying again" in reply_text(bob), DEADLINE_SECONDS, "the next reply")
     assert sum("Is anyone there?" in t for t in bubble_texts(bob)) == 1  # nothing lost, nothing doubled

@@ -30,15 +30,20 @@ def bubble_texts(page) -> list[str]:
     return page.locator(MESSAGE).all_inner_texts()
 
 
+def turn_over(page) -> bool:
+    """No reply is being written and no message waits for one."""
+    text = page.locator('[data-testid="stMainBlockContainer"]').inner_text()
+    return "is replying to" not in text and "waiting for" not in text
+
+
 def reply_text(page) -> str:
     """The text of the newest assistant bubble ('' if none yet)."""
     texts = [t for t in bubble_texts(page) if "CatGPT ·" in t]
     return texts[-1] if texts else ""
 
 
-@pytest.mark.parametrize("mode", ["live", "poll"])
-def test_two_people_chat_and_the_reply_streams_in_both(app_server, new_page, mode):
-    server = app_server(REFRESH_MODE=mode)
+def test_two_people_chat_and_the_reply_streams_in_both(app_server, new_page):
+    server = app_server()
     alice, bob = new_page(), new_page()
     join(alice, server.url, "Alice")
     join(bob, server.url, "Bob")
@@ -55,7 +60,7 @@ def test_two_people_chat_and_the_reply_streams_in_both(app_server, new_page, mod
         DEADLINE_SECONDS,
         "Bob to see it",
     )
-    print(f"\n{mode}: Alice's message reached Bob's page after {time.monotonic() - sent:.2f} s")
+    print(f"\nAlice's message reached Bob's page after {time.monotonic() - sent:.2f} s")
 
     # While the reply is being written, both pages show it growing word by word.
     growth = {}
@@ -72,8 +77,8 @@ def test_two_people_chat_and_the_reply_streams_in_both(app_server, new_page, mod
             f"{name}'s reply to grow",
         )
         growth[name] = (first, reply_text(page))
-    alice.screenshot(path=str(ARTIFACTS / f"streaming-alice-{mode}.png"))
-    bob.screenshot(path=str(ARTIFACTS / f"streaming-bob-{mode}.png"))
+    alice.screenshot(path=str(ARTIFACTS / "streaming-alice.png"))
+    bob.screenshot(path=str(ARTIFACTS / "streaming-bob.png"))
     assert all("Hi Alice!" in later for _, later in growth.values())
 
     for name, page in (("Alice", alice), ("Bob", bob)):
@@ -82,8 +87,10 @@ def test_two_people_chat_and_the_reply_streams_in_both(app_server, new_page, mod
             DEADLINE_SECONDS,
             f"{name}'s reply to end",
         )
-        box = page.get_by_placeholder("Send message")
-        wait_until(box.is_enabled, DEADLINE_SECONDS, f"{name}'s message box to open again")
+        wait_until(
+            lambda page=page: turn_over(page), DEADLINE_SECONDS, f"{name}'s page to show the turn over"
+        )
+        assert page.get_by_placeholder("Send message").is_enabled()
     final = reply_text(bob)
     assert "It is " in final and "Alice, you said" in final
     assert reply_text(alice) == final
@@ -94,7 +101,7 @@ def test_two_people_chat_and_the_reply_streams_in_both(app_server, new_page, mod
         DEADLINE_SECONDS,
         "Alice to see Bob",
     )
-    alice.screenshot(path=str(ARTIFACTS / f"two-people-alice-{mode}.png"), full_page=True)
+    alice.screenshot(path=str(ARTIFACTS / "two-people-alice.png"), full_page=True)
     assert "Traceback" not in server.log()
 
 
@@ -124,9 +131,9 @@ def test_closed_tab_leaves_the_room_but_a_reload_does_not(app_server, new_page):
     wait_until(lambda: "Bob" not in sidebar.inner_text(), DEADLINE_SECONDS, "Bob to leave Alice's sidebar")
 
 
-def test_the_live_page_survives_a_network_blip_and_streamlits_stop(app_server, new_page):
+def test_the_live_page_survives_a_network_blip_and_comes_back_after_streamlits_stop(app_server, new_page):
     # Our config's minimal toolbar shows no Stop at all; with the full one it is there, hidden by our style.
-    server = app_server(REFRESH_MODE="live", WORD_DELAY_MS="0", STREAMLIT_CLIENT_TOOLBAR_MODE="auto")
+    server = app_server(WORD_DELAY_MS="0", STREAMLIT_CLIENT_TOOLBAR_MODE="auto")
     alice, bob = new_page(), new_page()
     join(alice, server.url, "Alice")
     join(bob, server.url, "Bob")
@@ -144,11 +151,14 @@ def test_the_live_page_survives_a_network_blip_and_streamlits_stop(app_server, n
     # The live page is a running script, so Streamlit offers its Stop (shown a moment after a run starts).
     wait_until(lambda: stops.count() >= 1, DEADLINE_SECONDS, "Streamlit's Stop button to exist")
     stops.first.evaluate("button => button.click()")
+    # Stopped, the page follows the room again with its person's next action (no periodic tick restarts
+    # it: a tick can make Streamlit drop a message on its way).
+    send(alice, "back after the stop")
     send(bob, "after the stop")
     wait_until(
         lambda: any("after the stop" in t for t in bubble_texts(alice)),
         DEADLINE_SECONDS,
-        "the live page to restart",
+        "the live page to follow the room again",
     )
     assert alice.locator('[data-testid="stStatusWidget"]').evaluate_all(
         "els => els.every(e => getComputedStyle(e).visibility === 'hidden')"
@@ -157,7 +167,7 @@ def test_the_live_page_survives_a_network_blip_and_streamlits_stop(app_server, n
 
 def test_a_long_room_leaves_no_ghost_of_a_finished_reply(app_server, new_page):
     """Past 50 messages the page shows a moving window; a full run must not leave an old bubble behind."""
-    server = app_server(REFRESH_MODE="live", WORD_DELAY_MS="0", RATE_LIMIT_MESSAGES="1000")
+    server = app_server(WORD_DELAY_MS="0", RATE_LIMIT_MESSAGES="1000")
     alice, bob = new_page(), new_page()
     join(alice, server.url, "Alice")
     join(bob, server.url, "Bob")
@@ -166,13 +176,18 @@ def test_a_long_room_leaves_no_ghost_of_a_finished_reply(app_server, new_page):
         wait_until(
             lambda n=n: f"filler {n}" in reply_text(bob), DEADLINE_SECONDS, f"the answer to filler {n}"
         )
-        wait_until(
-            alice.get_by_placeholder("Send message").is_enabled, DEADLINE_SECONDS, "the box to open again"
-        )
+        wait_until(lambda: turn_over(alice), DEADLINE_SECONDS, "the turn to end")
     wait_until(
         lambda: "writing…" not in bob.locator('[data-testid="stMainBlockContainer"]').inner_text(),
         DEADLINE_SECONDS,
         "the last reply to settle",
     )
+    # Bob did nothing, so his page kept everything since he came. His own next action (the toggle) is a
+    # full run: it offers the earlier messages and redraws the same ones in place, none left over.
+    before = bubble_texts(bob)
+    assert any("filler 0" in t for t in before)
+    bob.get_by_text("Stream replies").click()
+    wait_until(lambda: bob.get_by_text("Show earlier messages").count() == 1, DEADLINE_SECONDS, "the button")
     bob.screenshot(path=str(ARTIFACTS / "long-room-bob.png"))
-    assert bob.get_by_text("Show earlier messages").count() == 1
+    after = bubble_texts(bob)
+    assert after == before and len(after) == len(set(after)), "a bubble moved, vanished or shows twice"
