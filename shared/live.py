@@ -104,16 +104,16 @@ class _Reveal:
     drawn: int = -1  # characters drawn so far (-1: nothing yet)
     at: float = field(default_factory=time.monotonic)  # when the last words were shown
 
-    def step(self, word_delay: float, now: float) -> bool:
-        """Show the words due by now; True if more were shown."""
+    def step(self, word_delay: float, now: float) -> None:
+        """Reveal the words due by now: one per WORD_DELAY_MS since the last, all of them far behind."""
         ahead = words(self.message.text[self.shown :])
         if not ahead:
-            return False
+            return
         due = len(ahead) if not word_delay else max(1, int((now - self.at) / word_delay))
-        due = max(due, len(ahead) - CATCH_UP_WORDS)  # far behind: catch up at once
+        due = max(due, len(ahead) - CATCH_UP_WORDS)
         self.shown += sum(len(w) for w in ahead[:due])
-        self.at = now
-        return True
+        # Keep the fraction of a word's delay that has passed, so pacing does not drift with redraws.
+        self.at = min(now, self.at + due * word_delay) if word_delay else now
 
     @property
     def done(self) -> bool:
