@@ -275,23 +275,30 @@ class LivePage:
         alive_every = self.settings.heartbeat_timeout_seconds / 3
         alive_said = time.monotonic()
         while ends_at is None or time.monotonic() < ends_at:
-            if self.reveal is not None:  # between two redraws of the reply only other news wakes the page
-                wait = min(max(0.0, self.next_redraw - time.monotonic()), WAIT_SLICE_SECONDS)
-                self.room.wait_for_change(version, wait, reply_growth=False)
-            else:
-                self.room.wait_for_change(version, WAIT_SLICE_SECONDS)
+            now_version = self._wait(version)
             st.session_state.live_beat = time.monotonic()  # a yield point: a rerun or a closed tab stops here
             if time.monotonic() - alive_said > alive_every:
                 alive_said = time.monotonic()
                 if self.room.attach(self.my_id, session_id()) is None:
                     st.rerun(scope="app")  # this person left (another tab, the reaper): the page asks again
-            changes = self.room.changes_since(version)
-            version = changes.version
-            if changes.participants is not None and all(p.id != self.my_id for p in changes.participants):
-                st.rerun(scope="app")
-            self.apply(changes)
+            if now_version != version:
+                changes = self.room.changes_since(version)
+                version = changes.version
+                if changes.participants is not None and all(p.id != self.my_id for p in changes.participants):
+                    st.rerun(scope="app")
+                self.apply(changes)
             if self.reveal is not None:
                 self.draw_reply()
+
+    def _wait(self, version: int) -> int:
+        """Wait for what this page must show next; an idle page wakes once a slice, and costs little."""
+        reveal = self.reveal
+        if reveal is not None and self.stream and reveal.shown < len(reveal.message.text):
+            # Words in hand are revealed at the next redraw; until then only other news wakes the page.
+            timeout = min(max(0.0, self.next_redraw - time.monotonic()), WAIT_SLICE_SECONDS)
+            return self.room.wait_for_change(version, timeout, reply_growth=False)
+        # Caught up: the reply's next words wake a page that streams it; one that does not needs its end.
+        return self.room.wait_for_change(version, WAIT_SLICE_SECONDS, reply_growth=self.stream)
 
 
 def follow_room(room: Room, my_id: str, settings: Settings, slots: Slots) -> None:
