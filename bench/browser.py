@@ -1,7 +1,9 @@
 """Real Chromium pages as benchmark clients: the same calls as an emulated session, through the page's UI.
 
 A MutationObserver in each page stamps (Date.now(), so in seconds of the wall clock) when a token first
-shows and when a reply's first words appear; the Enter key's own handler stamps the send.
+shows and when a reply's first words appear; the Enter key's own handler stamps the send. Whether a reply
+is being written and whether the busy caption shows are read from the page when asked. Full script runs
+are counted from the page's own websocket: a `new_session` ForwardMsg without fragment ids.
 """
 
 from __future__ import annotations
@@ -9,6 +11,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+
+from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 
 from bench.emulator import Progress
 
@@ -30,7 +34,7 @@ CHROMIUM_ARGS = [
 # most one task later than the DOM change the person would see.
 OBSERVER = r"""
 (() => {
-  const bench = (window.__bench = { seen: {}, done: {}, armed: false, firstWord: null, sentAt: null });
+  const bench = (window.__bench = { seen: {}, done: {}, firstWords: {}, sentAt: null });
   const TOKEN = /\bbm\d{6}\b/g;
   const ASSISTANT = %(assistant)s;
   const stamp = (record, text) => {
@@ -45,11 +49,9 @@ OBSERVER = r"""
       if (parts.length < 2) continue;
       const head = parts[0].textContent || "", text = parts[1].textContent || "";
       if (!head.startsWith(ASSISTANT)) continue;
+      // The bench's replies start with the token of the message they answer.
       if (head.includes("writing…")) {
-        if (bench.armed && bench.firstWord === null && text.trim() && !text.includes("is typing…")) {
-          bench.firstWord = Date.now() / 1000;
-          bench.armed = false;
-        }
+        if (!text.includes("is typing…")) stamp(bench.firstWords, text);
       } else stamp(bench.done, text);
     }
   };
@@ -70,8 +72,16 @@ OBSERVER = r"""
 PROGRESS = """() => {
   const box = document.querySelector('textarea[placeholder="Send message"]');
   const b = window.__bench || {};
-  return { seen: b.seen || {}, done: b.done || {}, firstWord: b.firstWord ?? null,
-           enabled: !!box && !box.disabled, sentAt: b.sentAt ?? null };
+  const fresh = (selector) => Array.prototype.filter.call(
+    document.querySelectorAll(selector), (e) => !e.closest('[data-stale="true"]'));
+  const writing = fresh('[data-testid="stChatMessage"]').some((bubble) => {
+    const head = bubble.querySelector('[data-testid="stMarkdown"]');
+    return !!head && head.textContent.startsWith(%(assistant)s) && head.textContent.includes("writing…");
+  });
+  const busy = fresh('[data-testid="stMarkdownContainer"]').some(
+    (e) => (e.textContent || "").includes("is replying to"));
+  return { seen: b.seen || {}, done: b.done || {}, firstWords: b.firstWords || {},
+           enabled: !!box && !box.disabled, sentAt: b.sentAt ?? null, writing, busy };
 }"""
 
 
@@ -91,12 +101,29 @@ class BrowserPage:
         self._browser = browser
         self._context = None
         self._page = None
+        self._progress_js = PROGRESS % {"assistant": json.dumps(assistant)}
 
     async def connect(self) -> None:
         self._context = await self._browser.new_context(viewport={"width": 1000, "height": 800})
         await self._context.add_init_script(OBSERVER % {"assistant": json.dumps(self.assistant)})
         self._page = await self._context.new_page()
+        self._page.on("websocket", self._watch_socket)
         await self._page.goto(self.base_url)
+
+    def _watch_socket(self, socket) -> None:
+        if socket.url.endswith("/_stcore/stream"):
+            socket.on("framereceived", self._frame)
+
+    def _frame(self, payload: bytes | str) -> None:
+        if isinstance(payload, str):
+            return  # Streamlit only sends binary frames
+        message = ForwardMsg()
+        message.ParseFromString(payload)
+        if message.WhichOneof("type") == "new_session":
+            if message.metadata.run.fragment_ids:
+                self.progress.fragment_runs += 1
+            else:
+                self.progress.full_runs += 1
 
     async def join(self, nickname: str, timeout: float) -> None:
         page = self._page
@@ -109,23 +136,20 @@ class BrowserPage:
         box = self._page.get_by_placeholder("Send message")
         await box.fill(text)
         await box.press("Enter")
-        state = await self._page.evaluate(PROGRESS)
+        state = await self._page.evaluate(self._progress_js)
         return state["sentAt"]
-
-    async def arm_reply_watch(self) -> None:
-        await self._page.evaluate("() => { window.__bench.armed = true; window.__bench.firstWord = null; }")
-        self.progress.first_word = None
 
     async def refresh(self) -> Progress:
         """Read the page's stamps into `progress`."""
         try:
-            state = await self._page.evaluate(PROGRESS)
+            state = await self._page.evaluate(self._progress_js)
         except Exception as error:  # a crashed or closed page: report it, do not hang the run
             self.error = f"page failed: {error}"
             return self.progress
         progress = self.progress
         progress.seen, progress.done = state["seen"], state["done"]
-        progress.first_word, progress.input_enabled = state["firstWord"], state["enabled"]
+        progress.first_words, progress.input_enabled = state["firstWords"], state["enabled"]
+        progress.writing, progress.busy = state["writing"], state["busy"]
         progress.joined = True
         return progress
 

@@ -29,10 +29,15 @@ log = logging.getLogger(__name__)
 TOKEN = re.compile(r"\bbm\d{6}\b")
 WRITING = "writing…"  # the caption of a reply still being written
 TYPING = "is typing…*"  # what a page that does not stream shows instead of the words
+BUSY = "is replying to"  # the caption a page shows while the assistant works on a turn
 HEARTBEAT_SECONDS = 15.0  # how often a Streamlit page tells the server it is alive
 # The subprotocol header carries Streamlit's tokens; a browser without auth sends this placeholder.
 SUBPROTOCOLS = ["streamlit", "PLACEHOLDER_AUTH_TOKEN"]
 CAPTION = Markdown.Type.Value("CAPTION")
+
+
+class RefusedError(RuntimeError):
+    """The app showed an error instead of the page (for example, it refused a setting)."""
 
 
 @dataclass
@@ -41,10 +46,15 @@ class Progress:
 
     seen: dict[str, float] = field(default_factory=dict)  # token -> first time any text had it
     done: dict[str, float] = field(default_factory=dict)  # token -> first time a finished reply quoted it
-    first_word: float | None = None  # first words of a reply being written, since `arm_reply_watch`
+    # token -> first time a reply being written showed it; the bench's replies start with their token
+    first_words: dict[str, float] = field(default_factory=dict)
     input_enabled: bool = False  # the message box as last drawn
     joined: bool = False
     errors: list[str] = field(default_factory=list)  # error boxes shown, e.g. a refused message
+    writing: bool = False  # a reply is shown being written ("writing…" in its header)
+    busy: bool = False  # the busy caption ("… is replying to …") is shown
+    full_runs: int = 0  # full script runs the server started for this page (emulated sessions only)
+    fragment_runs: int = 0
 
 
 class EmulatedSession:
@@ -70,7 +80,11 @@ class EmulatedSession:
         self._widgets: dict[str, WidgetState] = {}  # values the browser sends again with every rerun
         self._ids: dict[str, str] = {}  # role ("nickname", "join", "message") -> widget id
         self._bodies: dict[tuple[int, ...], tuple[bool, str]] = {}  # delta path -> (is caption, text)
-        self._armed = False
+        self._drawn_in: dict[tuple[int, ...], int] = {}  # delta path -> the full run that drew it
+        # Paths of what makes a page look busy, kept as they change: scanning every body on every
+        # message would cost the client more than the server at 100 sessions.
+        self._writing_heads: set[tuple[int, ...]] = set()
+        self._busy_lines: set[tuple[int, ...]] = set()
         self._ws: ClientConnection | None = None
         self._tasks: list[asyncio.Task] = []
         self._timers: dict[str, asyncio.Task] = {}  # component or fragment id -> its ticking task
@@ -85,8 +99,17 @@ class EmulatedSession:
         await self._rerun()
 
     async def join(self, nickname: str, timeout: float) -> None:
-        """Fill in the nickname and press Join, as one form submit; return once the message box shows."""
-        await self.wait_for(lambda: "nickname" in self._ids and "join" in self._ids, timeout, "the join form")
+        """Fill in the nickname and press Join, as one form submit; return once the message box shows.
+
+        A page that shows an error instead of the form (the app refused its settings) fails at once.
+        """
+        await self.wait_for(
+            lambda: ("nickname" in self._ids and "join" in self._ids) or self.progress.errors,
+            timeout,
+            "the join form",
+        )
+        if "join" not in self._ids:
+            raise RefusedError(f"{self.name}: the page shows an error: {self.progress.errors[-1][:300]}")
         nickname_state = WidgetState(id=self._ids["nickname"], string_value=nickname)
         self._widgets[nickname_state.id] = nickname_state  # a browser keeps sending the typed value
         await self._rerun(extra=[WidgetState(id=self._ids["join"], trigger_value=True)])
@@ -109,15 +132,11 @@ class EmulatedSession:
         """Press "Leave the room"."""
         await self._rerun(extra=[WidgetState(id=self._ids["leave"], trigger_value=True)])
 
-    async def arm_reply_watch(self) -> None:
-        """Record the next first words of a reply being written."""
-        self.progress.first_word = None
-        self._armed = True
-
     async def refresh(self) -> Progress:
         return self.progress  # kept up to date as messages arrive
 
     async def wait_for(self, condition, timeout: float, what: str) -> None:
+        """Return once `condition()` holds, checked as messages arrive; TimeoutError names `what`."""
         deadline = time.monotonic() + timeout
         while not condition():
             if self.error:
@@ -222,6 +241,16 @@ class EmulatedSession:
         kind = message.WhichOneof("type")
         if kind == "delta":
             self._delta(message, now)
+        elif kind == "new_session":
+            # Every run starts with one; a fragment's run names its fragments, a full run none.
+            if message.metadata.run.fragment_ids:
+                self.progress.fragment_runs += 1
+            else:
+                self.progress.full_runs += 1
+        elif kind == "script_finished" and message.script_finished == ForwardMsg.FINISHED_SUCCESSFULLY:
+            # A finished full run clears what it did not draw again, as the browser does.
+            for path in [p for p, run in self._drawn_in.items() if run < self.progress.full_runs]:
+                self._drop(path)
         elif kind == "page_info_changed":
             self.query_string = message.page_info_changed.query_string
         elif kind == "navigation":
@@ -237,15 +266,20 @@ class EmulatedSession:
 
     def _delta(self, message: ForwardMsg, now: float) -> None:
         delta = message.delta
+        path = tuple(message.metadata.delta_path)
+        if delta.WhichOneof("type") == "add_block":
+            # A new block (a message bubble) replaces whatever was drawn at and below its path.
+            for below in [p for p in self._bodies if p[: len(path)] == path]:
+                self._drop(below)
+            return
         if delta.WhichOneof("type") != "new_element":
             return
-        path = tuple(message.metadata.delta_path)
         element = delta.new_element
         kind = element.WhichOneof("type")
         if kind == "markdown":
             self._markdown(path, element.markdown, now)
             return
-        self._bodies.pop(path, None)
+        self._drop(path)
         if kind == "text_input" and element.text_input.label == "Nickname":
             self._ids["nickname"] = element.text_input.id
         elif kind == "button" and element.button.is_form_submitter and element.button.label == "Join":
@@ -268,10 +302,26 @@ class EmulatedSession:
                 widget_id = element.component_instance.id
                 self._start_timer(widget_id, self._tick_component(widget_id, delta.fragment_id, interval))
 
+    def _drop(self, path: tuple[int, ...]) -> None:
+        """Whatever was drawn at `path` is gone."""
+        if self._bodies.pop(path, None) is not None:
+            self._drawn_in.pop(path, None)
+            self._writing_heads.discard(path)
+            self._busy_lines.discard(path)
+            self.progress.writing, self.progress.busy = bool(self._writing_heads), bool(self._busy_lines)
+
     def _markdown(self, path: tuple[int, ...], markdown: Markdown, now: float) -> None:
         caption = markdown.element_type == CAPTION
         body = markdown.body
+        self._drop(path)
         self._bodies[path] = (caption, body)
+        self._drawn_in[path] = self.progress.full_runs
+        if caption and BUSY in body:
+            self._busy_lines.add(path)
+            self.progress.busy = True
+        if caption and body.startswith(self.assistant_caption) and WRITING in body:
+            self._writing_heads.add(path)
+            self.progress.writing = True
         if not caption:
             for token in TOKEN.findall(body):
                 self.progress.seen.setdefault(token, now)
@@ -287,14 +337,9 @@ class EmulatedSession:
         if not head.startswith(self.assistant_caption):
             return
         if WRITING in head:
-            if (
-                self._armed
-                and self.progress.first_word is None
-                and text.strip()
-                and not text.endswith(TYPING)
-            ):
-                self.progress.first_word = now
-                self._armed = False
+            if not text.endswith(TYPING):
+                for token in TOKEN.findall(text):
+                    self.progress.first_words.setdefault(token, now)
         else:
             for token in TOKEN.findall(text):
                 self.progress.done.setdefault(token, now)

@@ -1,6 +1,7 @@
 """The benchmark's outputs: bench.json (everything measured), bench.md (tables and goals), bench.png.
 
-Pure formatting: it reads the summary `bench.run` builds and never measures anything itself.
+Pure formatting: it reads the summary `bench.run` builds and never measures anything itself. Given an
+earlier summary (`--before`), the Markdown and the chart show it next to this one.
 """
 
 from __future__ import annotations
@@ -9,10 +10,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-MODES = ("live", "poll")
 # Other processes' share of the server's core that makes a run worth repeating (bench.run) and flagging.
 DISTURBED_PERCENT = 25.0
-COLORS = {"live": "#1f77b4", "poll": "#ff7f0e"}
+COLORS = {"live": "#1f77b4", "poll": "#ff7f0e"}  # other modes are drawn grey
 MARKERS = {"chromium": "o", "emulator": "s"}
 READABLE_TICKS = tuple(m * 10**e for e in range(-2, 4) for m in (1, 2, 5))  # log axes read as plain numbers
 
@@ -40,8 +40,16 @@ def _p95(run: dict[str, Any], key: str) -> float | None:
     return (run.get(key) or {}).get("p95_ms")
 
 
+def _modes(*summaries: dict[str, Any] | None) -> list[str]:
+    """The refresh modes the runs measured, in the order they first appear."""
+    found = [r["plan"]["mode"] for s in summaries if s for r in s["runs"]]
+    return list(dict.fromkeys(found))
+
+
 def _state(run: dict[str, Any]) -> str:
     state = []
+    if run.get("refused"):
+        state.append("refused by the app: " + run["refused"][:100])
     if run.get("error"):
         state.append("error: " + run["error"][:100])
     if run.get("overloaded"):
@@ -49,6 +57,8 @@ def _state(run: dict[str, Any]) -> str:
     others = disturbance(run)
     if others >= DISTURBED_PERCENT:
         state.append(f"disturbed: other processes took {others:.0f} % of the server's core")
+    if run.get("dropped"):
+        state.append(f"{run['dropped']} of {run['posts']} messages dropped by the app (shown on no page)")
     missing = {k: v for k, v in (run.get("missing") or {}).items() if v}
     if missing:
         state.append("missing " + ", ".join(f"{k} {v}" for k, v in missing.items()))
@@ -65,17 +75,40 @@ def disturbance(run: dict[str, Any]) -> float:
 
 
 def _refresh_requests(api: dict[str, Any]) -> int | None:
+    """Requests the model got that no turn explains: while joining and idle, or besides a turn's response."""
     if not api:
         return None
-    return api.get("requests_while_joining_and_idle", 0) + api.get("requests_between_turns", 0)
+    return (
+        api.get("requests_while_joining_and_idle", 0)
+        + api.get("requests_between_turns", 0)  # bench.json files from before messages overlapped
+        + api.get("requests_besides_responses", 0)
+    )
+
+
+def _per_turn(api: dict[str, Any]) -> str:
+    turns = api.get("responses_per_turn")
+    if isinstance(turns, list):  # bench.json files from before messages overlapped: one count per turn
+        return "–" if not turns else "/".join(sorted({str(t) for t in turns}))
+    return _num(turns, 2)
+
+
+def streaming_share(run: dict[str, Any]) -> float | None:
+    """Server CPU while a reply streamed, as a share of its core."""
+    return (run.get("streaming") or {}).get("share_of_core")
+
+
+def full_runs_per_turn(run: dict[str, Any]) -> float | None:
+    """Full script runs per turn of a page whose person did nothing."""
+    return (run.get("full_runs") or {}).get("per_session_per_turn")
 
 
 def rows(summary: dict[str, Any]) -> list[dict[str, str]]:
     out = []
     for run in summary["runs"]:
         plan, idle, api = run["plan"], run.get("idle") or {}, run.get("api") or {}
-        turns = api.get("responses_per_turn") or []
         share = idle.get("server_cpu_share_of_core")
+        streaming = streaming_share(run)
+        runs = run.get("full_runs") or {}
         out.append(
             {
                 "mode": plan["mode"],
@@ -84,11 +117,20 @@ def rows(summary: dict[str, Any]) -> list[dict[str, str]]:
                 "idle CPU per session (ms/s)": _num(idle.get("server_cpu_ms_per_session_s"), 2),
                 "idle server CPU (% of a core)": _num(None if share is None else 100 * share, 0),
                 "RSS per session (MB)": _num(idle.get("server_rss_mb_per_session"), 2),
+                "streaming CPU (% of a core)": _num(None if streaming is None else 100 * streaming, 0),
+                "full runs per turn, passive page": (
+                    "–" if not runs else f"{_num(runs.get('per_session_per_turn'), 2)} ({runs.get('total')})"
+                ),
+                "sent during a reply": (
+                    "–"
+                    if "sent_during_reply" not in run
+                    else f"{run['sent_during_reply']}/{run.get('posts')}"
+                ),
                 "message shown, p50 / p95 / max": _stats(run.get("delivery")),
                 "shown in every other session, p95": _ms(_p95(run, "delivery_to_everyone")),
                 "first words, sender p50 / p95": _stats(run.get("first_word_sender"), ("p50_ms", "p95_ms")),
                 "first words, others p50 / p95": _stats(run.get("first_word_others"), ("p50_ms", "p95_ms")),
-                "API calls per turn": "–" if not turns else "/".join(sorted({str(t) for t in turns})),
+                "API calls per turn": _per_turn(api),
                 "API calls on refresh or idle": _num(_refresh_requests(api), 0),
                 "state": _state(run),
             }
@@ -128,75 +170,101 @@ def _verdict(checks: list[tuple[bool, str]]) -> tuple[str, str]:
 
 
 def goals(summary: dict[str, Any]) -> list[dict[str, str]]:
-    """Each goal of the issue, judged for each refresh mode on the runs it is about."""
+    """Each goal of issue 9, judged for each refresh mode on the runs it is about."""
     out = []
 
-    def add(goal: str, judge) -> None:
-        for mode in MODES:
+    def add(goal: str, judge, *, printed: bool = False) -> None:
+        for mode in _modes(summary):
             verdict, evidence = _verdict(judge(mode))
+            if printed and verdict != "not measured":
+                verdict = "printed"
             out.append({"goal": goal, "mode": mode, "verdict": verdict, "evidence": evidence})
+
+    def label(r: dict[str, Any]) -> str:
+        return f"{'Chromium' if r['plan']['clients'] == 'chromium' else 'emulated'} N={r['plan']['sessions']}"
+
+    def measured(r: dict[str, Any]) -> bool:
+        return not r.get("refused") and not r.get("error")
+
+    def delivery(limit_ms: float, clients: str, n: int):
+        def judge(mode):
+            checks = []
+            for r in _find(summary, mode, clients, n):
+                if not measured(r):
+                    continue
+                p95 = _p95(r, "delivery_to_everyone")
+                lost = (r.get("missing") or {}).get("delivery", 0) + (r.get("dropped") or 0) * (n - 1)
+                joined = r.get("joined") or 0
+                evidence = f"p95 {_ms(p95)}" + (f", {lost} never shown" if lost else "")
+                if joined < n:
+                    evidence += f" (only {joined} joined: overloaded)"
+                checks.append((p95 is not None and p95 <= limit_ms and not lost and joined == n, evidence))
+            return checks
+
+        return judge
 
     def idle_cpu(mode):
         return [
             (
                 not r.get("overloaded") and r["idle"]["server_cpu_ms_per_session_s"] <= 1.0,
-                f"N={r['plan']['sessions']}: {r['idle']['server_cpu_ms_per_session_s']:.2f} ms/s",
+                f"{label(r)}: {r['idle']['server_cpu_ms_per_session_s']:.2f} ms/s",
             )
-            for r in _find(summary, mode, "emulator")
-            if r.get("idle")
+            for r in summary["runs"]
+            if r["plan"]["mode"] == mode and r["plan"]["sessions"] in (5, 100) and r.get("idle")
         ]
 
-    def hundred(mode):
+    def streaming(mode):
         return [
             (
-                r.get("joined") == 100 and r["idle"]["server_cpu_share_of_core"] < 0.5,
-                f"{r.get('joined')} joined, {100 * r['idle']['server_cpu_share_of_core']:.0f} % of a core",
+                r.get("joined") == 100 and share is not None and share <= 0.6,
+                f"{r.get('joined')} joined: {_num(None if share is None else 100 * share, 0)} % of a core",
             )
             for r in _find(summary, mode, "emulator", 100)
-            if r.get("idle")
+            if measured(r)
+            for share in [streaming_share(r)]
         ]
 
-    def delivery(limit_ms: float, clients: str, sizes: tuple[int, ...]):
-        def judge(mode):
-            checks = []
-            for n in sizes:
-                for r in _find(summary, mode, clients, n):
-                    p95 = _p95(r, "delivery_to_everyone")
-                    lost = (r.get("missing") or {}).get("delivery", 1)
-                    joined = r.get("joined") or 0
-                    evidence = f"N={n}: p95 {_ms(p95)}" + (f", {lost} never shown" if lost else "")
-                    if joined < n:
-                        evidence += f" (only {joined} joined: overloaded)"
-                    checks.append(
-                        (p95 is not None and p95 <= limit_ms and not lost and joined == n, evidence)
-                    )
-            return checks
+    def passive_runs(mode):
+        return [
+            (
+                full_runs_per_turn(r) == 0,
+                f"{label(r)}: {_num(full_runs_per_turn(r), 2)} ({r['full_runs']['total']})",
+            )
+            for r in summary["runs"]
+            if r["plan"]["mode"] == mode and r.get("full_runs")
+        ]
 
-        return judge
+    def memory(mode):
+        return [
+            (True, f"{label(r)}: {r['idle']['server_rss_mb_per_session']:.2f} MB")
+            for r in summary["runs"]
+            if r["plan"]["mode"] == mode and r.get("idle")
+        ]
 
     def no_api(mode):
         checks = []
         for r in summary["runs"]:
-            if r["plan"]["mode"] != mode or not r.get("api"):
+            if r["plan"]["mode"] != mode or not r.get("api") or not r.get("posts"):
                 continue
             refresh = _refresh_requests(r["api"])
-            turns = r["api"].get("responses_per_turn") or []
+            per_turn = r["api"].get("responses_per_turn")
+            one_each = per_turn == 1 or (isinstance(per_turn, list) and set(per_turn) == {1})
             checks.append(
                 (
-                    refresh == 0 and bool(turns) and set(turns) == {1},
-                    f"{r['plan']['clients']} N={r['plan']['sessions']}: {refresh} on refresh, "
-                    f"{'/'.join(sorted({str(t) for t in turns})) or '–'} per turn",
+                    refresh == 0 and one_each,
+                    f"{label(r)}: {refresh} on refresh, {_per_turn(r['api'])} per turn",
                 )
             )
         return checks
 
-    add("Idle server CPU <= 1 ms per session per second (emulated sessions)", idle_cpu)
-    add("100 sessions on one core under 50 %", hundred)
-    add("Message shown in every other session, p95 <= 0.3 s at 50 sessions", delivery(300, "emulator", (50,)))
-    add(
-        "Message shown in every other page, p95 <= 0.5 s in Chromium at 3-5",
-        delivery(500, "chromium", (3, 5)),
-    )
+    add("Message shown in every other session, p95 <= 0.3 s at 10 emulated", delivery(300, "emulator", 10))
+    add("... <= 0.5 s at 50 emulated", delivery(500, "emulator", 50))
+    add("... <= 1 s at 100 emulated", delivery(1000, "emulator", 100))
+    add("... <= 0.5 s at 5 Chromium pages", delivery(500, "chromium", 5))
+    add("Idle server CPU <= 1 ms per session per second, at 5 and at 100 sessions", idle_cpu)
+    add("A reply streaming to 100 sessions takes <= 60 % of the core", streaming)
+    add("Full script runs per turn of a page whose person did nothing: 0", passive_runs)
+    add("Memory per session (server RSS growth / N)", memory, printed=True)
     add("No request to the model on any refresh; one response per turn", no_api)
     return out
 
@@ -211,6 +279,61 @@ def goals_table(summary: dict[str, Any]) -> str:
 # --- files -------------------------------------------------------------------------------------------
 
 
+# --- before and after ----------------------------------------------------------------------------------
+
+COMPARED = (  # (column, how to read it from a run, how to print it)
+    ("shown in every other session, p95", lambda r: _p95(r, "delivery_to_everyone"), _ms),
+    (
+        "idle CPU per session (ms/s)",
+        lambda r: (r.get("idle") or {}).get("server_cpu_ms_per_session_s"),
+        lambda v: _num(v, 2),
+    ),
+    (
+        "streaming CPU (% of a core)",
+        lambda r: None if streaming_share(r) is None else 100 * streaming_share(r),
+        lambda v: _num(v, 0),
+    ),
+    ("full runs per turn, passive page", full_runs_per_turn, lambda v: _num(v, 2)),
+    (
+        "RSS per session (MB)",
+        lambda r: (r.get("idle") or {}).get("server_rss_mb_per_session"),
+        lambda v: _num(v, 2),
+    ),
+)
+
+
+def _key(run: dict[str, Any]) -> tuple[str, str, int]:
+    return run["plan"]["mode"], run["plan"]["clients"], run["plan"]["sessions"]
+
+
+def comparison(summary: dict[str, Any], before: dict[str, Any]) -> str:
+    """One row per (mode, clients, N) measured in either: "before → after" for the main numbers."""
+    now = {_key(r): r for r in summary["runs"]}
+    then = {_key(r): r for r in before["runs"]}
+    keys = sorted(set(now) | set(then), key=lambda k: (k[0], k[1] != "chromium", k[2]))
+    head = ["mode", "clients", "N", *(c for c, _, _ in COMPARED), "state before → after"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    for key in keys:
+        old, new = then.get(key), now.get(key)
+        cells = [key[0], key[1], str(key[2])]
+        for _, read, show in COMPARED:
+            cells.append(f"{show(read(old)) if old else '–'} → {show(read(new)) if new else '–'}")
+        cells.append(f"{_state(old) if old else '–'} → {_state(new) if new else '–'}")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _same_bench(summary: dict[str, Any], before: dict[str, Any]) -> str:
+    """Whether the two were measured by the same bench code: only then do their numbers compare."""
+    now, then = summary["machine"].get("bench_version"), before["machine"].get("bench_version")
+    if now and now == then:
+        return f"Both measured by the same bench (`{now}`)."
+    return (
+        f"**Measured by different bench code** (before `{then or '?'}`, after `{now or '?'}`): "
+        "compare with care."
+    )
+
+
 def _versions(summary: dict[str, Any], quote: str = "`") -> str:
     """The app's commit the runs measured ("+hash": with uncommitted changes); several if it changed."""
     versions = list(dict.fromkeys(r.get("app_version") or "?" for r in summary["runs"])) or ["?"]
@@ -223,8 +346,9 @@ def _history(summary: dict[str, Any]) -> str:
     return "/".join(map(str, sizes)) or "?"
 
 
-def markdown(summary: dict[str, Any]) -> str:
+def markdown(summary: dict[str, Any], before: dict[str, Any] | None = None, image: str | None = None) -> str:
     machine = summary["machine"]
+    image = image or "bench.png"
     options = sorted({o for r in summary["runs"] for o in r["plan"].get("server_options", ())})
     pinned = any(r.get("server_cores") for r in summary["runs"])
     lines = [
@@ -242,11 +366,24 @@ def markdown(summary: dict[str, Any]) -> str:
         "",
         table(summary),
         "",
+    ]
+    if before:
+        lines += [
+            "## Before and after",
+            "",
+            f"Before: {before['machine']['date']} on {_versions(before)}; after: this run. "
+            + _same_bench(summary, before),
+            "",
+            comparison(summary, before),
+            "",
+        ]
+    lines += [
         "## Goals",
         "",
         goals_table(summary),
         "",
-        "![Message delay p95 and idle server CPU per session against the number of sessions](bench.png)",
+        f"![Message delay p95, idle server CPU per session and streaming CPU against the number of "
+        f"sessions]({image})",
         "",
     ]
     notes = [(r["plan"], n) for r in summary["runs"] for n in r.get("notes", [])]
@@ -262,94 +399,125 @@ def _never_shown(run: dict[str, Any]) -> bool:
     return bool(run.get("posts")) and not (run.get("delivery_to_everyone") or {}).get("n")
 
 
-def chart(summary: dict[str, Any], path: Path) -> None:
-    """Two panels against N, one line per mode through the runs that kept up; overloaded runs hollow."""
+def _panels() -> list[tuple[Any, str, str, list[tuple[float, float]], bool]]:
+    """(value of a run, title, y unit, goal as (N, y) points, log scale) for each panel of the chart."""
+    return [
+        (
+            lambda r: (_p95(r, "delivery_to_everyone") or 0) / 1000,
+            "Message shown in every other session, p95",
+            "seconds",
+            [(5, 0.5), (10, 0.3), (50, 0.5), (100, 1.0)],
+            True,
+        ),
+        (
+            lambda r: (r.get("idle") or {}).get("server_cpu_ms_per_session_s"),
+            "Idle server CPU per session",
+            "ms per second",
+            [(5, 1.0), (100, 1.0)],
+            True,
+        ),
+        (
+            lambda r: None if streaming_share(r) is None else 100 * streaming_share(r),
+            "Server CPU while a reply streams",
+            "% of the server's core",
+            [(100, 60.0)],
+            False,
+        ),
+        (
+            full_runs_per_turn,
+            "Full script runs per turn, page whose person did nothing",
+            "runs per page per turn",
+            [(3, 0.0), (100, 0.0)],
+            False,
+        ),
+    ]
+
+
+def chart(summary: dict[str, Any], path: Path, before: dict[str, Any] | None = None) -> None:
+    """Four panels against N, one line per mode (and per before/after) through the runs that kept up.
+
+    Overloaded runs are hollow and off the line; a message that never reached everyone is an x at the
+    limit it did not make; `before` is dashed and faded; the goals are grey diamonds.
+    """
     import matplotlib
 
     matplotlib.use("Agg")  # files only, no display
     import matplotlib.pyplot as plt
 
-    figure, (delay_axis, cpu_axis) = plt.subplots(1, 2, figsize=(12, 5.2))
-    panels = [
-        (
-            delay_axis,
-            lambda r: (_p95(r, "delivery_to_everyone") or 0) / 1000,
-            "Message shown in every other session, p95 (s)",
-            [(0.3, "goal at 50 sessions: 0.3 s"), (0.5, "goal in Chromium: 0.5 s")],
-        ),
-        (
-            cpu_axis,
-            lambda r: (r.get("idle") or {}).get("server_cpu_ms_per_session_s"),
-            "Idle server CPU per session (ms per second)",
-            [(1.0, "goal: 1 ms/s")],
-        ),
-    ]
-    sizes = sorted({r["plan"]["sessions"] for r in summary["runs"]})
-    for axis, value, title, goal_lines in panels:
-        for mode in MODES:
-            runs = sorted(
-                (r for r in summary["runs"] if r["plan"]["mode"] == mode), key=lambda r: r["plan"]["sessions"]
-            )
-            kept_up = [r for r in runs if value(r) and not r.get("overloaded")]
-            if kept_up:
-                axis.plot(
-                    [r["plan"]["sessions"] for r in kept_up],
-                    [value(r) for r in kept_up],
-                    color=COLORS[mode],
-                    label=mode,
+    figure, axes = plt.subplots(2, 2, figsize=(13, 9.5))
+    series = [(before, "before", "--", 0.5), (summary, "after" if before else "", "-", 1.0)]
+    sizes = sorted({r["plan"]["sessions"] for s_, *_ in series if s_ for r in s_["runs"]})
+    for axis, (value, title, unit, goal, log) in zip(axes.flat, _panels(), strict=True):
+        for source, name, style, alpha in series:
+            if not source:
+                continue
+            for mode in _modes(source):
+                color = COLORS.get(mode, "grey")
+                runs = sorted(
+                    (r for r in source["runs"] if r["plan"]["mode"] == mode and not r.get("refused")),
+                    key=lambda r: r["plan"]["sessions"],
                 )
-            for r in runs:
-                n, y = r["plan"]["sessions"], value(r)
-                if axis is delay_axis and _never_shown(r):
-                    y = r["plan"]["turn_timeout"]  # drawn at the limit it did not make
-                    axis.scatter(n, y, marker="x", s=46, color=COLORS[mode], zorder=3)
-                    axis.annotate(
-                        f"not shown in {y:g} s",
-                        (n, y),
-                        textcoords="offset points",
-                        xytext=(-36, -14),
-                        fontsize=8,
+                kept_up = [r for r in runs if value(r) is not None and not r.get("overloaded")]
+                kept_up = [r for r in kept_up if value(r) > 0 or not log]
+                if kept_up:
+                    axis.plot(
+                        [r["plan"]["sessions"] for r in kept_up],
+                        [value(r) for r in kept_up],
+                        color=color,
+                        linestyle=style,
+                        alpha=alpha,
+                        label=" ".join(x for x in (mode, name) if x),
                     )
-                    continue
-                if not y:
-                    continue
-                overloaded = r.get("overloaded")
-                axis.scatter(
-                    n,
-                    y,
-                    marker=MARKERS[r["plan"]["clients"]],
-                    s=46,
-                    zorder=3,
-                    facecolor="white" if overloaded else COLORS[mode],
-                    edgecolor=COLORS[mode],
-                )
-                if overloaded:
-                    joined = r.get("joined", 0)
-                    text = "overloaded" if joined == n else f"{joined}/{n} joined"
-                    axis.annotate(text, (n, y), textcoords="offset points", xytext=(-24, 7), fontsize=7.5)
-        for y, label in goal_lines:
-            axis.axhline(y, color="grey", linestyle="--", linewidth=0.9, zorder=1)
-            axis.annotate(
-                label,
-                (sizes[0] if sizes else 1, y),
-                textcoords="offset points",
-                xytext=(2, 3),
-                fontsize=8,
-                color="dimgrey",
-            )
+                for r in runs:
+                    n, y = r["plan"]["sessions"], value(r)
+                    if axis is axes.flat[0] and _never_shown(r):
+                        y = r["plan"]["turn_timeout"]  # drawn at the limit it did not make
+                        axis.scatter(n, y, marker="x", s=46, color=color, alpha=alpha, zorder=3)
+                        axis.annotate(
+                            f"not shown in {y:g} s",
+                            (n, y),
+                            textcoords="offset points",
+                            xytext=(-36, -14),
+                            fontsize=8,
+                        )
+                        continue
+                    if y is None or (log and y <= 0):
+                        continue
+                    overloaded = r.get("overloaded")
+                    axis.scatter(
+                        n,
+                        y,
+                        marker=MARKERS.get(r["plan"]["clients"], "o"),
+                        s=46,
+                        zorder=3,
+                        alpha=alpha,
+                        facecolor="white" if overloaded else color,
+                        edgecolor=color,
+                    )
+                    if overloaded:
+                        joined = r.get("joined", 0)
+                        text = "overloaded" if joined == n else f"{joined}/{n} joined"
+                        axis.annotate(text, (n, y), textcoords="offset points", xytext=(-24, 7), fontsize=7.5)
+        axis.scatter(
+            [n for n, _ in goal], [y for _, y in goal], marker="D", s=30, color="grey", zorder=2, label="goal"
+        )
         axis.set_xscale("log")
-        axis.set_yscale("log")
         axis.set_xlim(min(sizes, default=1) / 1.3, max(sizes, default=1) * 1.3)
-        axis.set_xticks(sizes, [str(s) for s in sizes])
-        low, high = axis.get_ylim()
-        axis.set_ylim(low, high * 1.6)  # room for the labels above the top points
-        ticks = [t for t in READABLE_TICKS if low <= t <= high * 1.6]
-        axis.set_yticks(ticks, [f"{t:g}" for t in ticks])
+        axis.set_xticks(sizes, [str(s_) for s_ in sizes])
+        if log:
+            axis.set_yscale("log")
+            low, high = axis.get_ylim()
+            axis.set_ylim(low, high * 1.6)  # room for the labels above the top points
+            ticks = [t for t in READABLE_TICKS if low <= t <= high * 1.6]
+            axis.set_yticks(ticks, [f"{t:g}" for t in ticks])
+        else:
+            axis.set_ylim(bottom=-0.05 * max(axis.get_ylim()[1], 1))
         axis.minorticks_off()
         axis.set_xlabel("sessions in the room (N)")
+        axis.set_ylabel(unit)
         axis.set_title(title, fontsize=11)
         axis.grid(True, which="major", alpha=0.3)
-    handles, labels = delay_axis.get_legend_handles_labels()
+    handles, labels = axes.flat[0].get_legend_handles_labels()
     legend = [
         (MARKERS["chromium"], "grey", "Chromium pages"),
         (MARKERS["emulator"], "grey", "emulated sessions"),
@@ -359,36 +527,48 @@ def chart(summary: dict[str, Any], path: Path) -> None:
     for marker, face, text in legend:
         handles.append(plt.Line2D([], [], marker=marker, markerfacecolor=face, color="grey", linestyle=""))
         labels.append(text)
-    figure.legend(handles, labels, loc="lower center", ncol=6, frameon=False, fontsize=9)
+    figure.legend(handles, labels, loc="lower center", ncol=5, frameon=False, fontsize=9)
     machine = summary["machine"]
-    figure.suptitle(
+    title = (
         f"Shared chat room on Streamlit {machine['streamlit']}: server on one core, "
-        f"{_history(summary)}-message room ({machine['date'][:10]}, {_versions(summary, quote='')})",
-        fontsize=12,
+        f"{_history(summary)}-message room, messages sent while replies stream\n"
+        f"{machine['date'][:10]}, {_versions(summary, quote='')}"
     )
-    figure.tight_layout(rect=(0, 0.07, 1, 0.95))
-    figure.savefig(path, dpi=110)
+    if before:
+        title += f"; dashed: before ({before['machine']['date'][:10]}, {_versions(before, quote='')})"
+    figure.suptitle(title, fontsize=11)
+    figure.tight_layout(rect=(0, 0.06, 1, 0.95))
+    figure.savefig(path, dpi=100)
     plt.close(figure)
 
 
-def write(summary: dict[str, Any], out: Path) -> None:
+def load(path: Path) -> dict[str, Any]:
+    return json.loads(Path(path).read_text())
+
+
+def write(
+    summary: dict[str, Any], out: Path, *, name: str = "bench", before: dict[str, Any] | None = None
+) -> None:
+    """NAME.json (this run only), NAME.md and NAME.png (with `before` beside it, if given)."""
     out.mkdir(parents=True, exist_ok=True)
-    (out / "bench.json").write_text(json.dumps(summary, indent=2) + "\n")
-    (out / "bench.md").write_text(markdown(summary))
-    chart(summary, out / "bench.png")
+    (out / f"{name}.json").write_text(json.dumps(summary, indent=2) + "\n")
+    (out / f"{name}.md").write_text(markdown(summary, before, image=f"{name}.png"))
+    chart(summary, out / f"{name}.png", before)
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m bench.report BENCH_JSON [OUT_DIR]`: write the Markdown and the chart again."""
-    import sys
+    """`python -m bench.report BENCH_JSON [OUT_DIR] [--before EARLIER_JSON]`: write the Markdown and the
+    chart again (named after BENCH_JSON), with an earlier run beside this one if given."""
+    import argparse
 
-    args = sys.argv[1:] if argv is None else argv
-    if not args:
-        print(main.__doc__)
-        return 2
-    source = Path(args[0])
-    summary = json.loads(source.read_text())
-    write(summary, Path(args[1]) if len(args) > 1 else source.parent)
+    parser = argparse.ArgumentParser(prog="python -m bench.report", description=main.__doc__)
+    parser.add_argument("source", type=Path, help="a bench.json")
+    parser.add_argument("out", type=Path, nargs="?", help="where to write (default: beside the source)")
+    parser.add_argument("--before", type=Path, help="an earlier bench.json to show side by side")
+    args = parser.parse_args(argv)
+    summary = load(args.source)
+    before = load(args.before) if args.before else None
+    write(summary, args.out or args.source.parent, name=args.source.stem, before=before)
     return 0
 
 

@@ -1,6 +1,7 @@
-"""The benchmark's command line: `python -m bench.run` (full, ~25 min) or `--smoke` (~1 min).
+"""The benchmark's command line: `python -m bench.run` (full, 30-40 min) or `--smoke` (~1 min).
 
-Runs every plan on its own fresh server, then writes bench.json, bench.md and bench.png to `--out`.
+Runs every plan on its own fresh server, then writes bench.json, bench.md and bench.png (or `--name`)
+to `--out`.
 """
 
 from __future__ import annotations
@@ -23,16 +24,18 @@ import streamlit
 from bench import report
 from bench.browser import chromium_path, launch
 from bench.scenario import Plan, run_plan
-from bench.server import ROOT, app_version, clients_pinned
+from bench.server import ROOT, app_version, bench_version, clients_pinned
 
 log = logging.getLogger("bench")
 
-MODES = ("live", "poll")
-FULL_SIZES = {"chromium": (3, 5), "emulator": (10, 50, 100)}  # for each mode
-SMOKE_RUNS = (("live", "chromium", 2), ("live", "emulator", 3), ("poll", "emulator", 3))
+MODES = ("live",)  # the default; `--modes live,poll` measures poll too while the app still has it
+FULL_SIZES = {"chromium": (5,), "emulator": (10, 50, 100)}  # for each mode: issue 9's sizes
+SMOKE_SIZES = {"chromium": (2,), "emulator": (3,)}
 SMOKE_PLAN = dict(
-    history_posts=6,
-    posts=2,
+    history_posts=4,
+    posts=3,
+    reply_words=16,
+    send_offsets=(0.0, 0.3),
     settle_seconds=0.5,
     idle_seconds=2.0,
     baseline_seconds=0.5,
@@ -42,11 +45,11 @@ SMOKE_PLAN = dict(
 LOG_DIR = ROOT / "test-results" / "bench-logs"
 QUIET_MACHINE_PERCENT = 25.0  # of one core, used by other processes before a run starts
 QUIET_MACHINE_WAIT_SECONDS = 90.0
-COOL_DOWN_SECONDS = 1.0
+COOL_DOWN_SECONDS = 1.0  # between servers, so one run's exit does not land in the next one's numbers
 # A run during which other processes took report.DISTURBED_PERCENT of the server's core is measured
 # again (twice at most); the least disturbed attempt is kept, and the table marks it if still disturbed.
 DISTURBED_RETRIES = 2
-RETRY_BUDGET_SECONDS = 3000.0  # after this long, no more retries: a busy machine must not stall the bench  # between servers, so one run's exit does not land in the next one's numbers
+RETRY_BUDGET_SECONDS = 3000.0  # after this long, no more retries: a busy machine must not stall the bench
 
 
 def plans(
@@ -57,21 +60,15 @@ def plans(
     pin: bool = True,
     server_options: tuple[str, ...] = (),
 ) -> list[Plan]:
-    """The full grid (every size in every mode), the smoke run's three small runs, or `sizes` given."""
-    if smoke and sizes is None:
-        grid = [run for run in SMOKE_RUNS if run[0] in modes]
-    else:
-        sizes = FULL_SIZES if sizes is None else sizes
-        grid = [
-            (mode, clients, n)
-            for clients in ("chromium", "emulator")
-            for n in sizes.get(clients, ())
-            for mode in modes
-        ]
+    """Every size in every mode, full or smoke; `sizes` replaces the session counts of the kinds of
+    client it names ({"chromium": ()}: no browser)."""
+    counts = {**(SMOKE_SIZES if smoke else FULL_SIZES), **(sizes or {})}
     extra = SMOKE_PLAN if smoke else {}
     return [
         Plan(mode=mode, clients=clients, sessions=n, pin=pin, server_options=server_options, **extra)
-        for mode, clients, n in grid
+        for clients, ns in counts.items()
+        for n in ns
+        for mode in modes
     ]
 
 
@@ -142,6 +139,7 @@ async def _quiet_machine() -> float:
 def machine() -> dict[str, Any]:
     return {
         "app_version": app_version(),  # "+hash": uncommitted changes; each run records its own too
+        "bench_version": bench_version(),  # before and after compare only if measured alike
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "python": platform.python_version(),
         "streamlit": streamlit.__version__,
@@ -165,13 +163,23 @@ async def measure(plan_list: list[Plan], *, smoke: bool = False, log_dir: Path =
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.splitlines()[0])
     parser.add_argument("--smoke", action="store_true", help="a ~1 minute run with small numbers")
-    parser.add_argument("--modes", default=",".join(MODES), help="refresh modes to measure (live,poll)")
+    parser.add_argument(
+        "--modes", default=",".join(MODES), help="refresh modes to measure, e.g. live or live,poll"
+    )
     parser.add_argument("--chromium", help="session counts for real Chromium pages, e.g. 3,5 ('' for none)")
     parser.add_argument("--emulated", help="session counts for emulated sessions, e.g. 10,50,100")
     parser.add_argument(
         "--out",
         type=Path,
         help="where to write bench.json/.md/.png (default docs/, smoke: test-results/bench-smoke/)",
+    )
+    parser.add_argument(
+        "--name", default="bench", help="file name for the results: NAME.json, NAME.md, NAME.png"
+    )
+    parser.add_argument(
+        "--before",
+        type=Path,
+        help="an earlier run's json (e.g. docs/bench-before.json) to show side by side with this one",
     )
     parser.add_argument(
         "--no-pin", dest="pin", action="store_false", help="do not pin the server to one core"
@@ -190,15 +198,14 @@ def main(argv: list[str] | None = None) -> int:
     for noisy in ("websockets", "matplotlib"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
-    sizes = None
-    if args.chromium is not None or args.emulated is not None:
-        sizes = {
-            clients: tuple(int(n) for n in (given or "").split(",") if n.strip())
-            for clients, given in (("chromium", args.chromium), ("emulator", args.emulated))
-        }
+    sizes = {
+        clients: tuple(int(n) for n in given.split(",") if n.strip())
+        for clients, given in (("chromium", args.chromium), ("emulator", args.emulated))
+        if given is not None
+    }
     plan_list = plans(
         smoke=args.smoke,
-        modes=tuple(args.modes.split(",")),
+        modes=tuple(m.strip() for m in args.modes.split(",") if m.strip()),
         sizes=sizes,
         pin=args.pin,
         server_options=tuple(args.server_option),
@@ -211,9 +218,13 @@ def main(argv: list[str] | None = None) -> int:
     # A stopped bench (kill, timeout) still stops its servers: SystemExit runs the finally blocks and atexit.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     summary = asyncio.run(measure(plan_list, smoke=args.smoke))
-    report.write(summary, out)
+    before = report.load(args.before) if args.before else None
+    report.write(summary, out, name=args.name, before=before)
     print(report.table(summary))
-    print(f"\nWritten to {out}/bench.json, bench.md and bench.png in {summary['seconds']:.0f} s.")
+    for run in summary["runs"]:
+        if run.get("refused"):
+            print(f"\n{run['plan']['mode']}: the app refused it ({run['refused']})")
+    print(f"\nWritten to {out}/{args.name}.json, .md and .png in {summary['seconds']:.0f} s.")
     return 0 if all("error" not in r for r in summary["runs"]) else 1
 
 

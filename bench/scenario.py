@@ -1,4 +1,5 @@
-"""One measurement: a fresh server, a room with history, N clients joined in steps, an idle window, posts.
+"""One measurement: a fresh server, a room with history, N clients joined in steps, an idle window, and
+messages sent while replies stream.
 
 Every wait has a timeout and every loop a bound; a server that cannot keep up is recorded as overloaded,
 never waited out. The result is a plain dict, ready for bench.report.
@@ -7,6 +8,7 @@ never waited out. The result is a plain dict, ready for bench.report.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import logging
 import math
@@ -18,9 +20,9 @@ from typing import Any
 
 import psutil
 
-from bench.emulator import EmulatedSession
+from bench.emulator import EmulatedSession, RefusedError
+from bench.model import BenchModel
 from bench.server import AppServer, Usage, app_version, cpu_between, split_cores
-from tests.openai_server import OpenAIServer
 
 log = logging.getLogger(__name__)
 
@@ -36,17 +38,23 @@ SATURATED = 0.95  # share of one core above which the server is not keeping up
 SEED_NUDGE_SECONDS = 0.3  # a seeder with no news this long reruns its page, as a click would
 SEED_SHOWN_SECONDS = 5.0  # a history message not back on the seeder's page by then was not taken
 SEED_REPOSTS = 2
+SAMPLE_SECONDS = 0.1  # how often the server's CPU is read while messages go round
 
 
 @dataclass(frozen=True)
 class Plan:
     """What one measurement does. The defaults are the full run's."""
 
-    mode: str  # the app's REFRESH_MODE: live or poll
+    mode: str  # the app's REFRESH_MODE (live; poll while the app still has it)
     clients: str  # emulator or chromium
     sessions: int
     history_posts: int = 100  # each is answered, so the room holds about twice as many messages
-    posts: int = 10  # measured messages, one at a time, from different sessions
+    posts: int = 10  # measured messages, each sent while the reply to the one before is written
+    senders: int = 3  # sessions that send them, in turn; everyone else only watches
+    # When a sender sends after the previous reply's first words showed on its page: right as it
+    # starts, and into it. The reply takes about reply_words * word_delay_ms.
+    send_offsets: tuple[float, ...] = (0.0, 0.4, 1.0)
+    reply_words: int = 40  # each measured reply's length: 2 s of streaming at 50 ms a word
     settle_seconds: float = 5.0
     idle_seconds: float = 20.0
     ramp_step: int = 10  # sessions that join together before the server may calm down
@@ -82,8 +90,10 @@ def app_environment(plan: Plan, model_url: str) -> dict[str, str]:
         "LEAVE_GRACE_SECONDS": "600",
         "HEARTBEAT_TIMEOUT_SECONDS": "600",
         "ROOM_EMPTY_GRACE_SECONDS": "3600",
-        # The history is one person posting 100 messages in a row, which the per-person limit refuses.
-        "RATE_LIMIT_SECONDS": "0",
+        # The history is one person posting 100 messages in a row, which the per-person limit refuses:
+        # 1000 messages a second lifts it, with values every version of the app accepts.
+        "RATE_LIMIT_MESSAGES": "1000",
+        "RATE_LIMIT_SECONDS": "1",
     }
 
 
@@ -131,7 +141,7 @@ async def run_plan(plan: Plan, log_dir: Path, browser=None) -> dict[str, Any]:
     """Measure one plan on a fresh server; the server is stopped (or killed) whatever happens."""
     server_cores = split_cores()[0] if plan.pin else None
     result: dict[str, Any] = {"plan": asdict(plan), "notes": []}
-    with OpenAIServer(api_key=API_KEY) as model:
+    with BenchModel(api_key=API_KEY) as model:
         env = app_environment(plan, model.base_url)
         log_path = log_dir / f"streamlit-{plan.label}.log"
         server = await asyncio.to_thread(
@@ -142,6 +152,9 @@ async def run_plan(plan: Plan, log_dir: Path, browser=None) -> dict[str, Any]:
         clients: list = []
         try:
             await _measure(plan, server, model, browser, clients, result)
+        except RefusedError as error:
+            log.warning("%s: the app refused to run: %s", plan.label, error)
+            result["refused"] = str(error)
         except Exception as error:
             log.exception("%s: the run failed", plan.label)
             result["error"] = f"{type(error).__name__}: {error}"
@@ -153,7 +166,7 @@ async def run_plan(plan: Plan, log_dir: Path, browser=None) -> dict[str, Any]:
 
 
 async def _measure(
-    plan: Plan, server: AppServer, model: OpenAIServer, browser, clients: list, result: dict
+    plan: Plan, server: AppServer, model: BenchModel, browser, clients: list, result: dict
 ) -> None:
     started = server.usage()
     result["server_rss_mb_at_start"] = round(started.rss_bytes / 2**20, 1)
@@ -162,7 +175,8 @@ async def _measure(
     result["history_messages"] = await _seed(plan, server.url, model, result)
     result["seed_seconds"] = round(time.monotonic() - seeded_at, 1)
     model.delta_delay = plan.word_delay_ms / 1000  # from now on the model streams at a readable pace
-    await asyncio.sleep(1.0)  # the seeder's tab has just closed
+    model.reply_words = plan.reply_words
+    await asyncio.sleep(plan.settle_seconds)  # the seeder's tab has just closed
     empty = server.usage()
     await asyncio.sleep(plan.baseline_seconds)
     before_sessions = server.usage()
@@ -191,7 +205,7 @@ async def _measure(
     psutil.cpu_percent(percpu=True)
     first = server.usage()
     try:
-        result.update(await _posts(plan, clients, model, posts, result))
+        result.update(await _posts(plan, server, clients, model, posts, result))
     finally:
         result["client_loop_lag"] = await lag.stop()
         others = _others_on_server_core(psutil.cpu_percent(percpu=True), first, server.usage())
@@ -201,7 +215,7 @@ async def _measure(
 # --- the room's history ------------------------------------------------------------------------------
 
 
-async def _seed(plan: Plan, url: str, model: OpenAIServer, result: dict) -> int:
+async def _seed(plan: Plan, url: str, model: BenchModel, result: dict) -> int:
     """One emulated person posts the history, one message at a time, then leaves; returns its length."""
     model.delta_delay = 0.0  # history needs no pacing
     seeder = EmulatedSession(url, "seeder", _query(), assistant=ASSISTANT, seed=0)
@@ -234,9 +248,12 @@ async def _seed(plan: Plan, url: str, model: OpenAIServer, result: dict) -> int:
                         "%s: history message %d was not shown; sending it again", plan.label, number + 1
                     )
                     result["seed_reposts"] += 1
+            # The turn's end as everyone sees it: the reply finished, nobody shown busy.
             await _until(
                 seeder,
-                lambda token=token: token in seeder.progress.done and seeder.progress.input_enabled,
+                lambda token=token: (
+                    token in seeder.progress.done and not seeder.progress.writing and not seeder.progress.busy
+                ),
                 plan.turn_timeout,
                 plan,
                 f"reply to history message {number + 1}",
@@ -356,6 +373,8 @@ async def _idle(
     psutil.cpu_percent(percpu=True)  # starts the machine-wide count: other load would show here
     first, client_cpu = server.usage(), me.cpu_times()
     msgs = sum(getattr(c, "forward_msgs", 0) for c in clients)
+    runs = sum(c.progress.full_runs for c in clients)
+    received = sum(getattr(c, "bytes_in", 0) for c in clients)
     await asyncio.sleep(plan.idle_seconds)
     last, client_cpu_after = server.usage(), me.cpu_times()
     cores_busy = psutil.cpu_percent(percpu=True)
@@ -374,10 +393,14 @@ async def _idle(
         "cores_busy_percent": cores_busy,  # everything on the machine, the server included
         "others_on_server_core_percent": _others_on_server_core(cores_busy, first, last),
     }
+    idle["full_runs_per_session"] = round((sum(c.progress.full_runs for c in clients) - runs) / n, 2)
     if plan.clients == "emulator":
         idle["client_cpu_ms_per_session_s"] = round(client_ms / seconds / n, 3)
         idle["forward_msgs_per_session_s"] = round(
             (sum(c.forward_msgs for c in clients) - msgs) / seconds / n, 2
+        )
+        idle["kb_per_session_s"] = round(
+            (sum(c.bytes_in for c in clients) - received) / 1024 / seconds / n, 2
         )
     return idle
 
@@ -394,87 +417,208 @@ def _others_on_server_core(cores_busy: list[float], first: Usage, last: Usage) -
 # --- posting -------------------------------------------------------------------------------------------
 
 
-async def _posts(plan: Plan, clients: list, model: OpenAIServer, posts: int, result: dict) -> dict[str, Any]:
-    """Post `posts` messages one at a time from different sessions, each after the last turn ended.
+async def _posts(
+    plan: Plan, server: AppServer, clients: list, model: BenchModel, posts: int, result: dict
+) -> dict[str, Any]:
+    """Post `posts` messages from a few senders, each while the reply to the one before is being written.
 
-    Per message: when each other session first showed it, and when each showed the reply's first words.
+    Message k+1 goes out once the reply to message k shows its first words on its sender's page, after
+    one of `plan.send_offsets` (0: right as it starts). A person cannot type into a closed box: a sender
+    whose box is drawn closed waits (bounded) for it to open, and the message is marked as not sent
+    during a reply. Whether the turn ended is read from what everyone sees (the finished reply, no busy
+    caption), never from the box. Per message: when each other session first showed it, and when each
+    session showed the first words of the reply to it.
     """
-    delivery: list[float] = []  # one per (message, other session)
-    everyone: list[float] = []  # per message: until the last other session showed it
-    first_word_sender: list[float] = []
-    first_word_others: list[float] = []
-    missing = {"delivery": 0, "first_word": 0, "turn_end": 0}
-    streamed = 0  # (message, session) pairs that saw the reply being written, not only finished
-    responses_per_turn: list[int] = []
-    requests_between_turns = 0
-    messages: list[dict[str, Any]] = []  # the raw delays, per message, for bench.json
     n, limit = len(clients), plan.turn_limit(len(clients))
-    budget_ends = time.monotonic() + plan.posting_budget_seconds
-    mark = len(model.requests)
+    senders = [clients[(1 + 7 * i) % n] for i in range(min(plan.senders, n - 1))]
+    senders = list(dict.fromkeys(senders))  # distinct, in order
+    passive = [c for c in clients if c not in senders]
+    runs_before = {c: c.progress.full_runs for c in clients}
+    cpu = CpuSampler(server)
+    cpu.start()
+    began = time.monotonic()
+    budget_ends = began + plan.posting_budget_seconds
+    mark, responses_before = len(model.requests), len(model.sent("POST", "/v1/responses"))
+    sent: list[tuple[Any, str, float, bool]] = []  # (sender, token, moment, while a reply was written)
+    box_waits: list[float] = []
     for number in range(posts):
         if time.monotonic() > budget_ends:
             result["notes"].append(
                 f"{number} messages in the {plan.posting_budget_seconds:g} s posting budget"
             )
             break
-        sender = clients[(1 + 7 * number) % n]
-        others = [c for c in clients if c is not sender]
+        sender = senders[number % len(senders)]
         token = f"bm{number:06d}"
-        if not await _wait_all([sender], lambda p: p.input_enabled, limit):
-            result["notes"].append(f"message {number + 1}: the sender's box never opened")
-            missing["turn_end"] += 1
-            break
-        for client in clients:
-            await client.arm_reply_watch()
-        requests_between_turns += len(model.requests) - mark
-        responses_before = len(model.sent("POST", "/v1/responses"))
-        requests_before = len(model.requests)
-        sent = await sender.post(f"Measured message {number + 1} from {sender.name} ({token})")
-        ended = await _wait_all(
-            clients, lambda p, token=token: token in p.seen and token in p.done and p.input_enabled, limit
-        )
-        seen = [c.progress.seen.get(token) for c in others]
-        delivery += [t - sent for t in seen if t is not None]
-        missing["delivery"] += sum(t is None for t in seen)
-        if all(t is not None for t in seen):
-            everyone.append(max(seen) - sent)
-        # A polled page may never see a short reply being written: then its first words come whole.
-        words = [(c, c.progress.first_word or c.progress.done.get(token)) for c in clients]
-        streamed += sum(c.progress.first_word is not None for c in clients)
-        missing["first_word"] += sum(t is None for _, t in words)
-        first_word_sender += [t - sent for c, t in words if t is not None and c is sender]
-        first_word_others += [t - sent for c, t in words if t is not None and c is not sender]
+        if sent:
+            previous = sent[-1][1]
+            started = await _wait_all(
+                [sender], lambda p, t=previous: t in p.first_words or t in p.done, limit
+            )
+            if started:
+                await asyncio.sleep(plan.send_offsets[number % len(plan.send_offsets)])
+            else:
+                result["notes"].append(
+                    f"message {number + 1}: the reply to message {number} never showed on its sender's page"
+                )
+        await sender.refresh()  # a Chromium page's state is read when asked
+        if not sender.progress.input_enabled:  # only a page that closes its box during a reply
+            closed_at = time.monotonic()
+            if not await _wait_all([sender], lambda p: p.input_enabled, limit):
+                result["notes"].append(f"message {number + 1}: the sender's box stayed closed {limit:g} s")
+                break
+            box_waits.append(time.monotonic() - closed_at)
+        during = sender.progress.writing or sender.progress.busy
+        moment = await sender.post(f"Measured message {number + 1} from {sender.name} ({token})")
+        sent.append((sender, token, moment, during))
+    tokens = [t for _, t, _, _ in sent]
+    ended = await _wait_all(
+        clients,
+        lambda p: all(t in p.seen and t in p.done for t in tokens) and not p.writing and not p.busy,
+        limit,
+    )
+    phase_seconds = time.monotonic() - began
+    samples = await cpu.stop()
+    responses = len(model.sent("POST", "/v1/responses")) - responses_before
+    besides = len(model.requests) - mark - responses
+
+    delivery: list[float] = []  # one per (message, other session)
+    everyone: list[float] = []  # per message: until the last other session showed it
+    first_word_sender: list[float] = []
+    first_word_others: list[float] = []
+    missing = {"delivery": 0, "first_word": 0, "turn_end": 0}
+    messages: list[dict[str, Any]] = []  # the raw delays, per message, for bench.json
+    # A message no page ever showed, its sender's included, was dropped by the app when it arrived
+    # (Streamlit ignores what a widget sends when the run before drew it disabled); the bench sent it.
+    dropped = [t for _, t, _, _ in sent if not any(t in c.progress.seen for c in clients)]
+    for sender, token, moment, during in sent:
+        seen = [c.progress.seen.get(token) for c in clients if c is not sender]
+        delivery += [t - moment for t in seen if t is not None]
+        lost = token in dropped  # counted as dropped, not as missing: no page had it to show
+        missing["delivery"] += 0 if lost else sum(t is None for t in seen)
+        if seen and all(t is not None for t in seen):
+            everyone.append(max(seen) - moment)
+        # A page that streams nothing shows the reply whole: then that moment counts as its first words.
+        words = [(c, c.progress.first_words.get(token) or c.progress.done.get(token)) for c in clients]
+        missing["first_word"] += 0 if lost else sum(t is None for _, t in words)
+        first_word_sender += [t - moment for c, t in words if t is not None and c is sender]
+        first_word_others += [t - moment for c, t in words if t is not None and c is not sender]
         messages.append(
             {
                 "sender": sender.name,
-                "shown_ms": [_ms_after(sent, t) for t in seen],
-                "first_words_ms": [_ms_after(sent, t) for _, t in words],  # the sender's among them
-                "streamed": [c.progress.first_word is not None for c in clients],
+                "dropped": lost,
+                "sent_during_reply": during,
+                "shown_ms": [_ms_after(moment, t) for t in seen],
+                "first_words_ms": [_ms_after(moment, t) for _, t in words],  # the sender's among them
             }
         )
-        mark = len(model.requests)
-        responses_per_turn.append(len(model.sent("POST", "/v1/responses")) - responses_before)
-        if mark - requests_before != responses_per_turn[-1]:
-            result["notes"].append(
-                f"message {number + 1}: {mark - requests_before - responses_per_turn[-1]} requests "
-                "besides POST /v1/responses"
-            )
-        if not ended:
-            missing["turn_end"] += 1
-            result["notes"].append(f"message {number + 1}: not every session saw the turn end in {limit:g} s")
-            break  # an overloaded server: more messages would only pile up
-        await asyncio.sleep(0.5)  # let the last reruns of this turn finish before the next message
-    result["api"]["responses_per_turn"] = responses_per_turn
-    result["api"]["requests_between_turns"] = requests_between_turns
+    taken = [t for t in tokens if t not in dropped]
+    if dropped:
+        result["notes"].append(f"{len(dropped)} of {len(sent)} messages were never shown on any page")
+    if not ended:  # a dropped message alone also keeps the wait from ending: it is counted above
+        missing["turn_end"] = sum(
+            1
+            for c in clients
+            if c.progress.writing or c.progress.busy or any(t not in c.progress.done for t in taken)
+        )
+    if missing["turn_end"]:
+        result["notes"].append(
+            f"{missing['turn_end']} sessions did not show the last turn's end within {limit:g} s"
+        )
+    turns = sum(any(t in c.progress.done for c in clients) for t in tokens)  # replies someone saw finished
+    result["api"].update(
+        responses=responses,
+        turns=turns,
+        responses_per_turn=round(responses / turns, 2) if turns else None,
+        requests_besides_responses=besides,
+    )
+    if besides:
+        result["notes"].append(f"{besides} requests to the model besides POST /v1/responses while posting")
     return {
-        "posts": len(responses_per_turn),
+        "posts": len(sent),
+        "dropped": len(dropped),
+        "sent_during_reply": sum(during for *_, during in sent),
+        "box_waits_s": [round(w, 2) for w in box_waits],
+        "senders": len(senders),
+        "posting_seconds": round(phase_seconds, 1),
         "delivery": percentiles(delivery),
         "delivery_to_everyone": percentiles(everyone),
         "first_word_sender": percentiles(first_word_sender),
         "first_word_others": percentiles(first_word_others),
-        "reply_seen_streaming": streamed,
         "missing": missing,
+        "streaming": _streaming_cpu(samples, [w for w in model.streamed if w[0] >= began]),
+        "full_runs": _full_runs(passive, runs_before, turns),
         "messages": messages,
+    }
+
+
+def _full_runs(passive: list, before: dict, turns: int) -> dict[str, Any] | None:
+    """Full script runs of pages whose person did nothing while the messages went round.
+
+    Emulated sessions and Chromium pages both count them from their websocket: a `new_session`
+    ForwardMsg without fragment ids.
+    """
+    if not passive:
+        return None
+    total = sum(c.progress.full_runs - before[c] for c in passive)
+    return {
+        "passive_sessions": len(passive),
+        "turns": turns,
+        "total": total,
+        "per_session_per_turn": round(total / len(passive) / turns, 2) if turns else None,
+        "max_one_session": max(c.progress.full_runs - before[c] for c in passive),
+    }
+
+
+class CpuSampler:
+    """The server's CPU every `SAMPLE_SECONDS`, to tell what it spent while replies streamed."""
+
+    def __init__(self, server: AppServer) -> None:
+        self.server = server
+        self.samples: list[Usage] = []
+        self._task: asyncio.Task | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._sample())
+
+    async def _sample(self) -> None:
+        while True:
+            self.samples.append(self.server.usage())
+            await asyncio.sleep(SAMPLE_SECONDS)
+
+    async def stop(self) -> list[Usage]:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        self.samples.append(self.server.usage())
+        return self.samples
+
+
+def _cpu_at(samples: list[Usage], moment: float) -> float:
+    """The server's cumulative CPU seconds at `moment`, interpolated between the samples around it."""
+    later = bisect.bisect_left([s.at for s in samples], moment)
+    if later == 0:
+        return samples[0].cpu_seconds
+    if later == len(samples):
+        return samples[-1].cpu_seconds
+    a, b = samples[later - 1], samples[later]
+    return a.cpu_seconds + (b.cpu_seconds - a.cpu_seconds) * (moment - a.at) / max(b.at - a.at, 1e-9)
+
+
+def _streaming_cpu(samples: list[Usage], windows: list[tuple[float, float]]) -> dict[str, Any]:
+    """Server CPU, as a share of its core, while the model streamed a reply (one window per reply).
+
+    Everything the server did meanwhile counts: relaying the words to every page, and the messages
+    people sent during the reply.
+    """
+    inside = [w for w in windows if samples and samples[0].at <= w[0] and w[1] <= samples[-1].at]
+    if not inside:
+        return {"replies": 0, "seconds": 0.0, "share_of_core": None, "max_share_of_core": None}
+    spent = [(_cpu_at(samples, e) - _cpu_at(samples, b), e - b) for b, e in inside]
+    return {
+        "replies": len(inside),
+        "seconds": round(sum(t for _, t in spent), 2),
+        "share_of_core": round(sum(c for c, _ in spent) / max(sum(t for _, t in spent), 1e-9), 3),
+        "max_share_of_core": round(max(c / max(t, 1e-9) for c, t in spent), 3),
     }
 
 

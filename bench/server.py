@@ -29,6 +29,16 @@ STOP_TIMEOUT_SECONDS = 10.0
 
 
 APP_PATHS = ("app.py", "pages", "shared", ".streamlit", "requirements.txt")
+# The code that measures (not the report, which only formats): the same hash means measured alike.
+MEASURING = ("browser", "emulator", "model", "run", "scenario", "server")
+
+
+def bench_version() -> str:
+    """A hash of the measuring code as it is on disk, whatever the commit."""
+    digest = hashlib.sha1()
+    for path in [ROOT / "bench" / f"{name}.py" for name in MEASURING] + [ROOT / "tests" / "openai_server.py"]:
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:10]
 
 
 def app_version() -> str | None:
