@@ -104,16 +104,6 @@ def test_emulated_sessions_see_every_message_sent_while_replies_stream(tmp_path)
     assert "## Before and after" in (tmp_path / "bench.md").read_text()
 
 
-def test_a_mode_the_app_refuses_is_reported_not_fatal(tmp_path):
-    plan = plans(smoke=True, modes=("no-such-mode",), sizes={"chromium": (), "emulator": (2,)})
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        summary = pool.submit(asyncio.run, measure(plan, smoke=True, log_dir=tmp_path / "logs")).result()
-    (run,) = summary["runs"]
-    assert "REFRESH_MODE" in run["refused"] and "error" not in run
-    report.write(summary, tmp_path)
-    assert "refused by the app" in (tmp_path / "bench.md").read_text()
-
-
 @pytest.mark.e2e
 def test_chromium_pages_see_every_message(tmp_path):
     if chromium_path() is None:
