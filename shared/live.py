@@ -30,9 +30,10 @@ from shared.ui import (
     session_id,
 )
 
-# How long the page waits before it checks for a rerun or a closed tab: Streamlit can stop a run only where
-# it touches Streamlit, so a message typed on this page is taken up to this late.
-WAIT_SLICE_SECONDS = 0.1
+# How long an idle page waits before it touches Streamlit, where Streamlit stops a run that was replaced by
+# a rerun (which starts at once in a thread of its own: fast reruns) or whose tab closed. Each slice costs
+# an idle page one wake-up; a longer one only lets a replaced run linger that long.
+WAIT_SLICE_SECONDS = 0.25
 # A reply being written is redrawn at most this often on one page, and once more per this many pages
 # watching the room: redrawing resends the whole text, so a long reply to many pages must not cost a core.
 REDRAW_SECONDS = 0.1
