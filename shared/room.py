@@ -22,6 +22,7 @@ from shared.config import Settings
 from shared.errors import JoinRefused, MessageRefused
 from shared.messages import Message, Participant, ReplyPolicy, Role, Status
 from shared.nicknames import clean_nickname, nickname_key
+from shared.worker import ReplyWorker, WorkerTask
 
 log = logging.getLogger(__name__)
 
@@ -137,8 +138,7 @@ class Room:
         self._turns = 0
         self._turn: Turn | None = None
         self._reply_id: int | None = None
-        self._conversation: str | None = None
-        self._conversation_wanted = False
+        self._conversation: str | None = None  # opened by the worker on the first turn, not on a join
         self._closed = False
         self._worker: threading.Thread | None = None
         self.notice(f"Welcome to the room! {settings.assistant_name} answers every message.")
@@ -255,10 +255,7 @@ class Room:
             self._people_version = self._version + 1  # the notice below bumps the version to this
             self._empty_since = None
             self._attach(participant_id, session_id)
-            if self._conversation is None:
-                self._conversation_wanted = True
             self._add(Role.SYSTEM, f"{nickname} joined.")
-            self._ensure_worker()
             return participant
 
     def attach(self, participant_id: str, session_id: str) -> Participant | None:
@@ -441,22 +438,17 @@ class Room:
             if self._turn is not None:  # it died mid-turn without ending it
                 self._end_turn("The assistant's reply broke off because its worker stopped.")
             self._add(Role.SYSTEM, "The assistant's worker stopped unexpectedly and was restarted.")
-        from shared.worker import ReplyWorker
-
         self._worker = ReplyWorker(self)
         self._worker.start()
 
-    def next_task(self) -> str:
-        """Block until the worker has something to do: 'stop', 'open' or 'turn'."""
+    def next_task(self) -> WorkerTask:
+        """Block until the worker has something to do: answer the queued messages, or stop."""
         with self._lock:
-            self._changed.wait_for(lambda: self._closed or self._queue or self._conversation_wanted)
-            if self._closed:
-                return "stop"
-            return "turn" if self._queue else "open"
+            self._changed.wait_for(lambda: self._closed or self._queue)
+            return WorkerTask.STOP if self._closed else WorkerTask.ANSWER
 
     def conversation(self) -> str | None:
         with self._lock:
-            self._conversation_wanted = False
             return self._conversation
 
     def forget_conversation(self) -> None:

@@ -90,9 +90,9 @@ def test_room_everyone_left_is_closed_after_grace_and_comes_back_fresh(make_hub,
     hub = make_hub(room_empty_grace_seconds=0.05)
     old = hub.room("lobby")
     alice = old.join("id-alice", "Alice", "tab-alice")
-    conversation = wait_for_conversation(assistant, "lobby")
     old.post(alice.id, "remember this")
     wait_until(lambda: not old.busy, "the reply")
+    conversation = wait_for_conversation(assistant, "lobby")
 
     old.leave(alice.id)
     wait_until(lambda: old.closed, "the empty room to close")
@@ -110,6 +110,7 @@ def test_room_with_people_in_it_stays_open(make_hub, assistant):
     hub = make_hub(room_empty_grace_seconds=0.05)
     lobby = hub.room("lobby")
     alice = lobby.join("id-alice", "Alice", "tab-alice")
+    lobby.post(alice.id, "hello")
     wait_for_conversation(assistant, "lobby")
 
     rounds = count_reaper_rounds(hub)
@@ -123,7 +124,8 @@ def test_room_with_people_in_it_stays_open(make_hub, assistant):
 
 def test_shutdown_closes_every_open_conversation(hub, assistant):
     for name in ("lobby", "garden", "attic"):
-        hub.room(name).join(f"id-{name}", f"Person in {name}", f"tab-{name}")
+        person = hub.room(name).join(f"id-{name}", f"Person in {name}", f"tab-{name}")
+        hub.room(name).post(person.id, "hello")  # a room opens its conversation on its first turn
     opened = [wait_for_conversation(assistant, name) for name in ("lobby", "garden", "attic")]
 
     hub.shutdown()

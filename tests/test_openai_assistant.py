@@ -288,6 +288,33 @@ def test_two_rooms_never_share_a_conversation(hub, server):
     }
 
 
+def test_a_room_where_nobody_asks_costs_no_request_and_the_first_question_opens_one_conversation(server):
+    hub = Hub(
+        settings_for(server, room_empty_grace_seconds=0.05, leave_grace_seconds=0.05),
+        assistant_factory=make_assistant,
+        reap_every=0.01,
+    )
+    try:
+        quiet = hub.room("lobby")
+        for nickname in ("Alice", "Bob"):
+            quiet.join(person(nickname), nickname, "tab")
+        quiet.set_reply_policy(person("Alice"), ReplyPolicy.WHEN_MENTIONED)
+        quiet.post(person("Bob"), "just between us")
+        quiet.detach(person("Bob"), "tab")  # Bob's tab closes; the reaper lets him go
+        quiet.leave(person("Alice"))
+        # Had a join opened the conversation, that request would have been made long before the close.
+        wait_until(lambda: quiet.closed, "the emptied room to close")
+        assert server.requests == []
+
+        room = hub.room("lobby")
+        room.join(person("Carol"), "Carol", "tab")
+        say(room, "Carol", "hello?")
+        assert len(server.sent("POST", "/v1/conversations")) == 1
+        assert server.response_requests()[-1]["conversation"] == conversation_of(server, "lobby")
+    finally:
+        hub.shutdown()
+
+
 def test_hub_shutdown_deletes_every_open_conversation(hub, server):
     for name in ("lobby", "garden"):
         room = hub.room(name)
@@ -500,15 +527,15 @@ def test_a_failed_conversation_create_does_not_leave_the_room_stuck(
 ):
     server.script_conversations(*refusals)
     room = open_room("Alice")
-    wait_until(lambda: "could not reply" in last_system_line(room), "the failure notice")
+    say(room, "Alice", "hello?")
 
     host = server.url.removeprefix("http://")
     assert len(server.sent("POST", "/v1/conversations")) == attempts
     assert last_system_line(room) == (
         f"CatGPT could not reply: {sentence.format(host=host)} It will try again with the next message."
     )
-    say(room, "Alice", "hello?")
-    assert messages(room, Role.ASSISTANT)[-1].text == "Hello Alice! You said: hello?"
+    assert server.response_requests() == []
+    assert_sent_again_with_next_message(room, server, "hello?")
     assert server.response_requests()[-1]["conversation"] == conversation_of(server, "lobby")
 
 
