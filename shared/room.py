@@ -207,7 +207,7 @@ class Room:
         """Tokens the model has used for this room's conversation, as its assistant counted them."""
         with self._lock:
             conversation = self._conversation
-        return dict(getattr(self.assistant, "usage", {}).get(conversation, {})) if conversation else {}
+        return self.assistant.usage(conversation) if conversation else {}
 
     @property
     def busy(self) -> bool:

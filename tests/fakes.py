@@ -157,6 +157,9 @@ class ScriptedAssistant:
         with self._lock:
             self.closed.append(conversation)
 
+    def usage(self, conversation: str) -> dict[str, int]:
+        return {}  # tokens are counted by the real assistant, tested against the OpenAI-protocol server
+
     @staticmethod
     def default_reply(turn: Turn) -> tuple[str, ...]:
         return ("Answer", " to ", " + ".join(m.text for m in turn.messages))

@@ -215,11 +215,21 @@ def test_usage_is_counted_per_conversation(open_room, server):
     conversation = conversation_of(server, "lobby")
     sent = [r["usage"] for r in server.finished if r["conversation"] == {"id": conversation}]
     assert len(sent) == 2
-    assert room.assistant.usage == {
-        conversation: {
-            key: sum(u[key] for u in sent) for key in ("input_tokens", "output_tokens", "total_tokens")
-        }
-    }
+    counted = {key: sum(u[key] for u in sent) for key in ("input_tokens", "output_tokens", "total_tokens")}
+    assert room.assistant.usage(conversation) == counted
+    assert room.token_usage() == counted
+
+
+def test_a_conversations_token_count_is_dropped_when_it_closes(open_room, server):
+    room = open_room("Alice")
+    say(room, "Alice", "one")
+    conversation = conversation_of(server, "lobby")
+    assert room.assistant.usage(conversation)["total_tokens"] > 0
+
+    room.close()
+
+    assert room.assistant.usage(conversation) == {}
+    assert room.token_usage() == {}
 
 
 # --- tools ----------------------------------------------------------------------------------------

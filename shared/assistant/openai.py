@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 LOCKED_RETRY_DELAYS = (0.5, 1.0, 2.0)  # seconds to wait before each retry of a busy conversation
+USAGE_KEYS = ("input_tokens", "output_tokens", "total_tokens")
 MAX_ROUNDS = 5  # model responses per turn: the first, then one per round of tool calls it asks for
 MAX_NAMES = 50  # nicknames listed in the instructions
 # Passed explicitly when OPENAI_BASE_URL is unset: the SDK would otherwise read OPENAI_BASE_URL from the
@@ -107,7 +108,8 @@ class OpenAIAssistant:
 
     def __init__(self, settings: Settings, *, locked_retry_delays: Sequence[float] = LOCKED_RETRY_DELAYS):
         self.name = settings.assistant_name
-        self.usage: dict[str, dict[str, int]] = {}  # conversation -> tokens used by its responses
+        # Open conversation -> tokens used by its responses; an entry lives from open to close.
+        self._usage: dict[str, dict[str, int]] = {}
         self._settings = settings
         self._local = settings.conversation_mode == "local"
         self._locked_retry_delays = tuple(locked_retry_delays)
@@ -132,6 +134,12 @@ class OpenAIAssistant:
     # --- conversations ---------------------------------------------------------------------------
 
     def open_conversation(self, room: str) -> str:
+        conversation = self._open(room)
+        with self._usage_lock:
+            self._usage[conversation] = dict.fromkeys(USAGE_KEYS, 0)
+        return conversation
+
+    def _open(self, room: str) -> str:
         if self._local:
             return f"local-{room}-{next(self._local_ids)}"
         try:
@@ -148,6 +156,8 @@ class OpenAIAssistant:
         return conversation.id
 
     def close_conversation(self, conversation: str) -> None:
+        with self._usage_lock:
+            self._usage.pop(conversation, None)
         if self._local:
             return
         try:
@@ -290,14 +300,17 @@ class OpenAIAssistant:
                 self._describe(error),
             )
 
+    def usage(self, conversation: str) -> dict[str, int]:
+        with self._usage_lock:
+            return dict(self._usage.get(conversation, {}))
+
     def _count_usage(self, conversation: str, response: Any) -> None:
         usage = getattr(response, "usage", None)
-        if usage is None:
-            return
         with self._usage_lock:
-            totals = self.usage.setdefault(
-                conversation, dict.fromkeys(("input_tokens", "output_tokens", "total_tokens"), 0)
-            )
+            # A reply that ends after its room closed finds no entry: closing dropped it for good.
+            totals = self._usage.get(conversation)
+            if usage is None or totals is None:
+                return
             for key in totals:
                 totals[key] += getattr(usage, key, 0) or 0
 
