@@ -27,6 +27,7 @@ from tests.openai_server import (
     BreakOff,
     CallFunction,
     Hang,
+    Lost,
     OpenAIServer,
     Refuse,
     Say,
@@ -547,6 +548,88 @@ def test_a_failed_conversation_create_does_not_leave_the_room_stuck(
     assert server.response_requests() == []
     assert_sent_again_with_next_message(room, server, "hello?")
     assert server.response_requests()[-1]["conversation"] == conversation_of(server, "lobby")
+
+
+# --- the retry policy: each call retried only where running it twice does no harm ---------------------
+
+SERVICE_UNAVAILABLE = Refuse(503, None, "Service unavailable.", RETRY_SOON)
+
+
+@pytest.mark.parametrize(
+    ("failure", "stored"),
+    [
+        pytest.param(Refuse(500, "server_error", "The server had an error.", RETRY_SOON), False, id="500"),
+        pytest.param(SERVICE_UNAVAILABLE, False, id="503"),
+        pytest.param(Lost(), True, id="stored-but-answer-lost"),
+    ],
+)
+def test_open_tool_calls_are_answered_with_one_post_and_the_next_turn_sends_only_what_is_missing(
+    open_room, server, failure, stored
+):
+    server.script(*[CallFunction("get_people_in_room")] * 5)  # the turn ends with a call left open
+    server.script_conversations(failure, call="items")
+    room = open_room("Alice")
+    say(room, "Alice", "who is here?")
+
+    conversation = conversation_of(server, "lobby")
+    # Not retried: had the first POST arrived, a retry would add the tool outputs twice.
+    assert len(server.sent("POST", f"/v1/conversations/{conversation}/items")) == 1
+    outputs = [i for i in server.items(conversation) if i["type"] == "function_call_output"]
+    assert len(outputs) == 4 + stored
+
+    left_open = [i["call_id"] for i in server.items(conversation) if i["type"] == "function_call"][-1]
+
+    say(room, "Alice", "still there?")
+    sent = server.response_requests()[-1]["input"]
+    if stored:  # the conversation has the output already: it is not sent again
+        assert contents(server.response_requests()[-1]) == ["[Alice] still there?"]
+    else:  # the missing output goes first, with the turn's own message
+        assert [i["type"] for i in sent] == ["function_call_output", "message"]
+        assert sent[0]["call_id"] == left_open
+    calls = [i["call_id"] for i in server.items(conversation) if i["type"] == "function_call"]
+    answered = [i["call_id"] for i in server.items(conversation) if i["type"] == "function_call_output"]
+    assert sorted(answered) == sorted(calls), "every call answered exactly once"
+    assert messages(room, Role.ASSISTANT)[-1].text == "Hello Alice! You said: still there?"
+
+
+def test_local_mode_retries_a_refused_reply_because_the_server_keeps_nothing(open_room, server):
+    server.script(SERVICE_UNAVAILABLE)
+    room = open_room("Alice", conversation_mode="local")
+    say(room, "Alice", "hello?")
+
+    assert len(server.response_requests()) == 2
+    assert messages(room, Role.ASSISTANT)[-1].text == "Hello Alice! You said: hello?"
+    assert [m.status for m in messages(room, Role.USER)] == [Status.COMPLETE]
+
+
+@pytest.mark.parametrize("failure", [SERVICE_UNAVAILABLE, Lost()], ids=["503", "created-but-answer-lost"])
+def test_a_failed_conversation_create_is_retried(open_room, server, failure):
+    server.script_conversations(failure)
+    room = open_room("Alice")
+    say(room, "Alice", "hello?")
+
+    assert len(server.sent("POST", "/v1/conversations")) == 2
+    assert messages(room, Role.ASSISTANT)[-1].text == "Hello Alice! You said: hello?"
+    used = server.response_requests()[-1]["conversation"]
+    orphans = set(server.conversations) - {used}
+    assert len(orphans) == (1 if isinstance(failure, Lost) else 0)
+    room.close()
+    # A lost answer leaves the first conversation behind: empty, unknown to the app, never deleted.
+    assert {c: state["items"] for c, state in server.conversations.items()} == dict.fromkeys(orphans, [])
+
+
+@pytest.mark.parametrize("failure", [SERVICE_UNAVAILABLE, Lost()], ids=["503", "deleted-but-answer-lost"])
+def test_a_failed_conversation_delete_is_retried(open_room, server, failure, caplog):
+    room = open_room("Alice")
+    say(room, "Alice", "hello")
+    conversation = conversation_of(server, "lobby")
+    server.script_conversations(failure, call="delete")
+
+    room.close()
+
+    assert len(server.sent("DELETE", f"/v1/conversations/{conversation}")) == 2
+    assert server.conversations == {}
+    assert not [r for r in caplog.records if "failed" in r.getMessage()], "a 404 on the retry means done"
 
 
 # --- the reply breaks off midway: its text stays, marked as an error --------------------------------
