@@ -12,6 +12,10 @@ class JoinRefused(ChatError):
     """The nickname or the room does not allow this join."""
 
 
+class RoomClosed(JoinRefused):
+    """The room closed (it stayed empty) just as someone joined: the hub gives them a fresh one."""
+
+
 class MessageRefused(ChatError):
     """The message was not posted (empty, too long); nothing was added to the room."""
 

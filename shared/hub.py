@@ -1,6 +1,8 @@
-"""The hub: every room by name, the reaper that removes people who left, and shutdown cleanup.
+"""The hub: every room by name, joining one, the reaper that removes people who left, and shutdown cleanup.
 
-One hub per server process; the page scripts reach it through a `st.cache_resource` singleton.
+One hub per server process; the page scripts reach it through a `st.cache_resource` singleton. The
+reaper never waits for the model's server: a room that emptied is marked closed at once, and its
+conversation is deleted on a thread of its own.
 """
 
 from __future__ import annotations
@@ -9,12 +11,14 @@ import atexit
 import logging
 import re
 import threading
+import time
 from collections.abc import Callable
 
 from shared.assistant import Assistant, make_assistant
 from shared.config import Settings
-from shared.errors import ChatError
-from shared.room import Room
+from shared.errors import ChatError, RoomClosed
+from shared.messages import Participant
+from shared.room import CLOSE_WAIT_SECONDS, Room
 
 log = logging.getLogger(__name__)
 
@@ -45,11 +49,14 @@ class Hub:
         assistant_factory: Callable[[Settings], Assistant] | None = None,
         *,
         reap_every: float = REAP_EVERY_SECONDS,
+        monotonic: Callable[[], float] = time.monotonic,
     ):
         self.settings = settings
         # Looked up at call time, so tests can swap `make_assistant` for a fake.
         self.assistant = (assistant_factory or make_assistant)(settings)
+        self._monotonic = monotonic  # the rooms' clock for presence; tests move it by hand
         self._rooms: dict[str, Room] = {}
+        self._closing: list[threading.Thread] = []  # rooms' conversations being deleted off the reaper
         self._lock = threading.Lock()
         self._stopped = threading.Event()
         self._reaper = threading.Thread(
@@ -63,23 +70,46 @@ class Hub:
         with self._lock:
             room = self._rooms.get(name)
             if room is None or room.closed:
-                room = self._rooms[name] = Room(name, self.settings, self.assistant)
+                room = self._rooms[name] = Room(
+                    name, self.settings, self.assistant, monotonic=self._monotonic
+                )
             return room
+
+    def join(
+        self, name: str, participant_id: str, nickname: str, session_id: str
+    ) -> tuple[Room, Participant]:
+        """Join the room called `name`: the person lands in an open room, never in one that just closed."""
+        while True:
+            room = self.room(name)
+            try:
+                return room, room.join(participant_id, nickname, session_id)
+            except RoomClosed:
+                pass  # the reaper closed it between the two lines above: the next look-up makes a fresh one
 
     def rooms(self) -> list[Room]:
         with self._lock:
             return list(self._rooms.values())
 
     def reap(self) -> None:
-        """Remove people who left; close and forget rooms that stayed empty past the grace period."""
+        """Remove people who left; close and forget rooms that stayed empty past the grace period.
+
+        Never blocks: deleting a conversation may take a slow server's whole timeout, and presence in
+        every other room must keep moving meanwhile.
+        """
         for room in self.rooms():
             room.reap()
-            if room.idle_and_empty():
+            if room.close_if_idle_and_empty():
                 with self._lock:
                     if self._rooms.get(room.name) is room:
                         del self._rooms[room.name]
                 log.info("room %s emptied; closing its conversation", room.name)
-                room.close()
+                self._in_background(room.finish_closing, f"closing-{room.name}")
+
+    def _in_background(self, work: Callable[[], None], name: str) -> None:
+        closer = threading.Thread(target=work, name=name, daemon=True)
+        with self._lock:
+            self._closing = [t for t in self._closing if t.is_alive()] + [closer]
+        closer.start()
 
     def _reap_forever(self, every: float) -> None:
         while not self._stopped.wait(every):
@@ -93,6 +123,12 @@ class Hub:
         self._stopped.set()
         with self._lock:
             rooms, self._rooms = list(self._rooms.values()), {}
-        for room in rooms:
-            room.close()
+        for room in rooms:  # side by side: one slow deletion must not hold up the others
+            self._in_background(room.close, f"closing-{room.name}")
+        with self._lock:
+            closing = list(self._closing)
+        # Enough for one whole request (a deletion that hangs) and a worker's last words; not for retries.
+        deadline = time.monotonic() + self.settings.request_timeout_seconds + CLOSE_WAIT_SECONDS
+        for closer in closing:
+            closer.join(timeout=max(0.0, deadline - time.monotonic()))
         atexit.unregister(self.shutdown)

@@ -19,9 +19,10 @@ from datetime import UTC, datetime
 
 from shared.assistant import Assistant, Turn
 from shared.config import Settings
-from shared.errors import JoinRefused, MessageRefused
+from shared.errors import JoinRefused, MessageRefused, RoomClosed
 from shared.messages import Message, Participant, ReplyPolicy, Role, Status
 from shared.nicknames import clean_nickname, nickname_key
+from shared.worker import ReplyWorker, WorkerTask
 
 log = logging.getLogger(__name__)
 
@@ -137,8 +138,8 @@ class Room:
         self._turns = 0
         self._turn: Turn | None = None
         self._reply_id: int | None = None
-        self._conversation: str | None = None
-        self._conversation_wanted = False
+        self._conversation: str | None = None  # opened by the worker on the first turn, not on a join
+        self._conversation_to_close: str | None = None  # taken when the room closed, for `finish_closing`
         self._closed = False
         self._worker: threading.Thread | None = None
         self.notice(f"Welcome to the room! {settings.assistant_name} answers every message.")
@@ -207,7 +208,7 @@ class Room:
         """Tokens the model has used for this room's conversation, as its assistant counted them."""
         with self._lock:
             conversation = self._conversation
-        return dict(getattr(self.assistant, "usage", {}).get(conversation, {})) if conversation else {}
+        return self.assistant.usage(conversation) if conversation else {}
 
     @property
     def busy(self) -> bool:
@@ -236,7 +237,7 @@ class Room:
         nickname = clean_nickname(nickname, self.settings.assistant_name)
         with self._lock:
             if self._closed:
-                raise JoinRefused("This room has just closed. Please reload the page to join it afresh.")
+                raise RoomClosed("This room has just closed. Please reload the page to join it afresh.")
             if participant_id in self._participants:
                 self._attach(participant_id, session_id)
                 return self._participants[participant_id]
@@ -255,10 +256,7 @@ class Room:
             self._people_version = self._version + 1  # the notice below bumps the version to this
             self._empty_since = None
             self._attach(participant_id, session_id)
-            if self._conversation is None:
-                self._conversation_wanted = True
             self._add(Role.SYSTEM, f"{nickname} joined.")
-            self._ensure_worker()
             return participant
 
     def attach(self, participant_id: str, session_id: str) -> Participant | None:
@@ -321,14 +319,13 @@ class Room:
                 ):
                     self._remove(pid)
 
-    def idle_and_empty(self) -> bool:
+    def _idle_and_empty(self) -> bool:
         """True once nobody has been here for the room-emptying grace period and no reply is running."""
-        with self._lock:
-            return (
-                self._empty_since is not None
-                and self._monotonic() - self._empty_since >= self.settings.room_empty_grace_seconds
-                and not self._status().busy
-            )
+        return (
+            self._empty_since is not None
+            and self._monotonic() - self._empty_since >= self.settings.room_empty_grace_seconds
+            and not self._status().busy
+        )
 
     # --- messages --------------------------------------------------------------------------------
 
@@ -441,22 +438,17 @@ class Room:
             if self._turn is not None:  # it died mid-turn without ending it
                 self._end_turn("The assistant's reply broke off because its worker stopped.")
             self._add(Role.SYSTEM, "The assistant's worker stopped unexpectedly and was restarted.")
-        from shared.worker import ReplyWorker
-
         self._worker = ReplyWorker(self)
         self._worker.start()
 
-    def next_task(self) -> str:
-        """Block until the worker has something to do: 'stop', 'open' or 'turn'."""
+    def next_task(self) -> WorkerTask:
+        """Block until the worker has something to do: answer the queued messages, or stop."""
         with self._lock:
-            self._changed.wait_for(lambda: self._closed or self._queue or self._conversation_wanted)
-            if self._closed:
-                return "stop"
-            return "turn" if self._queue else "open"
+            self._changed.wait_for(lambda: self._closed or self._queue)
+            return WorkerTask.STOP if self._closed else WorkerTask.ANSWER
 
     def conversation(self) -> str | None:
         with self._lock:
-            self._conversation_wanted = False
             return self._conversation
 
     def forget_conversation(self) -> None:
@@ -558,9 +550,32 @@ class Room:
     def close(self) -> None:
         """Stop the worker and close the assistant's conversation; the room is not used again."""
         with self._lock:
-            self._closed = True
-            conversation, self._conversation = self._conversation, None
-            self._bump()
+            self._mark_closed()
+        self.finish_closing()
+
+    def close_if_idle_and_empty(self) -> bool:
+        """Close the room if it is idle and empty; True if it did. Then call `finish_closing`.
+
+        Decided and marked under the room's lock: a join either comes first (the room is no longer
+        empty and stays) or finds the room closed (and the hub gives a fresh one). Nothing here waits
+        for the model's server.
+        """
+        with self._lock:
+            if self._closed or not self._idle_and_empty():
+                return False
+            self._mark_closed()
+            return True
+
+    def _mark_closed(self) -> None:
+        self._closed = True
+        if self._conversation is not None:
+            self._conversation_to_close, self._conversation = self._conversation, None
+        self._bump()
+
+    def finish_closing(self) -> None:
+        """Close the conversation of a room marked closed and let its worker end; may wait on the server."""
+        with self._lock:
+            conversation, self._conversation_to_close = self._conversation_to_close, None
         if conversation is not None:
             try:
                 self.assistant.close_conversation(conversation)

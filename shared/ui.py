@@ -122,10 +122,13 @@ def current_participant(room: Room) -> Participant | None:
     elif participant is None and st.session_state.get("nickname"):
         # Back after the heartbeat timeout (a sleeping laptop) or a fresh room: rejoin quietly.
         try:
-            participant = room.join(token, st.session_state.nickname, session_id())
+            joined, participant = get_hub().join(room.name, token, st.session_state.nickname, session_id())
         except JoinRefused as refusal:
             st.session_state.join_refusal = str(refusal)
             st.session_state.nickname = ""
+        else:
+            if joined is not room:  # the room closed as they came back: draw the fresh one they are in
+                st.rerun()
     if participant is not None:
         st.session_state.nickname = participant.nickname
         _presence().showing(session_id(), room, token)
@@ -145,7 +148,7 @@ def join_form(room: Room) -> None:
         st.info(note, icon=":material/logout:")
     if joined:
         try:
-            room.join(participant_token(), nickname, session_id())
+            get_hub().join(room.name, participant_token(), nickname, session_id())
         except JoinRefused as error:
             refusal = str(error)
         else:

@@ -5,6 +5,7 @@ It belongs to the room, not to a browser tab, so a reply finishes even if its se
 
 from __future__ import annotations
 
+import enum
 import logging
 import threading
 from typing import TYPE_CHECKING
@@ -23,17 +24,22 @@ def _failure_text(assistant_name: str, error: Exception) -> str:
     return f"{assistant_name} could not reply because of an unexpected error ({type(error).__name__})."
 
 
+class WorkerTask(enum.Enum):
+    """What the room gives its worker to do next."""
+
+    ANSWER = "answer"  # messages wait: answer them in one turn (opening the conversation if none is open)
+    STOP = "stop"  # the room closed
+
+
 class ReplyWorker(threading.Thread):
     def __init__(self, room: Room):
         super().__init__(name=f"reply-worker-{room.name}", daemon=True)
         self.room = room
 
     def run(self) -> None:
-        while (task := self.room.next_task()) != "stop":
-            if task == "open":
-                self._open_conversation()
-            else:
-                self._answer_one_turn()
+        # The conversation is opened by the first turn, not by a join: a room where nobody asks costs no call.
+        while self.room.next_task() is WorkerTask.ANSWER:
+            self._answer_one_turn()
 
     def _open_conversation(self) -> str | None:
         room = self.room

@@ -102,6 +102,7 @@ class ScriptedAssistant:
         self.closed: list[str] = []
         self._replies: deque[tuple[Step, ...]] = deque()
         self._open_failures: deque[BaseException] = deque()
+        self._close_gates: deque[Gate] = deque()
         self._gates: list[Gate] = []
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
@@ -118,6 +119,12 @@ class ScriptedAssistant:
         """The next open_conversation raises `error`."""
         with self._lock:
             self._open_failures.append(error)
+
+    def will_hang_closing(self, gate: Gate) -> None:
+        """The next close_conversation waits at `gate`, as a deletion on a hung server would."""
+        with self._lock:
+            self._gates.append(gate)
+            self._close_gates.append(gate)
 
     def open_all_gates(self) -> None:
         with self._lock:
@@ -155,7 +162,14 @@ class ScriptedAssistant:
 
     def close_conversation(self, conversation: str) -> None:
         with self._lock:
+            gate = self._close_gates.popleft() if self._close_gates else None
+        if gate is not None:
+            gate.pass_through()
+        with self._lock:
             self.closed.append(conversation)
+
+    def usage(self, conversation: str) -> dict[str, int]:
+        return {}  # tokens are counted by the real assistant, tested against the OpenAI-protocol server
 
     @staticmethod
     def default_reply(turn: Turn) -> tuple[str, ...]:

@@ -67,6 +67,11 @@ class Hang:
     seconds: float
 
 
+@dataclass(frozen=True)
+class Lost:
+    """Do what was asked, then close the connection without answering: the answer is lost on the way."""
+
+
 LOCKED = Refuse(400, "conversation_locked", "Another process is currently operating on this conversation.")
 
 
@@ -92,7 +97,12 @@ class OpenAIServer:
         self.finished: list[dict[str, Any]] = []  # every response object that completed, usage included
         self.delta_delay = 0.0  # seconds between streamed text pieces
         self._responses_script: deque[Any] = deque()
-        self._conversations_script: deque[Refuse] = deque()
+        # "create", "delete" or "items" (adding items) -> what the next such requests do: Refuse, Hang, Lost
+        self._conversations_script: dict[str, deque[Any]] = {
+            "create": deque(),
+            "delete": deque(),
+            "items": deque(),
+        }
         self._in_flight: set[str] = set()  # conversations with a response running
         self._lock = threading.Lock()
         self._stopping = threading.Event()
@@ -120,10 +130,11 @@ class OpenAIServer:
         with self._lock:
             self._responses_script.extend(behaviours)
 
-    def script_conversations(self, *refusals: Refuse) -> None:
-        """Refusals for the next POST /v1/conversations, in order."""
+    def script_conversations(self, *behaviours: Refuse | Hang | Lost, call: str = "create") -> None:
+        """What the next conversation calls of one kind do, in order: `call` is "create" (POST
+        /v1/conversations), "delete" (DELETE /v1/conversations/{id}) or "items" (POST .../items)."""
         with self._lock:
-            self._conversations_script.extend(refusals)
+            self._conversations_script[call].extend(behaviours)
 
     def sent(self, method: str, path: str) -> list[Request]:
         """The requests made with `method` to `path` (or below it, for a path ending in `/`)."""
@@ -171,18 +182,24 @@ class OpenAIServer:
         return f"{prefix}_{next(self._ids)}"
 
     def _conversation_route(self, exchange, method: str, rest: list[str], query, body) -> None:
-        if not rest and method == "POST":
+        call = {("POST", 0): "create", ("DELETE", 1): "delete"}.get((method, len(rest)))
+        if method == "POST" and rest[1:] == ["items"]:
+            call = "items"
+        with self._lock:
+            script = self._conversations_script.get(call or "")
+            behaviour = script.popleft() if script else None
+        if isinstance(behaviour, Refuse):
+            return exchange.refuse(behaviour)
+        if isinstance(behaviour, Hang):
+            self._stopping.wait(behaviour.seconds)
+            return exchange.drop()
+        if isinstance(behaviour, Lost):
+            exchange = _Unanswered(exchange)
+        if call == "create":
             with self._lock:
-                refusal = self._conversations_script.popleft() if self._conversations_script else None
-                if refusal is None:
-                    conversation = self._new_id("conv")
-                    items = [self._stored(item) for item in body.get("items") or []]
-                    self.conversations[conversation] = {
-                        "metadata": body.get("metadata") or {},
-                        "items": items,
-                    }
-            if refusal is not None:
-                return exchange.refuse(refusal)
+                conversation = self._new_id("conv")
+                items = [self._stored(item) for item in body.get("items") or []]
+                self.conversations[conversation] = {"metadata": body.get("metadata") or {}, "items": items}
             return exchange.send_json(200, self._conversation(conversation))
         conversation = rest[0] if rest else ""
         with self._lock:
@@ -475,6 +492,16 @@ class _EventStream:
 
     def end(self) -> None:
         self._exchange.chunk(b"")
+
+
+class _Unanswered:
+    """An exchange whose answer is lost: the request is done, then the connection closes without a word."""
+
+    def __init__(self, exchange: _Handler):
+        self._exchange = exchange
+
+    def send_json(self, *args: Any, **kwargs: Any) -> None:
+        self._exchange.drop()
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -99,5 +99,15 @@ def test_readme_names_exactly_the_modules_that_import_streamlit():
     assert "the page scripts import Streamlit" in claim
 
 
+def test_readme_states_the_retry_policy_of_every_openai_call():
+    from shared.assistant.openai import LOCKED_RETRY_DELAYS, RETRIES, Call
+
+    rows = dict(
+        re.findall(r"^\| `([^`]+)` \| (no|yes, \d+ times) \|", (ROOT / "README.md").read_text(), re.M)
+    )
+    assert rows == {call.value: f"yes, {RETRIES[call]} times" if RETRIES[call] else "no" for call in Call}
+    assert f"waited out, {len(LOCKED_RETRY_DELAYS)} times" in README()
+
+
 def README() -> str:  # noqa: N802  (reads like the document it returns)
     return " ".join((ROOT / "README.md").read_text(encoding="utf-8").split())

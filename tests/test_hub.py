@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+import threading
 from collections.abc import Callable
 
 import pytest
@@ -9,7 +11,7 @@ import pytest
 from shared.hub import Hub
 from shared.messages import Role
 from shared.room import Room
-from tests.fakes import ScriptedAssistant, fast_settings, reply_workers, wait_until
+from tests.fakes import Clock, Gate, ScriptedAssistant, fast_settings, reply_workers, wait_until
 
 
 @pytest.fixture
@@ -21,8 +23,9 @@ def assistant() -> ScriptedAssistant:
 def make_hub(assistant):
     hubs: list[Hub] = []
 
-    def make(**settings) -> Hub:
-        hub = Hub(fast_settings(**settings), lambda _settings: assistant, reap_every=0.01)
+    def make(*, reap_every: float = 0.01, monotonic: Clock | None = None, **settings) -> Hub:
+        clock = {"monotonic": monotonic} if monotonic else {}
+        hub = Hub(fast_settings(**settings), lambda _settings: assistant, reap_every=reap_every, **clock)
         hubs.append(hub)
         return hub
 
@@ -90,14 +93,14 @@ def test_room_everyone_left_is_closed_after_grace_and_comes_back_fresh(make_hub,
     hub = make_hub(room_empty_grace_seconds=0.05)
     old = hub.room("lobby")
     alice = old.join("id-alice", "Alice", "tab-alice")
-    conversation = wait_for_conversation(assistant, "lobby")
     old.post(alice.id, "remember this")
     wait_until(lambda: not old.busy, "the reply")
+    conversation = wait_for_conversation(assistant, "lobby")
 
     old.leave(alice.id)
     wait_until(lambda: old.closed, "the empty room to close")
-
-    assert assistant.closed == [conversation]
+    # Its conversation is closed off the reaper's thread, soon after.
+    wait_until(lambda: assistant.closed == [conversation], "the empty room's conversation to be closed")
     fresh = hub.room("lobby")
     assert fresh is not old
     assert not fresh.closed
@@ -110,6 +113,7 @@ def test_room_with_people_in_it_stays_open(make_hub, assistant):
     hub = make_hub(room_empty_grace_seconds=0.05)
     lobby = hub.room("lobby")
     alice = lobby.join("id-alice", "Alice", "tab-alice")
+    lobby.post(alice.id, "hello")
     wait_for_conversation(assistant, "lobby")
 
     rounds = count_reaper_rounds(hub)
@@ -123,13 +127,33 @@ def test_room_with_people_in_it_stays_open(make_hub, assistant):
 
 def test_shutdown_closes_every_open_conversation(hub, assistant):
     for name in ("lobby", "garden", "attic"):
-        hub.room(name).join(f"id-{name}", f"Person in {name}", f"tab-{name}")
+        person = hub.room(name).join(f"id-{name}", f"Person in {name}", f"tab-{name}")
+        hub.room(name).post(person.id, "hello")  # a room opens its conversation on its first turn
     opened = [wait_for_conversation(assistant, name) for name in ("lobby", "garden", "attic")]
 
     hub.shutdown()
 
     wait_until(lambda: sorted(assistant.closed) == sorted(opened), "every conversation to be closed")
     assert hub.rooms() == []
+
+
+def test_shutdown_closes_conversations_side_by_side_so_one_hung_server_call_delays_no_other(hub, assistant):
+    for name in ("lobby", "garden"):
+        person = hub.room(name).join(f"id-{name}", f"Person in {name}", f"tab-{name}")
+        hub.room(name).post(person.id, "hello")
+    lobby, garden = (wait_for_conversation(assistant, name) for name in ("lobby", "garden"))
+    wait_until(lambda: not any(room.busy for room in hub.rooms()), "both replies")
+    hung = Gate()
+    assistant.will_hang_closing(hung)  # whichever room closes first hangs
+
+    shutting_down = threading.Thread(target=hub.shutdown)
+    shutting_down.start()
+    hung.wait_reached()
+    wait_until(lambda: len(assistant.closed) == 1, "the other room's conversation to close meanwhile")
+    hung.open()
+    shutting_down.join()
+
+    assert sorted(assistant.closed) == sorted([lobby, garden])
 
 
 def test_two_rooms_never_share_a_conversation(hub, assistant):
@@ -148,3 +172,107 @@ def test_two_rooms_never_share_a_conversation(hub, assistant):
     assert asked_in["lobby"] != asked_in["garden"]
     for room_name, conversation in asked_in.items():
         assert assistant.opened[conversation] == room_name
+
+
+def test_a_conversation_that_hangs_while_closing_does_not_hold_up_people_leaving_other_rooms(
+    make_hub, assistant
+):
+    clock = Clock()
+    hub = make_hub(monotonic=clock, leave_grace_seconds=5, room_empty_grace_seconds=10)
+    garden = hub.room("garden")  # first in the reaper's round, so a blocking close would hold up the lobby
+    alice = garden.join("id-alice", "Alice", "tab-alice")
+    garden.post(alice.id, "hello")
+    wait_until(lambda: not garden.busy, "the reply")
+    conversation = wait_for_conversation(assistant, "garden")
+    garden.leave(alice.id)
+    lobby = hub.room("lobby")
+    bob = lobby.join("id-bob", "Bob", "tab-bob")
+    lobby.detach(bob.id, "tab-bob")  # Bob closes his tab: he leaves once the grace period passes
+    hung = Gate()
+    assistant.will_hang_closing(hung)
+
+    clock.advance(10)  # the garden is due to close and Bob is due to leave, in the same round
+    hung.wait_reached()
+
+    wait_until(lambda: lobby.view().participant(bob.id) is None, "Bob to leave while the garden closes")
+    assert garden.closed and assistant.closed == []
+    hung.open()
+    wait_until(lambda: assistant.closed == [conversation], "the garden's conversation to be closed")
+
+
+def test_a_person_who_joins_before_the_reaper_keeps_the_empty_room_open(make_hub, assistant):
+    clock = Clock()
+    hub = make_hub(monotonic=clock, reap_every=3600, room_empty_grace_seconds=10)
+    lobby = hub.room("lobby")
+    clock.advance(10)  # empty past the grace period
+
+    room, alice = hub.join("lobby", "id-alice", "Alice", "tab-alice")
+    hub.reap()
+
+    assert room is lobby and not lobby.closed
+    assert hub.room("lobby") is lobby
+    assert lobby.view().participant(alice.id) is not None
+
+
+def test_a_room_that_closes_between_looking_it_up_and_joining_it_gives_a_fresh_room(make_hub, monkeypatch):
+    clock = Clock()
+    hub = make_hub(monotonic=clock, reap_every=3600, room_empty_grace_seconds=10)
+    lobby = hub.room("lobby")
+    clock.advance(10)
+    look_up = hub.room
+
+    def reaper_runs_right_after_the_first_look_up(name: str) -> Room:
+        room = look_up(name)
+        if room is lobby:
+            hub.reap()  # closes the lobby the joiner is holding
+        return room
+
+    monkeypatch.setattr(hub, "room", reaper_runs_right_after_the_first_look_up)
+    room, alice = hub.join("lobby", "id-alice", "Alice", "tab-alice")
+
+    assert lobby.closed
+    assert room is not lobby and not room.closed
+    assert look_up("lobby") is room
+    assert room.view().participant(alice.id) is not None
+
+
+def join_while_the_reaper_decides(hub: Hub, room: Room, person: str) -> Room:
+    """Run a round of the reaper; as it decides whether `room` is empty (under the room's lock), the
+    person joins from another thread. Return the room they landed in."""
+    joined: list[Room] = []
+    joiner = threading.Thread(target=lambda: joined.append(hub.join("lobby", person, "Alice", "tab")[0]))
+    clock = room._monotonic
+
+    def deciding() -> float:
+        if room._lock.locked() and threading.current_thread() is not joiner and not joiner.is_alive():
+            joiner.start()
+            joiner.join(timeout=0.05)  # a chance to slip in, if the decision let it
+        return clock()
+
+    room._monotonic = deciding
+    hub.reap()
+    joiner.join()
+    [landed] = joined
+    return landed
+
+
+def test_a_join_during_the_reapers_decision_lands_in_a_room_that_stays_open(make_hub):
+    clock = Clock()
+    hub = make_hub(monotonic=clock, reap_every=3600, room_empty_grace_seconds=10)
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # hand the interpreter to the waiting joiner as soon as it can run
+    try:
+        for round_number in range(20):
+            person = f"id-{round_number}"
+            before = hub.room("lobby")
+            clock.advance(10)  # empty past the grace period: this round of the reaper closes it
+
+            room = join_while_the_reaper_decides(hub, before, person)
+
+            assert not room.closed, f"round {round_number}: the person landed in a room that closed"
+            assert room is not before, "the room was closing: the person gets a fresh one"
+            assert hub.room("lobby") is room
+            assert room.view().participant(person) is not None
+            room.leave(person)
+    finally:
+        sys.setswitchinterval(interval)

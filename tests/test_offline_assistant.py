@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import importlib
 from datetime import UTC, datetime
 
 import pytest
 
-from shared.assistant import Turn, make_assistant
+from shared.assistant import Assistant, Turn, make_assistant
 from shared.assistant.offline import OFFLINE_NOTICE, OfflineAssistant
 from shared.messages import Message, Role, Status
 from shared.room import Room
@@ -147,3 +148,22 @@ def test_offline_assistant_answers_in_a_room():
     assert OFFLINE_NOTICE in first.text
     assert "In the room right now: Alice." in second.text
     assert OFFLINE_NOTICE not in second.text
+
+
+@pytest.mark.parametrize(
+    "implementation",
+    [
+        "shared.assistant.offline.OfflineAssistant",
+        "shared.assistant.openai.OpenAIAssistant",
+        "tests.fakes.ScriptedAssistant",
+        "tests.pages.GatedAssistant",
+    ],
+)
+def test_every_assistant_implements_the_whole_seam(implementation):
+    # Callers use only the seam (no getattr for extras), so every assistant, fakes included, has all of it.
+    module, name = implementation.rsplit(".", 1)
+    cls = getattr(importlib.import_module(module), name)
+    seam = [n for n, v in vars(Assistant).items() if callable(v) and not n.startswith("_")]
+
+    assert "usage" in seam
+    assert [n for n in seam if not callable(getattr(cls, n, None))] == []

@@ -27,6 +27,7 @@ from tests.openai_server import (
     BreakOff,
     CallFunction,
     Hang,
+    Lost,
     OpenAIServer,
     Refuse,
     Say,
@@ -215,11 +216,21 @@ def test_usage_is_counted_per_conversation(open_room, server):
     conversation = conversation_of(server, "lobby")
     sent = [r["usage"] for r in server.finished if r["conversation"] == {"id": conversation}]
     assert len(sent) == 2
-    assert room.assistant.usage == {
-        conversation: {
-            key: sum(u[key] for u in sent) for key in ("input_tokens", "output_tokens", "total_tokens")
-        }
-    }
+    counted = {key: sum(u[key] for u in sent) for key in ("input_tokens", "output_tokens", "total_tokens")}
+    assert room.assistant.usage(conversation) == counted
+    assert room.token_usage() == counted
+
+
+def test_a_conversations_token_count_is_dropped_when_it_closes(open_room, server):
+    room = open_room("Alice")
+    say(room, "Alice", "one")
+    conversation = conversation_of(server, "lobby")
+    assert room.assistant.usage(conversation)["total_tokens"] > 0
+
+    room.close()
+
+    assert room.assistant.usage(conversation) == {}
+    assert room.token_usage() == {}
 
 
 # --- tools ----------------------------------------------------------------------------------------
@@ -286,6 +297,33 @@ def test_two_rooms_never_share_a_conversation(hub, server):
         lobby: ["[Alice] hello from the lobby"],
         garden: ["[Bob] hello from the garden"],
     }
+
+
+def test_a_room_where_nobody_asks_costs_no_request_and_the_first_question_opens_one_conversation(server):
+    hub = Hub(
+        settings_for(server, room_empty_grace_seconds=0.05, leave_grace_seconds=0.05),
+        assistant_factory=make_assistant,
+        reap_every=0.01,
+    )
+    try:
+        quiet = hub.room("lobby")
+        for nickname in ("Alice", "Bob"):
+            quiet.join(person(nickname), nickname, "tab")
+        quiet.set_reply_policy(person("Alice"), ReplyPolicy.WHEN_MENTIONED)
+        quiet.post(person("Bob"), "just between us")
+        quiet.detach(person("Bob"), "tab")  # Bob's tab closes; the reaper lets him go
+        quiet.leave(person("Alice"))
+        # Had a join opened the conversation, that request would have been made long before the close.
+        wait_until(lambda: quiet.closed, "the emptied room to close")
+        assert server.requests == []
+
+        room = hub.room("lobby")
+        room.join(person("Carol"), "Carol", "tab")
+        say(room, "Carol", "hello?")
+        assert len(server.sent("POST", "/v1/conversations")) == 1
+        assert server.response_requests()[-1]["conversation"] == conversation_of(server, "lobby")
+    finally:
+        hub.shutdown()
 
 
 def test_hub_shutdown_deletes_every_open_conversation(hub, server):
@@ -500,16 +538,98 @@ def test_a_failed_conversation_create_does_not_leave_the_room_stuck(
 ):
     server.script_conversations(*refusals)
     room = open_room("Alice")
-    wait_until(lambda: "could not reply" in last_system_line(room), "the failure notice")
+    say(room, "Alice", "hello?")
 
     host = server.url.removeprefix("http://")
     assert len(server.sent("POST", "/v1/conversations")) == attempts
     assert last_system_line(room) == (
         f"CatGPT could not reply: {sentence.format(host=host)} It will try again with the next message."
     )
-    say(room, "Alice", "hello?")
-    assert messages(room, Role.ASSISTANT)[-1].text == "Hello Alice! You said: hello?"
+    assert server.response_requests() == []
+    assert_sent_again_with_next_message(room, server, "hello?")
     assert server.response_requests()[-1]["conversation"] == conversation_of(server, "lobby")
+
+
+# --- the retry policy: each call retried only where running it twice does no harm ---------------------
+
+SERVICE_UNAVAILABLE = Refuse(503, None, "Service unavailable.", RETRY_SOON)
+
+
+@pytest.mark.parametrize(
+    ("failure", "stored"),
+    [
+        pytest.param(Refuse(500, "server_error", "The server had an error.", RETRY_SOON), False, id="500"),
+        pytest.param(SERVICE_UNAVAILABLE, False, id="503"),
+        pytest.param(Lost(), True, id="stored-but-answer-lost"),
+    ],
+)
+def test_open_tool_calls_are_answered_with_one_post_and_the_next_turn_sends_only_what_is_missing(
+    open_room, server, failure, stored
+):
+    server.script(*[CallFunction("get_people_in_room")] * 5)  # the turn ends with a call left open
+    server.script_conversations(failure, call="items")
+    room = open_room("Alice")
+    say(room, "Alice", "who is here?")
+
+    conversation = conversation_of(server, "lobby")
+    # Not retried: had the first POST arrived, a retry would add the tool outputs twice.
+    assert len(server.sent("POST", f"/v1/conversations/{conversation}/items")) == 1
+    outputs = [i for i in server.items(conversation) if i["type"] == "function_call_output"]
+    assert len(outputs) == 4 + stored
+
+    left_open = [i["call_id"] for i in server.items(conversation) if i["type"] == "function_call"][-1]
+
+    say(room, "Alice", "still there?")
+    sent = server.response_requests()[-1]["input"]
+    if stored:  # the conversation has the output already: it is not sent again
+        assert contents(server.response_requests()[-1]) == ["[Alice] still there?"]
+    else:  # the missing output goes first, with the turn's own message
+        assert [i["type"] for i in sent] == ["function_call_output", "message"]
+        assert sent[0]["call_id"] == left_open
+    calls = [i["call_id"] for i in server.items(conversation) if i["type"] == "function_call"]
+    answered = [i["call_id"] for i in server.items(conversation) if i["type"] == "function_call_output"]
+    assert sorted(answered) == sorted(calls), "every call answered exactly once"
+    assert messages(room, Role.ASSISTANT)[-1].text == "Hello Alice! You said: still there?"
+
+
+def test_local_mode_retries_a_refused_reply_because_the_server_keeps_nothing(open_room, server):
+    server.script(SERVICE_UNAVAILABLE)
+    room = open_room("Alice", conversation_mode="local")
+    say(room, "Alice", "hello?")
+
+    assert len(server.response_requests()) == 2
+    assert messages(room, Role.ASSISTANT)[-1].text == "Hello Alice! You said: hello?"
+    assert [m.status for m in messages(room, Role.USER)] == [Status.COMPLETE]
+
+
+@pytest.mark.parametrize("failure", [SERVICE_UNAVAILABLE, Lost()], ids=["503", "created-but-answer-lost"])
+def test_a_failed_conversation_create_is_retried(open_room, server, failure):
+    server.script_conversations(failure)
+    room = open_room("Alice")
+    say(room, "Alice", "hello?")
+
+    assert len(server.sent("POST", "/v1/conversations")) == 2
+    assert messages(room, Role.ASSISTANT)[-1].text == "Hello Alice! You said: hello?"
+    used = server.response_requests()[-1]["conversation"]
+    orphans = set(server.conversations) - {used}
+    assert len(orphans) == (1 if isinstance(failure, Lost) else 0)
+    room.close()
+    # A lost answer leaves the first conversation behind: empty, unknown to the app, never deleted.
+    assert {c: state["items"] for c, state in server.conversations.items()} == dict.fromkeys(orphans, [])
+
+
+@pytest.mark.parametrize("failure", [SERVICE_UNAVAILABLE, Lost()], ids=["503", "deleted-but-answer-lost"])
+def test_a_failed_conversation_delete_is_retried(open_room, server, failure, caplog):
+    room = open_room("Alice")
+    say(room, "Alice", "hello")
+    conversation = conversation_of(server, "lobby")
+    server.script_conversations(failure, call="delete")
+
+    room.close()
+
+    assert len(server.sent("DELETE", f"/v1/conversations/{conversation}")) == 2
+    assert server.conversations == {}
+    assert not [r for r in caplog.records if "failed" in r.getMessage()], "a 404 on the retry means done"
 
 
 # --- the reply breaks off midway: its text stays, marked as an error --------------------------------

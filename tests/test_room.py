@@ -10,7 +10,7 @@ import threading
 import pytest
 
 from shared.errors import AssistantError, JoinRefused, MessageRefused
-from shared.messages import Message, Participant, Role, Status
+from shared.messages import Message, Participant, ReplyPolicy, Role, Status
 from shared.room import Room
 from tests.fakes import Clock, Gate, ScriptedAssistant, fast_settings, reply_workers, wait_until
 
@@ -253,37 +253,39 @@ def test_undelivered_message_is_sent_again_with_the_next_one(room, assistant):
     assert status_of(room, first) is status_of(room, second) is Status.COMPLETE
 
 
+def test_joining_and_leaving_open_no_conversation_and_the_first_question_opens_one(room, assistant):
+    alice, bob = join(room, "Alice"), join(room, "Bob")
+    room.set_reply_policy(alice.id, ReplyPolicy.WHEN_MENTIONED)
+    room.post(bob.id, "just chatting, no need for the cat")
+    room.leave(bob.id)
+    assert reply_workers() == [], "no worker runs, so nothing can open a conversation behind the room's back"
+    assert assistant.opened == {}
+
+    room.post(alice.id, "@CatGPT now you")
+    wait_until_answered(room)
+    assert list(assistant.opened.values()) == ["lobby"]
+    assert assistant.reply_conversations == list(assistant.opened)
+
+
 def test_failed_conversation_opening_is_told_and_the_next_message_recovers(room, assistant):
     assistant.will_fail_to_open(AssistantError("The service is unreachable."))
-
     alice = join(room, "Alice")
+
+    first = room.post(alice.id, "hello?")
     notice = "CatGPT could not reply: The service is unreachable. It will try again with the next message."
     wait_until(lambda: notice in system_lines(room), "the failed opening to be told")
+    wait_until_answered(room)
     [line] = [m for m in room.view().messages if m.text == notice]
     assert line.status is Status.ERROR  # shown as the failure it is
-    assert not room.busy
-
-    room.post(alice.id, "hello?")
-    wait_until_answered(room)
-    assert [(r.text, r.status) for r in replies(room)] == [("Answer to hello?", Status.COMPLETE)]
-    assert len(assistant.opened) == 1
-
-
-def test_message_waits_for_the_next_one_when_the_conversation_cannot_open(room, assistant):
-    assistant.will_fail_to_open(AssistantError("The service is unreachable."))
-    assistant.will_fail_to_open(AssistantError("The service is still unreachable."))
-    alice = join(room, "Alice")
-    wait_until(lambda: any("is unreachable" in line for line in system_lines(room)))
-
-    first = room.post(alice.id, "first")
-    wait_until(lambda: any("still unreachable" in line for line in system_lines(room)))
-    wait_until_answered(room)
     assert status_of(room, first) is Status.UNANSWERED
     assert assistant.turns == []
 
-    room.post(alice.id, "second")
+    room.post(alice.id, "still there?")
     wait_until_answered(room)
-    assert assistant.texts_of_turns() == [["first", "second"]]
+    assert [(r.text, r.status) for r in replies(room)] == [
+        ("Answer to hello? + still there?", Status.COMPLETE)
+    ]
+    assert len(assistant.opened) == 1
     assert status_of(room, first) is Status.COMPLETE
 
 

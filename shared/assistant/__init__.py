@@ -50,7 +50,10 @@ class Assistant(Protocol):
         """Yield the reply's text in pieces as it is written; raise AssistantError on failure."""
 
     def close_conversation(self, conversation: str) -> None:
-        """Forget the conversation; must not raise for a conversation that is already gone."""
+        """Forget the conversation (its token counts too); must not raise for one that is already gone."""
+
+    def usage(self, conversation: str) -> dict[str, int]:
+        """Tokens the model used in this open conversation so far (e.g. `total_tokens`); {} if not counted."""
 
 
 def make_assistant(settings: Settings) -> Assistant:

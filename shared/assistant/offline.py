@@ -55,6 +55,9 @@ class OfflineAssistant:
     def close_conversation(self, conversation: str) -> None:
         pass
 
+    def usage(self, conversation: str) -> dict[str, int]:
+        return {}  # no model, no tokens
+
     def compose(self, turn: Turn) -> str:
         """The whole reply to a turn."""
         people = turn.addressees or ("everyone",)

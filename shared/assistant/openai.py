@@ -1,10 +1,31 @@
 """The OpenAI assistant: each reply streams from the Responses API; each room's thread is a Conversation.
 
 `local` mode serves OpenAI-compatible servers that keep no conversations by resending the room's history.
+
+Retries are decided here, once per kind of call, in `RETRIES` (the README's table says the same). The SDK
+retries 408, 409, 429, 5xx, timeouts and lost connections with backoff and `Retry-After`, but sends no
+idempotency key: a retried POST whose first answer was lost on the way runs twice. So a call is retried
+only where running it twice does no harm:
+
+- `conversations.create`: 2 retries. A lost answer means a second, empty conversation is made; the room
+  keeps the one it heard of. The first one stays on the server (the app never learns its id, and there is
+  no list call to find it): it holds no items and costs no tokens, only its `{"room": name}` metadata.
+- `conversations.delete`: 2 retries. Deleting twice is harmless: the second gets 404, which counts as done.
+- `conversations.items.list`: 2 retries (reading changes nothing).
+- `conversations.items.create` (tool outputs a failed turn left unanswered): never retried. Had the first
+  POST arrived, the outputs would be added twice. If it fails, the next turn reads the conversation's
+  latest items and sends only the outputs still missing, with its own input.
+- `responses.create` on a conversation: never retried by the SDK; a retry could answer a turn twice and
+  add its messages twice. Only `400 conversation_locked` is waited out (`LOCKED_RETRY_DELAYS`): the
+  server ran nothing. Otherwise the turn fails with a sentence, and its messages go with the next one if
+  the model never saw them.
+- `responses.create` in local mode: 2 retries. The server keeps nothing, so a retry at worst runs the
+  model twice; the room shows only the one stream it reads.
 """
 
 from __future__ import annotations
 
+import enum
 import itertools
 import json
 import logging
@@ -26,7 +47,30 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+
+class Call(enum.Enum):
+    """The kinds of request this assistant makes, each with its own retry rule."""
+
+    OPEN = "conversations.create"
+    CLOSE = "conversations.delete"
+    READ_ITEMS = "conversations.items.list"
+    ADD_ITEMS = "conversations.items.create"
+    RESPOND = "responses.create"
+    RESPOND_LOCAL = "responses.create (local mode)"
+
+
+# How often the SDK retries each call (see the module's docstring for why each is safe).
+RETRIES = {
+    Call.OPEN: 2,
+    Call.CLOSE: 2,
+    Call.READ_ITEMS: 2,
+    Call.ADD_ITEMS: 0,
+    Call.RESPOND: 0,
+    Call.RESPOND_LOCAL: 2,
+}
 LOCKED_RETRY_DELAYS = (0.5, 1.0, 2.0)  # seconds to wait before each retry of a busy conversation
+RECENT_ITEMS = 100  # items read back to see which owed tool outputs a conversation already has
+USAGE_KEYS = ("input_tokens", "output_tokens", "total_tokens")
 MAX_ROUNDS = 5  # model responses per turn: the first, then one per round of tool calls it asks for
 MAX_NAMES = 50  # nicknames listed in the instructions
 # Passed explicitly when OPENAI_BASE_URL is unset: the SDK would otherwise read OPENAI_BASE_URL from the
@@ -107,7 +151,8 @@ class OpenAIAssistant:
 
     def __init__(self, settings: Settings, *, locked_retry_delays: Sequence[float] = LOCKED_RETRY_DELAYS):
         self.name = settings.assistant_name
-        self.usage: dict[str, dict[str, int]] = {}  # conversation -> tokens used by its responses
+        # Open conversation -> tokens used by its responses; an entry lives from open to close.
+        self._usage: dict[str, dict[str, int]] = {}
         self._settings = settings
         self._local = settings.conversation_mode == "local"
         self._locked_retry_delays = tuple(locked_retry_delays)
@@ -116,13 +161,12 @@ class OpenAIAssistant:
             base_url=settings.openai_base_url or OPENAI_API_URL,
             timeout=settings.request_timeout_seconds,
         )
-        # No idempotency key is sent, so a retried POST /responses could answer a turn twice: the SDK
-        # must not retry it; `_create` retries only `conversation_locked`, which ran nothing.
-        self._responses = self._client.with_options(max_retries=0).responses
+        self._api = {call: self._client.with_options(max_retries=RETRIES[call]) for call in Call}
+        self._unsettled: dict[str, list[dict[str, Any]]] = {}  # conversation -> tool outputs not delivered
         self._host = _host(str(self._client.base_url))
         self._compatible = self._host != "api.openai.com"
         self._local_ids = itertools.count(1)
-        self._usage_lock = threading.Lock()
+        self._lock = threading.Lock()  # guards the token counts and the undelivered tool outputs
 
     @property
     def label(self) -> str:
@@ -132,10 +176,16 @@ class OpenAIAssistant:
     # --- conversations ---------------------------------------------------------------------------
 
     def open_conversation(self, room: str) -> str:
+        conversation = self._open(room)
+        with self._lock:
+            self._usage[conversation] = dict.fromkeys(USAGE_KEYS, 0)
+        return conversation
+
+    def _open(self, room: str) -> str:
         if self._local:
             return f"local-{room}-{next(self._local_ids)}"
         try:
-            conversation = self._client.conversations.create(metadata={"room": room[:512]})
+            conversation = self._api[Call.OPEN].conversations.create(metadata={"room": room[:512]})
         except openai.NotFoundError as error:
             log.warning("opening a conversation for room %s failed: %s", room, self._describe(error))
             raise AssistantError(
@@ -148,10 +198,13 @@ class OpenAIAssistant:
         return conversation.id
 
     def close_conversation(self, conversation: str) -> None:
+        with self._lock:
+            self._usage.pop(conversation, None)
+            self._unsettled.pop(conversation, None)
         if self._local:
             return
         try:
-            self._client.conversations.delete(conversation)
+            self._api[Call.CLOSE].conversations.delete(conversation)
         except openai.NotFoundError:
             pass  # already gone: that is what closing wants
         except openai.OpenAIError as error:
@@ -177,6 +230,10 @@ class OpenAIAssistant:
         resent = [message_item(m) for m in turn.history] if self._local else []
         # What was said without asking the assistant goes in too, in the order it was said.
         pending = [message_item(m) for m in sorted(turn.context + turn.messages, key=lambda m: m.id)]
+        if not self._local:
+            owed = self._still_owed(conversation)
+            progress.owed.update((item["call_id"], item) for item in owed)
+            pending = owed + pending
         for _ in range(MAX_ROUNDS):
             output = yield from self._stream_round(
                 conversation, instructions, resent + pending, progress, turn
@@ -267,21 +324,25 @@ class OpenAIAssistant:
         }
         if not self._local:
             request["conversation"] = conversation
+        responses = self._api[Call.RESPOND_LOCAL if self._local else Call.RESPOND].responses
         for delay in self._locked_retry_delays:
             try:
-                return self._responses.create(**request)
+                return responses.create(**request)
             except openai.BadRequestError as error:
                 if error.code != "conversation_locked":
                     raise
             log.info("conversation %s is busy; trying again in %g s", conversation, delay)
             if stop.wait(delay):
                 raise AssistantError("The reply was stopped before it started.", delivered=True)
-        return self._responses.create(**request)
+        return responses.create(**request)
 
     def _settle(self, conversation: str, outputs: list[dict[str, Any]]) -> None:
-        """Answer tool calls a failed turn left open: an unanswered call blocks the conversation."""
+        """Answer tool calls a failed turn left open: an unanswered call blocks the conversation.
+
+        Tried once (a retry could add the outputs twice); if it fails, the next turn delivers what is missing.
+        """
         try:
-            self._client.conversations.items.create(conversation, items=outputs)
+            self._api[Call.ADD_ITEMS].conversations.items.create(conversation, items=outputs)
         except openai.OpenAIError as error:
             log.warning(
                 "answering %d open tool calls in %s failed: %s",
@@ -289,15 +350,36 @@ class OpenAIAssistant:
                 conversation,
                 self._describe(error),
             )
+            with self._lock:
+                self._unsettled.setdefault(conversation, []).extend(outputs)
+
+    def _still_owed(self, conversation: str) -> list[dict[str, Any]]:
+        """Tool outputs a failed `_settle` left behind that the conversation still lacks (checked, not guessed)."""
+        with self._lock:
+            owed = list(self._unsettled.get(conversation, ()))
+        if not owed:
+            return []
+        recent = self._api[Call.READ_ITEMS].conversations.items.list(
+            conversation, order="desc", limit=RECENT_ITEMS
+        )
+        answered = {
+            getattr(item, "call_id", None) for item in recent.data if item.type == "function_call_output"
+        }
+        with self._lock:
+            self._unsettled.pop(conversation, None)  # from here on `progress.owed` carries them
+        return [item for item in owed if item["call_id"] not in answered]
+
+    def usage(self, conversation: str) -> dict[str, int]:
+        with self._lock:
+            return dict(self._usage.get(conversation, {}))
 
     def _count_usage(self, conversation: str, response: Any) -> None:
         usage = getattr(response, "usage", None)
-        if usage is None:
-            return
-        with self._usage_lock:
-            totals = self.usage.setdefault(
-                conversation, dict.fromkeys(("input_tokens", "output_tokens", "total_tokens"), 0)
-            )
+        with self._lock:
+            # A reply that ends after its room closed finds no entry: closing dropped it for good.
+            totals = self._usage.get(conversation)
+            if usage is None or totals is None:
+                return
             for key in totals:
                 totals[key] += getattr(usage, key, 0) or 0
 

@@ -111,7 +111,9 @@ def test_stopping_the_server_deletes_the_conversation(app_server, new_page, open
     server = app_server(OPENAI_API_KEY=API_KEY, OPENAI_BASE_URL=openai_server.base_url)
     alice = new_page()
     join(alice, server.url, "Alice")
-    wait_until(lambda: openai_server.conversations, DEADLINE_SECONDS, "the room's conversation to be created")
+    # A room opens its conversation on its first turn, not on a join: ask, so that there is one to delete.
+    send(alice, "Hello?")
+    wait_until(lambda: "You said: Hello?" in reply_text(alice), DEADLINE_SECONDS, "the reply")
     (conversation,) = openai_server.conversations
     server.process.send_signal(signal.SIGTERM)
     server.process.wait(20)
