@@ -194,16 +194,6 @@ class Room:
         with self._lock:
             return sum(len(sessions) for sessions in self._sessions.values())
 
-    def message(self, message_id: int) -> Message:
-        with self._lock:
-            return self._messages[message_id - 1]
-
-    def reply_state(self) -> tuple[Message | None, bool, int]:
-        """The reply being written (if any), whether a reply is under way, and the version."""
-        with self._lock:
-            reply = None if self._reply_id is None else self._messages[self._reply_id - 1]
-            return reply, bool(self._replying_to()), self._version
-
     def token_usage(self) -> dict[str, int]:
         """Tokens the model has used for this room's conversation, as its assistant counted them."""
         with self._lock:
@@ -253,10 +243,10 @@ class Room:
                 )
             participant = Participant(participant_id, nickname, self._now())
             self._participants[participant_id] = participant
-            self._people_version = self._version + 1  # the notice below bumps the version to this
             self._empty_since = None
             self._attach(participant_id, session_id)
             self._add(Role.SYSTEM, f"{nickname} joined.")
+            self._people_version = self._version
             return participant
 
     def attach(self, participant_id: str, session_id: str) -> Participant | None:
@@ -303,8 +293,8 @@ class Room:
             return
         if not self._participants:
             self._empty_since = self._monotonic()
-        self._people_version = self._version + 1
         self._add(Role.SYSTEM, f"{participant.nickname} left.")
+        self._people_version = self._version
 
     def reap(self) -> None:
         """Remove people whose tabs closed more than the grace period ago, or went silent."""
