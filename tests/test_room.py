@@ -30,7 +30,7 @@ def make_room(assistant, clock):
     rooms: list[Room] = []
 
     def make(**settings) -> Room:
-        room = Room("lobby", fast_settings(**settings), assistant, monotonic=clock)
+        room = Room("lobby", fast_settings(**settings), assistant, clock=clock)
         rooms.append(room)
         return room
 
