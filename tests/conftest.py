@@ -32,3 +32,28 @@ def redis_server() -> Iterator[RedisServer]:
 @pytest.fixture
 def redis_url(redis_server: RedisServer) -> str:
     return redis_server.url
+
+
+class SharedRedis:
+    """One redis-server for a whole test session; each test takes a database of its own, emptied."""
+
+    def __init__(self, server: RedisServer):
+        self.server = server
+
+    def fresh_url(self) -> str:
+        import redis
+
+        url = f"redis://127.0.0.1:{self.server.port}/1"
+        with redis.Redis.from_url(url) as client:
+            client.flushdb()
+        return url
+
+
+@pytest.fixture(scope="session")
+def shared_redis() -> Iterator[SharedRedis]:
+    try:
+        server = RedisServer()
+    except RedisMissing as missing:
+        missing_part(str(missing))
+    with server:
+        yield SharedRedis(server)

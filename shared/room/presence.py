@@ -8,11 +8,13 @@ ago, or whom no session has shown for the heartbeat timeout.
 
 from __future__ import annotations
 
+import contextlib
+
 from shared.errors import JoinRefused, RoomClosed
 from shared.messages import Participant, Role
 from shared.nicknames import clean_nickname, nickname_key
 from shared.room.core import CLOSED, RoomCore
-from shared.store import RoomChange
+from shared.store import RoomChange, StoreUnavailable
 
 
 class Presence(RoomCore):
@@ -57,7 +59,8 @@ class Presence(RoomCore):
             participant = self._record.state.participants.get(participant_id)
         if participant is None or self.closed:
             return None
-        self.store.seen(self.name, participant_id, session_id, self._clock())
+        with contextlib.suppress(StoreUnavailable):  # a missed heartbeat is made up by the next one
+            self.store.seen(self.name, participant_id, session_id, self._clock())
         self._attach_here(session_id)
         return participant
 
@@ -72,7 +75,8 @@ class Presence(RoomCore):
         with self._record.lock:
             here = participant_id in self._record.state.participants
         if here:
-            self.store.seen(self.name, participant_id, session_id, self._clock(), gone=True)
+            with contextlib.suppress(StoreUnavailable):  # then the heartbeat timeout tells instead
+                self.store.seen(self.name, participant_id, session_id, self._clock(), gone=True)
 
     def leave(self, participant_id: str) -> None:
         """The person pressed Leave: they leave from every tab, and no tab of theirs rejoins them quietly."""

@@ -234,6 +234,9 @@ class Store(Protocol):
     def listen(self, on_change: typing.Callable[[str, int], None]) -> None:
         """Call `on_change(room, version)` for every change committed by any process, until `close`."""
 
+    def ping(self) -> None:
+        """Raise `StoreUnavailable` unless the store answers."""
+
     def close(self) -> None: ...
 
 

@@ -127,5 +127,8 @@ class MemoryStore:
     def listen(self, on_change: Callable[[str, int], None]) -> None:
         """Nothing to listen to: a change in memory wakes the room's waiters as it commits."""
 
+    def ping(self) -> None:
+        """Memory is always there."""
+
     def close(self) -> None:
         pass

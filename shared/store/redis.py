@@ -74,6 +74,8 @@ class _RedisChange(RoomChange):
 
     def _read(self, ids: list[int]) -> list[Message]:
         raws = self._pipe.hmget(_key(self._room, "msgs"), ids)
+        if None in raws:  # the room was deleted under the change: run it again, to find it gone
+            raise WatchError("the room's messages changed while they were read")
         return [_message(raw) for raw in raws]
 
 
