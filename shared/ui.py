@@ -203,8 +203,10 @@ def post(room: Room, participant: Participant, text: str | None) -> None:
         return  # an empty box sent by Enter is not worth a word
     try:
         room.post(participant.id, text)
-    except (MessageRefused, StoreUnavailable) as refusal:
+    except MessageRefused as refusal:
         st.session_state.refusal = (str(refusal), text)
+    except StoreUnavailable:
+        st.session_state.refusal = ("Your message was not sent: the room cannot be reached just now.", text)
 
 
 def show_refusal() -> None:

@@ -150,3 +150,26 @@ def test_redis_going_away_is_one_sentence_and_the_room_recovers(redis_server, ma
     wait_until(lambda: "Answer to after" in texts(room), "the reply after Redis came back")
     with pytest.raises(MessageRefused):
         room.post(alice.id, " ")
+
+
+def test_redis_unreachable_at_start_is_one_sentence_and_nothing_crashes(make_hub):
+    hub = make_hub("redis://127.0.0.1:9/0")  # nothing listens on the discard port
+    with pytest.raises(StoreUnavailable, match="REDIS_URL") as refused:
+        hub.room("lobby")
+    assert "127.0.0.1" not in str(refused.value), "the address (which may hold a password) is not shown"
+    wait_until(lambda: hub.problem is not None, "the hub to know Redis is away")
+    assert hub._reaper.is_alive(), "the reaper carries on, to find the store again"
+
+
+def test_nothing_secret_goes_to_redis(shared_redis, make_hub):
+    import redis
+
+    url = shared_redis.fresh_url()
+    hub = make_hub(url, openai_api_key="sk-test-do-not-store")
+    room, alice = hub.join("lobby", "id-alice", "Alice", "tab-a")
+    room.post(alice.id, "hello")
+    wait_until(lambda: not room.busy, "the reply")
+    with redis.Redis.from_url(url) as client:
+        dump = repr([(key, client.dump(key)) for key in client.keys("*")])
+    assert "sk-test" not in dump
+    assert "lobby" in dump
