@@ -288,6 +288,8 @@ class LivePage:
         while ends_at is None or time.monotonic() < ends_at:
             now_version = self._wait(version)
             st.session_state.live_beat = time.monotonic()  # a yield point: a rerun or a closed tab stops here
+            if self.room.closed:
+                st.rerun(scope="app")  # the room closed (on another process): the page finds the fresh one
             self.show_problem()
             if time.monotonic() - alive_said > alive_every:
                 alive_said = time.monotonic()

@@ -274,13 +274,14 @@ class RoomCore:
             except Exception:
                 log.exception("room %s: closing the conversation failed", self.name)
         self.store.delete(self.name, self.generation)
-        self.leave_process()
+        self.leave_process(closing=True)
 
-    def leave_process(self) -> None:
-        """This process stops serving the room (it closed, or the process stops); the room stays in Redis."""
+    def leave_process(self, *, closing: bool = False) -> None:
+        """This process stops serving the room: it closed (`closing`), or the process stops and the room
+        lives on in Redis."""
         with self._record.lock:
             self._gone()
-        self._stop_worker()
+        self._stop_worker(closing=closing)
 
-    def _stop_worker(self) -> None:
+    def _stop_worker(self, *, closing: bool) -> None:
         """Let the reply worker end; see the worker side."""

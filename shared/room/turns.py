@@ -91,9 +91,12 @@ class Turns(RoomCore):
             renewer.start()
         try:
             self._change(self._adopt)
-            yield True
         except (RoomClosed, StoreUnavailable):
-            yield False
+            adopted = False
+        else:
+            adopted = True
+        try:
+            yield adopted
         finally:
             done.set()
             self._fence = None
@@ -282,7 +285,11 @@ class Turns(RoomCore):
         except (RoomClosed, StoreUnavailable):
             return False
 
-    def _stop_worker(self) -> None:
+    def _stop_worker(self, *, closing: bool) -> None:
+        if not closing:
+            # The process stops but the room lives on (Redis): a reply in progress is not cut short
+            # here. If the process exits before it ends, another one takes the room over.
+            return
         if self._turn is not None:
             self._turn.stop.set()
         worker = self._worker
