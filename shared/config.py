@@ -57,6 +57,8 @@ class Settings:
     max_participants: int = 50
     rate_limit_messages: int = 6
     rate_limit_seconds: float = 10.0
+    # A Redis URL may hold a password: kept out of logs and reprs like the key.
+    redis_url: str | None = field(default=None, repr=False)
 
     @property
     def offline(self) -> bool:
@@ -133,6 +135,17 @@ _url.allowed = "an http:// or https:// address with a host, such as http://local
 _url.rules = ("http://", "https://", "with a host")  # type: ignore[attr-defined]
 
 
+def _redis_url(raw: str) -> str:
+    value = raw.strip()
+    if not value.startswith(("redis://", "rediss://")) or not urlsplit(value).hostname or " " in value:
+        raise ValueError
+    return value
+
+
+_redis_url.allowed = "a redis:// or rediss:// address with a host, such as redis://localhost:6379/0"  # type: ignore[attr-defined]
+_redis_url.rules = ("redis://", "rediss://", "with a host")  # type: ignore[attr-defined]
+
+
 def _free_text(raw: str) -> str:
     return raw.strip()
 
@@ -157,6 +170,7 @@ PARSERS: dict[str, Callable[[str], Any]] = {
     "MAX_PARTICIPANTS": _integer(1, 1_000),
     "RATE_LIMIT_MESSAGES": _integer(1, 1_000),
     "RATE_LIMIT_SECONDS": _seconds(0, 3_600, zero="no flood control"),
+    "REDIS_URL": _redis_url,
 }
 assert set(PARSERS) == {f.name.upper() for f in fields(Settings)}
 
@@ -172,7 +186,8 @@ def parse_settings(*sources: Mapping[str, Any]) -> Settings:
         try:
             values[variable.lower()] = parse(raw)
         except ValueError:
-            shown = "" if variable == "OPENAI_API_KEY" else f" (got {raw.strip()[:40]!r})"
+            secret = variable in ("OPENAI_API_KEY", "REDIS_URL")  # a Redis URL may carry a password
+            shown = "" if secret else f" (got {raw.strip()[:40]!r})"
             problems.append(f"`{variable}` must be {parse.allowed}{shown}.")  # type: ignore[attr-defined]
     if problems:
         raise SettingsError(problems)

@@ -1,3 +1,34 @@
-"""Fixtures shared by the AppTest suites (see tests/pages.py for the helpers themselves)."""
+"""Fixtures shared by the suites: the AppTest helpers (see tests/pages.py) and a real Redis."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
 
 from tests.pages import fresh_app, gated  # noqa: F401  (pytest finds fixtures by name)
+from tests.redis_server import RedisMissing, RedisServer
+
+
+def missing_part(reason: str) -> None:
+    """A real part the test needs is not installed: skip and say why, except under CI=true (a failure)."""
+    if os.environ.get("CI") == "true":
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
+@pytest.fixture
+def redis_server() -> Iterator[RedisServer]:
+    """Debian's redis-server on a free loopback port in its own temporary folder, stopped afterwards."""
+    try:
+        server = RedisServer()
+    except RedisMissing as missing:
+        missing_part(str(missing))
+    with server:
+        yield server
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
+    return redis_server.url

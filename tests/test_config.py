@@ -118,6 +118,28 @@ def test_bad_value_gives_one_sentence_naming_the_variable_and_what_is_allowed(va
     assert problems_with({variable: raw}) == [sentence]
 
 
+@pytest.mark.parametrize(
+    "raw", ["localhost:6379", "http://localhost:6379", "redis://:s3cret-pass@", "redis://host name:6379"]
+)
+def test_a_bad_redis_url_is_one_sentence_that_never_repeats_it(raw):
+    assert problems_with({"REDIS_URL": raw}) == [
+        "`REDIS_URL` must be a redis:// or rediss:// address with a host, such as redis://localhost:6379/0."
+    ]
+
+
+@pytest.mark.parametrize(
+    "raw", ["redis://localhost:6379/0", "rediss://:s3cret-pass@redis.example.com:6380/2", "redis://10.0.0.5"]
+)
+def test_a_redis_url_with_tls_or_a_password_is_taken_and_never_shown(raw):
+    settings = parse_settings({"REDIS_URL": f" {raw} "})
+    assert settings.redis_url == raw
+    assert "s3cret" not in repr(settings)
+
+
+def test_without_redis_url_rooms_stay_in_memory():
+    assert parse_settings({}).redis_url is None
+
+
 def test_long_bad_value_is_shortened_in_the_sentence():
     [problem] = problems_with({"OPENAI_MODEL": "m" * 500})
 
