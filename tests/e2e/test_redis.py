@@ -262,6 +262,32 @@ def test_redis_restarted_mid_chat_and_the_room_recovers(redis_apps, redis_server
     no_tracebacks(a, b)
 
 
+def test_redis_unreachable_at_start_is_one_sentence_and_the_page_carries_on_when_it_is_back(
+    redis_apps, redis_server, new_page
+):
+    redis_server.stop()
+    (a,) = redis_apps(1)  # the process starts; the page says what is wrong instead of a traceback
+    alice = new_page()
+    alice.goto(a.url)
+    wait_until(
+        lambda: "Redis" in alice.locator("body").inner_text(), DEADLINE_SECONDS, "a sentence about Redis"
+    )
+    alice.screenshot(path=str(ARTIFACTS / "redis-unreachable-at-start.png"), full_page=True)
+    text = alice.locator("body").inner_text()
+    assert "Traceback" not in text and sum("Redis" in line for line in text.splitlines()) == 1
+
+    redis_server.start()
+    nickname = alice.get_by_role("textbox", name="Nickname")
+    nickname.wait_for(timeout=DEADLINE_SECONDS * 1000)  # by itself: nobody reloads the page
+    nickname.fill("Alice")
+    alice.get_by_role("button", name="Join").click()
+    alice.get_by_placeholder("Send message").wait_for(timeout=DEADLINE_SECONDS * 1000)
+    send(alice, "Hello once Redis is up")
+    wait_until(lambda: finished_reply(alice, OFFLINE_REPLY_END), DEADLINE_SECONDS, "the reply")
+    assert a.process.poll() is None, "the process kept running through the outage"
+    no_tracebacks(a)
+
+
 # --- behind nginx -------------------------------------------------------------------------------------
 
 
