@@ -7,7 +7,7 @@ from shared import live, navigation, ui
 navigation.own_navigation()
 settings = ui.settings_or_stop()
 hub = ui.get_hub()
-room = hub.room(ui.room_name())
+room = ui.open_room(hub, ui.room_name())
 
 st.title(":material/forum: Shared chat room")
 st.caption(f"Room **{room.name}** · invite people with this link: {ui.share_link(room.name)}")
@@ -29,4 +29,4 @@ ui.show_refusal()
 st.toggle(
     "Stream replies", value=True, key="stream_replies", help="Show the reply word by word as it is written."
 )
-live.follow_room(room, me.id, settings, slots)
+live.follow_room(room, me.id, settings, slots, lambda: hub.problem)

@@ -7,7 +7,7 @@ from shared import navigation, ui
 navigation.own_navigation()
 settings = ui.settings_or_stop()
 hub = ui.get_hub()
-room = hub.room(ui.room_name())
+room = ui.open_room(hub, ui.room_name())
 view = room.view()
 
 st.title(f":material/info: Room {room.name}")

@@ -4,6 +4,7 @@ import streamlit as st
 
 from shared import navigation, ui
 from shared.hub import RoomNameInvalid, clean_room_name
+from shared.store import StoreUnavailable
 
 navigation.own_navigation()
 ui.settings_or_stop()
@@ -12,7 +13,10 @@ hub = ui.get_hub()
 st.title(":material/meeting_room: Rooms")
 st.caption("Each room has its own people, conversation and assistant memory. Nothing crosses between rooms.")
 
-rooms = sorted(hub.rooms(), key=lambda r: (-len(r.view().participants), r.name))
+try:
+    rooms = sorted(hub.rooms(), key=lambda r: (-len(r.view().participants), r.name))
+except StoreUnavailable as trouble:
+    ui.wait_for_the_store(hub, trouble)
 for room in rooms:
     count = len(room.view().participants)
     st.page_link(

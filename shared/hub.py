@@ -3,11 +3,16 @@
 One hub per server process; the page scripts reach it through a `st.cache_resource` singleton. The
 reaper never waits for the model's server: a room that emptied is marked closed at once, and its
 conversation is deleted on a thread of its own.
+
+Rooms live in the hub's store: this process's memory, or Redis (`REDIS_URL`), where every process serves
+every room. There the hub keeps a copy of each room its pages show, brought up to date by the store's
+change notices, and a process that stops closes no room: the rooms and their conversations wait in Redis.
 """
 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import re
 import threading
@@ -19,6 +24,7 @@ from shared.config import Settings
 from shared.errors import ChatError, RoomClosed
 from shared.messages import Participant
 from shared.room import CLOSE_WAIT_SECONDS, Room
+from shared.store import Store, StoreUnavailable, make_store
 
 log = logging.getLogger(__name__)
 
@@ -49,12 +55,15 @@ class Hub:
         assistant_factory: Callable[[Settings], Assistant] | None = None,
         *,
         reap_every: float = REAP_EVERY_SECONDS,
-        monotonic: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] | None = None,
+        store: Store | None = None,
     ):
         self.settings = settings
         # Looked up at call time, so tests can swap `make_assistant` for a fake.
         self.assistant = (assistant_factory or make_assistant)(settings)
-        self._monotonic = monotonic  # the rooms' clock for presence; tests move it by hand
+        self.store = store if store is not None else make_store(settings)
+        # The rooms' clock for presence; tests move it by hand. Processes sharing rooms share wall time.
+        self._clock = clock or (time.time if self.store.shared else time.monotonic)
         self._rooms: dict[str, Room] = {}
         self._closing: list[threading.Thread] = []  # rooms' conversations being deleted off the reaper
         self._lock = threading.Lock()
@@ -63,15 +72,33 @@ class Hub:
             target=self._reap_forever, args=(reap_every,), name="reaper", daemon=True
         )
         self._reaper.start()
+        self.store.listen(self._follow)
         atexit.register(self.shutdown)
 
-    def room(self, name: str = DEFAULT_ROOM) -> Room:
-        """The room called `name`, created on first use (again after it emptied and closed)."""
+    @property
+    def problem(self) -> str | None:
+        """A sentence to show while the rooms' store cannot be reached."""
+        return getattr(self.store, "problem", None)
+
+    def _follow(self, name: str, version: int) -> None:
+        """A change was announced by some process (name "": anything may have changed)."""
+        with self._lock:
+            rooms = (
+                list(self._rooms.values()) if not name else [self._rooms[name]] if name in self._rooms else []
+            )
+        for room in rooms:
+            room.sync(version if name else None)
+
+    def room(self, name: str = DEFAULT_ROOM, *, open_only: bool = False) -> Room:
+        """The room called `name`, created on first use (again after it emptied and closed).
+
+        With `open_only`, a room that is not open anywhere is not created: RoomClosed is raised.
+        """
         with self._lock:
             room = self._rooms.get(name)
             if room is None or room.closed:
                 room = self._rooms[name] = Room(
-                    name, self.settings, self.assistant, monotonic=self._monotonic
+                    name, self.settings, self.assistant, self.store, clock=self._clock, open_only=open_only
                 )
             return room
 
@@ -87,6 +114,14 @@ class Hub:
                 pass  # the reaper closed it between the two lines above: the next look-up makes a fresh one
 
     def rooms(self) -> list[Room]:
+        """Every open room (with Redis, on any process)."""
+        return [room for room in self._all_rooms() if not room.closed]
+
+    def _all_rooms(self) -> list[Room]:
+        if self.store.shared:
+            for name in self.store.room_names():
+                with contextlib.suppress(RoomClosed):
+                    self.room(name, open_only=True)  # a room another process just closed stays closed
         with self._lock:
             return list(self._rooms.values())
 
@@ -96,14 +131,21 @@ class Hub:
         Never blocks: deleting a conversation may take a slow server's whole timeout, and presence in
         every other room must keep moving meanwhile.
         """
-        for room in self.rooms():
+        for room in self._all_rooms():
+            if room.closed:  # another process closed it: this one forgets its copy
+                self._forget(room)
+                self._in_background(room.leave_process, f"leaving-{room.name}")
+                continue
             room.reap()
             if room.close_if_idle_and_empty():
-                with self._lock:
-                    if self._rooms.get(room.name) is room:
-                        del self._rooms[room.name]
+                self._forget(room)
                 log.info("room %s emptied; closing its conversation", room.name)
                 self._in_background(room.finish_closing, f"closing-{room.name}")
+
+    def _forget(self, room: Room) -> None:
+        with self._lock:
+            if self._rooms.get(room.name) is room:
+                del self._rooms[room.name]
 
     def _in_background(self, work: Callable[[], None], name: str) -> None:
         closer = threading.Thread(target=work, name=name, daemon=True)
@@ -115,20 +157,27 @@ class Hub:
         while not self._stopped.wait(every):
             try:
                 self.reap()
+            except StoreUnavailable:
+                pass  # said on the pages; the next round tries again
             except Exception:
                 log.exception("the reaper failed; it will try again")
 
     def shutdown(self) -> None:
-        """Close every room's conversation; called at exit and by tests."""
+        """Close every room's conversation (in memory mode); called at exit and by tests.
+
+        With Redis the rooms outlive this process: it only stops serving them.
+        """
         self._stopped.set()
         with self._lock:
             rooms, self._rooms = list(self._rooms.values()), {}
         for room in rooms:  # side by side: one slow deletion must not hold up the others
-            self._in_background(room.close, f"closing-{room.name}")
+            work = room.leave_process if self.store.shared else room.close
+            self._in_background(work, f"closing-{room.name}")
         with self._lock:
             closing = list(self._closing)
         # Enough for one whole request (a deletion that hangs) and a worker's last words; not for retries.
         deadline = time.monotonic() + self.settings.request_timeout_seconds + CLOSE_WAIT_SECONDS
         for closer in closing:
             closer.join(timeout=max(0.0, deadline - time.monotonic()))
+        self.store.close()
         atexit.unregister(self.shutdown)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import streamlit as st
@@ -124,7 +125,14 @@ class _Reveal:
 class LivePage:
     """What one page shows of the room, and how it brings that up to date."""
 
-    def __init__(self, room: Room, my_id: str, settings: Settings, slots: Slots):
+    def __init__(
+        self,
+        room: Room,
+        my_id: str,
+        settings: Settings,
+        slots: Slots,
+        problem: Callable[[], str | None] = lambda: None,
+    ):
         self.room, self.my_id, self.settings, self.slots = room, my_id, settings, slots
         self.stream = st.session_state.get("stream_replies", True)
         self.word_delay = settings.word_delay_ms / 1000
@@ -135,6 +143,8 @@ class LivePage:
         self.reveal: _Reveal | None = None  # the reply being written, while this page shows it word by word
         self.next_redraw = 0.0
         self.status: RoomStatus | None = None
+        self.problem = problem
+        self.problem_shown: str | None = None
 
     # --- drawing -------------------------------------------------------------------------------
 
@@ -278,6 +288,7 @@ class LivePage:
         while ends_at is None or time.monotonic() < ends_at:
             now_version = self._wait(version)
             st.session_state.live_beat = time.monotonic()  # a yield point: a rerun or a closed tab stops here
+            self.show_problem()
             if time.monotonic() - alive_said > alive_every:
                 alive_said = time.monotonic()
                 if self.room.attach(self.my_id, session_id()) is None:
@@ -291,6 +302,17 @@ class LivePage:
             if self.reveal is not None:
                 self.draw_reply()
 
+    def show_problem(self) -> None:
+        """While the rooms' store (Redis) cannot be reached, the busy line says so; the page keeps what it has."""
+        problem = self.problem()
+        if problem == self.problem_shown:
+            return
+        self.problem_shown = problem
+        if problem:
+            self.slots.busy.warning(problem, icon=":material/cloud_off:")
+        elif self.status is not None:
+            self.show_status(self.status)
+
     def _wait(self, version: int) -> int:
         """Wait for what this page must show next; an idle page wakes once a slice, and costs little."""
         reveal = self.reveal
@@ -302,7 +324,12 @@ class LivePage:
         return self.room.wait_for_change(version, WAIT_SLICE_SECONDS, reply_growth=self.stream)
 
 
-def follow_room(room: Room, my_id: str, settings: Settings, slots: Slots) -> None:
-    """The live conversation of the chat page; runs until Streamlit stops the run."""
+def follow_room(
+    room: Room, my_id: str, settings: Settings, slots: Slots, problem: Callable[[], str | None]
+) -> None:
+    """The live conversation of the chat page; runs until Streamlit stops the run.
+
+    `problem`: a sentence to show while the rooms' store cannot be reached, else None.
+    """
     st.markdown(HIDE_RUNNING_INDICATOR, unsafe_allow_html=True)  # our own fixed style, no user text
-    LivePage(room, my_id, settings, slots).follow()
+    LivePage(room, my_id, settings, slots, problem).follow()

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
+import time
 import uuid
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -21,6 +22,7 @@ from shared.errors import JoinRefused, MessageRefused
 from shared.hub import DEFAULT_ROOM, Hub, RoomNameInvalid, clean_room_name
 from shared.messages import Message, Participant, ReplyPolicy, Role, Status
 from shared.room import Room
+from shared.store import StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +63,31 @@ def settings_or_stop() -> Settings:
 @st.cache_resource(show_spinner=False, on_release=Hub.shutdown)
 def get_hub() -> Hub:
     return Hub(_settings())
+
+
+STORE_RETRY_SECONDS = 1.0
+
+
+def open_room(hub: Hub, name: str) -> Room:
+    """The room to show; while the rooms' store (Redis) cannot be reached, one sentence says so, and the
+    page waits for the store and carries on by itself. No traceback, and no crash loop."""
+    try:
+        return hub.room(name)
+    except StoreUnavailable as trouble:
+        wait_for_the_store(hub, trouble)
+        raise  # not reached: the wait ends in a rerun
+
+
+def wait_for_the_store(hub: Hub, trouble: StoreUnavailable) -> None:
+    st.warning(str(trouble), icon=":material/cloud_off:")
+    while True:
+        time.sleep(STORE_RETRY_SECONDS)
+        st.session_state.store_wait = time.monotonic()  # a closed tab or a rerun stops the wait here
+        try:
+            hub.store.ping()
+        except StoreUnavailable:
+            continue
+        st.rerun()
 
 
 # --- who this browser session is ------------------------------------------------------------------
@@ -123,7 +150,7 @@ def current_participant(room: Room) -> Participant | None:
         # Back after the heartbeat timeout (a sleeping laptop) or a fresh room: rejoin quietly.
         try:
             joined, participant = get_hub().join(room.name, token, st.session_state.nickname, session_id())
-        except JoinRefused as refusal:
+        except (JoinRefused, StoreUnavailable) as refusal:
             st.session_state.join_refusal = str(refusal)
             st.session_state.nickname = ""
         else:
@@ -149,7 +176,7 @@ def join_form(room: Room) -> None:
     if joined:
         try:
             get_hub().join(room.name, participant_token(), nickname, session_id())
-        except JoinRefused as error:
+        except (JoinRefused, StoreUnavailable) as error:
             refusal = str(error)
         else:
             st.session_state.nickname = nickname
@@ -159,7 +186,11 @@ def join_form(room: Room) -> None:
 
 
 def leave(room: Room, participant: Participant) -> None:
-    room.leave(participant.id)
+    try:
+        room.leave(participant.id)
+    except StoreUnavailable as trouble:
+        st.session_state.refusal = (f"{trouble} You have not left yet.", "")
+        return
     st.session_state.nickname = ""
 
 
@@ -172,7 +203,7 @@ def post(room: Room, participant: Participant, text: str | None) -> None:
         return  # an empty box sent by Enter is not worth a word
     try:
         room.post(participant.id, text)
-    except MessageRefused as refusal:
+    except (MessageRefused, StoreUnavailable) as refusal:
         st.session_state.refusal = (str(refusal), text)
 
 
@@ -189,6 +220,8 @@ def show_refusal() -> None:
     reason, text = refusal
     with slot.container():
         st.error(reason, icon=":material/block:")
+        if not text:
+            return
         with st.expander("Your unsent message, to copy and shorten"):
             st.code(text[:20_000] + ("\n…" if len(text) > 20_000 else ""), language=None)
 

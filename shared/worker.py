@@ -5,12 +5,13 @@ It belongs to the room, not to a browser tab, so a reply finishes even if its se
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import logging
 import threading
 from typing import TYPE_CHECKING
 
-from shared.errors import AssistantError, ConversationLost
+from shared.errors import AssistantError, ChatError, ConversationLost
 
 if TYPE_CHECKING:
     from shared.room import Room
@@ -39,7 +40,9 @@ class ReplyWorker(threading.Thread):
     def run(self) -> None:
         # The conversation is opened by the first turn, not by a join: a room where nobody asks costs no call.
         while self.room.next_task() is WorkerTask.ANSWER:
-            self._answer_one_turn()
+            with self.room.lease() as held:  # with Redis, one worker per room across processes
+                while held and self._answer_one_turn():
+                    pass
 
     def _open_conversation(self) -> str | None:
         room = self.room
@@ -51,22 +54,24 @@ class ReplyWorker(threading.Thread):
         except Exception as error:
             log.warning("room %s: opening a conversation failed: %s", room.name, error)
             failure = _failure_text(room.settings.assistant_name, error).rstrip(".")
-            room.notice(f"{failure}. It will try again with the next message.", failure=True)
+            with contextlib.suppress(ChatError):
+                room.notice(f"{failure}. It will try again with the next message.", failure=True)
             return None
         if not room.set_conversation(conversation):
             room.assistant.close_conversation(conversation)
             return None
         return conversation
 
-    def _answer_one_turn(self) -> None:
+    def _answer_one_turn(self) -> bool:
+        """Answer the queued messages in one turn; False if there was none to answer."""
         room = self.room
         turn = room.start_turn()
         if turn is None:
-            return
+            return False
         conversation = self._open_conversation()
         if conversation is None:
             room.finish_turn(turn, carry_over=True)
-            return
+            return True
         try:
             pieces = iter(room.assistant.reply(conversation, turn))
             try:
@@ -94,3 +99,4 @@ class ReplyWorker(threading.Thread):
             raise
         else:
             room.finish_turn(turn)
+        return True

@@ -51,3 +51,28 @@ def nginx_in_front() -> Iterator[Callable[[int, int], NginxServer]]:
     yield start
     for server in started:
         server.__exit__(None, None, None)
+
+
+class SharedRedis:
+    """One redis-server for a whole test session; each test takes a database of its own, emptied."""
+
+    def __init__(self, server: RedisServer):
+        self.server = server
+
+    def fresh_url(self) -> str:
+        import redis
+
+        url = f"redis://127.0.0.1:{self.server.port}/1"
+        with redis.Redis.from_url(url) as client:
+            client.flushdb()
+        return url
+
+
+@pytest.fixture(scope="session")
+def shared_redis() -> Iterator[SharedRedis]:
+    try:
+        server = RedisServer()
+    except RedisMissing as missing:
+        missing_part(str(missing))
+    with server:
+        yield SharedRedis(server)

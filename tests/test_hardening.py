@@ -36,7 +36,7 @@ def rooms():
             "lobby",
             fast_settings(**settings),
             assistant or ScriptedAssistant(),
-            monotonic=settings.pop("clock", time.monotonic),
+            clock=settings.pop("clock", time.monotonic),
         )
         made.append(room)
         return room
@@ -168,7 +168,7 @@ def test_one_person_flooding_is_told_to_slow_down_and_others_are_unaffected(room
         "lobby",
         fast_settings(rate_limit_messages=3, rate_limit_seconds=10),
         ScriptedAssistant(),
-        monotonic=clock,
+        clock=clock,
     )
     try:
         alice = room.join("a", "Alice", "tab")

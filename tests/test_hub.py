@@ -23,9 +23,8 @@ def assistant() -> ScriptedAssistant:
 def make_hub(assistant):
     hubs: list[Hub] = []
 
-    def make(*, reap_every: float = 0.01, monotonic: Clock | None = None, **settings) -> Hub:
-        clock = {"monotonic": monotonic} if monotonic else {}
-        hub = Hub(fast_settings(**settings), lambda _settings: assistant, reap_every=reap_every, **clock)
+    def make(*, reap_every: float = 0.01, clock: Clock | None = None, **settings) -> Hub:
+        hub = Hub(fast_settings(**settings), lambda _settings: assistant, reap_every=reap_every, clock=clock)
         hubs.append(hub)
         return hub
 
@@ -178,7 +177,7 @@ def test_a_conversation_that_hangs_while_closing_does_not_hold_up_people_leaving
     make_hub, assistant
 ):
     clock = Clock()
-    hub = make_hub(monotonic=clock, leave_grace_seconds=5, room_empty_grace_seconds=10)
+    hub = make_hub(clock=clock, leave_grace_seconds=5, room_empty_grace_seconds=10)
     garden = hub.room("garden")  # first in the reaper's round, so a blocking close would hold up the lobby
     alice = garden.join("id-alice", "Alice", "tab-alice")
     garden.post(alice.id, "hello")
@@ -202,7 +201,7 @@ def test_a_conversation_that_hangs_while_closing_does_not_hold_up_people_leaving
 
 def test_a_person_who_joins_before_the_reaper_keeps_the_empty_room_open(make_hub, assistant):
     clock = Clock()
-    hub = make_hub(monotonic=clock, reap_every=3600, room_empty_grace_seconds=10)
+    hub = make_hub(clock=clock, reap_every=3600, room_empty_grace_seconds=10)
     lobby = hub.room("lobby")
     clock.advance(10)  # empty past the grace period
 
@@ -216,7 +215,7 @@ def test_a_person_who_joins_before_the_reaper_keeps_the_empty_room_open(make_hub
 
 def test_a_room_that_closes_between_looking_it_up_and_joining_it_gives_a_fresh_room(make_hub, monkeypatch):
     clock = Clock()
-    hub = make_hub(monotonic=clock, reap_every=3600, room_empty_grace_seconds=10)
+    hub = make_hub(clock=clock, reap_every=3600, room_empty_grace_seconds=10)
     lobby = hub.room("lobby")
     clock.advance(10)
     look_up = hub.room
@@ -241,15 +240,15 @@ def join_while_the_reaper_decides(hub: Hub, room: Room, person: str) -> Room:
     person joins from another thread. Return the room they landed in."""
     joined: list[Room] = []
     joiner = threading.Thread(target=lambda: joined.append(hub.join("lobby", person, "Alice", "tab")[0]))
-    clock = room._monotonic
+    clock = room._clock
 
     def deciding() -> float:
-        if room._lock.locked() and threading.current_thread() is not joiner and not joiner.is_alive():
+        if room._record.lock.locked() and threading.current_thread() is not joiner and not joiner.is_alive():
             joiner.start()
             joiner.join(timeout=0.05)  # a chance to slip in, if the decision let it
         return clock()
 
-    room._monotonic = deciding
+    room._clock = deciding
     hub.reap()
     joiner.join()
     [landed] = joined
@@ -258,7 +257,7 @@ def join_while_the_reaper_decides(hub: Hub, room: Room, person: str) -> Room:
 
 def test_a_join_during_the_reapers_decision_lands_in_a_room_that_stays_open(make_hub):
     clock = Clock()
-    hub = make_hub(monotonic=clock, reap_every=3600, room_empty_grace_seconds=10)
+    hub = make_hub(clock=clock, reap_every=3600, room_empty_grace_seconds=10)
     interval = sys.getswitchinterval()
     sys.setswitchinterval(1e-6)  # hand the interpreter to the waiting joiner as soon as it can run
     try:

@@ -29,6 +29,7 @@ class Turn:
     # Said since the last turn without asking the assistant (reply policy "only when mentioned"):
     # the assistant should know it, but answers `messages`.
     context: tuple[Message, ...] = ()
+    number: int = 0  # which of the room's turns this is
     # Set when someone presses Stop: the room has already ended the turn; the assistant should give up
     # as soon as it can (between events, tool rounds and retries) instead of finishing unseen work.
     stop: threading.Event = field(default_factory=threading.Event, compare=False, repr=False)

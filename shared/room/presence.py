@@ -1,0 +1,139 @@
+"""Who is in the room: joining, browser sessions coming and going, leaving, and the reaper's rule.
+
+A person is here while one of their browser sessions shows the room. Sessions say so with a heartbeat
+(`attach`); a closed tab says so at once (`detach`); a session that vanished (its process was killed) just
+stops beating. The reaper removes a person whose every session went away more than the leave grace period
+ago, or whom no session has shown for the heartbeat timeout.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+from shared.errors import JoinRefused, RoomClosed
+from shared.messages import Participant, Role
+from shared.nicknames import clean_nickname, nickname_key
+from shared.room.core import CLOSED, RoomCore
+from shared.store import RoomChange, StoreUnavailable
+
+
+class Presence(RoomCore):
+    def join(self, participant_id: str, nickname: str, session_id: str) -> Participant:
+        """Add a person, or attach one more browser session of a person already here."""
+        nickname = clean_nickname(nickname, self.settings.assistant_name)
+        self.store.seen(self.name, participant_id, session_id, self._clock())  # before: the reaper sees it
+
+        def join(change: RoomChange) -> Participant:
+            state = change.state
+            if state.closed:
+                raise RoomClosed(CLOSED)
+            if participant_id in state.participants:
+                change.nothing()
+                return state.participants[participant_id]
+            taken = {nickname_key(p.nickname) for p in state.participants.values()}
+            if nickname_key(nickname) in taken:
+                raise JoinRefused(
+                    f"Someone in the room is already called {nickname}. Please pick another nickname."
+                )
+            if len(state.participants) >= self.settings.max_participants:
+                raise JoinRefused(
+                    f"The room is full ({self.settings.max_participants} people). Please try again later."
+                )
+            if participant_id in state.left_on_purpose:
+                state.left_on_purpose.remove(participant_id)
+            participant = state.participants[participant_id] = Participant(
+                participant_id, nickname, self._now()
+            )
+            state.empty_since = None
+            change.add(Role.SYSTEM, f"{nickname} joined.", self._now())
+            change.people_changed = True
+            return participant
+
+        participant = self._change(join)
+        self._attach_here(session_id)
+        return participant
+
+    def attach(self, participant_id: str, session_id: str) -> Participant | None:
+        """A browser session shows the room (a heartbeat); None if the person is no longer here."""
+        with self._record.lock:
+            participant = self._record.state.participants.get(participant_id)
+        if participant is None or self.closed:
+            return None
+        with contextlib.suppress(StoreUnavailable):  # a missed heartbeat is made up by the next one
+            self.store.seen(self.name, participant_id, session_id, self._clock())
+        self._attach_here(session_id)
+        return participant
+
+    def _attach_here(self, session_id: str) -> None:
+        with self._sessions_lock:
+            self._sessions.add(session_id)
+
+    def detach(self, participant_id: str, session_id: str) -> None:
+        """A browser session went away; the person leaves after the grace period unless one comes back."""
+        with self._sessions_lock:
+            self._sessions.discard(session_id)
+        with self._record.lock:
+            here = participant_id in self._record.state.participants
+        if here:
+            with contextlib.suppress(StoreUnavailable):  # then the heartbeat timeout tells instead
+                self.store.seen(self.name, participant_id, session_id, self._clock(), gone=True)
+
+    def leave(self, participant_id: str) -> None:
+        """The person pressed Leave: they leave from every tab, and no tab of theirs rejoins them quietly."""
+
+        def leave(change: RoomChange) -> None:
+            if participant_id not in change.state.participants:
+                change.nothing()
+                return
+            change.state.left_on_purpose.append(participant_id)
+            self._remove(change, participant_id)
+
+        self._change(leave)
+        self.store.forget_presence(self.name, participant_id)
+
+    def left_on_purpose(self, participant_id: str) -> bool:
+        with self._record.lock:
+            return participant_id in self._record.state.left_on_purpose
+
+    def _remove(self, change: RoomChange, participant_id: str) -> None:
+        state = change.state
+        participant = state.participants.pop(participant_id)
+        state.recent_posts.pop(participant_id, None)
+        if not state.participants:
+            state.empty_since = self._clock()
+        change.add(Role.SYSTEM, f"{participant.nickname} left.", self._now())
+        change.people_changed = True
+
+    def reap(self) -> None:
+        """Remove people whose tabs closed more than the grace period ago, or went silent."""
+        now = self._clock()
+        timeout, grace = self.settings.heartbeat_timeout_seconds, self.settings.leave_grace_seconds
+        sessions: dict[str, list[tuple[float, bool]]] = {}
+        for (participant_id, _), seen in self.store.presence(self.name).items():
+            sessions.setdefault(participant_id, []).append(seen)
+        with self._record.lock:
+            present = set(self._record.state.participants)
+        leaving = set()
+        for participant_id in present & set(sessions):
+            seen = sessions[participant_id]
+            alive = [s for s in seen if not s.gone and now - s.when < timeout]
+            last = max(s.when for s in seen)
+            went = max((s.when for s in seen if s.gone), default=None)
+            if now - last >= timeout or (not alive and went is not None and now - went >= grace):
+                leaving.add(participant_id)
+        for participant_id in set(sessions) - present:
+            if all(now - s.when >= timeout for s in sessions[participant_id]):
+                self.store.forget_presence(self.name, participant_id)  # a join that never happened
+        if not leaving:
+            return
+
+        def reap(change: RoomChange) -> None:
+            gone = leaving & set(change.state.participants)
+            if not gone:
+                change.nothing()
+            for participant_id in gone:
+                self._remove(change, participant_id)
+
+        self._change(reap)
+        for participant_id in leaving:
+            self.store.forget_presence(self.name, participant_id)

@@ -1,0 +1,115 @@
+"""What people say and decide: posting (with its limits), when the assistant speaks, and Stop."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+from shared.errors import MessageRefused, RoomClosed
+from shared.messages import Message, ReplyPolicy, Role, Status
+from shared.room.core import RoomCore
+from shared.store import RoomChange
+
+# Control characters other than newline and tab would garble the page or the model's input.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+GONE = "You are no longer in the room. Join again to send messages."
+
+
+def mentions(text: str, name: str) -> bool:
+    """Whether `text` calls on `name` as @name (any case), not as part of a longer word."""
+    return re.search(rf"(?<![\w@])@{re.escape(name)}(?!\w)", text, re.IGNORECASE) is not None
+
+
+class Talk(RoomCore):
+    def post(self, participant_id: str, text: str) -> Message:
+        """Add a person's message to the room and queue it for the assistant."""
+        text = _CONTROL.sub("", unicodedata.normalize("NFC", text.replace("\r\n", "\n"))).strip()
+        if not text:
+            raise MessageRefused("Your message is empty, so nothing was sent.")
+        limit = self.settings.max_message_chars
+        if len(text) > limit:
+            raise MessageRefused(
+                f"Your message has {len(text):,} characters; the limit is {limit:,}. Nothing was sent."
+            )
+
+        def post(change: RoomChange) -> Message:
+            state = change.state
+            participant = state.participants.get(participant_id)
+            if participant is None or state.closed:
+                raise MessageRefused(GONE)
+            self._check_rate(change, participant_id)
+            asks = state.policy is ReplyPolicy.EVERY_MESSAGE or mentions(text, self.settings.assistant_name)
+            message = change.add(
+                Role.USER,
+                text,
+                self._now(),
+                author=participant.nickname,
+                participant_id=participant_id,
+                status=Status.QUEUED if asks else Status.COMPLETE,
+            )
+            (state.queue if asks else state.context).append(message.id)
+            return message
+
+        with self._record.lock:
+            likely_asks = self._record.state.policy is ReplyPolicy.EVERY_MESSAGE
+        if likely_asks or mentions(text, self.settings.assistant_name):
+            self._ensure_worker()  # before the message: it waits for it, and the sender sees it first
+        try:
+            message = self._change(post)
+        except RoomClosed:
+            raise MessageRefused(GONE) from None
+        if message.status is Status.QUEUED:
+            self._ensure_worker()
+        return message
+
+    def _check_rate(self, change: RoomChange, participant_id: str) -> None:
+        """One person may not drown the room: at most N messages in any window of S seconds."""
+        limit, window = self.settings.rate_limit_messages, self.settings.rate_limit_seconds
+        now = self._clock()
+        recent = [t for t in change.state.recent_posts.get(participant_id, []) if now - t < window]
+        if len(recent) >= limit:
+            wait = max(1, round(window - (now - recent[0])))
+            raise MessageRefused(
+                f"Slow down a little: you can send {limit} messages every {window:g} seconds. "
+                f"Try again in {wait} second{'s' if wait != 1 else ''}. Nothing was sent."
+            )
+        change.state.recent_posts[participant_id] = [*recent, now]
+
+    def set_reply_policy(self, participant_id: str, policy: ReplyPolicy) -> None:
+        """Anyone present may change when the assistant speaks; everyone is told."""
+
+        def set_policy(change: RoomChange) -> None:
+            state = change.state
+            participant = state.participants.get(participant_id)
+            if participant is None or policy is state.policy:
+                change.nothing()
+                return
+            state.policy = policy
+            state.policy_changes += 1
+            name = self.settings.assistant_name
+            when = (
+                "every message" if policy is ReplyPolicy.EVERY_MESSAGE else f"only when mentioned as @{name}"
+            )
+            change.add(Role.SYSTEM, f"{participant.nickname} set {name} to reply to {when}.", self._now())
+
+        self._change(set_policy)
+
+    def stop_reply(self, participant_id: str, turn_number: int | None = None) -> None:
+        """Stop the reply being written, at once for everyone; its text so far stays.
+
+        The turn ends here, whatever the assistant is doing (a tool round, a retry, a stalled stream): the
+        worker is told through `Turn.stop` (on another process, when the change reaches it) and its late
+        words are dropped. With `turn_number`, only that turn is stopped (a Stop pressed just as the next
+        reply started must not stop that one).
+        """
+
+        def stop(change: RoomChange) -> None:
+            state = change.state
+            participant = state.participants.get(participant_id)
+            if participant is None or state.turn is None or turn_number not in (None, state.turns):
+                change.nothing()
+                return
+            self._end_turn(change, stopped_by=participant.nickname)
+
+        self._change(stop)
+        self._hear_stop()

@@ -1,0 +1,291 @@
+"""The reply worker's side of the room: its lease, its turns, the reply as it grows, the conversation.
+
+One worker writes a room's turns at a time. It takes the room's lease from the store (in memory a plain
+flag; with Redis a key that expires unless renewed, so a worker whose process died loses it within
+`LEASE_SECONDS`), and every write it makes is fenced: it carries the lease's fence, and the store's state
+says which fence may write now. A worker that takes over a room ends the turn its dead predecessor left
+open, once, and the messages of that turn go to the assistant again with the next message.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+
+from shared.assistant import Turn
+from shared.errors import ChatError, RoomClosed
+from shared.messages import Role, Status
+from shared.room.core import CLOSE_WAIT_SECONDS, RoomCore
+from shared.store import RoomChange, StoreUnavailable, TurnRecord
+from shared.worker import ReplyWorker, WorkerTask
+
+log = logging.getLogger(__name__)
+
+HISTORY_FOR_TURN = 50  # finished messages handed to assistants that keep no state of their own
+LEASE_RETRY_SECONDS = 1.0  # how often a process checks whether a busy room's worker is still alive
+HOLDER = f"{socket.gethostname()}:{os.getpid()}"
+BROKE_OFF = "The assistant's reply broke off because its worker stopped."
+
+
+class Turns(RoomCore):
+    _worker: threading.Thread | None = None
+    _fence: int | None = None  # the lease this process's worker holds, if any
+    _turn: Turn | None = None  # the turn this process's worker is writing, if any
+    _next_try = 0.0  # when this process may next try to take the lease of a room another one holds
+
+    def _ensure_worker(self) -> None:
+        with self._sessions_lock:
+            if not self._here or (self._worker is not None and self._worker.is_alive()):
+                return
+            died = self._worker is not None
+            self._worker = ReplyWorker(self)
+            self._worker.start()
+        if died:
+            log.error("room %s: the reply worker stopped unexpectedly; starting a new one", self.name)
+            with contextlib.suppress(ChatError):
+                self.notice("The assistant's worker stopped unexpectedly and was restarted.")
+
+    def next_task(self) -> WorkerTask:
+        """Block until the worker has something to do: answer the queued messages, or stop.
+
+        "Answer" also when a turn is open that no worker of this process writes: its writer may have
+        died, and taking the lease tells (see `lease`).
+        """
+        record = self._record
+        with record.lock:
+            while True:
+                if not self._here or record.state.closed:
+                    return WorkerTask.STOP
+                wanted = bool(record.state.queue) or record.state.turn is not None
+                wait = self._next_try - time.monotonic()
+                if wanted and wait <= 0:
+                    return WorkerTask.ANSWER
+                if wanted:
+                    record.changed.wait(wait)
+                else:
+                    record.changed.wait(LEASE_RETRY_SECONDS if self.store.shared else None)
+
+    @contextlib.contextmanager
+    def lease(self) -> Iterator[bool]:
+        """Hold the room's lease while the block runs; False if another worker holds it."""
+        try:
+            fence = self.store.take_lease(self.name, HOLDER)
+        except StoreUnavailable:
+            fence = None
+        if fence is None:
+            self._next_try = time.monotonic() + LEASE_RETRY_SECONDS
+            yield False
+            return
+        self._fence = fence
+        done = threading.Event()
+        if self.store.shared:
+            renewer = threading.Thread(
+                target=self._renew, args=(fence, done), name=f"lease-{self.name}", daemon=True
+            )
+            renewer.start()
+        try:
+            self._change(self._adopt)
+            yield True
+        except (RoomClosed, StoreUnavailable):
+            yield False
+        finally:
+            done.set()
+            self._fence = None
+            with contextlib.suppress(ChatError):
+                self.store.release_lease(self.name, fence)
+
+    def _renew(self, fence: int, done: threading.Event) -> None:
+        every = getattr(self.store, "lease_seconds", 5.0) / 3
+        while not done.wait(every):
+            try:
+                held = self.store.renew_lease(self.name, fence)
+            except StoreUnavailable:
+                held = False
+            if not held:
+                log.warning("room %s: the worker lost its lease", self.name)
+                if self._turn is not None:
+                    self._turn.stop.set()
+                return
+
+    def _adopt(self, change: RoomChange) -> None:
+        """This worker writes the room's turns from now on; a turn left open by a dead one ends here."""
+        state = change.state
+        state.fence = self._fence or 0
+        if state.turn is not None:
+            self._end_turn(change, BROKE_OFF, carry_over=True)
+
+    def _writes(self, change: RoomChange, turn: Turn) -> bool:
+        """Whether this worker still writes `turn` (it was not stopped, taken over or closed)."""
+        state = change.state
+        mine = state.turn is not None and state.turn.number == turn.number and state.fence == self._fence
+        return mine and not state.closed
+
+    def start_turn(self) -> Turn | None:
+        """Take every queued message (and any carried over) into one turn and start its reply."""
+        fence = self._fence
+
+        def start(change: RoomChange) -> Turn | None:
+            state = change.state
+            if state.fence != fence or state.closed or not state.queue or state.turn is not None:
+                change.nothing()
+                return None
+            ids = state.carried_over + state.queue
+            state.carried_over, state.queue = [], []
+            context = tuple(change.messages(state.context))
+            state.context = []
+            messages = tuple(replace(m, status=Status.COMPLETE) for m in change.messages(ids))
+            for message in messages:  # taken: no longer "waiting for the assistant"
+                change.put(message)
+            first = min(m.id for m in messages + context)
+            state.turns += 1
+            turn = Turn(
+                room=self.name,
+                messages=messages,
+                history=change.history(first, HISTORY_FOR_TURN),
+                present=tuple(p.nickname for p in state.participants.values()),
+                now=self._now(),
+                context=context,
+                number=state.turns,
+            )
+            state.turn = TurnRecord(
+                number=turn.number,
+                message_ids=list(ids),
+                context_ids=[m.id for m in context],
+                addressees=list(turn.addressees),
+                fence=fence or 0,
+            )
+            return turn
+
+        try:
+            self._turn = self._change(start)
+        except (RoomClosed, StoreUnavailable):
+            self._turn = None
+        return self._turn
+
+    def add_to_reply(self, turn: Turn, text: str) -> bool:
+        """Append streamed text to the turn's reply, which appears with its first piece; False: stop writing.
+
+        False once the turn is over (stopped, taken over, or the room closed): its late words are dropped.
+        """
+
+        def grow(change: RoomChange) -> bool:
+            state = change.state
+            if not self._writes(change, turn) or not text:
+                change.nothing()
+                return self._writes(change, turn)
+            if state.reply_id is None:
+                reply = change.add(
+                    Role.ASSISTANT,
+                    text,
+                    self._now(),
+                    author=self.settings.assistant_name,
+                    status=Status.STREAMING,
+                    reply_to=turn.addressees,
+                )
+                state.reply_id = reply.id
+            else:
+                reply = change.message(state.reply_id)
+                change.put(replace(reply, text=reply.text + text), growth=True)
+            return True
+
+        try:
+            return self._change(grow)
+        except (RoomClosed, StoreUnavailable):
+            return False
+
+    def finish_turn(self, turn: Turn, error: str | None = None, *, carry_over: bool = False) -> None:
+        """End the turn: the reply is complete, or kept as far as it got with `error` shown to all.
+
+        With `carry_over`, the assistant never saw the turn's messages: they go into the next turn.
+        A turn that is already over (someone stopped it, another worker took it) stays as it ended.
+        """
+
+        def finish(change: RoomChange) -> None:
+            if not self._writes(change, turn):
+                change.nothing()
+                return
+            self._end_turn(change, error, carry_over=carry_over)
+
+        try:
+            self._change(finish)
+        except (RoomClosed, StoreUnavailable) as problem:
+            # Unreachable store: the turn stays open until a worker takes the room again and ends it.
+            log.warning("room %s: the turn could not be finished: %s", self.name, problem)
+        finally:
+            self._turn = None
+
+    def _end_turn(
+        self, change: RoomChange, error: str | None = None, *, carry_over: bool = False, stopped_by: str = ""
+    ) -> None:
+        state = change.state
+        turn, state.turn = state.turn, None
+        if state.reply_id is not None:
+            reply = change.message(state.reply_id)
+            status = Status.ERROR if error else Status.STOPPED if stopped_by else Status.COMPLETE
+            change.put(replace(reply, status=status, stopped_by=stopped_by))
+            state.reply_id = None
+        if turn is not None and carry_over:
+            state.carried_over = turn.message_ids + state.carried_over
+            state.context = turn.context_ids + state.context
+            for message in change.messages(turn.message_ids):
+                change.put(replace(message, status=Status.UNANSWERED))
+        if stopped_by and not error:
+            change.add(Role.SYSTEM, f"{stopped_by} stopped the reply.", self._now())
+        if error:
+            again = " It will try again with the next message." if carry_over else ""
+            change.add(Role.SYSTEM, error + again, self._now(), status=Status.ERROR)
+
+    def _hear_stop(self) -> None:
+        """Tell the assistant to give up if the turn it writes has ended (Stop, or taken over)."""
+        turn = self._turn
+        if turn is None:
+            return
+        with self._record.lock:
+            current = self._record.state.turn
+        if current is None or current.number != turn.number or self._record.state.fence != self._fence:
+            turn.stop.set()
+
+    def _synced(self, state) -> None:
+        self._hear_stop()
+
+    # --- the conversation ----------------------------------------------------------------------
+
+    def forget_conversation(self) -> None:
+        """The assistant lost the conversation; the next turn opens a new one."""
+
+        def forget(change: RoomChange) -> None:
+            change.state.conversation = None
+
+        with contextlib.suppress(RoomClosed, StoreUnavailable):
+            self._change(forget)
+
+    def set_conversation(self, conversation: str) -> bool:
+        """Keep the opened conversation; False if the room closed or another worker took it (close it)."""
+        fence = self._fence
+
+        def keep(change: RoomChange) -> bool:
+            state = change.state
+            if state.closed or state.fence != fence:
+                change.nothing()
+                return False
+            state.conversation = conversation
+            return True
+
+        try:
+            return self._change(keep)
+        except (RoomClosed, StoreUnavailable):
+            return False
+
+    def _stop_worker(self) -> None:
+        if self._turn is not None:
+            self._turn.stop.set()
+        worker = self._worker
+        if worker is not None and worker is not threading.current_thread():
+            # Lets a worker that was opening a conversation close it before the process exits.
+            worker.join(timeout=CLOSE_WAIT_SECONDS)

@@ -1,0 +1,301 @@
+"""Where a room's state lives, and how a change to it is made and announced: the store seam.
+
+A room's rules (`shared.room`) are written once, as changes to a `RoomState` and its messages made inside
+`Store.change`: the store loads the state, the rule checks and then edits it, and the store commits every
+edit at once or none. In memory (`memory.MemoryStore`, the default) a change holds the room's lock; in
+Redis (`redis.RedisStore`) it is an optimistic transaction (`WATCH`/`MULTI`) retried when another process
+changed the room first. Rules check first and edit after, and raise before their first edit.
+
+Every committed change bumps the room's `version` and is announced to every process, whose local copy of
+the room (`Room`'s mirror) then catches up by reading only what changed since the version it holds.
+"""
+
+from __future__ import annotations
+
+import enum
+import threading
+import types
+import typing
+import uuid
+from dataclasses import dataclass, field, fields, is_dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Protocol
+
+from shared.errors import ChatError
+from shared.messages import Message, Participant, ReplyPolicy, Role
+
+if TYPE_CHECKING:
+    from shared.config import Settings
+
+
+T = typing.TypeVar("T")
+
+
+class StoreUnavailable(ChatError):
+    """The rooms' store (Redis) cannot be reached; the sentence says so, and the app retries by itself."""
+
+
+class RoomGone(Exception):
+    """The room is no longer open in the store (it closed, maybe on another process)."""
+
+
+class Seen(typing.NamedTuple):
+    """When a browser session last showed a room; `gone`: it closed then."""
+
+    when: float
+    gone: bool = False
+
+
+@dataclass
+class TurnRecord:
+    """The turn in progress, as the store keeps it: which messages it answers and which worker writes it."""
+
+    number: int
+    message_ids: list[int]
+    context_ids: list[int]
+    addressees: list[str]
+    fence: int  # the lease of the worker writing it; another worker that takes the room ends it
+
+
+@dataclass
+class RoomState:
+    """Everything about a room except its messages' text: small, read and written whole by each change."""
+
+    generation: str  # a room that closes and opens again under its name is a new generation
+    created_at: datetime
+    version: int = 0  # bumped by every committed change
+    news_version: int = 0  # the last change that was not just the reply's growth
+    people_version: int = 0  # the last join or leave
+    message_count: int = 0  # message ids run 1..message_count
+    participants: dict[str, Participant] = field(default_factory=dict)
+    left_on_purpose: list[str] = field(default_factory=list)  # pressed Leave: other tabs do not rejoin them
+    recent_posts: dict[str, list[float]] = field(default_factory=dict)  # participant id -> post times
+    empty_since: float | None = None
+    queue: list[int] = field(default_factory=list)  # messages awaiting a reply, in posting order
+    carried_over: list[int] = field(default_factory=list)  # of a turn that failed before the assistant saw it
+    context: list[int] = field(default_factory=list)  # said without asking the assistant, for its next turn
+    policy: ReplyPolicy = ReplyPolicy.EVERY_MESSAGE
+    policy_changes: int = 0
+    turns: int = 0
+    turn: TurnRecord | None = None
+    reply_id: int | None = None
+    fence: int = 0  # the lease of the worker allowed to write turns now
+    conversation: str | None = None  # opened by the worker on the first turn, not on a join
+    conversation_to_close: str | None = None  # taken when the room closed, for `Room.finish_closing`
+    closed: bool = False
+
+    @classmethod
+    def fresh(cls, now: datetime) -> RoomState:
+        return cls(generation=uuid.uuid4().hex, created_at=now)
+
+
+class RoomRecord:
+    """A room as one process holds it: the state, every message, and the version of each one's last change.
+
+    In memory mode this is the room itself; with Redis it is this process's copy, kept up to date.
+    Waiting for a change is waiting on its conditions.
+    """
+
+    def __init__(self, state: RoomState):
+        self.lock = threading.Lock()
+        self.changed = threading.Condition(self.lock)  # any change, the reply's growth included
+        self.news = threading.Condition(self.lock)  # any change but the reply's growth
+        self.state = state
+        self.messages: list[Message] = []
+        self.versions: dict[int, int] = {}  # message id -> version of its last change, oldest first
+
+    def apply(self, state: RoomState, changed: list[tuple[Message, int]], *, news: bool) -> None:
+        """Take a newer state and the messages changed with it (sorted by version); hold `lock`.
+
+        `news`: the change is more than the reply's growth, so pages waiting for news wake up too.
+        """
+        for message, version in changed:
+            if message.id <= len(self.messages):
+                self.messages[message.id - 1] = message
+            else:
+                self.messages.extend([message] * (message.id - len(self.messages)))  # ids are dense
+            self.versions.pop(message.id, None)  # to the end: the order is the order of changes
+            self.versions[message.id] = version
+        self.state = state
+        self.changed.notify_all()
+        if news:
+            self.news.notify_all()
+
+
+class RoomChange:
+    """One change to a room, made by a rule: the state to edit, messages to read, add and replace.
+
+    The store subclasses it with how messages are read; edits are kept here until the store commits them.
+    """
+
+    def __init__(self, state: RoomState):
+        self.state = state
+        self.written: dict[int, Message] = {}  # messages added or replaced, by id
+        self.growth_only = True  # only the reply's text grew: pages may wait for the next redraw
+        self.people_changed = False
+        self.skip = False  # the rule changed nothing: nothing to commit or announce
+
+    def nothing(self) -> None:
+        """Say the rule found nothing to change."""
+        self.skip = True
+
+    def stamp(self) -> int:
+        """Give the change its version, as the store commits it."""
+        state = self.state
+        state.version += 1
+        if not self.growth_only:
+            state.news_version = state.version
+        if self.people_changed:
+            state.people_version = state.version
+        return state.version
+
+    def _read(self, ids: list[int]) -> list[Message]:
+        raise NotImplementedError
+
+    def messages(self, ids: list[int]) -> list[Message]:
+        unread = [i for i in ids if i not in self.written]
+        found = dict(zip(unread, self._read(unread), strict=True)) if unread else {}
+        return [self.written.get(i) or found[i] for i in ids]
+
+    def message(self, message_id: int) -> Message:
+        return self.messages([message_id])[0]
+
+    def history(self, before_id: int, limit: int) -> tuple[Message, ...]:
+        """The last `limit` messages from people and the assistant before message `before_id`."""
+        found: list[Message] = []
+        end = before_id - 1
+        while end >= 1 and len(found) < limit:
+            start = max(1, end - 2 * limit + 1)
+            chunk = self.messages(list(range(start, end + 1)))
+            found = [m for m in chunk if m.role is not Role.SYSTEM] + found
+            end = start - 1
+        return tuple(found[-limit:])
+
+    def add(self, role: Role, text: str, now: datetime, **fields: Any) -> Message:
+        self.state.message_count += 1
+        message = Message(id=self.state.message_count, role=role, text=text, created_at=now, **fields)
+        self.put(message)
+        return message
+
+    def put(self, message: Message, *, growth: bool = False) -> None:
+        self.written[message.id] = message
+        self.growth_only = self.growth_only and growth
+
+
+class Store(Protocol):
+    """Where rooms live. Every method may raise `StoreUnavailable`."""
+
+    shared: bool  # True when other processes serve the same rooms (rooms outlive this process)
+
+    def change(self, room: str, rule: typing.Callable[[RoomChange], T]) -> T:
+        """Run `rule` as one atomic change to an open room; commit its edits unless it raises.
+
+        The rule may run more than once (Redis retries it when another process changed the room first),
+        so it only reads and edits the change; side effects come after. Raises `RoomGone` when the room
+        is not open in the store.
+        """
+
+    def record(self, room: str) -> RoomRecord | None:
+        """The store's own record of the room when it lives in this process (memory), else None."""
+
+    def create(self, room: str, state: RoomState, first: Message, *, open_only: bool = False) -> RoomState:
+        """Open the room under a new generation unless an open one exists; return the one that is open.
+
+        With `open_only`, raise `RoomGone` instead of opening one.
+        """
+
+    def read(self, room: str, since_version: int) -> tuple[RoomState | None, list[tuple[Message, int]]]:
+        """The room's state and the messages changed after `since_version`, each with its version."""
+
+    def delete(self, room: str, generation: str) -> None:
+        """Forget a closed room's data, unless another generation opened since."""
+
+    def room_names(self) -> list[str]:
+        """Every room that is open, on any process."""
+
+    # Presence: the browser sessions showing a room, by (participant, session). Kept apart from the state:
+    # a heartbeat is no change anyone needs to see.
+    def seen(
+        self, room: str, participant_id: str, session_id: str, when: float, *, gone: bool = False
+    ) -> None: ...
+    def presence(self, room: str) -> dict[tuple[str, str], Seen]: ...
+    def forget_presence(self, room: str, participant_id: str) -> None: ...
+
+    # The reply worker's lease: one worker writes a room's turns at a time, across processes.
+    def take_lease(self, room: str, holder: str) -> int | None:
+        """A new fence if the room's lease was free (now held by `holder`), else None."""
+
+    def renew_lease(self, room: str, fence: int) -> bool:
+        """Keep holding the lease; False if it was lost (expired and taken, or the store is gone)."""
+
+    def release_lease(self, room: str, fence: int) -> None: ...
+    def lease_free(self, room: str) -> bool: ...
+
+    def listen(self, on_change: typing.Callable[[str, int], None]) -> None:
+        """Call `on_change(room, version)` for every change committed by any process, until `close`."""
+
+    def ping(self) -> None:
+        """Raise `StoreUnavailable` unless the store answers."""
+
+    def close(self) -> None: ...
+
+
+def make_store(settings: Settings) -> Store:
+    if settings.redis_url:
+        from shared.store.redis import RedisStore
+
+        return RedisStore(settings.redis_url)
+    from shared.store.memory import MemoryStore
+
+    return MemoryStore()
+
+
+# --- to and from JSON (Redis keeps JSON: readable, and never code to run) ----------------------------
+
+
+def to_plain(value: Any) -> Any:
+    if is_dataclass(value) and not isinstance(value, type):
+        return {f.name: to_plain(getattr(value, f.name)) for f in fields(value)}
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {k: to_plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_plain(v) for v in value]
+    return value
+
+
+def from_plain(kind: Any, value: Any) -> Any:
+    """Rebuild a value of type `kind` (a dataclass, enum, datetime, container or plain type)."""
+    if value is None:
+        return None
+    origin = typing.get_origin(kind)
+    if origin in (typing.Union, types.UnionType):
+        return from_plain(next(a for a in typing.get_args(kind) if a is not type(None)), value)
+    if origin in (list, tuple):
+        args = typing.get_args(kind)
+        items = [from_plain(args[0], v) for v in value] if args else list(value)
+        return tuple(items) if origin is tuple else items
+    if origin is dict:
+        _, item = typing.get_args(kind)
+        return {k: from_plain(item, v) for k, v in value.items()}
+    if is_dataclass(kind):
+        hints = _hints(kind)
+        known = {f.name for f in fields(kind)}
+        return kind(**{k: from_plain(hints[k], v) for k, v in value.items() if k in known})
+    if kind is datetime:
+        return datetime.fromisoformat(value)
+    if isinstance(kind, type) and issubclass(kind, enum.Enum):
+        return kind(value)
+    return value
+
+
+_HINTS: dict[type, dict[str, Any]] = {}
+
+
+def _hints(kind: type) -> dict[str, Any]:
+    if kind not in _HINTS:
+        _HINTS[kind] = typing.get_type_hints(kind)
+    return _HINTS[kind]

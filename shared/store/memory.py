@@ -1,0 +1,134 @@
+"""Rooms in this process's memory: the default, needing nothing installed; a restart forgets them."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from collections.abc import Callable
+
+from shared.messages import Message
+from shared.store import RoomChange, RoomGone, RoomRecord, RoomState, Seen, T
+
+
+class _MemoryChange(RoomChange):
+    def __init__(self, record: RoomRecord):
+        super().__init__(record.state)
+        self._record = record
+
+    def _read(self, ids: list[int]) -> list[Message]:
+        return [self._record.messages[i - 1] for i in ids]
+
+
+class MemoryStore:
+    shared = False
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._rooms: dict[str, RoomRecord] = {}
+        self._presence: dict[str, dict[tuple[str, str], Seen]] = {}
+        self._leases: dict[str, int] = {}
+        self._fences = itertools.count(1)
+
+    def _record(self, room: str) -> RoomRecord:
+        with self._lock:
+            record = self._rooms.get(room)
+        if record is None:
+            raise RoomGone(room)
+        return record
+
+    def record(self, room: str) -> RoomRecord | None:
+        with self._lock:
+            return self._rooms.get(room)
+
+    def change(self, room: str, rule: Callable[[RoomChange], T]) -> T:
+        record = self._record(room)
+        with record.lock:
+            change = _MemoryChange(record)
+            result = rule(change)
+            if not change.skip:
+                version = change.stamp()
+                written = sorted(change.written.values(), key=lambda m: m.id)
+                record.apply(record.state, [(m, version) for m in written], news=not change.growth_only)
+            return result
+
+    def create(self, room: str, state: RoomState, first: Message, *, open_only: bool = False) -> RoomState:
+        with self._lock:
+            record = self._rooms.get(room)
+            if record is not None and not record.state.closed:
+                return record.state
+            if open_only:
+                raise RoomGone(room)
+            record = self._rooms[room] = RoomRecord(state)
+            self._presence[room] = {}
+        with record.lock:
+            state.message_count = first.id
+            state.version = state.news_version = 1
+            record.apply(state, [(first, 1)], news=True)
+        return state
+
+    def read(self, room: str, since_version: int) -> tuple[RoomState | None, list[tuple[Message, int]]]:
+        record = self.record(room)
+        if record is None:
+            return None, []
+        with record.lock:
+            return record.state, [
+                (record.messages[i - 1], v) for i, v in record.versions.items() if v > since_version
+            ]
+
+    def delete(self, room: str, generation: str) -> None:
+        with self._lock:
+            record = self._rooms.get(room)
+            if record is not None and record.state.generation == generation:
+                del self._rooms[room]
+                self._presence.pop(room, None)
+                self._leases.pop(room, None)
+
+    def room_names(self) -> list[str]:
+        with self._lock:
+            return [name for name, record in self._rooms.items() if not record.state.closed]
+
+    def seen(
+        self, room: str, participant_id: str, session_id: str, when: float, *, gone: bool = False
+    ) -> None:
+        with self._lock:
+            self._presence.setdefault(room, {})[participant_id, session_id] = Seen(when, gone)
+
+    def presence(self, room: str) -> dict[tuple[str, str], Seen]:
+        with self._lock:
+            return dict(self._presence.get(room, {}))
+
+    def forget_presence(self, room: str, participant_id: str) -> None:
+        with self._lock:
+            seen = self._presence.get(room, {})
+            for key in [k for k in seen if k[0] == participant_id]:
+                del seen[key]
+
+    # One process: the lease only keeps two workers of one room from overlapping.
+    def take_lease(self, room: str, holder: str) -> int | None:
+        with self._lock:
+            if room in self._leases:
+                return None
+            fence = self._leases[room] = next(self._fences)
+            return fence
+
+    def renew_lease(self, room: str, fence: int) -> bool:
+        with self._lock:
+            return self._leases.get(room) == fence
+
+    def release_lease(self, room: str, fence: int) -> None:
+        with self._lock:
+            if self._leases.get(room) == fence:
+                del self._leases[room]
+
+    def lease_free(self, room: str) -> bool:
+        with self._lock:
+            return room not in self._leases
+
+    def listen(self, on_change: Callable[[str, int], None]) -> None:
+        """Nothing to listen to: a change in memory wakes the room's waiters as it commits."""
+
+    def ping(self) -> None:
+        """Memory is always there."""
+
+    def close(self) -> None:
+        pass

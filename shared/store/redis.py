@@ -1,0 +1,314 @@
+"""Rooms in Redis (`REDIS_URL`): every app process serves every room, and a restart forgets nothing.
+
+Keys, for a room called NAME (room names are plain: a-z, digits, - and _; nothing secret is in a key):
+- `chat:rooms`: the names of the open rooms (a set)
+- `chat:room:NAME:state`: the room's `RoomState` as JSON, rewritten by every change
+- `chat:room:NAME:msgs`: message id -> the message as JSON (a hash)
+- `chat:room:NAME:changes`: message id scored by the version of its last change (a sorted set), so a
+  process catches up by reading only what changed after the version it holds
+- `chat:room:NAME:presence`: "participant session" -> when last seen (negative: went away then)
+- `chat:room:NAME:lease` / `:fence`: the reply worker's lease, "FENCE HOLDER", and the fence counter
+Every change is announced on the channel `chat:changes` as "NAME VERSION": a small notice; the data stays
+in the keys above, and each process reads it once for all of its pages.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import redis
+from redis.exceptions import RedisError, WatchError
+
+from shared.messages import Message
+from shared.store import (
+    RoomChange,
+    RoomGone,
+    RoomRecord,
+    RoomState,
+    Seen,
+    StoreUnavailable,
+    T,
+    from_plain,
+    to_plain,
+)
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "chat:changes"
+ROOMS = "chat:rooms"
+LEASE_SECONDS = 5.0  # a dead worker's room is taken over after this long
+UNREACHABLE = (
+    "The rooms' store (Redis, set by REDIS_URL) cannot be reached right now; "
+    "the app keeps trying and carries on by itself when it is back."
+)
+_RENEW = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) end return 0"
+_RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
+
+
+def _key(room: str, part: str) -> str:
+    return f"chat:room:{room}:{part}"
+
+
+def _dump(value: Any) -> str:
+    return json.dumps(to_plain(value), separators=(",", ":"), ensure_ascii=False)
+
+
+def _state(raw: bytes | str) -> RoomState:
+    return from_plain(RoomState, json.loads(raw))
+
+
+def _message(raw: bytes | str) -> Message:
+    return from_plain(Message, json.loads(raw))
+
+
+class _RedisChange(RoomChange):
+    def __init__(self, state: RoomState, pipe: Any, room: str):
+        super().__init__(state)
+        self._pipe = pipe
+        self._room = room
+
+    def _read(self, ids: list[int]) -> list[Message]:
+        raws = self._pipe.hmget(_key(self._room, "msgs"), ids)
+        if None in raws:  # the room was deleted under the change: run it again, to find it gone
+            raise WatchError("the room's messages changed while they were read")
+        return [_message(raw) for raw in raws]
+
+
+class RedisStore:
+    shared = True
+
+    def __init__(self, url: str, *, lease_seconds: float = LEASE_SECONDS):
+        self.lease_seconds = lease_seconds
+        self.problem: str | None = None  # the sentence to show while Redis cannot be reached
+        self._client = redis.Redis.from_url(
+            url, socket_timeout=5, socket_connect_timeout=3, health_check_interval=10
+        )
+        self._renew = self._client.register_script(_RENEW)
+        self._release = self._client.register_script(_RELEASE)
+        self._stopped = threading.Event()
+        self._listener: threading.Thread | None = None
+
+    @contextlib.contextmanager
+    def _reaching(self) -> Iterator[None]:
+        """Turn Redis's connection errors into the one sentence a page shows."""
+        try:
+            yield
+        except (RedisError, OSError) as error:
+            if isinstance(error, WatchError):
+                raise
+            log.warning("redis: %s", error)
+            self.problem = UNREACHABLE
+            raise StoreUnavailable(UNREACHABLE) from None
+        self.problem = None
+
+    def record(self, room: str) -> RoomRecord | None:
+        return None  # each process keeps its own copy, from `read`
+
+    def change(self, room: str, rule: Callable[[RoomChange], T]) -> T:
+        state_key = _key(room, "state")
+        with self._reaching(), self._client.pipeline() as pipe:
+            while True:
+                try:
+                    pipe.watch(state_key)
+                    raw = pipe.get(state_key)
+                    if raw is None:
+                        raise RoomGone(room)
+                    change = _RedisChange(_state(raw), pipe, room)
+                    result = rule(change)
+                    if change.skip:
+                        pipe.unwatch()
+                        return result
+                    version = change.stamp()
+                    pipe.multi()
+                    pipe.set(state_key, _dump(change.state))
+                    if change.written:
+                        pipe.hset(
+                            _key(room, "msgs"),
+                            mapping={m.id: _dump(m) for m in change.written.values()},
+                        )
+                        pipe.zadd(_key(room, "changes"), dict.fromkeys(change.written, version))
+                    pipe.publish(CHANNEL, f"{room} {version}")
+                    pipe.execute()
+                    return result
+                except WatchError:
+                    continue  # another process changed the room first: run the rule again on its state
+                finally:
+                    pipe.reset()
+
+    def create(self, room: str, state: RoomState, first: Message, *, open_only: bool = False) -> RoomState:
+        state_key = _key(room, "state")
+        with self._reaching(), self._client.pipeline() as pipe:
+            while True:
+                try:
+                    pipe.watch(state_key)
+                    raw = pipe.get(state_key)
+                    if raw is not None and not (current := _state(raw)).closed:
+                        return current
+                    if open_only:
+                        raise RoomGone(room)
+                    state.message_count = first.id
+                    state.version = state.news_version = 1
+                    pipe.multi()
+                    pipe.delete(_key(room, "msgs"), _key(room, "changes"), _key(room, "presence"))
+                    pipe.set(state_key, _dump(state))
+                    pipe.hset(_key(room, "msgs"), first.id, _dump(first))
+                    pipe.zadd(_key(room, "changes"), {first.id: 1})
+                    pipe.sadd(ROOMS, room)
+                    pipe.publish(CHANNEL, f"{room} 1")
+                    pipe.execute()
+                    return state
+                except WatchError:
+                    continue
+                finally:
+                    pipe.reset()
+
+    def read(self, room: str, since_version: int) -> tuple[RoomState | None, list[tuple[Message, int]]]:
+        with self._reaching():
+            pipe = self._client.pipeline(transaction=True)
+            pipe.get(_key(room, "state"))
+            pipe.zrangebyscore(_key(room, "changes"), f"({since_version}", "+inf", withscores=True)
+            raw, changed = pipe.execute()
+            if raw is None:
+                return None, []
+            ids = [int(member) for member, _ in changed]
+            raws = self._client.hmget(_key(room, "msgs"), ids) if ids else []
+        return _state(raw), [
+            (_message(text), int(version))
+            for text, (_, version) in zip(raws, changed, strict=True)
+            if text is not None
+        ]
+
+    def delete(self, room: str, generation: str) -> None:
+        state_key = _key(room, "state")
+        with self._reaching(), self._client.pipeline() as pipe:
+            while True:
+                try:
+                    pipe.watch(state_key)
+                    raw = pipe.get(state_key)
+                    if raw is None or _state(raw).generation != generation:
+                        return
+                    pipe.multi()
+                    pipe.delete(state_key, _key(room, "msgs"), _key(room, "changes"), _key(room, "presence"))
+                    pipe.srem(ROOMS, room)
+                    pipe.publish(CHANNEL, f"{room} 0")
+                    pipe.execute()
+                    return
+                except WatchError:
+                    continue
+                finally:
+                    pipe.reset()
+
+    def room_names(self) -> list[str]:
+        with self._reaching():
+            return sorted(name.decode() for name in self._client.smembers(ROOMS))
+
+    def seen(
+        self, room: str, participant_id: str, session_id: str, when: float, *, gone: bool = False
+    ) -> None:
+        value = f"{'gone' if gone else 'here'} {when!r}"
+        with self._reaching():
+            self._client.hset(_key(room, "presence"), f"{participant_id} {session_id}", value)
+
+    def presence(self, room: str) -> dict[tuple[str, str], Seen]:
+        with self._reaching():
+            raw = self._client.hgetall(_key(room, "presence"))
+        seen = {}
+        for field, value in raw.items():
+            participant_id, _, session_id = field.decode().partition(" ")
+            where, _, when = value.decode().partition(" ")
+            seen[participant_id, session_id] = Seen(float(when), gone=where == "gone")
+        return seen
+
+    def forget_presence(self, room: str, participant_id: str) -> None:
+        with self._reaching():
+            fields = [
+                f
+                for f in self._client.hkeys(_key(room, "presence"))
+                if f.decode().split(" ")[0] == participant_id
+            ]
+            if fields:
+                self._client.hdel(_key(room, "presence"), *fields)
+
+    def take_lease(self, room: str, holder: str) -> int | None:
+        with self._reaching():
+            if self._client.exists(_key(room, "lease")):
+                return None
+            fence = int(self._client.incr(_key(room, "fence")))
+            taken = self._client.set(
+                _key(room, "lease"), f"{fence} {holder}", nx=True, px=int(self.lease_seconds * 1000)
+            )
+            return fence if taken else None
+
+    def _lease_value(self, room: str, fence: int) -> str | None:
+        raw = self._client.get(_key(room, "lease"))
+        value = raw.decode() if raw else None
+        return value if value and value.split(" ")[0] == str(fence) else None
+
+    def renew_lease(self, room: str, fence: int) -> bool:
+        with self._reaching():
+            value = self._lease_value(room, fence)
+            if value is None:
+                return False
+            return bool(self._renew(keys=[_key(room, "lease")], args=[value, int(self.lease_seconds * 1000)]))
+
+    def release_lease(self, room: str, fence: int) -> None:
+        with self._reaching():
+            value = self._lease_value(room, fence)
+            if value is not None:
+                self._release(keys=[_key(room, "lease")], args=[value])
+
+    def lease_free(self, room: str) -> bool:
+        with self._reaching():
+            return not self._client.exists(_key(room, "lease"))
+
+    # --- changes from every process --------------------------------------------------------------
+
+    def listen(self, on_change: Callable[[str, int], None]) -> None:
+        self._listener = threading.Thread(
+            target=self._listen, args=(on_change,), name="redis-listener", daemon=True
+        )
+        self._listener.start()
+
+    def _listen(self, on_change: Callable[[str, int], None]) -> None:
+        backoff = 0.1
+        while not self._stopped.is_set():
+            pubsub = self._client.pubsub(ignore_subscribe_messages=True)
+            try:
+                pubsub.subscribe(CHANNEL)
+                # Whatever changed while nobody listened (a start, a lost connection) is read now.
+                on_change("", -1)
+                self.problem = None
+                backoff = 0.1
+                while not self._stopped.is_set():
+                    notice = pubsub.get_message(timeout=1.0)
+                    if notice is None:
+                        continue
+                    room, _, version = notice["data"].decode().partition(" ")
+                    on_change(room, int(version))
+            except (RedisError, OSError) as error:
+                if self._stopped.is_set():
+                    break
+                log.warning("redis listener: %s; listening again in %.1f s", error, backoff)
+                self.problem = UNREACHABLE
+                self._stopped.wait(backoff)
+                backoff = min(backoff * 2, 2.0)
+            except Exception:
+                log.exception("redis listener: a change could not be followed")
+            finally:
+                with contextlib.suppress(Exception):
+                    pubsub.close()
+
+    def close(self) -> None:
+        self._stopped.set()
+        if self._listener is not None and self._listener is not threading.current_thread():
+            self._listener.join(timeout=3)
+        self._client.close()
+
+    def ping(self) -> None:
+        with self._reaching():
+            self._client.ping()

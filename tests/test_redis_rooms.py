@@ -1,0 +1,152 @@
+"""Rooms in a real Redis, shared by several hubs as several app processes share them.
+
+Each hub here is what one `streamlit run` process holds: its own store connection, listener, reaper and
+reply workers. The end-to-end suite (tests/e2e/test_redis.py) does the same with real processes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from shared.errors import MessageRefused
+from shared.hub import Hub
+from shared.messages import Role, Status
+from shared.room import Room
+from shared.room.turns import BROKE_OFF
+from shared.store import StoreUnavailable
+from shared.store.redis import RedisStore
+from tests.fakes import Gate, ScriptedAssistant, fast_settings, reply_workers, wait_until
+
+
+@pytest.fixture
+def assistant() -> ScriptedAssistant:
+    return ScriptedAssistant()
+
+
+@pytest.fixture
+def make_hub(assistant) -> Iterator[Callable[..., Hub]]:
+    hubs: list[Hub] = []
+
+    def make(url: str, *, lease_seconds: float = 5.0, **settings) -> Hub:
+        settings = fast_settings(redis_url=url, **settings)
+        store = RedisStore(url, lease_seconds=lease_seconds)
+        hub = Hub(settings, lambda _settings: assistant, reap_every=0.05, store=store)
+        hubs.append(hub)
+        return hub
+
+    yield make
+    assistant.open_all_gates()
+    for hub in hubs:
+        hub.shutdown()
+    wait_until(lambda: not reply_workers(), "every reply worker to stop")
+
+
+def texts(room: Room, role: Role | None = None) -> list[str]:
+    return [m.text for m in room.view().messages if role is None or m.role is role]
+
+
+def test_two_processes_share_a_room_each_message_and_reply_once(shared_redis, make_hub, assistant):
+    url = shared_redis.fresh_url()
+    a, b = make_hub(url), make_hub(url)
+    room_a, alice = a.join("lobby", "id-alice", "Alice", "tab-a")
+    room_b, bob = b.join("lobby", "id-bob", "Bob", "tab-b")
+
+    room_a.post(alice.id, "Hello from A")
+    room_b.post(bob.id, "Hello from B")
+    for room in (room_a, room_b):
+        wait_until(lambda room=room: len(texts(room, Role.ASSISTANT)) >= 1 and not room.busy, "the replies")
+    wait_until(lambda: texts(room_a) == texts(room_b), "both processes to show the same room")
+
+    said = texts(room_a, Role.USER)
+    assert said == ["Hello from A", "Hello from B"]
+    answered = [m for turn in assistant.texts_of_turns() for m in turn]
+    assert sorted(answered) == sorted(said), "each message went to the assistant exactly once"
+    assert {p.nickname for p in room_a.view().participants} == {"Alice", "Bob"}
+    assert {p.nickname for p in room_b.view().participants} == {"Alice", "Bob"}
+
+
+def test_a_worker_that_stops_renewing_is_taken_over_and_its_late_words_are_dropped(
+    shared_redis, make_hub, assistant
+):
+    url = shared_redis.fresh_url()
+    a = make_hub(url, lease_seconds=0.5)
+    room_a, alice = a.join("lobby", "id-alice", "Alice", "tab-a")
+    gate = Gate()
+    assistant.will_reply("Once upon", gate, " a time")
+    # A's worker takes the turn, then freezes (a stalled process): it believes it holds the lease but
+    # no longer renews it.
+    room_a.post(alice.id, "Tell me a story")
+    gate.wait_reached()
+    a.store.renew_lease = lambda room, fence: True  # type: ignore[method-assign]
+    b = make_hub(url, lease_seconds=0.5)
+    room_b = b.room("lobby")
+
+    wait_until(lambda: any(BROKE_OFF in t for t in texts(room_b)), "B to take the room over", timeout=10)
+    gate.open()  # A wakes up and tries to write the rest of its reply
+    wait_until(lambda: not room_a.busy and not room_b.busy, "the room to settle")
+    wait_until(lambda: texts(room_a) == texts(room_b), "both processes to agree")
+
+    [reply] = [m for m in room_b.view().messages if m.role is Role.ASSISTANT]
+    assert reply.text == "Once upon", "the stale worker's late words were refused"
+    assert reply.status is Status.ERROR
+    [broke] = [t for t in texts(room_b) if BROKE_OFF in t]
+    assert broke.endswith("It will try again with the next message.")
+    [story] = [m for m in room_b.view().messages if m.text == "Tell me a story"]
+    assert story.status is Status.UNANSWERED
+
+    room_b.post(alice.id, "Still there?")
+    wait_until(lambda: len(assistant.turns) == 2 and not room_b.busy, "the next turn")
+    assert assistant.texts_of_turns()[1] == ["Tell me a story", "Still there?"]
+
+
+def test_a_process_that_stops_closes_no_room_and_a_new_one_sees_everything(shared_redis, make_hub):
+    url = shared_redis.fresh_url()
+    a = make_hub(url)
+    room_a, alice = a.join("lobby", "id-alice", "Alice", "tab-a")
+    room_a.post(alice.id, "Remember this")
+    wait_until(lambda: not room_a.busy, "the reply")
+    before = texts(room_a)
+    a.shutdown()
+
+    b = make_hub(url)
+    room_b = b.room("lobby")
+    assert texts(room_b) == before
+    assert room_b.view().participant(alice.id) is not None
+
+
+def test_an_empty_room_is_closed_once_by_one_process(shared_redis, make_hub, assistant):
+    url = shared_redis.fresh_url()
+    hubs = [make_hub(url) for _ in range(3)]
+    room, alice = hubs[0].join("lobby", "id-alice", "Alice", "tab-a")
+    for hub in hubs[1:]:
+        hub.room("lobby")
+    room.post(alice.id, "open a conversation, please")
+    wait_until(lambda: assistant.opened and not room.busy, "the conversation to open")
+    room.leave(alice.id)
+
+    wait_until(lambda: all(not hub.rooms() for hub in hubs), "every process to see the room closed")
+    assert assistant.closed == list(assistant.opened), "closed exactly once"
+
+
+def test_redis_going_away_is_one_sentence_and_the_room_recovers(redis_server, make_hub):
+    hub = make_hub(redis_server.url)
+    room, alice = hub.join("lobby", "id-alice", "Alice", "tab-a")
+    room.post(alice.id, "before")
+    wait_until(lambda: not room.busy, "the reply")
+
+    redis_server.stop()
+    with pytest.raises(StoreUnavailable, match="REDIS_URL") as refused:
+        room.post(alice.id, "while Redis is down")
+    assert "Traceback" not in str(refused.value)
+    assert "while Redis is down" not in texts(room), "nothing half-sent"
+    assert texts(room)[-2:] == ["before", "Answer to before"], "the page still reads what it had"
+    wait_until(lambda: hub.problem is not None, "the hub to know Redis is away")
+
+    redis_server.start()
+    wait_until(lambda: hub.problem is None, "the hub to find Redis again", timeout=10)
+    room.post(alice.id, "after")
+    wait_until(lambda: "Answer to after" in texts(room), "the reply after Redis came back")
+    with pytest.raises(MessageRefused):
+        room.post(alice.id, " ")
