@@ -427,10 +427,10 @@ def markdown(summary: dict[str, Any], before: dict[str, Any] | None = None, imag
         f"sessions]({image})",
         "",
     ]
-    notes = [(r["plan"], n) for r in summary["runs"] for n in r.get("notes", [])]
+    notes = [(r, n) for r in summary["runs"] for n in r.get("notes", [])]
     if notes:
         lines += ["## Notes from the runs", ""]
-        lines += [f"- {p['mode']} {p['clients']} N={p['sessions']}: {n}" for p, n in notes]
+        lines += [f"- {_series(r)} {r['plan']['clients']} N={r['plan']['sessions']}: {n}" for r, n in notes]
         lines.append("")
     return "\n".join(lines)
 
