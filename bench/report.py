@@ -13,6 +13,7 @@ from typing import Any
 # Other processes' share of the server's core that makes a run worth repeating (bench.run) and flagging.
 DISTURBED_PERCENT = 25.0
 COLORS = {"live": "#1f77b4", "poll": "#ff7f0e"}  # other modes are drawn grey
+REDIS_COLOR = "#2ca02c"  # runs through Redis, several processes
 MARKERS = {"chromium": "o", "emulator": "s"}
 READABLE_TICKS = tuple(m * 10**e for e in range(-2, 4) for m in (1, 2, 5))  # log axes read as plain numbers
 
@@ -44,6 +45,12 @@ def _modes(*summaries: dict[str, Any] | None) -> list[str]:
     """The refresh modes the runs measured, in the order they first appear."""
     found = [r["plan"]["mode"] for s in summaries if s for r in s["runs"]]
     return list(dict.fromkeys(found))
+
+
+def _series(run: dict[str, Any]) -> str:
+    """A line on the chart: the refresh mode, and the store when it is Redis."""
+    mode = run["plan"]["mode"]
+    return f"{mode}, {store(run)}" if run["plan"].get("redis") else mode
 
 
 def _state(run: dict[str, Any]) -> str:
@@ -102,10 +109,17 @@ def full_runs_per_turn(run: dict[str, Any]) -> float | None:
     return (run.get("full_runs") or {}).get("per_session_per_turn")
 
 
+def store(run: dict[str, Any]) -> str:
+    """Where the room lived: "memory" (one process) or "Redis, P processes"."""
+    plan = run["plan"]
+    return f"Redis, {plan.get('processes', 1)} processes" if plan.get("redis") else "memory"
+
+
 def rows(summary: dict[str, Any]) -> list[dict[str, str]]:
     out = []
     for run in summary["runs"]:
         plan, idle, api = run["plan"], run.get("idle") or {}, run.get("api") or {}
+        redis = run.get("redis") or {}
         share = idle.get("server_cpu_share_of_core")
         streaming = streaming_share(run)
         runs = run.get("full_runs") or {}
@@ -113,6 +127,7 @@ def rows(summary: dict[str, Any]) -> list[dict[str, str]]:
             {
                 "mode": plan["mode"],
                 "clients": plan["clients"],
+                "store": store(run),
                 "N": str(plan["sessions"]),
                 "idle CPU per session (ms/s)": _num(idle.get("server_cpu_ms_per_session_s"), 2),
                 "idle server CPU (% of a core)": _num(None if share is None else 100 * share, 0),
@@ -132,6 +147,8 @@ def rows(summary: dict[str, Any]) -> list[dict[str, str]]:
                 "first words, others p50 / p95": _stats(run.get("first_word_others"), ("p50_ms", "p95_ms")),
                 "API calls per turn": _per_turn(api),
                 "API calls on refresh or idle": _num(_refresh_requests(api), 0),
+                "Redis commands per message": _num(redis.get("commands_per_message"), 0),
+                "Redis commands per idle session per s": _num(redis.get("idle_commands_per_session_s"), 2),
                 "state": _state(run),
             }
         )
@@ -151,13 +168,16 @@ def table(summary: dict[str, Any]) -> str:
 # --- the goals ---------------------------------------------------------------------------------------
 
 
-def _find(summary: dict[str, Any], mode: str, clients: str, n: int | None = None) -> list[dict[str, Any]]:
+def _find(
+    summary: dict[str, Any], mode: str, clients: str, n: int | None = None, *, redis: bool = False
+) -> list[dict[str, Any]]:
     return [
         r
         for r in summary["runs"]
         if r["plan"]["mode"] == mode
         and r["plan"]["clients"] == clients
         and (n is None or r["plan"]["sessions"] == n)
+        and bool(r["plan"].get("redis")) == redis
     ]
 
 
@@ -181,15 +201,16 @@ def goals(summary: dict[str, Any]) -> list[dict[str, str]]:
             out.append({"goal": goal, "mode": mode, "verdict": verdict, "evidence": evidence})
 
     def label(r: dict[str, Any]) -> str:
-        return f"{'Chromium' if r['plan']['clients'] == 'chromium' else 'emulated'} N={r['plan']['sessions']}"
+        kind = "Chromium" if r["plan"]["clients"] == "chromium" else "emulated"
+        return f"{kind} N={r['plan']['sessions']}" + (f" ({store(r)})" if r["plan"].get("redis") else "")
 
     def measured(r: dict[str, Any]) -> bool:
         return not r.get("refused") and not r.get("error")
 
-    def delivery(limit_ms: float, clients: str, n: int):
+    def delivery(limit_ms: float, clients: str, n: int, *, redis: bool = False):
         def judge(mode):
             checks = []
-            for r in _find(summary, mode, clients, n):
+            for r in _find(summary, mode, clients, n, redis=redis):
                 if not measured(r):
                     continue
                 p95 = _p95(r, "delivery_to_everyone")
@@ -210,7 +231,10 @@ def goals(summary: dict[str, Any]) -> list[dict[str, str]]:
                 f"{label(r)}: {r['idle']['server_cpu_ms_per_session_s']:.2f} ms/s",
             )
             for r in summary["runs"]
-            if r["plan"]["mode"] == mode and r["plan"]["sessions"] in (5, 100) and r.get("idle")
+            if r["plan"]["mode"] == mode
+            and r["plan"]["sessions"] in (5, 100)
+            and r.get("idle")
+            and not r["plan"].get("redis")
         ]
 
     def streaming(mode):
@@ -266,6 +290,23 @@ def goals(summary: dict[str, Any]) -> list[dict[str, str]]:
     add("Full script runs per turn of a page whose person did nothing: 0", passive_runs)
     add("Memory per session (server RSS growth / N)", memory, printed=True)
     add("No request to the model on any refresh; one response per turn", no_api)
+
+    def redis_commands(mode):
+        return [
+            (
+                True,
+                f"{label(r)}: {_num(r['redis'].get('commands_per_message'), 0)} per message, "
+                f"{_num(r['redis'].get('idle_commands_per_session_s'), 2)} per idle session per s",
+            )
+            for r in summary["runs"]
+            if r["plan"]["mode"] == mode and r.get("redis")
+        ]
+
+    add(
+        "Through Redis, sessions spread over the processes: shown in every other session, p95 <= 0.5 s at 100",
+        delivery(500, "emulator", 100, redis=True),
+    )
+    add("Redis commands per message and per idle session per second", redis_commands, printed=True)
     return out
 
 
@@ -302,20 +343,20 @@ COMPARED = (  # (column, how to read it from a run, how to print it)
 )
 
 
-def _key(run: dict[str, Any]) -> tuple[str, str, int]:
-    return run["plan"]["mode"], run["plan"]["clients"], run["plan"]["sessions"]
+def _key(run: dict[str, Any]) -> tuple[str, str, int, str]:
+    return run["plan"]["mode"], run["plan"]["clients"], run["plan"]["sessions"], store(run)
 
 
 def comparison(summary: dict[str, Any], before: dict[str, Any]) -> str:
     """One row per (mode, clients, N) measured in either: "before → after" for the main numbers."""
     now = {_key(r): r for r in summary["runs"]}
     then = {_key(r): r for r in before["runs"]}
-    keys = sorted(set(now) | set(then), key=lambda k: (k[0], k[1] != "chromium", k[2]))
-    head = ["mode", "clients", "N", *(c for c, _, _ in COMPARED), "state before → after"]
+    keys = sorted(set(now) | set(then), key=lambda k: (k[0], k[1] != "chromium", k[2], k[3]))
+    head = ["mode", "clients", "N", "store", *(c for c, _, _ in COMPARED), "state before → after"]
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
     for key in keys:
         old, new = then.get(key), now.get(key)
-        cells = [key[0], key[1], str(key[2])]
+        cells = [key[0], key[1], str(key[2]), key[3]]
         for _, read, show in COMPARED:
             cells.append(f"{show(read(old)) if old else '–'} → {show(read(new)) if new else '–'}")
         cells.append(f"{_state(old) if old else '–'} → {_state(new) if new else '–'}")
@@ -386,10 +427,10 @@ def markdown(summary: dict[str, Any], before: dict[str, Any] | None = None, imag
         f"sessions]({image})",
         "",
     ]
-    notes = [(r["plan"], n) for r in summary["runs"] for n in r.get("notes", [])]
+    notes = [(r, n) for r in summary["runs"] for n in r.get("notes", [])]
     if notes:
         lines += ["## Notes from the runs", ""]
-        lines += [f"- {p['mode']} {p['clients']} N={p['sessions']}: {n}" for p, n in notes]
+        lines += [f"- {_series(r)} {r['plan']['clients']} N={r['plan']['sessions']}: {n}" for r, n in notes]
         lines.append("")
     return "\n".join(lines)
 
@@ -451,10 +492,10 @@ def chart(summary: dict[str, Any], path: Path, before: dict[str, Any] | None = N
         for source, name, style, alpha in series:
             if not source:
                 continue
-            for mode in _modes(source):
-                color = COLORS.get(mode, "grey")
+            for mode in dict.fromkeys(_series(r) for r in source["runs"]):
+                color = COLORS.get(mode, REDIS_COLOR if "Redis" in mode else "grey")
                 runs = sorted(
-                    (r for r in source["runs"] if r["plan"]["mode"] == mode and not r.get("refused")),
+                    (r for r in source["runs"] if _series(r) == mode and not r.get("refused")),
                     key=lambda r: r["plan"]["sessions"],
                 )
                 kept_up = [r for r in runs if value(r) is not None and not r.get("overloaded")]

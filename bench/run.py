@@ -12,6 +12,7 @@ import logging
 import os
 import platform
 import signal
+import subprocess
 import sys
 import time
 from datetime import UTC, datetime
@@ -25,6 +26,7 @@ from bench import report
 from bench.browser import chromium_path, launch
 from bench.scenario import Plan, run_plan
 from bench.server import ROOT, app_version, bench_version, clients_pinned
+from tests.redis_server import redis_server_path
 
 log = logging.getLogger("bench")
 
@@ -59,16 +61,21 @@ def plans(
     sizes: dict[str, tuple[int, ...]] | None = None,
     pin: bool = True,
     server_options: tuple[str, ...] = (),
+    redis: bool = False,
+    processes: int = 1,
 ) -> list[Plan]:
     """Every size in every mode, full or smoke; `sizes` replaces the session counts of the kinds of
-    client it names ({"chromium": ()}: no browser)."""
+    client it names ({"chromium": ()}: no browser). With `redis`, each size is measured twice: in memory
+    (one process) and through Redis with `processes` app processes sharing the N sessions."""
     counts = {**(SMOKE_SIZES if smoke else FULL_SIZES), **(sizes or {})}
     extra = SMOKE_PLAN if smoke else {}
+    stores = [{}] + ([{"redis": True, "processes": processes}] if redis else [])
     return [
-        Plan(mode=mode, clients=clients, sessions=n, pin=pin, server_options=server_options, **extra)
+        Plan(mode=mode, clients=clients, sessions=n, pin=pin, server_options=server_options, **store, **extra)
         for clients, ns in counts.items()
         for n in ns
         for mode in modes
+        for store in stores
     ]
 
 
@@ -137,7 +144,10 @@ async def _quiet_machine() -> float:
 
 
 def machine() -> dict[str, Any]:
+    redis = redis_server_path()
     return {
+        "redis_server": redis
+        and subprocess.run([redis, "--version"], capture_output=True, text=True).stdout.strip(),
         "app_version": app_version(),  # "+hash": uncommitted changes; each run records its own too
         "bench_version": bench_version(),  # before and after compare only if measured alike
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -191,6 +201,17 @@ def main(argv: list[str] | None = None) -> int:
         metavar="SECTION.NAME=VALUE",
         help="a Streamlit option for the server under test, e.g. runner.postScriptGC=false (repeatable)",
     )
+    parser.add_argument(
+        "--redis",
+        action="store_true",
+        help="also measure each size through a Redis the bench starts (Debian's redis-server), beside memory",
+    )
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=2,
+        help="app processes sharing the sessions in the --redis runs (default 2)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s", datefmt="%H:%M:%S"
@@ -209,10 +230,15 @@ def main(argv: list[str] | None = None) -> int:
         sizes=sizes,
         pin=args.pin,
         server_options=tuple(args.server_option),
+        redis=args.redis,
+        processes=args.processes,
     )
     if any(p.clients == "chromium" for p in plan_list) and not chromium_path():
         log.warning("no Chromium found (apt-get install chromium): skipping the Chromium pages")
         plan_list = [p for p in plan_list if p.clients != "chromium"]
+    if any(p.redis for p in plan_list) and not redis_server_path():
+        log.warning("no redis-server found (apt-get install redis-server): skipping the Redis runs")
+        plan_list = [p for p in plan_list if not p.redis]
     out = args.out or (ROOT / "test-results" / "bench-smoke" if args.smoke else ROOT / "docs")
 
     # A stopped bench (kill, timeout) still stops its servers: SystemExit runs the finally blocks and atexit.

@@ -12,6 +12,7 @@ import bisect
 import contextlib
 import logging
 import math
+import secrets
 import time
 import uuid
 from dataclasses import asdict, dataclass
@@ -22,7 +23,16 @@ import psutil
 
 from bench.emulator import EmulatedSession, RefusedError
 from bench.model import BenchModel
-from bench.server import AppServer, Usage, app_version, cpu_between, split_cores
+from bench.server import (
+    AppServer,
+    AppServers,
+    RedisWatch,
+    Usage,
+    app_version,
+    command_delta,
+    cpu_between,
+    split_cores,
+)
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +76,13 @@ class Plan:
     pin: bool = True  # server on one core, clients on the others
     baseline_seconds: float = 5.0  # the server with nobody in the room, for the per-session share
     server_options: tuple[str, ...] = ()  # Streamlit options for the server, e.g. "runner.postScriptGC=false"
+    # App processes sharing the room; more than one needs `redis`. Sessions are spread over them in turn.
+    processes: int = 1
+    redis: bool = False  # rooms in a Redis the bench starts (REDIS_URL), instead of the process's memory
+
+    def __post_init__(self) -> None:
+        if self.processes > 1 and not self.redis:
+            raise ValueError("several app processes share a room only through Redis: set redis too")
 
     def turn_limit(self, sessions: int) -> float:
         """How long one message may take to reach everyone before the run calls it lost."""
@@ -73,7 +90,8 @@ class Plan:
 
     @property
     def label(self) -> str:
-        return f"{self.mode}-{self.clients}-{self.sessions}"
+        store = f"-redis-{self.processes}p" if self.redis else ""
+        return f"{self.mode}-{self.clients}-{self.sessions}{store}"
 
 
 def app_environment(plan: Plan, model_url: str) -> dict[str, str]:
@@ -141,32 +159,58 @@ async def run_plan(plan: Plan, log_dir: Path, browser=None) -> dict[str, Any]:
     """Measure one plan on a fresh server; the server is stopped (or killed) whatever happens."""
     server_cores = split_cores()[0] if plan.pin else None
     result: dict[str, Any] = {"plan": asdict(plan), "notes": []}
-    with BenchModel(api_key=API_KEY) as model:
-        env = app_environment(plan, model.base_url)
-        log_path = log_dir / f"streamlit-{plan.label}.log"
-        server = await asyncio.to_thread(
-            AppServer, env, log_path, cores=server_cores, options=plan.server_options
-        )
-        result["server_cores"] = sorted(server_cores) if server_cores else None
-        result["app_version"] = app_version()  # the code this server loaded
-        clients: list = []
-        try:
-            await _measure(plan, server, model, browser, clients, result)
-        except RefusedError as error:
-            log.warning("%s: the app refused to run: %s", plan.label, error)
-            result["refused"] = str(error)
-        except Exception as error:
-            log.exception("%s: the run failed", plan.label)
-            result["error"] = f"{type(error).__name__}: {error}"
-        finally:
-            await asyncio.gather(*(c.close() for c in clients), return_exceptions=True)
-            await asyncio.to_thread(server.stop)
-            result["server_log_tracebacks"] = server.log_text().count("Traceback")
+    redis = await asyncio.to_thread(RedisWatch) if plan.redis else None
+    try:
+        with BenchModel(api_key=API_KEY) as model:
+            env = app_environment(plan, model.base_url)
+            if redis is not None:
+                # Every process behind one address needs the same cookie secret; here each is reached
+                # directly, but the bench runs them as a deployment would.
+                env |= {"REDIS_URL": redis.url, "STREAMLIT_SERVER_COOKIE_SECRET": secrets.token_hex(32)}
+            started: list[AppServer] = []
+            try:
+                for number in range(plan.processes):
+                    suffix = f"-{number + 1}" if plan.processes > 1 else ""
+                    log_path = log_dir / f"streamlit-{plan.label}{suffix}.log"
+                    started.append(
+                        await asyncio.to_thread(
+                            AppServer, env, log_path, cores=server_cores, options=plan.server_options
+                        )
+                    )
+            except BaseException:
+                for server in started:
+                    await asyncio.to_thread(server.stop)
+                raise
+            server = AppServers(started)
+            result["server_cores"] = sorted(server_cores) if server_cores else None
+            result["app_version"] = app_version()  # the code this server loaded
+            clients: list = []
+            try:
+                await _measure(plan, server, model, browser, clients, result, redis)
+            except RefusedError as error:
+                log.warning("%s: the app refused to run: %s", plan.label, error)
+                result["refused"] = str(error)
+            except Exception as error:
+                log.exception("%s: the run failed", plan.label)
+                result["error"] = f"{type(error).__name__}: {error}"
+            finally:
+                await asyncio.gather(*(c.close() for c in clients), return_exceptions=True)
+                await asyncio.to_thread(server.stop)
+                result["server_log_tracebacks"] = server.log_text().count("Traceback")
+    finally:
+        if redis is not None:
+            await asyncio.to_thread(redis.stop)
     return result
 
 
 async def _measure(
-    plan: Plan, server: AppServer, model: BenchModel, browser, clients: list, result: dict
+    plan: Plan,
+    server: AppServers,
+    model: BenchModel,
+    browser,
+    clients: list,
+    result: dict,
+    redis: RedisWatch | None = None,
 ) -> None:
     started = server.usage()
     result["server_rss_mb_at_start"] = round(started.rss_bytes / 2**20, 1)
@@ -177,10 +221,14 @@ async def _measure(
     model.delta_delay = plan.word_delay_ms / 1000  # from now on the model streams at a readable pace
     model.reply_words = plan.reply_words
     await asyncio.sleep(plan.settle_seconds)  # the seeder's tab has just closed
-    empty = server.usage()
+    empty, empty_commands = server.usage(), redis.commands() if redis else {}
     await asyncio.sleep(plan.baseline_seconds)
     before_sessions = server.usage()
     result["empty_server_cpu_ms_per_s"] = round(cpu_between(empty, before_sessions), 2)
+    if redis is not None:
+        empty_total = sum(command_delta(empty_commands, redis.commands()).values())
+        seconds = max(before_sessions.at - empty.at, 1e-9)
+        result["redis"] = {"empty_commands_per_s": round(empty_total / seconds, 1)}
     requests_before_ramp = len(model.requests)
 
     ramp = await _ramp(plan, server, browser, clients)
@@ -190,7 +238,10 @@ async def _measure(
     result["overloaded"] = ramp["saturated"] or joined < plan.sessions
 
     await asyncio.sleep(plan.settle_seconds)
+    idle_commands, idle_redis_cpu = (redis.commands(), redis.cpu_seconds()) if redis else ({}, 0.0)
     idle = await _idle(plan, server, clients, before_sessions, result["empty_server_cpu_ms_per_s"])
+    if redis is not None:
+        _redis_idle(result["redis"], redis, idle_commands, idle_redis_cpu, idle["seconds"], len(clients))
     result["idle"] = idle
     if idle["server_cpu_share_of_core"] >= SATURATED:
         result["overloaded"] = True
@@ -204,8 +255,17 @@ async def _measure(
     lag.start()
     psutil.cpu_percent(percpu=True)
     first = server.usage()
+    posting_commands, posting_redis_cpu = (redis.commands(), redis.cpu_seconds()) if redis else ({}, 0.0)
     try:
         result.update(await _posts(plan, server, clients, model, posts, result))
+        if redis is not None:
+            commands = command_delta(posting_commands, redis.commands())
+            seconds = max(result["posting_seconds"], 1e-9)
+            result["redis"].update(
+                commands_per_message=round(sum(commands.values()) / max(result["posts"], 1), 1),
+                message_commands_by_name=dict(list(commands.items())[:8]),
+                posting_cpu_ms_per_s=round(1000 * (redis.cpu_seconds() - posting_redis_cpu) / seconds, 2),
+            )
     finally:
         result["client_loop_lag"] = await lag.stop()
         others = _others_on_server_core(psutil.cpu_percent(percpu=True), first, server.usage())
@@ -289,7 +349,7 @@ def _query() -> str:
 # --- joining -------------------------------------------------------------------------------------------
 
 
-async def _ramp(plan: Plan, server: AppServer, browser, clients: list) -> dict[str, Any]:
+async def _ramp(plan: Plan, server: AppServers, browser, clients: list) -> dict[str, Any]:
     """Join sessions `ramp_step` at a time; after each step wait (bounded) until the server calms down.
 
     Every join changes who is here, which reruns every page already in the room: joining all at once
@@ -299,7 +359,7 @@ async def _ramp(plan: Plan, server: AppServer, browser, clients: list) -> dict[s
     saturated, failures = False, []
     for start in range(0, plan.sessions, plan.ramp_step):
         step = [
-            _new_client(plan, server.url, browser, i)
+            _new_client(plan, server.urls[i % len(server.urls)], browser, i)
             for i in range(start, min(plan.sessions, start + plan.ramp_step))
         ]
         outcomes = await asyncio.gather(*(_join(c, plan.join_timeout) for c in step), return_exceptions=True)
@@ -343,7 +403,7 @@ async def _join(client, timeout: float) -> None:
     await client.join(client.name, timeout)
 
 
-async def _calm(server: AppServer, cap: float) -> float:
+async def _calm(server: AppServers, cap: float) -> float:
     """Wait until the server's CPU stops falling (bounded); returns its last share of one core."""
     previous = server.usage()
     shares: list[float] = []
@@ -362,7 +422,7 @@ async def _calm(server: AppServer, cap: float) -> float:
 
 
 async def _idle(
-    plan: Plan, server: AppServer, clients: list, before_sessions: Usage, empty_ms_per_s: float
+    plan: Plan, server: AppServers, clients: list, before_sessions: Usage, empty_ms_per_s: float
 ) -> dict[str, Any]:
     """Nobody writes: what the server spends just keeping `len(clients)` pages up to date.
 
@@ -414,11 +474,30 @@ def _others_on_server_core(cores_busy: list[float], first: Usage, last: Usage) -
     return round(max(cores_busy[min(server_cores)] - server_percent, 0.0), 1)
 
 
+def _redis_idle(
+    stats: dict[str, Any],
+    redis: RedisWatch,
+    before: dict[str, int],
+    cpu_before: float,
+    seconds: float,
+    n: int,
+) -> None:
+    """Redis commands while nobody wrote: what the sessions add to the empty app, per session per second."""
+    commands = command_delta(before, redis.commands())
+    per_s = sum(commands.values()) / max(seconds, 1e-9)
+    stats.update(
+        idle_commands_per_s=round(per_s, 1),
+        idle_commands_per_session_s=round(max(per_s - stats["empty_commands_per_s"], 0.0) / max(n, 1), 3),
+        idle_commands_by_name=dict(list(commands.items())[:8]),
+        idle_cpu_ms_per_s=round(1000 * (redis.cpu_seconds() - cpu_before) / max(seconds, 1e-9), 2),
+    )
+
+
 # --- posting -------------------------------------------------------------------------------------------
 
 
 async def _posts(
-    plan: Plan, server: AppServer, clients: list, model: BenchModel, posts: int, result: dict
+    plan: Plan, server: AppServers, clients: list, model: BenchModel, posts: int, result: dict
 ) -> dict[str, Any]:
     """Post `posts` messages from a few senders, each while the reply to the one before is being written.
 
@@ -572,7 +651,7 @@ def _full_runs(passive: list, before: dict, turns: int) -> dict[str, Any] | None
 class CpuSampler:
     """The server's CPU every `SAMPLE_SECONDS`, to tell what it spent while replies streamed."""
 
-    def __init__(self, server: AppServer) -> None:
+    def __init__(self, server: AppServers) -> None:
         self.server = server
         self.samples: list[Usage] = []
         self._task: asyncio.Task | None = None

@@ -34,20 +34,24 @@ MEASURING = ("browser", "emulator", "model", "run", "scenario", "server")
 
 
 def bench_version() -> str:
-    """A hash of the measuring code as it is on disk, whatever the commit."""
+    """A hash of the measuring code in bench/ as it is on disk, whatever the commit.
+
+    Only bench/ files: a change to the tests' helpers (the model server) must not make two runs of the
+    same bench look different."""
     digest = hashlib.sha1()
-    for path in [ROOT / "bench" / f"{name}.py" for name in MEASURING] + [ROOT / "tests" / "openai_server.py"]:
+    for path in [ROOT / "bench" / f"{name}.py" for name in MEASURING]:
         digest.update(path.read_bytes())
     return digest.hexdigest()[:10]
 
 
 def app_version() -> str | None:
-    """The app's commit, plus a hash of any uncommitted change to it: what a run measured."""
+    """The last commit that changed the app, plus a hash of any uncommitted change to it: what a run
+    measured. A commit that only touched the bench, tests or docs leaves it as it was."""
 
     def git(*args: str) -> str:
         return subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True, text=True).stdout
 
-    commit = git("rev-parse", "--short", "HEAD").strip()
+    commit = git("log", "-1", "--format=%h", "--", *APP_PATHS).strip()
     if not commit:
         return None
     changes = git("diff", "HEAD", "--", *APP_PATHS)
@@ -203,6 +207,69 @@ class AppServer:
                 self.process.wait(STOP_TIMEOUT_SECONDS)
         self._log_file.close()
         _running.discard(self)
+
+
+class AppServers:
+    """Several app processes sharing their rooms through one Redis, measured as one server: their CPU and
+    memory summed. `url` is the first one's; sessions are spread over `urls`."""
+
+    def __init__(self, servers: list[AppServer]):
+        self.servers = servers
+        self.urls = [s.url for s in servers]
+        self.url = self.urls[0]
+        self.pids = [s.process.pid for s in servers]
+
+    def usage(self) -> Usage:
+        each = [s.usage() for s in self.servers]
+        return Usage(
+            max(u.at for u in each),
+            sum(u.cpu_seconds for u in each),
+            sum(u.rss_bytes for u in each),
+            sum(u.threads for u in each),
+        )
+
+    def log_text(self) -> str:
+        return "".join(s.log_text() for s in self.servers)
+
+    def stop(self) -> None:
+        for server in self.servers:
+            server.stop()
+
+
+class RedisWatch:
+    """The bench's own Redis (tests/redis_server.py: Debian's redis-server on a free port, in a temporary
+    folder), and what it did: commands by name from `INFO commandstats`, and its CPU."""
+
+    def __init__(self) -> None:
+        from tests.redis_server import RedisServer
+
+        self.server = RedisServer().start()
+        self.url = self.server.url
+        self._client = self.server.client()
+        self._ps = psutil.Process(self.server.process.pid)
+
+    def commands(self) -> dict[str, int]:
+        """Calls so far per command, leaving out the bench's own INFO."""
+        stats = self._client.info("commandstats")
+        return {
+            name.removeprefix("cmdstat_"): int(values["calls"])
+            for name, values in stats.items()
+            if name != "cmdstat_info"
+        }
+
+    def cpu_seconds(self) -> float:
+        times = self._ps.cpu_times()
+        return times.user + times.system
+
+    def stop(self) -> None:
+        self._client.close()
+        self.server.close()
+
+
+def command_delta(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
+    """Commands run between two `RedisWatch.commands()` readings, busiest first."""
+    delta = {name: after.get(name, 0) - before.get(name, 0) for name in after}
+    return dict(sorted(((n, c) for n, c in delta.items() if c > 0), key=lambda item: -item[1]))
 
 
 def cpu_between(first: Usage, last: Usage) -> float:

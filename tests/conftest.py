@@ -1,12 +1,13 @@
-"""Fixtures shared by the suites: the AppTest helpers (see tests/pages.py) and a real Redis."""
+"""Fixtures shared by the suites: the AppTest helpers (see tests/pages.py), a real Redis and nginx."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
+from tests.nginx_server import NginxMissing, NginxServer
 from tests.pages import fresh_app, gated  # noqa: F401  (pytest finds fixtures by name)
 from tests.redis_server import RedisMissing, RedisServer
 
@@ -32,6 +33,24 @@ def redis_server() -> Iterator[RedisServer]:
 @pytest.fixture
 def redis_url(redis_server: RedisServer) -> str:
     return redis_server.url
+
+
+@pytest.fixture
+def nginx_in_front() -> Iterator[Callable[[int, int], NginxServer]]:
+    """`nginx_in_front(port_a, port_b)`: Debian's nginx with deploy/nginx.conf before two local servers."""
+    started: list[NginxServer] = []
+
+    def start(port_a: int, port_b: int) -> NginxServer:
+        try:
+            server = NginxServer(backends=(port_a, port_b))
+        except NginxMissing as missing:
+            missing_part(str(missing))
+        started.append(server)
+        return server.start()
+
+    yield start
+    for server in started:
+        server.__exit__(None, None, None)
 
 
 class SharedRedis:

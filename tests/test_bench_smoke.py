@@ -17,10 +17,12 @@ import pytest
 from bench import report
 from bench.browser import chromium_path
 from bench.run import measure, plans
+from bench.scenario import Plan
+from tests.redis_server import redis_server_path
 
 
-def smoke(clients: str, tmp_path) -> dict:
-    plan_list = [p for p in plans(smoke=True) if p.clients == clients]
+def smoke(clients: str, tmp_path, **options) -> dict:
+    plan_list = [p for p in plans(smoke=True, **options) if p.clients == clients]
     # A thread of its own: the end-to-end tests' Playwright keeps an event loop on the main thread.
     with ThreadPoolExecutor(max_workers=1) as pool:
         run = pool.submit(asyncio.run, measure(plan_list, smoke=True, log_dir=tmp_path / "logs"))
@@ -102,6 +104,30 @@ def test_emulated_sessions_see_every_message_sent_while_replies_stream(tmp_path)
     # Before and after in one table and chart: here the same run twice, which is enough to draw them.
     report.main([str(tmp_path / "bench.json"), "--before", str(tmp_path / "bench.json")])
     assert "## Before and after" in (tmp_path / "bench.md").read_text()
+
+
+def test_redis_runs_sit_beside_memory_runs_of_the_same_size():
+    planned = plans(sizes={"chromium": (), "emulator": (100,)}, redis=True, processes=2)
+    assert [(p.sessions, p.redis, p.processes) for p in planned] == [(100, False, 1), (100, True, 2)]
+    assert planned[1].label == "live-emulator-100-redis-2p"
+    with pytest.raises(ValueError, match="Redis"):
+        Plan(mode="live", clients="emulator", sessions=10, processes=2)
+
+
+def test_sessions_on_two_processes_share_one_room_through_redis(tmp_path):
+    if redis_server_path() is None:
+        reason = "no redis-server here (apt-get install redis-server)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    summary = smoke("emulator", tmp_path, redis=True, processes=2)
+    [run] = [r for r in summary["runs"] if r["plan"]["redis"]]
+    assert_everyone_saw_everything(run)
+    assert_the_model_is_asked_once_per_turn_and_never_on_refresh(run)
+    assert run["server_log_tracebacks"] == 0
+    redis = run["redis"]
+    assert redis["commands_per_message"] > 0 and redis["idle_commands_per_session_s"] >= 0
+    assert "Redis, 2 processes" in (tmp_path / "bench.md").read_text()
 
 
 @pytest.mark.e2e

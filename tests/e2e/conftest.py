@@ -1,4 +1,5 @@
-"""End-to-end fixtures: `streamlit run app.py` on a free loopback port, and headless Debian Chromium.
+"""End-to-end fixtures: `streamlit run app.py` on a free loopback port (one, or several sharing a real
+Redis), and headless Debian Chromium.
 
 Without a browser the tests skip and say why, except under CI=true, where that is a failure.
 """
@@ -6,6 +7,7 @@ Without a browser the tests skip and say why, except under CI=true, where that i
 from __future__ import annotations
 
 import os
+import secrets
 import socket
 import subprocess
 import sys
@@ -53,14 +55,25 @@ def wait_until(predicate: Callable[[], object], timeout: float, what: str) -> No
 
 
 class AppServer:
-    """One `streamlit run app.py` process with its own environment, in this project or a copy of it."""
+    """One `streamlit run app.py` process with its own environment, in this project or a copy of it.
 
-    def __init__(self, env: dict[str, str], project: Path = ROOT):
-        self.port = free_port()
+    `kill()` is a crash (SIGKILL), `stop()` a graceful stop (SIGTERM), `start()` starts it again on the
+    same port with the same environment (its log goes on in the same file).
+    """
+
+    def __init__(self, env: dict[str, str], project: Path = ROOT, *, port: int | None = None):
+        self.env = env
+        self.project = project
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}/"
         self.log_path = ARTIFACTS / f"streamlit-{self.port}.log"
         ARTIFACTS.mkdir(exist_ok=True)
-        clean = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "STREAMLIT_"))}
+        self.log_path.write_text("")
+        self.process: subprocess.Popen
+        self.start()
+
+    def start(self) -> None:
+        clean = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "STREAMLIT_", "REDIS_"))}
         self.process = subprocess.Popen(
             [
                 sys.executable,
@@ -75,12 +88,16 @@ class AppServer:
                 "--server.headless",
                 "true",
             ],
-            cwd=project,
-            env={**clean, "WORD_DELAY_MS": "60", **env},
-            stdout=self.log_path.open("w"),
+            cwd=self.project,
+            env={**clean, "WORD_DELAY_MS": "60", **self.env},
+            stdout=self.log_path.open("a"),
             stderr=subprocess.STDOUT,
         )
         wait_until(self.healthy, DEADLINE_SECONDS, "the Streamlit server to start")
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
 
     def healthy(self) -> bool:
         assert self.process.poll() is None, f"streamlit exited; see {self.log_path}"
@@ -94,11 +111,25 @@ class AppServer:
         return self.log_path.read_text(errors="replace")
 
     def stop(self) -> None:
+        if self.process.poll() is not None:
+            return
         self.process.terminate()
         try:
             self.process.wait(10)
         except subprocess.TimeoutExpired:
             self.process.kill()
+            self.process.wait(10)
+
+    def kill(self) -> None:
+        """A crash: SIGKILL, no shutdown code runs."""
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
+
+    def restart(self) -> None:
+        """A graceful restart on the same port, as a deploy does."""
+        self.stop()
+        self.start()
 
 
 @pytest.fixture(scope="session")
@@ -132,6 +163,32 @@ def app_server() -> Iterator[Callable[..., AppServer]]:
     yield start
     for server in started:
         server.stop()
+
+
+@pytest.fixture
+def redis_apps(redis_server, app_server) -> Callable[..., list[AppServer]]:
+    """`redis_apps(2, **env)`: that many app processes sharing one Redis (the `redis_server` fixture's)
+    and one `server.cookieSecret`, as a deployment behind a load balancer runs them."""
+
+    def start(count: int = 2, **env: str) -> list[AppServer]:
+        shared = {
+            "REDIS_URL": redis_server.url,
+            "STREAMLIT_SERVER_COOKIE_SECRET": secrets.token_hex(32),
+            **env,
+        }
+        return [app_server(**shared) for _ in range(count)]
+
+    return start
+
+
+def lease_holder(redis_server, servers: list[AppServer], room: str = "lobby") -> AppServer | None:
+    """The app process whose reply worker holds the room's lease now (`"<fence> <hostname>:<pid>"`)."""
+    value = redis_server.client().get(f"chat:room:{room}:lease")
+    if not value:
+        return None
+    holder = value.split(" ", 1)[1]
+    pid = int(holder.rsplit(":", 1)[1])
+    return next((server for server in servers if server.pid == pid), None)
 
 
 @pytest.fixture
