@@ -9,6 +9,7 @@ import contextlib
 import enum
 import logging
 import threading
+import time
 from typing import TYPE_CHECKING
 
 from shared.errors import AssistantError, ChatError, ConversationLost
@@ -17,6 +18,10 @@ if TYPE_CHECKING:
     from shared.room import Room
 
 log = logging.getLogger(__name__)
+
+# A reply's words are written into the room at most this often (pages redraw a reply at most ten times
+# a second anyway); its first words at once.
+REPLY_WRITE_SECONDS = 0.1
 
 
 def _failure_text(assistant_name: str, error: Exception) -> str:
@@ -74,11 +79,20 @@ class ReplyWorker(threading.Thread):
             return True
         try:
             pieces = iter(room.assistant.reply(conversation, turn))
+            pending, written_at, writing = "", 0.0, True
             try:
                 for text in pieces:
-                    if not room.add_to_reply(turn, text):
-                        break
+                    pending += text
+                    # The first words at once, then at most one write per REPLY_WRITE_SECONDS: each write
+                    # is a change every page (and with Redis, every process) takes in.
+                    if time.monotonic() - written_at >= REPLY_WRITE_SECONDS:
+                        writing = room.add_to_reply(turn, pending)
+                        pending, written_at = "", time.monotonic()
+                        if not writing:
+                            break
             finally:
+                if pending and writing:  # the rest, also when the stream broke off: the text so far stays
+                    room.add_to_reply(turn, pending)
                 # Ends the assistant's stream (and its HTTP request) as soon as the room says stop.
                 getattr(pieces, "close", lambda: None)()
         except Exception as error:
