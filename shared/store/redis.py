@@ -104,6 +104,10 @@ class RedisStore:
             log.warning("redis: %s", error)
             self.problem = UNREACHABLE
             raise StoreUnavailable(UNREACHABLE) from None
+        except Exception:
+            if not self._stopped.is_set():
+                raise
+            raise StoreUnavailable(UNREACHABLE) from None  # closed under a late thread at shutdown
         self.problem = None
 
     def record(self, room: str) -> RoomRecord | None:
