@@ -57,6 +57,8 @@ class Settings:
     max_participants: int = 50
     rate_limit_messages: int = 6
     rate_limit_seconds: float = 10.0
+    max_attachment_mb: int = 10
+    max_room_attachments_mb: int = 100
 
     @property
     def offline(self) -> bool:
@@ -157,6 +159,8 @@ PARSERS: dict[str, Callable[[str], Any]] = {
     "MAX_PARTICIPANTS": _integer(1, 1_000),
     "RATE_LIMIT_MESSAGES": _integer(1, 1_000),
     "RATE_LIMIT_SECONDS": _seconds(0, 3_600, zero="no flood control"),
+    "MAX_ATTACHMENT_MB": _integer(1, 100),
+    "MAX_ROOM_ATTACHMENTS_MB": _integer(1, 10_000),
 }
 assert set(PARSERS) == {f.name.upper() for f in fields(Settings)}
 

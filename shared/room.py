@@ -13,14 +13,15 @@ import threading
 import time
 import unicodedata
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from shared.assistant import Assistant, Turn
+from shared.attachments import MB, AttachmentStore
 from shared.config import Settings
 from shared.errors import JoinRefused, MessageRefused, RoomClosed
-from shared.messages import Message, Participant, ReplyPolicy, Role, Status
+from shared.messages import Attachment, Message, Participant, ReplyPolicy, Role, Status
 from shared.nicknames import clean_nickname, nickname_key
 from shared.worker import ReplyWorker, WorkerTask
 
@@ -142,6 +143,10 @@ class Room:
         self._conversation_to_close: str | None = None  # taken when the room closed, for `finish_closing`
         self._closed = False
         self._worker: threading.Thread | None = None
+        # Attached files' bytes, kept apart from the messages (which carry only what each file is).
+        self.attachments = AttachmentStore(settings.max_room_attachments_mb * MB)
+        self._attachment_messages: dict[str, int] = {}  # attachment id -> id of the message it came with
+        self._seen: dict[str, int] = {}  # participant id -> newest message id a page of theirs showed
         self.notice(f"Welcome to the room! {settings.assistant_name} answers every message.")
 
     # --- reading ---------------------------------------------------------------------------------
@@ -319,10 +324,13 @@ class Room:
 
     # --- messages --------------------------------------------------------------------------------
 
-    def post(self, participant_id: str, text: str) -> Message:
-        """Add a person's message to the room and queue it for the assistant."""
+    def post(
+        self, participant_id: str, text: str, attachments: Sequence[tuple[Attachment, bytes]] = ()
+    ) -> Message:
+        """Add a person's message (and the files they attached, already checked) and queue it for the
+        assistant."""
         text = _CONTROL.sub("", unicodedata.normalize("NFC", text.replace("\r\n", "\n"))).strip()
-        if not text:
+        if not text and not attachments:
             raise MessageRefused("Your message is empty, so nothing was sent.")
         limit = self.settings.max_message_chars
         if len(text) > limit:
@@ -341,13 +349,31 @@ class Room:
                 author=participant.nickname,
                 participant_id=participant_id,
                 status=Status.QUEUED if asks else Status.COMPLETE,
+                attachments=tuple(attachment for attachment, _ in attachments),
             )
+            self._keep_files(message, attachments)
             if asks:
                 self._queue.append(message.id)
                 self._ensure_worker()
             else:
                 self._context.append(message.id)
             return message
+
+    def _keep_files(self, message: Message, attachments: Sequence[tuple[Attachment, bytes]]) -> None:
+        """Keep a message's files; older files dropped to make room are marked so everyone sees it."""
+        dropped: list[str] = []
+        for attachment, data in attachments:
+            self._attachment_messages[attachment.id] = message.id
+            dropped += self.attachments.put(attachment.id, data)
+        for message_id in sorted({self._attachment_messages.pop(a) for a in dropped}):
+            older = self._messages[message_id - 1]
+            marked = tuple(replace(a, dropped=True) if a.id in dropped else a for a in older.attachments)
+            self._set(replace(older, attachments=marked))
+
+    def check_rate(self, participant_id: str) -> None:
+        """Count a request other than a message (a catch-up) against the person's flood limit."""
+        with self._lock:
+            self._check_rate(participant_id)
 
     def _check_rate(self, participant_id: str) -> None:
         """One person may not drown the room: at most N messages in any window of S seconds."""
@@ -418,6 +444,19 @@ class Room:
         with self._lock:
             self._add(Role.SYSTEM, text, status=Status.ERROR if failure else Status.COMPLETE)
 
+    # --- what each person has seen (for "New since you were last here") ---------------------------
+
+    def mark_seen(self, participant_id: str, session_id: str, message_id: int) -> None:
+        """A page of this person drew the room up to `message_id`; a closed tab's page no longer counts."""
+        with self._lock:
+            if session_id in self._sessions.get(participant_id, ()):
+                self._seen[participant_id] = max(message_id, self._seen.get(participant_id, 0))
+
+    def last_seen(self, participant_id: str) -> int | None:
+        """The newest message a page of this person showed in this room; None if none ever did."""
+        with self._lock:
+            return self._seen.get(participant_id)
+
     # --- the reply worker's side -------------------------------------------------------------------
 
     def _ensure_worker(self) -> None:
@@ -477,6 +516,12 @@ class Room:
                 present=tuple(p.nickname for p in self._participants.values()),
                 now=self._now(),
                 context=context,
+                files={
+                    a.id: data
+                    for m in (*context, *messages)
+                    for a in m.attachments
+                    if (data := self.attachments.get(a.id)) is not None
+                },
             )
             self._turns += 1
             self._bump()
@@ -558,6 +603,7 @@ class Room:
 
     def _mark_closed(self) -> None:
         self._closed = True
+        self.attachments.clear()
         if self._conversation is not None:
             self._conversation_to_close, self._conversation = self._conversation, None
         self._bump()

@@ -100,6 +100,7 @@ class ScriptedAssistant:
         self.reply_threads: list[threading.Thread] = []  # the thread each turn was asked on
         self.opened: dict[str, str] = {}  # conversation handle -> the room it was opened for
         self.closed: list[str] = []
+        self.summaries: list[tuple[tuple, str]] = []  # (messages, for whom) of each catch-up asked for
         self._replies: deque[tuple[Step, ...]] = deque()
         self._open_failures: deque[BaseException] = deque()
         self._close_gates: deque[Gate] = deque()
@@ -170,6 +171,11 @@ class ScriptedAssistant:
 
     def usage(self, conversation: str) -> dict[str, int]:
         return {}  # tokens are counted by the real assistant, tested against the OpenAI-protocol server
+
+    def summarize(self, messages, for_nickname: str) -> str:
+        with self._lock:
+            self.summaries.append((tuple(messages), for_nickname))
+        return f"Summary for {for_nickname} of " + " + ".join(m.text for m in messages)
 
     @staticmethod
     def default_reply(turn: Turn) -> tuple[str, ...]:
