@@ -119,19 +119,21 @@ def _names(names: Sequence[str]) -> str:
 def message_item(message: Message, files: Mapping[str, bytes] | None = None) -> dict[str, Any]:
     """A room message as a conversation item; items carry no author, so a person's nickname leads the text.
 
-    Its attached files whose bytes are in `files` go along as input parts; others are named in the text.
+    Its attached files whose bytes are in `files` go along as input parts; others are named in the text
+    (`files` None: history, whose files went with their own turn).
     """
     if message.role is Role.ASSISTANT:
         return {"type": "message", "role": "assistant", "content": message.text}
     text = f"[{message.author}] {message.text}"
     if not message.attachments:
         return {"type": "message", "role": "user", "content": text}
-    files = files or {}
     parts: list[dict[str, Any]] = []
     for attachment in message.attachments:
-        data = files.get(attachment.id)
-        if data is None:
-            text += f"\n(attached {_file_note(attachment)}, no longer available)"
+        data = None if files is None else files.get(attachment.id)
+        if files is None:  # history resent in local mode: the file went with its own turn
+            text += f"\n(attached {_file_note(attachment)}; not sent again)"
+        elif data is None:
+            text += f"\n(attached {_file_note(attachment)}; no longer available)"
         else:
             text += f"\n(attached {_file_note(attachment)})"
             parts.append(_file_part(attachment, data))
