@@ -91,6 +91,23 @@ def check_upload(name: str, data: bytes, max_mb: int) -> Attachment:
     return Attachment(id=uuid.uuid4().hex, name=name, mime=mime, size=len(data), width=width, height=height)
 
 
+def preview(data: bytes, max_width: int) -> bytes:
+    """The picture at most `max_width` pixels wide (itself if it already is: an animated GIF stays one).
+
+    Made once per picture, not once per page and redraw: Streamlit would otherwise decode and resize the
+    full picture every time any page draws it.
+    """
+    with Image.open(io.BytesIO(data)) as picture:
+        if picture.width <= max_width:
+            return data
+        height = max(1, round(picture.height * max_width / picture.width))
+        small = picture.convert("RGBA" if picture.mode in ("RGBA", "LA", "P") else "RGB")
+        small = small.resize((max_width, height), Image.Resampling.LANCZOS)
+    out = io.BytesIO()
+    small.save(out, format="PNG" if small.mode == "RGBA" else "JPEG", quality=85)
+    return out.getvalue()
+
+
 class AttachmentStore:
     """One room's file bytes by attachment id, at most `limit` bytes; the oldest go first."""
 

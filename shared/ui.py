@@ -17,7 +17,7 @@ import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
 from shared import transcript
-from shared.attachments import AttachmentStore, check_upload, human_size
+from shared.attachments import AttachmentStore, check_upload, human_size, preview
 from shared.catch_up import CatchUps
 from shared.config import Settings, SettingsError, load_settings
 from shared.errors import AttachmentRefused, JoinRefused, MessageRefused
@@ -293,6 +293,13 @@ PICTURE_WIDTH = 360  # pixels: a photo is shown this wide at most (its full size
 _file_keys = itertools.count()  # each drawing of a download button needs a key of its own
 
 
+@st.cache_data(max_entries=500, show_spinner=False)
+def _preview(attachment_id: str, _data: bytes) -> bytes:
+    """A picture at its display size, made once per attachment (the id names the bytes: `_data` is not
+    hashed)."""
+    return preview(_data, PICTURE_WIDTH)
+
+
 def attachment(file: Attachment, data: bytes | None) -> None:
     """One attached file as one element: the picture, a download button for a PDF, or a line saying it
     is gone."""
@@ -300,11 +307,12 @@ def attachment(file: Attachment, data: bytes | None) -> None:
     if data is None:
         st.caption(f":material/hide_image: {name} ({human_size(file.size)}) is no longer kept by the room.")
     elif file.is_image:
-        st.image(data, caption=name, width=min(file.width or PICTURE_WIDTH, PICTURE_WIDTH))
+        picture = _preview(file.id, data)
+        st.image(picture, caption=name, width=min(file.width or PICTURE_WIDTH, PICTURE_WIDTH))
     else:
         st.download_button(
             f"{name} · {human_size(file.size)}",
-            data,
+            lambda data=data: data,  # handed over when clicked, not copied into every page's drawing
             file_name=file.name,
             mime=file.mime,
             icon=":material/picture_as_pdf:",

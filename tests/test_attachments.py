@@ -12,7 +12,7 @@ from PIL import Image
 
 from shared import transcript
 from shared.assistant.offline import OfflineAssistant
-from shared.attachments import MB, AttachmentStore, check_upload, sniff
+from shared.attachments import MB, AttachmentStore, check_upload, preview, sniff
 from shared.catch_up import CatchUps
 from shared.errors import AttachmentRefused, CatchUpRefused, MessageRefused
 from shared.messages import Role
@@ -248,3 +248,10 @@ def test_one_catch_up_at_a_time_per_person_and_each_counts_against_the_flood_lim
     catch_ups.start(room, "id-Bob", "Bob", 0).done.wait(5)  # Bob's second within the window
     with pytest.raises(MessageRefused, match="Slow down"):
         catch_ups.start(room, "id-Bob", "Bob", 0)
+
+
+def test_a_wide_picture_is_shown_from_a_small_copy_and_a_small_one_as_it_is():
+    wide, small = picture("JPEG", (4000, 3000)), picture("GIF", (200, 100))
+    with Image.open(io.BytesIO(preview(wide, 360))) as shown:
+        assert shown.size == (360, 270)
+    assert preview(small, 360) is small

@@ -93,7 +93,10 @@ def test_a_picture_attached_on_one_page_shows_on_the_other_and_reaches_the_model
         DEADLINE_SECONDS,
         "the picture to load in Bob's page",
     )
-    assert bob.get_by_role("button", name="agenda.pdf · 45 bytes").count() == 1
+    with bob.expect_download(timeout=DEADLINE_SECONDS * 1000) as download:
+        bob.get_by_role("button", name="agenda.pdf · 45 bytes").click()
+    assert download.value.suggested_filename == "agenda.pdf"
+    assert Path(download.value.path()).read_bytes() == files["agenda.pdf"].read_bytes()
     wait_until(lambda: "You said: Here is the whiteboard" in reply_text(bob), DEADLINE_SECONDS, "the reply")
     wait_until(lambda: turn_over(bob), DEADLINE_SECONDS, "the turn to end")
 
