@@ -20,7 +20,8 @@ if me is None:
 
 # The box never closes: Streamlit drops what a disabled widget sends, and a message written while the
 # assistant replies simply waits for the next turn.
-ui.post(room, me, st.chat_input("Send message", key="message"))
+# Pictures and PDFs come along; their type is checked from their content, not the name (`ui.post`).
+ui.post(room, me, st.chat_input("Send message", key="message", accept_file="multiple"))
 live.earlier_messages_button(room.view())
 slots = live.Slots(
     people=people_slot, policy=policy_slot, messages=st.container(), busy=st.empty(), stop=st.empty()

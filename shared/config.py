@@ -59,6 +59,8 @@ class Settings:
     rate_limit_seconds: float = 10.0
     # A Redis URL may hold a password: kept out of logs and reprs like the key.
     redis_url: str | None = field(default=None, repr=False)
+    max_attachment_mb: int = 10
+    max_room_attachments_mb: int = 100
 
     @property
     def offline(self) -> bool:
@@ -171,6 +173,8 @@ PARSERS: dict[str, Callable[[str], Any]] = {
     "RATE_LIMIT_MESSAGES": _integer(1, 1_000),
     "RATE_LIMIT_SECONDS": _seconds(0, 3_600, zero="no flood control"),
     "REDIS_URL": _redis_url,
+    "MAX_ATTACHMENT_MB": _integer(1, 100),
+    "MAX_ROOM_ATTACHMENTS_MB": _integer(1, 10_000),
 }
 assert set(PARSERS) == {f.name.upper() for f in fields(Settings)}
 

@@ -37,3 +37,11 @@ class ConversationLost(AssistantError):
 
     def __init__(self, message: str):
         super().__init__(message, delivered=False)
+
+
+class AttachmentRefused(MessageRefused):
+    """A file was not attached (too big, not an accepted type, a picture that does not open)."""
+
+
+class CatchUpRefused(ChatError):
+    """A catch-up summary was not made (one is already being written, or the person asks too often)."""

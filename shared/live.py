@@ -19,13 +19,16 @@ from dataclasses import dataclass, field
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
+from shared.catch_up import CatchUp, missed_messages
 from shared.config import Settings
+from shared.errors import CatchUpRefused, MessageRefused
 from shared.messages import Message, Participant, Role, Status
 from shared.room import Room, RoomChanges, RoomStatus, RoomView
 from shared.ui import (
     POLICY_LABELS,
     bubble,
     escape_markdown,
+    get_catch_ups,
     people,
     render_message,
     session_id,
@@ -75,6 +78,22 @@ def visible_messages(view: RoomView) -> list[Message]:
         kept = latest
         st.session_state.first_shown = ((view.name, view.created_at), latest[0].id)
     return kept
+
+
+def catch_up_since(room: Room, view: RoomView, my_id: str) -> int | None:
+    """The last message this person's pages showed before this page came, if others said more since.
+
+    Decided on the page's first run in the room and kept for the session (session key `catch_up_since`:
+    (room, created_at), message id or None), so the divider stays put across the person's own reruns.
+    """
+    room_key = (view.name, view.created_at)
+    kept = st.session_state.get("catch_up_since")
+    if kept is None or kept[0] != room_key:
+        last = room.last_seen(my_id)
+        since = last if last is not None and missed_messages(view.messages, last, my_id) else None
+        kept = st.session_state.catch_up_since = (room_key, since)
+        st.session_state.pop("catch_up", None)  # session key: the CatchUp this page asked for, if any
+    return kept[1]
 
 
 def earlier_messages_button(view: RoomView) -> None:
@@ -145,14 +164,25 @@ class LivePage:
         self.status: RoomStatus | None = None
         self.problem = problem
         self.problem_shown: str | None = None
+        self.session = session_id()
+        self.seen = 0  # the newest message this page told the room it showed
+        self.summary: DeltaGenerator | None = None  # where this person's private catch-up appears
+        self.summary_drawn: tuple[int, bool] | None = None
 
     # --- drawing -------------------------------------------------------------------------------
 
     def draw_all(self, view: RoomView) -> None:
         shown = visible_messages(view)
         self.first_shown = shown[0].id if shown else 0
+        since = catch_up_since(self.room, view, self.my_id)
         for message in shown:
+            if since is not None and message.id > since:
+                self.catch_up_divider(view, since)
+                since = None
             self.message(message)
+        if since is not None:
+            self.catch_up_divider(view, since)
+        self.mark_seen(view.messages[-1].id if view.messages else 0)
         # A run never ends, so Streamlit never clears what the page's previous runs drew past this one's
         # last element: empty elements take the place of every message they drew beyond these.
         while self.slots_used < self.drawn_before:
@@ -164,6 +194,8 @@ class LivePage:
         for message in changes.messages:
             if message.id >= self.first_shown:
                 self.message(message)
+        if changes.messages:
+            self.mark_seen(changes.messages[-1].id)
         if changes.participants is not None:
             self.people(changes.participants)
         if changes.status != self.status:
@@ -181,7 +213,7 @@ class LivePage:
             self.reveal = _Reveal(message)
             return self.draw_reply()
         with self._placeholder(message.id).container():
-            render_message(message, self.my_id)
+            render_message(message, self.my_id, self.room.attachments)
 
     def draw_reply(self) -> None:
         """The reply being written: the words due so far, at most once per redraw interval."""
@@ -210,6 +242,57 @@ class LivePage:
         name = escape_markdown(self.settings.assistant_name)
         with self._placeholder(message_id).container():
             bubble(Role.ASSISTANT, f"**{name}** · writing…", text or f"*{name} is typing…*")
+
+    def mark_seen(self, message_id: int) -> None:
+        if message_id > self.seen:
+            self.seen = message_id
+            self.room.mark_seen(self.my_id, self.session, message_id)
+
+    # --- "Catch me up" -------------------------------------------------------------------------
+
+    def catch_up_divider(self, view: RoomView, since: int) -> None:
+        """The line above what this person missed, the button, and their private summary below it."""
+        with self._new_slot().container():
+            st.markdown(":blue[:material/mark_chat_unread: **New since you were last here**]")
+            clicked = st.button(
+                "Catch me up",
+                key="catch-up",
+                icon=":material/summarize:",
+                help=f"{self.settings.assistant_name} sums up what you missed; only you see the summary.",
+            )
+            self.summary = st.empty()
+        running = st.session_state.get("catch_up")
+        if clicked and (running is None or running.done.is_set()):
+            me = view.participant(self.my_id)
+            try:
+                job = get_catch_ups().start(self.room, self.my_id, me.nickname if me else "", since)
+            except (CatchUpRefused, MessageRefused) as refusal:
+                job = CatchUp(missed=0, error=str(refusal))
+                job.done.set()
+            st.session_state.catch_up = job
+        self.draw_summary()
+
+    def draw_summary(self) -> None:
+        job: CatchUp | None = st.session_state.get("catch_up")
+        state = None if job is None else (id(job), job.done.is_set())
+        if self.summary is None or state == self.summary_drawn:
+            return
+        self.summary_drawn = state
+        if job is None:
+            self.summary.empty()
+        elif not job.done.is_set():
+            self.summary.caption(
+                f":material/hourglass_top: Catching you up on {job.missed} message"
+                f"{'s' if job.missed != 1 else ''}… only you will see the summary."
+            )
+        elif job.error:
+            self.summary.warning(job.error, icon=":material/error:")
+        else:
+            with self.summary.container(border=True):
+                st.caption(
+                    ":material/lock: **Only you can see this summary**; it was not posted to the room."
+                )
+                st.markdown(job.text)
 
     def people(self, participants: tuple[Participant, ...]) -> None:
         with self.slots.people.container():
@@ -303,6 +386,7 @@ class LivePage:
                 self.apply(changes)
             if self.reveal is not None:
                 self.draw_reply()
+            self.draw_summary()
 
     def show_problem(self) -> None:
         """While the rooms' store (Redis) cannot be reached, the busy line says so; the page keeps what it has."""

@@ -33,6 +33,23 @@ class Status(StrEnum):
 
 
 @dataclass(frozen=True)
+class Attachment:
+    """A file attached to a message: what it is, never its bytes (those stay in the room's AttachmentStore)."""
+
+    id: str  # a random token; the key of the bytes in the room's AttachmentStore
+    name: str  # the file name as the person's browser sent it
+    mime: str  # checked from the content: image/png, image/jpeg, image/gif, image/webp or application/pdf
+    size: int  # bytes
+    width: int = 0  # pictures only, in pixels
+    height: int = 0
+    dropped: bool = False  # the room let go of its bytes to stay within MAX_ROOM_ATTACHMENTS_MB
+
+    @property
+    def is_image(self) -> bool:
+        return self.mime.startswith("image/")
+
+
+@dataclass(frozen=True)
 class Message:
     id: int
     role: Role
@@ -43,6 +60,7 @@ class Message:
     status: Status = Status.COMPLETE
     reply_to: tuple[str, ...] = ()  # for a reply: the nicknames it answers
     stopped_by: str = ""  # for a stopped reply: who pressed Stop
+    attachments: tuple[Attachment, ...] = ()  # files a person attached, in the order they chose them
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,7 @@
 """The room's transcript for people to take away: Markdown to read, JSON to process.
 
-Every message appears exactly once, in order, with its author, role, time and status.
+Every message appears exactly once, in order, with its author, role, time and status. Attached files are
+listed (Markdown) or described (JSON: name, type, size, picture size); their bytes stay with the room.
 """
 
 from __future__ import annotations
@@ -8,12 +9,30 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
-from shared.messages import Message, Role, Status
+from shared.attachments import KINDS, human_size
+from shared.messages import Attachment, Message, Role, Status
 from shared.room import RoomView
 
 
 def _when(message: Message) -> str:
     return message.created_at.isoformat(timespec="seconds")
+
+
+def _file(attachment: Attachment) -> dict[str, object]:
+    return {
+        "name": attachment.name,
+        "type": attachment.mime,
+        "size": attachment.size,
+        **({"width": attachment.width, "height": attachment.height} if attachment.is_image else {}),
+        **({"dropped": True} if attachment.dropped else {}),
+    }
+
+
+def _file_line(attachment: Attachment) -> str:
+    pixels = f", {attachment.width}×{attachment.height}" if attachment.is_image else ""
+    gone = " (no longer kept)" if attachment.dropped else ""
+    name = attachment.name.replace("`", "'")
+    return f"- attached `{name}` ({KINDS.get(attachment.mime, attachment.mime)}, {human_size(attachment.size)}{pixels}){gone}"
 
 
 def to_json(view: RoomView) -> str:
@@ -31,6 +50,7 @@ def to_json(view: RoomView) -> str:
                     "status": m.status.value,
                     **({"reply_to": list(m.reply_to)} if m.reply_to else {}),
                     **({"stopped_by": m.stopped_by} if m.stopped_by else {}),
+                    **({"attachments": [_file(a) for a in m.attachments]} if m.attachments else {}),
                 }
                 for m in view.messages
                 if not (m.role is Role.ASSISTANT and not m.text)
@@ -57,6 +77,8 @@ def to_markdown(view: RoomView) -> str:
         # A blockquote keeps each message's own Markdown readable without letting it swallow the next.
         quoted = "\n".join("> " + line if line else ">" for line in m.text.splitlines())
         lines += [f"**{m.author}** · {_when(m)}{note}", "", quoted, ""]
+        if m.attachments:
+            lines += [*map(_file_line, m.attachments), ""]
     return "\n".join(lines)
 
 

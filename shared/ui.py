@@ -5,6 +5,7 @@ The rules live in the room, not here; `live.py` follows the room on the chat pag
 
 from __future__ import annotations
 
+import itertools
 import logging
 import re
 import threading
@@ -17,10 +18,12 @@ import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
 from shared import transcript
+from shared.attachments import AttachmentStore, check_upload, human_size, preview
+from shared.catch_up import CatchUps
 from shared.config import Settings, SettingsError, load_settings
-from shared.errors import JoinRefused, MessageRefused
+from shared.errors import AttachmentRefused, JoinRefused, MessageRefused
 from shared.hub import DEFAULT_ROOM, Hub, RoomNameInvalid, clean_room_name
-from shared.messages import Message, Participant, ReplyPolicy, Role, Status
+from shared.messages import Attachment, Message, Participant, ReplyPolicy, Role, Status
 from shared.room import Room
 from shared.store import StoreUnavailable
 
@@ -88,6 +91,11 @@ def wait_for_the_store(hub: Hub, trouble: StoreUnavailable) -> None:
         except StoreUnavailable:
             continue
         st.rerun()
+
+
+@st.cache_resource(show_spinner=False)
+def get_catch_ups() -> CatchUps:
+    return CatchUps()
 
 
 # --- who this browser session is ------------------------------------------------------------------
@@ -197,16 +205,34 @@ def leave(room: Room, participant: Participant) -> None:
 # --- posting ----------------------------------------------------------------------------------------
 
 
-def post(room: Room, participant: Participant, text: str | None) -> None:
-    """Post what the person typed; a refusal is explained and their text handed back to them."""
-    if text is None or not text.strip():
+def post(room: Room, participant: Participant, sent: object) -> None:
+    """Post what the person typed and attached (the chat box's value, or None); a refused file is
+    explained in one sentence and the text still goes; a refused message hands its text back to them."""
+    if sent is None:
+        return
+    text, files = (sent, []) if isinstance(sent, str) else (sent.text or "", list(sent.files))
+    if not text.strip() and not files:
         return  # an empty box sent by Enter is not worth a word
+    limit = room.settings.max_attachment_mb
+    attached, refusals = [], []
+    for upload in files:
+        data = upload.getvalue()
+        try:
+            attached.append((check_upload(upload.name, data, limit), data))
+        except AttachmentRefused as refusal:
+            refusals.append(str(refusal))
+    if not text.strip() and not attached:
+        st.session_state.refusal = (" ".join(refusals) + " Nothing was sent.", "")
+        return
     try:
-        room.post(participant.id, text)
+        room.post(participant.id, text, attached)
     except MessageRefused as refusal:
-        st.session_state.refusal = (str(refusal), text)
+        st.session_state.refusal = (" ".join([str(refusal), *refusals]), text)
     except StoreUnavailable:
         st.session_state.refusal = ("Your message was not sent: the room cannot be reached just now.", text)
+    else:
+        if refusals:
+            st.session_state.refusal = (" ".join(refusals) + " The rest of your message was sent.", "")
 
 
 def show_refusal() -> None:
@@ -222,10 +248,9 @@ def show_refusal() -> None:
     reason, text = refusal
     with slot.container():
         st.error(reason, icon=":material/block:")
-        if not text:
-            return
-        with st.expander("Your unsent message, to copy and shorten"):
-            st.code(text[:20_000] + ("\n…" if len(text) > 20_000 else ""), language=None)
+        if text.strip():
+            with st.expander("Your unsent message, to copy and shorten"):
+                st.code(text[:20_000] + ("\n…" if len(text) > 20_000 else ""), language=None)
 
 
 # --- how messages look --------------------------------------------------------------------------------
@@ -260,9 +285,9 @@ def usage_help(usage: dict[str, int]) -> str:
     return f"Input {usage.get('input_tokens', 0):,} · output {usage.get('output_tokens', 0):,} tokens."
 
 
-def render_message(message: Message, my_id: str) -> None:
-    """One message. A bubble always holds the same three elements (header, text, note), so the live
-    page can redraw it in place without leaving an old note behind."""
+def render_message(message: Message, my_id: str, files: AttachmentStore | None = None) -> None:
+    """One message. A bubble always holds the same elements (header, text, one per attached file, note),
+    so the live page can redraw it in place without leaving an old note behind."""
     when = local_time(message.created_at)
     if message.role is Role.SYSTEM:
         if message.status is Status.ERROR:  # a failure everyone should notice
@@ -293,14 +318,55 @@ def render_message(message: Message, my_id: str) -> None:
         f"**{escape_markdown(message.author)}**" + (" (you)" if mine else "") + f" · {when}",
         message.text,
         note,
+        files=[(a, files.get(a.id) if files is not None else None) for a in message.attachments],
     )
 
 
-def bubble(who: Role | str, header: str, text: str, note: str | None = None) -> None:
+PICTURE_WIDTH = 360  # pixels: a photo is shown this wide at most (its full size is a click away)
+_file_keys = itertools.count()  # each drawing of a download button needs a key of its own
+
+
+@st.cache_data(max_entries=500, show_spinner=False)
+def _preview(attachment_id: str, _data: bytes) -> bytes:
+    """A picture at its display size, made once per attachment (the id names the bytes: `_data` is not
+    hashed)."""
+    return preview(_data, PICTURE_WIDTH)
+
+
+def attachment(file: Attachment, data: bytes | None) -> None:
+    """One attached file as one element: the picture, a download button for a PDF, or a line saying it
+    is gone."""
+    name = escape_markdown(file.name)
+    if data is None:
+        st.caption(f":material/hide_image: {name} ({human_size(file.size)}) is no longer kept by the room.")
+    elif file.is_image:
+        picture = _preview(file.id, data)
+        st.image(picture, caption=name, width=min(file.width or PICTURE_WIDTH, PICTURE_WIDTH))
+    else:
+        st.download_button(
+            f"{name} · {human_size(file.size)}",
+            lambda data=data: data,  # handed over when clicked, not copied into every page's drawing
+            file_name=file.name,
+            mime=file.mime,
+            icon=":material/picture_as_pdf:",
+            on_click="ignore",
+            key=f"file-{file.id}-{next(_file_keys)}",
+        )
+
+
+def bubble(
+    who: Role | str,
+    header: str,
+    text: str,
+    note: str | None = None,
+    files: list[tuple[Attachment, bytes | None]] = (),
+) -> None:
     name = "assistant" if who is Role.ASSISTANT else "user"
     with st.chat_message(name, avatar=AVATARS[who]):
         st.caption(header)
         st.markdown(text)
+        for file, data in files:
+            attachment(file, None if file.dropped else data)
         note_slot = st.empty()
         if note:
             note_slot.caption(note)

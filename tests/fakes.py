@@ -100,9 +100,11 @@ class ScriptedAssistant:
         self.reply_threads: list[threading.Thread] = []  # the thread each turn was asked on
         self.opened: dict[str, str] = {}  # conversation handle -> the room it was opened for
         self.closed: list[str] = []
+        self.summaries: list[tuple[tuple, str]] = []  # (messages, for whom) of each catch-up asked for
         self._replies: deque[tuple[Step, ...]] = deque()
         self._open_failures: deque[BaseException] = deque()
         self._close_gates: deque[Gate] = deque()
+        self._summary_gates: deque[Gate] = deque()
         self._gates: list[Gate] = []
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
@@ -170,6 +172,20 @@ class ScriptedAssistant:
 
     def usage(self, conversation: str) -> dict[str, int]:
         return {}  # tokens are counted by the real assistant, tested against the OpenAI-protocol server
+
+    def will_hang_summarizing(self, gate: Gate) -> None:
+        """The next summarize waits at `gate`."""
+        with self._lock:
+            self._gates.append(gate)
+            self._summary_gates.append(gate)
+
+    def summarize(self, messages, for_nickname: str) -> str:
+        with self._lock:
+            self.summaries.append((tuple(messages), for_nickname))
+            gate = self._summary_gates.popleft() if self._summary_gates else None
+        if gate is not None:
+            gate.pass_through()
+        return f"Summary for {for_nickname} of " + " + ".join(m.text for m in messages)
 
     @staticmethod
     def default_reply(turn: Turn) -> tuple[str, ...]:

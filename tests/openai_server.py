@@ -96,6 +96,8 @@ class OpenAIServer:
         self.conversations: dict[str, dict[str, Any]] = {}  # id -> {"metadata": .., "items": [..]}
         self.finished: list[dict[str, Any]] = []  # every response object that completed, usage included
         self.delta_delay = 0.0  # seconds between streamed text pieces
+        # Answer 400 to a response whose input holds pictures or files, as local servers without vision do.
+        self.refuse_files = False
         self._responses_script: deque[Any] = deque()
         # "create", "delete" or "items" (adding items) -> what the next such requests do: Refuse, Hang, Lost
         self._conversations_script: dict[str, deque[Any]] = {
@@ -148,6 +150,16 @@ class OpenAIServer:
     def response_requests(self) -> list[dict[str, Any]]:
         """The JSON bodies of every POST /v1/responses, oldest first."""
         return [r.body for r in self.sent("POST", "/v1/responses")]
+
+    def input_parts(self, kind: str) -> list[dict[str, Any]]:
+        """Every content part of type `kind` (`input_image`, `input_file`, `input_text`) in the input of
+        every POST /v1/responses, oldest first (refused requests included)."""
+        return [
+            part
+            for body in self.response_requests()
+            for part in _parts(body.get("input"))
+            if part.get("type") == kind
+        ]
 
     def items(self, conversation: str) -> list[dict[str, Any]]:
         with self._lock:
@@ -258,6 +270,11 @@ class OpenAIServer:
             return exchange.drop()
         if isinstance(behaviour, Refuse):
             return exchange.refuse(behaviour)
+        if self.refuse_files and any(
+            part.get("type") in ("input_image", "input_file") for part in _parts(body.get("input"))
+        ):
+            message = "This model does not support image or file input."
+            return exchange.send_json(400, error_body(message, "unsupported_input", param="input"))
         items = _as_items(body.get("input"))
         conversation = body.get("conversation")
         conversation = conversation.get("id") if isinstance(conversation, dict) else conversation
@@ -375,6 +392,17 @@ def _text_of(content: Any) -> str:
     if isinstance(content, str):
         return content
     return "".join(part.get("text", "") for part in content or [])
+
+
+def _parts(raw: Any) -> list[dict[str, Any]]:
+    """The content parts of a request's input items (a plain-text content counts as no part)."""
+    return [
+        part
+        for item in _as_items(raw)
+        if isinstance(item.get("content"), list)
+        for part in item["content"]
+        if isinstance(part, dict)
+    ]
 
 
 def _as_items(raw: Any) -> list[dict[str, Any]]:

@@ -6,7 +6,7 @@ Two implementations: `offline.OfflineAssistant` (no key needed) and `openai.Open
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
@@ -33,6 +33,9 @@ class Turn:
     # Set when someone presses Stop: the room has already ended the turn; the assistant should give up
     # as soon as it can (between events, tool rounds and retries) instead of finishing unseen work.
     stop: threading.Event = field(default_factory=threading.Event, compare=False, repr=False)
+    # The bytes of the files attached to `messages` and `context`, by attachment id (those the room still
+    # keeps); the messages themselves carry only what each file is.
+    files: Mapping[str, bytes] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def addressees(self) -> tuple[str, ...]:
@@ -55,6 +58,10 @@ class Assistant(Protocol):
 
     def usage(self, conversation: str) -> dict[str, int]:
         """Tokens the model used in this open conversation so far (e.g. `total_tokens`); {} if not counted."""
+
+    def summarize(self, messages: Sequence[Message], for_nickname: str) -> str:
+        """A short summary of `messages` for one person who missed them, made apart from any conversation
+        (nothing is stored with the room's); raise AssistantError if that fails."""
 
 
 def make_assistant(settings: Settings) -> Assistant:

@@ -8,11 +8,13 @@ from __future__ import annotations
 import itertools
 import re
 import time
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
 from shared.assistant import Turn
-from shared.messages import Role
+from shared.attachments import KINDS, human_size
+from shared.messages import Attachment, Message, Role
 from shared.tools import spoken_time
 
 if TYPE_CHECKING:
@@ -25,6 +27,7 @@ OFFLINE_NOTICE = (
 _ASKS_TIME = re.compile(r"\b(time|date|day|today|clock)\b", re.IGNORECASE)
 _ASKS_WHO = re.compile(r"\b(who|here|people|present|online|room)\b", re.IGNORECASE)
 _QUOTE_WORDS = 24
+CATCH_UP_LINES = 3  # the last lines an offline catch-up quotes
 
 
 def join_names(names: tuple[str, ...] | list[str]) -> str:
@@ -39,6 +42,15 @@ def _quote(text: str) -> str:
     shown = " ".join(words[:_QUOTE_WORDS]) + (" …" if len(words) > _QUOTE_WORDS else "")
     # Backticks keep the person's Markdown from changing how the reply looks.
     return "`" + shown.replace("`", "'") + "`"
+
+
+def _describe(attachment: Attachment, received: bool) -> str:
+    """What the offline assistant can tell of a file: its name, type, size and a picture's size."""
+    name = _quote(attachment.name)
+    if not received:
+        return f"{name}, which the room no longer keeps"
+    pixels = f", {attachment.width}×{attachment.height} pixels" if attachment.is_image else ""
+    return f"{name} ({KINDS.get(attachment.mime, attachment.mime)}, {human_size(attachment.size)}{pixels})"
 
 
 class OfflineAssistant:
@@ -66,8 +78,11 @@ class OfflineAssistant:
             heard = "; ".join(f"{m.author} said {_quote(m.text)}" for m in turn.context)
             lines.append(f"Since I last spoke: {heard}.")
         for message in turn.messages:
-            if message.role is Role.USER:
+            if message.role is Role.USER and message.text:
                 lines.append(f"{message.author}, you said {_quote(message.text)}.")
+            if message.attachments:
+                received = "; ".join(_describe(a, a.id in turn.files) for a in message.attachments)
+                lines.append(f"{message.author}, you sent {received}.")
         said = " ".join(m.text for m in turn.messages)
         if _ASKS_TIME.search(said):
             lines.append(f"It is {spoken_time(turn)}.")
@@ -76,6 +91,19 @@ class OfflineAssistant:
         if not any(m.role is Role.ASSISTANT for m in turn.history):
             lines.append(OFFLINE_NOTICE)
         return "\n\n".join(lines)
+
+    def summarize(self, messages: Sequence[Message], for_nickname: str) -> str:
+        """Who said how many messages, and the last few lines: no model needed."""
+        said = [m for m in messages if m.role is not Role.SYSTEM and (m.text or m.attachments)]
+        if not said:
+            return f"Nothing was said while you were away, {for_nickname}."
+        counts = Counter(m.author for m in said)
+        who = join_names([f"{name} {n} message{'s' if n != 1 else ''}" for name, n in counts.most_common()])
+        last = "\n".join(
+            f"- {m.author}: {_quote(m.text) if m.text else f'{len(m.attachments)} file(s)'}"
+            for m in said[-CATCH_UP_LINES:]
+        )
+        return f"While you were away, {for_nickname}: {who}. The last few lines:\n\n{last}"
 
     def reply(self, conversation: str, turn: Turn) -> Iterator[str]:
         # Split keeping the whitespace, so the pieces join back to exactly the composed text.

@@ -15,10 +15,11 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from shared.attachments import MB
 from shared.errors import RoomClosed
 from shared.messages import Message, Role, Status
 from shared.room.views import RoomChanges, RoomStatus, RoomView
-from shared.store import RoomChange, RoomGone, RoomRecord, RoomState, Store, T
+from shared.store import RoomChange, RoomGone, RoomRecord, RoomState, Store, StoreUnavailable, T
 from shared.store.memory import MemoryStore
 
 if TYPE_CHECKING:
@@ -71,6 +72,8 @@ class RoomCore:
             raise RoomClosed(CLOSED) from None
         self.generation = state.generation
         self.created_at = state.created_at
+        # Attached files' bytes, kept apart from the messages (which carry only what each file is).
+        self.attachments = self.store.files(name, settings.max_room_attachments_mb * MB)
         record = self.store.record(name)
         if record is None:  # another process may hold it too: keep a copy, read from the start
             record = RoomRecord(RoomState(generation=state.generation, created_at=state.created_at))
@@ -273,6 +276,8 @@ class RoomCore:
                 self.assistant.close_conversation(conversation)
             except Exception:
                 log.exception("room %s: closing the conversation failed", self.name)
+        with contextlib.suppress(StoreUnavailable):
+            self.attachments.clear()
         self.store.delete(self.name, self.generation)
         self.leave_process(closing=True)
 

@@ -137,3 +137,20 @@ class Presence(RoomCore):
         self._change(reap)
         for participant_id in leaving:
             self.store.forget_presence(self.name, participant_id)
+
+    # --- what each person has seen (for "New since you were last here") ---------------------------
+
+    def mark_seen(self, participant_id: str, session_id: str, message_id: int) -> None:
+        """A page of this person drew the room up to `message_id`; a closed tab's page no longer counts."""
+        with self._sessions_lock:
+            showing = session_id in self._sessions
+        if showing:
+            with contextlib.suppress(StoreUnavailable):
+                self.store.mark_seen(self.name, participant_id, message_id)
+
+    def last_seen(self, participant_id: str) -> int | None:
+        """The newest message a page of this person showed in this room; None if none ever did."""
+        try:
+            return self.store.last_seen(self.name, participant_id)
+        except StoreUnavailable:
+            return None

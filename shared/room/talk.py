@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import unicodedata
+from collections.abc import Sequence
+from dataclasses import replace
 
 from shared.errors import MessageRefused, RoomClosed
-from shared.messages import Message, ReplyPolicy, Role, Status
+from shared.messages import Attachment, Message, ReplyPolicy, Role, Status
 from shared.room.core import RoomCore
-from shared.store import RoomChange
+from shared.store import RoomChange, StoreUnavailable
 
 # Control characters other than newline and tab would garble the page or the model's input.
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
@@ -21,10 +24,13 @@ def mentions(text: str, name: str) -> bool:
 
 
 class Talk(RoomCore):
-    def post(self, participant_id: str, text: str) -> Message:
-        """Add a person's message to the room and queue it for the assistant."""
+    def post(
+        self, participant_id: str, text: str, attachments: Sequence[tuple[Attachment, bytes]] = ()
+    ) -> Message:
+        """Add a person's message (and the files they attached, already checked) and queue it for the
+        assistant."""
         text = _CONTROL.sub("", unicodedata.normalize("NFC", text.replace("\r\n", "\n"))).strip()
-        if not text:
+        if not text and not attachments:
             raise MessageRefused("Your message is empty, so nothing was sent.")
         limit = self.settings.max_message_chars
         if len(text) > limit:
@@ -46,7 +52,11 @@ class Talk(RoomCore):
                 author=participant.nickname,
                 participant_id=participant_id,
                 status=Status.QUEUED if asks else Status.COMPLETE,
+                attachments=tuple(attachment for attachment, _ in attachments),
             )
+            for attachment, _ in attachments:
+                state.attachment_messages[attachment.id] = message.id
+            self._mark_dropped(change, dropped)
             (state.queue if asks else state.context).append(message.id)
             return message
 
@@ -54,13 +64,35 @@ class Talk(RoomCore):
             likely_asks = self._record.state.policy is ReplyPolicy.EVERY_MESSAGE
         if likely_asks or mentions(text, self.settings.assistant_name):
             self._ensure_worker()  # before the message: it waits for it, and the sender sees it first
+        # The bytes go first (a change may run more than once); a refused message takes them back.
+        dropped = [
+            old for attachment, data in attachments for old in self.attachments.put(attachment.id, data)
+        ]
         try:
             message = self._change(post)
-        except RoomClosed:
-            raise MessageRefused(GONE) from None
+        except (MessageRefused, RoomClosed, StoreUnavailable) as refused:
+            for attachment, _ in attachments:
+                with contextlib.suppress(StoreUnavailable):
+                    self.attachments.drop(attachment.id)
+            if isinstance(refused, RoomClosed):
+                raise MessageRefused(GONE) from None
+            raise
         if message.status is Status.QUEUED:
             self._ensure_worker()
         return message
+
+    @staticmethod
+    def _mark_dropped(change: RoomChange, dropped: list[str]) -> None:
+        """Older files dropped to make room for new ones: their messages say so, for everyone."""
+        owners = change.state.attachment_messages
+        for message_id in sorted({owners.pop(a) for a in dropped if a in owners}):
+            older = change.message(message_id)
+            marked = tuple(replace(a, dropped=True) if a.id in dropped else a for a in older.attachments)
+            change.put(replace(older, attachments=marked))
+
+    def check_rate(self, participant_id: str) -> None:
+        """Count a request other than a message (a catch-up) against the person's flood limit."""
+        self._change(lambda change: self._check_rate(change, participant_id))
 
     def _check_rate(self, change: RoomChange, participant_id: str) -> None:
         """One person may not drown the room: at most N messages in any window of S seconds."""

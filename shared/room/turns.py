@@ -155,6 +155,12 @@ class Turns(RoomCore):
                 now=self._now(),
                 context=context,
                 number=state.turns,
+                files={
+                    a.id: data
+                    for m in (*context, *messages)
+                    for a in m.attachments
+                    if (data := self.attachments.get(a.id)) is not None
+                },
             )
             state.turn = TurnRecord(
                 number=turn.number,

@@ -83,6 +83,7 @@ class RoomState:
     conversation: str | None = None  # opened by the worker on the first turn, not on a join
     conversation_to_close: str | None = None  # taken when the room closed, for `Room.finish_closing`
     closed: bool = False
+    attachment_messages: dict[str, int] = field(default_factory=dict)  # attachment id -> its message id
 
     @classmethod
     def fresh(cls, now: datetime) -> RoomState:
@@ -220,6 +221,13 @@ class Store(Protocol):
     ) -> None: ...
     def presence(self, room: str) -> dict[tuple[str, str], Seen]: ...
     def forget_presence(self, room: str, participant_id: str) -> None: ...
+
+    # What each person's pages last showed (for "Catch me up"): no change anyone needs to see either.
+    def mark_seen(self, room: str, participant_id: str, message_id: int) -> None: ...
+    def last_seen(self, room: str, participant_id: str) -> int | None: ...
+
+    def files(self, room: str, limit: int) -> Any:
+        """The room's attached files' bytes (put / get / drop / clear / size), at most `limit` bytes."""
 
     # The reply worker's lease: one worker writes a room's turns at a time, across processes.
     def take_lease(self, room: str, holder: str) -> int | None:

@@ -6,6 +6,7 @@ import itertools
 import threading
 from collections.abc import Callable
 
+from shared.attachments import AttachmentStore
 from shared.messages import Message
 from shared.store import RoomChange, RoomGone, RoomRecord, RoomState, Seen, T
 
@@ -27,6 +28,8 @@ class MemoryStore:
         self._rooms: dict[str, RoomRecord] = {}
         self._presence: dict[str, dict[tuple[str, str], Seen]] = {}
         self._leases: dict[str, int] = {}
+        self._seen: dict[str, dict[str, int]] = {}  # room -> participant -> newest message shown
+        self._files: dict[str, AttachmentStore] = {}
         self._fences = itertools.count(1)
 
     def _record(self, room: str) -> RoomRecord:
@@ -60,6 +63,8 @@ class MemoryStore:
                 raise RoomGone(room)
             record = self._rooms[room] = RoomRecord(state)
             self._presence[room] = {}
+            self._seen[room] = {}
+            self._files.pop(room, None)
         with record.lock:
             state.message_count = first.id
             state.version = state.news_version = 1
@@ -82,6 +87,8 @@ class MemoryStore:
                 del self._rooms[room]
                 self._presence.pop(room, None)
                 self._leases.pop(room, None)
+                self._seen.pop(room, None)
+                self._files.pop(room, None)
 
     def room_names(self) -> list[str]:
         with self._lock:
@@ -102,6 +109,21 @@ class MemoryStore:
             seen = self._presence.get(room, {})
             for key in [k for k in seen if k[0] == participant_id]:
                 del seen[key]
+
+    def mark_seen(self, room: str, participant_id: str, message_id: int) -> None:
+        with self._lock:
+            seen = self._seen.setdefault(room, {})
+            seen[participant_id] = max(message_id, seen.get(participant_id, 0))
+
+    def last_seen(self, room: str, participant_id: str) -> int | None:
+        with self._lock:
+            return self._seen.get(room, {}).get(participant_id)
+
+    def files(self, room: str, limit: int) -> AttachmentStore:
+        with self._lock:
+            if room not in self._files:
+                self._files[room] = AttachmentStore(limit)
+            return self._files[room]
 
     # One process: the lease only keeps two workers of one room from overlapping.
     def take_lease(self, room: str, holder: str) -> int | None:

@@ -8,6 +8,9 @@ Keys, for a room called NAME (room names are plain: a-z, digits, - and _; nothin
   process catches up by reading only what changed after the version it holds
 - `chat:room:NAME:presence`: "participant session" -> when last seen (negative: went away then)
 - `chat:room:NAME:lease` / `:fence`: the reply worker's lease, "FENCE HOLDER", and the fence counter
+- `chat:room:NAME:seen`: participant -> the newest message a page of theirs showed ("Catch me up")
+- `chat:room:NAME:files` / `:file-order` / `:file-bytes`: attached files' bytes by attachment id, oldest
+  first, and their total size
 Every change is announced on the channel `chat:changes` as "NAME VERSION": a small notice; the data stays
 in the keys above, and each process reads it once for all of its pages.
 """
@@ -47,11 +50,20 @@ UNREACHABLE = (
     "the app keeps trying and carries on by itself when it is back."
 )
 _RENEW = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) end return 0"
+_MAX = (
+    "local v = tonumber(redis.call('hget', KEYS[1], ARGV[1]) or '0') "
+    "if tonumber(ARGV[2]) > v then redis.call('hset', KEYS[1], ARGV[1], ARGV[2]) end return 0"
+)
 _RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
 
 
 def _key(room: str, part: str) -> str:
     return f"chat:room:{room}:{part}"
+
+
+def _room_keys(room: str, *, but_state: bool = False) -> list[str]:
+    parts = ["msgs", "changes", "presence", "seen", "files", "file-order", "file-bytes"]
+    return [_key(room, part) for part in ([] if but_state else ["state"]) + parts]
 
 
 def _dump(value: Any) -> str:
@@ -90,6 +102,7 @@ class RedisStore:
         )
         self._renew = self._client.register_script(_RENEW)
         self._release = self._client.register_script(_RELEASE)
+        self._max = self._client.register_script(_MAX)
         self._stopped = threading.Event()
         self._listener: threading.Thread | None = None
 
@@ -158,7 +171,7 @@ class RedisStore:
                     state.message_count = first.id
                     state.version = state.news_version = 1
                     pipe.multi()
-                    pipe.delete(_key(room, "msgs"), _key(room, "changes"), _key(room, "presence"))
+                    pipe.delete(*_room_keys(room, but_state=True))
                     pipe.set(state_key, _dump(state))
                     pipe.hset(_key(room, "msgs"), first.id, _dump(first))
                     pipe.zadd(_key(room, "changes"), {first.id: 1})
@@ -270,6 +283,18 @@ class RedisStore:
         with self._reaching():
             return not self._client.exists(_key(room, "lease"))
 
+    def mark_seen(self, room: str, participant_id: str, message_id: int) -> None:
+        with self._reaching():
+            self._max(keys=[_key(room, "seen")], args=[participant_id, message_id])
+
+    def last_seen(self, room: str, participant_id: str) -> int | None:
+        with self._reaching():
+            raw = self._client.hget(_key(room, "seen"), participant_id)
+        return None if raw is None else int(raw)
+
+    def files(self, room: str, limit: int) -> RedisFiles:
+        return RedisFiles(self, room, limit)
+
     # --- changes from every process --------------------------------------------------------------
 
     def listen(self, on_change: Callable[[str, int], None]) -> None:
@@ -316,3 +341,54 @@ class RedisStore:
     def ping(self) -> None:
         with self._reaching():
             self._client.ping()
+
+
+class RedisFiles:
+    """One room's attached files in Redis, at most `limit` bytes; the oldest go first."""
+
+    def __init__(self, store: RedisStore, room: str, limit: int):
+        self.limit = limit
+        self._store, self._client = store, store._client
+        self._files, self._order, self._bytes = (_key(room, p) for p in ("files", "file-order", "file-bytes"))
+
+    def put(self, attachment_id: str, data: bytes) -> list[str]:
+        """Keep a file; return the ids of older files whose bytes were dropped to make room for it."""
+        dropped = []
+        with self._store._reaching():
+            pipe = self._client.pipeline(transaction=True)
+            pipe.hset(self._files, attachment_id, data)
+            pipe.rpush(self._order, attachment_id)
+            pipe.incrby(self._bytes, len(data))
+            size = pipe.execute()[-1]
+            while size > self.limit and self._client.llen(self._order) > 1:
+                old = self._client.lpop(self._order)
+                if old is None:
+                    break
+                size = self._drop(old.decode())
+                dropped.append(old.decode())
+        return dropped
+
+    def _drop(self, attachment_id: str) -> int:
+        pipe = self._client.pipeline(transaction=True)
+        pipe.hstrlen(self._files, attachment_id)
+        pipe.hdel(self._files, attachment_id)
+        length = pipe.execute()[0]
+        return int(self._client.decrby(self._bytes, length))
+
+    def get(self, attachment_id: str) -> bytes | None:
+        with self._store._reaching():
+            return self._client.hget(self._files, attachment_id)
+
+    def drop(self, attachment_id: str) -> None:
+        with self._store._reaching():
+            self._client.lrem(self._order, 0, attachment_id)
+            self._drop(attachment_id)
+
+    def clear(self) -> None:
+        with self._store._reaching():
+            self._client.delete(self._files, self._order, self._bytes)
+
+    @property
+    def size(self) -> int:
+        with self._store._reaching():
+            return int(self._client.get(self._bytes) or 0)

@@ -1,0 +1,81 @@
+"""“Catch me up”: a private summary of what one person missed, asked of the assistant apart from the room.
+
+The summary is never posted to the room nor added to its conversation: the assistant's `summarize` is a
+separate, stateless request, and the page that asked keeps the result. One summary at a time per person,
+and each counts against the person's flood limit like a message.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+
+from shared.errors import AssistantError, CatchUpRefused
+from shared.messages import Message, Role
+from shared.room import Room
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class CatchUp:
+    """One summary being written for one person; the page polls `done`."""
+
+    missed: int  # how many messages it summarizes
+    text: str = ""  # the summary, once done
+    error: str = ""  # why there is none, once done
+    done: threading.Event = field(default_factory=threading.Event)
+
+
+def missed_messages(messages: tuple[Message, ...], since_id: int, my_id: str) -> list[Message]:
+    """What others said after `since_id` (the last message a page of this person showed)."""
+    return [
+        m
+        for m in messages
+        if m.id > since_id
+        and m.role is not Role.SYSTEM
+        and m.participant_id != my_id
+        and (m.text or m.attachments)
+    ]
+
+
+class CatchUps:
+    """The summaries being written in this process, so that each person has at most one at a time."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._running: set[tuple[str, str]] = set()  # (room name, participant id)
+
+    def start(self, room: Room, participant_id: str, nickname: str, since_id: int) -> CatchUp:
+        """Start summarizing what this person missed; CatchUpRefused or MessageRefused (flood) if not now."""
+        key = (room.name, participant_id)
+        with self._lock:
+            if key in self._running:
+                raise CatchUpRefused("Your summary is still being written; it appears here in a moment.")
+            room.check_rate(participant_id)
+            self._running.add(key)
+        missed = missed_messages(room.view().messages, since_id, participant_id)
+        job = CatchUp(missed=len(missed))
+        threading.Thread(
+            target=self._write,
+            args=(room, key, missed, nickname, job),
+            name=f"catch-up-{room.name}",
+            daemon=True,
+        ).start()
+        return job
+
+    def _write(
+        self, room: Room, key: tuple[str, str], missed: list[Message], nickname: str, job: CatchUp
+    ) -> None:
+        try:
+            job.text = room.assistant.summarize(missed, nickname)
+        except AssistantError as error:
+            job.error = f"{room.settings.assistant_name} could not catch you up: {error}"
+        except Exception as error:
+            log.exception("room %s: a catch-up failed", room.name)
+            job.error = f"{room.settings.assistant_name} could not catch you up ({type(error).__name__})."
+        finally:
+            with self._lock:
+                self._running.discard(key)
+            job.done.set()

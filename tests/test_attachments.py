@@ -1,0 +1,263 @@
+"""Pictures and PDFs attached to messages, and "Catch me up": checked from their bytes, kept with the room
+(bounded, gone when it closes), handed to the assistant, listed in transcripts; a private summary apart
+from the room."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+from PIL import Image
+
+from shared import transcript
+from shared.assistant.offline import OfflineAssistant
+from shared.attachments import MB, AttachmentStore, check_upload, preview, sniff
+from shared.catch_up import CatchUps
+from shared.errors import AttachmentRefused, CatchUpRefused, MessageRefused
+from shared.messages import Role
+from shared.room import Room
+from tests.fakes import Gate, ScriptedAssistant, fast_settings, wait_until
+
+
+def picture(kind: str = "PNG", size: tuple[int, int] = (64, 48)) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", size, (200, 80, 40)).save(out, format=kind)
+    return out.getvalue()
+
+
+PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
+
+
+# --- what a file is, from its bytes -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kind", "mime"),
+    [("PNG", "image/png"), ("JPEG", "image/jpeg"), ("GIF", "image/gif"), ("WEBP", "image/webp")],
+)
+def test_each_picture_type_is_accepted_with_its_size_in_pixels(kind, mime):
+    attachment = check_upload("photo", picture(kind, (64, 48)), max_mb=10)
+    assert (attachment.mime, attachment.width, attachment.height) == (mime, 64, 48)
+    assert attachment.is_image
+
+
+def test_a_pdf_is_accepted_as_a_file():
+    attachment = check_upload("notes.pdf", PDF, max_mb=10)
+    assert (attachment.mime, attachment.size, attachment.is_image) == ("application/pdf", len(PDF), False)
+
+
+def test_the_type_comes_from_the_content_not_the_name():
+    assert check_upload("really-a-jpeg.png", picture("JPEG"), max_mb=10).mime == "image/jpeg"
+    with pytest.raises(AttachmentRefused, match=r"^letter\.pdf was not attached: only a PNG, JPEG"):
+        check_upload("letter.pdf", b"Dear Bob, ...", max_mb=10)
+
+
+def test_svg_and_other_types_are_refused_with_one_sentence_naming_the_file():
+    svg = b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>'
+    with pytest.raises(AttachmentRefused) as refusal:
+        check_upload("drawing.svg", svg, max_mb=10)
+    assert str(refusal.value) == (
+        "drawing.svg was not attached: only a PNG, JPEG, GIF or WebP picture or a PDF can be attached."
+    )
+    assert sniff(b"PK\x03\x04 a zip") is None
+
+
+def test_a_picture_that_does_not_decode_is_refused_not_crashed_on():
+    fake = b"\x89PNG\r\n\x1a\n" + b"not really a picture" * 10
+    with pytest.raises(
+        AttachmentRefused, match=r"^fake\.png was not attached: it looks like a PNG picture but"
+    ):
+        check_upload("fake.png", fake, max_mb=10)
+    truncated = picture("JPEG", (300, 300))[:200]
+    with pytest.raises(AttachmentRefused, match="does not open"):
+        check_upload("cut.jpg", truncated, max_mb=10)
+
+
+def test_a_file_over_the_limit_is_refused_naming_the_file_and_the_limit():
+    with pytest.raises(AttachmentRefused) as refusal:
+        check_upload("big.pdf", b"%PDF-1.4\n" + b"0" * (3 * MB // 2), max_mb=1)
+    assert str(refusal.value) == "big.pdf was not attached: it is 1.5 MB and the limit is 1 MB per file."
+
+
+# --- where the bytes live --------------------------------------------------------------------------
+
+
+def test_the_store_drops_the_oldest_files_past_its_limit():
+    store = AttachmentStore(limit=10)
+    assert store.put("a", b"12345") == []
+    assert store.put("b", b"12345") == []
+    assert store.put("c", b"123") == ["a"]
+    assert (store.get("a"), store.get("b"), store.get("c"), store.size) == (None, b"12345", b"123", 8)
+    store.clear()
+    assert (store.get("b"), store.size) == (None, 0)
+
+
+@pytest.fixture
+def assistant() -> ScriptedAssistant:
+    return ScriptedAssistant()
+
+
+@pytest.fixture
+def make_room(assistant):
+    rooms: list[Room] = []
+
+    def make(**settings) -> Room:
+        room = Room("lobby", fast_settings(**settings), assistant)
+        room.join("id-Alice", "Alice", "tab-Alice")
+        room.join("id-Bob", "Bob", "tab-Bob")
+        rooms.append(room)
+        return room
+
+    yield make
+    assistant.open_all_gates()
+    for room in rooms:
+        room.close()
+
+
+def test_a_message_carries_what_its_files_are_and_the_turn_carries_their_bytes(make_room, assistant):
+    room = make_room()
+    png, pdf = picture(), PDF
+    files = [(check_upload("cat.png", png, 10), png), (check_upload("notes.pdf", pdf, 10), pdf)]
+    message = room.post("id-Alice", "look", files)
+    assert [a.name for a in message.attachments] == ["cat.png", "notes.pdf"]
+    wait_until(lambda: assistant.turns and not room.busy, "the reply")
+    [turn] = assistant.turns
+    assert dict(turn.files) == {files[0][0].id: png, files[1][0].id: pdf}
+    assert room.attachments.get(files[0][0].id) == png
+
+
+def test_files_alone_are_a_message_but_nothing_at_all_is_not(make_room):
+    room = make_room()
+    data = picture()
+    message = room.post("id-Alice", "  ", [(check_upload("cat.png", data, 10), data)])
+    assert (message.text, len(message.attachments)) == ("", 1)
+    with pytest.raises(MessageRefused, match="empty"):
+        room.post("id-Alice", "  ")
+
+
+def test_past_the_rooms_limit_the_oldest_files_go_and_their_message_says_so(make_room):
+    room = make_room(max_room_attachments_mb=1)
+    big = b"%PDF-1.4\n" + b"0" * (MB * 6 // 10)
+    first = room.post("id-Alice", "one", [(check_upload("one.pdf", big, 10), big)])
+    version = room.version
+    second = room.post("id-Bob", "two", [(check_upload("two.pdf", big, 10), big)])
+
+    changed = {m.id: m for m in room.changes_since(version).messages}
+    assert changed[first.id].attachments[0].dropped, "everyone's page is told the first file is gone"
+    assert room.attachments.get(first.attachments[0].id) is None
+    assert room.attachments.get(second.attachments[0].id) == big
+    assert not room.view().messages[second.id - 1].attachments[0].dropped
+
+
+def test_a_rooms_files_go_when_it_closes(make_room):
+    room = make_room()
+    data = picture()
+    message = room.post("id-Alice", "x", [(check_upload("cat.png", data, 10), data)])
+    room.close()
+    assert room.attachments.get(message.attachments[0].id) is None
+    assert room.attachments.size == 0
+
+
+def test_transcripts_list_the_files_and_carry_their_metadata(make_room):
+    room = make_room()
+    data = picture(size=(64, 48))
+    room.post(
+        "id-Alice", "look", [(check_upload("cat.png", data, 10), data), (check_upload("n.pdf", PDF, 10), PDF)]
+    )
+    markdown = transcript.to_markdown(room.view())
+    assert "- attached `cat.png` (PNG picture, " in markdown and "64×48)" in markdown
+    assert "- attached `n.pdf` (PDF, 45 bytes)" in markdown
+    [message] = [m for m in json.loads(transcript.to_json(room.view()))["messages"] if m["author"] == "Alice"]
+    assert message["attachments"] == [
+        {"name": "cat.png", "type": "image/png", "size": len(data), "width": 64, "height": 48},
+        {"name": "n.pdf", "type": "application/pdf", "size": 45},
+    ]
+
+
+def test_the_offline_assistant_says_what_it_received(make_room):
+    room = Room("lobby", fast_settings(), OfflineAssistant(fast_settings()))
+    try:
+        room.join("id-Alice", "Alice", "tab")
+        data = picture(size=(64, 48))
+        room.post("id-Alice", "what is this?", [(check_upload("cat.png", data, 10), data)])
+        wait_until(lambda: not room.busy and room.view().messages[-1].role is Role.ASSISTANT, "the reply")
+        reply = room.view().messages[-1].text
+        assert "Alice, you sent `cat.png` (PNG picture, " in reply and "64×48 pixels)" in reply
+    finally:
+        room.close()
+
+
+# --- what each person has seen, and "Catch me up" ----------------------------------------------------
+
+
+def test_only_a_page_still_showing_the_room_counts_as_having_seen_it(make_room):
+    room = make_room()
+    assert room.last_seen("id-Bob") is None
+    room.mark_seen("id-Bob", "tab-Bob", 3)
+    room.detach("id-Bob", "tab-Bob")  # the tab closed
+    room.mark_seen("id-Bob", "tab-Bob", 9)  # its run drew on for a moment: Bob did not see that
+    assert room.last_seen("id-Bob") == 3
+
+
+def test_the_offline_catch_up_says_who_said_how_much_and_the_last_lines(make_room):
+    room = make_room()
+    for n in range(3):
+        room.post("id-Alice", f"alice {n}")
+    room.post("id-Bob", "bob 0")
+    summary = OfflineAssistant(fast_settings()).summarize(room.view().messages, "Carol")
+    assert summary.startswith("While you were away, Carol: Alice 3 messages and Bob 1 message.")
+    assert summary.endswith("- Alice: `alice 1`\n- Alice: `alice 2`\n- Bob: `bob 0`")
+
+
+def test_a_catch_up_summarizes_what_others_said_since_and_leaves_the_room_alone(make_room, assistant):
+    room = make_room()
+    seen = room.view().messages[-1].id
+    room.post("id-Alice", "while Bob was away")
+    wait_until(lambda: not room.busy, "the reply")
+    room.post("id-Bob", "I am back")  # his own message is not news to him
+    wait_until(lambda: not room.busy, "the reply")
+    before = room.view()
+
+    job = CatchUps().start(room, "id-Bob", "Bob", seen)
+    assert job.done.wait(5)
+    [(messages, whom)] = assistant.summaries
+    assert whom == "Bob"
+    assert [m.text for m in messages] == [
+        "while Bob was away",
+        "Answer to while Bob was away",
+        "Answer to I am back",
+    ]
+    assert job.text.startswith("Summary for Bob of while Bob was away")
+    after = room.view()
+    # The catch-up counts against Bob's flood limit (a change of its own), but adds nothing anyone sees.
+    assert (after.messages, after.participants, after.status) == (
+        before.messages,
+        before.participants,
+        before.status,
+    )
+
+
+def test_one_catch_up_at_a_time_per_person_and_each_counts_against_the_flood_limit(make_room, assistant):
+    room = make_room(rate_limit_messages=2, rate_limit_seconds=60)
+    catch_ups = CatchUps()
+    gate = Gate()
+    assistant.will_hang_summarizing(gate)
+    first = catch_ups.start(room, "id-Bob", "Bob", 0)
+    gate.wait_reached()
+    with pytest.raises(CatchUpRefused, match="still being written"):
+        catch_ups.start(room, "id-Bob", "Bob", 0)
+    other = catch_ups.start(room, "id-Alice", "Alice", 0)  # someone else's is theirs
+    gate.open()
+    assert first.done.wait(5) and other.done.wait(5)
+
+    catch_ups.start(room, "id-Bob", "Bob", 0).done.wait(5)  # Bob's second within the window
+    with pytest.raises(MessageRefused, match="Slow down"):
+        catch_ups.start(room, "id-Bob", "Bob", 0)
+
+
+def test_a_wide_picture_is_shown_from_a_small_copy_and_a_small_one_as_it_is():
+    wide, small = picture("JPEG", (4000, 3000)), picture("GIF", (200, 100))
+    with Image.open(io.BytesIO(preview(wide, 360))) as shown:
+        assert shown.size == (360, 270)
+    assert preview(small, 360) is small
