@@ -1,5 +1,17 @@
-"""Entry point: `streamlit run app.py`. Sets up the page and the navigation between the pages."""
+"""Entry point: `streamlit run app.py`. Sets up the page and the navigation between the pages.
 
+`app` is the server (Streamlit's `st.App`, which `streamlit run` finds here) with the middleware that
+gives each browser its signed identity cookie (`shared/identity.py`). Each page visit runs this file as
+the script (`__main__`); the server imports it as the module `app` and only builds `app`.
+"""
+
+import streamlit as st
+from starlette.middleware import Middleware
+
+from shared.identity import BrowserCookie
 from shared.navigation import app_navigation
 
-app_navigation().run()
+app = st.App("app.py", middleware=[Middleware(BrowserCookie)])
+
+if __name__ == "__main__":
+    app_navigation().run()

@@ -57,6 +57,8 @@ class Settings:
     max_participants: int = 50
     rate_limit_messages: int = 6
     rate_limit_seconds: float = 10.0
+    max_rooms: int = 100
+    daily_token_budget: int = 0
 
     @property
     def offline(self) -> bool:
@@ -71,15 +73,18 @@ class Settings:
 # for its limits that the README's table and `.env.example` must both contain (tests/test_docs.py).
 
 
-def _integer(low: int, high: int) -> Callable[[str], int]:
+def _integer(low: int, high: int, *, zero: str = "") -> Callable[[str], int]:
+    """A whole number from `low` to `high`; `zero` says what 0 does when it switches something off."""
+
     def parse(raw: str) -> int:
         value = int(raw)
         if not low <= value <= high:
             raise ValueError
         return value
 
-    parse.allowed = f"a whole number from {low} to {high}"  # type: ignore[attr-defined]
-    parse.rules = (f"{low}-{high}",)  # type: ignore[attr-defined]
+    meaning = f" (0 = {zero})" if zero else ""
+    parse.allowed = f"a whole number from {low} to {high}{meaning}"  # type: ignore[attr-defined]
+    parse.rules = (f"{low}-{high}", *([f"0 = {zero}"] if zero else []))  # type: ignore[attr-defined]
     return parse
 
 
@@ -157,6 +162,8 @@ PARSERS: dict[str, Callable[[str], Any]] = {
     "MAX_PARTICIPANTS": _integer(1, 1_000),
     "RATE_LIMIT_MESSAGES": _integer(1, 1_000),
     "RATE_LIMIT_SECONDS": _seconds(0, 3_600, zero="no flood control"),
+    "MAX_ROOMS": _integer(1, 10_000),
+    "DAILY_TOKEN_BUDGET": _integer(0, 1_000_000_000, zero="no budget"),
 }
 assert set(PARSERS) == {f.name.upper() for f in fields(Settings)}
 

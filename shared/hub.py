@@ -10,13 +10,14 @@ from __future__ import annotations
 import atexit
 import logging
 import re
+import secrets
 import threading
 import time
 from collections.abc import Callable
 
 from shared.assistant import Assistant, make_assistant
 from shared.config import Settings
-from shared.errors import ChatError, RoomClosed
+from shared.errors import ChatError, RoomClosed, RoomRefused
 from shared.messages import Participant
 from shared.room import CLOSE_WAIT_SECONDS, Room
 
@@ -25,6 +26,9 @@ log = logging.getLogger(__name__)
 DEFAULT_ROOM = "lobby"
 REAP_EVERY_SECONDS = 1.0
 _ROOM_NAME = re.compile(r"[a-z0-9_-]{1,40}")
+PRIVATE_ROOM = (
+    "This room is private: only its invite link lets you in, so ask someone in it to send it to you."
+)
 
 
 class RoomNameInvalid(ChatError):
@@ -65,22 +69,66 @@ class Hub:
         self._reaper.start()
         atexit.register(self.shutdown)
 
-    def room(self, name: str = DEFAULT_ROOM) -> Room:
-        """The room called `name`, created on first use (again after it emptied and closed)."""
+    def room(self, name: str = DEFAULT_ROOM, invite: str | None = None) -> Room:
+        """The room called `name`, created (public) on first use, again after it emptied and closed.
+
+        A private room opens only with its invite secret; its name alone raises `RoomRefused`, as does
+        a new room past `MAX_ROOMS`.
+        """
         with self._lock:
-            room = self._rooms.get(name)
-            if room is None or room.closed:
-                room = self._rooms[name] = Room(
-                    name, self.settings, self.assistant, monotonic=self._monotonic
+            room = self._open_room(name)
+            if room is not None:
+                if not room.admits(invite):
+                    raise RoomRefused(PRIVATE_ROOM)
+                return room
+            if invite:
+                raise RoomRefused(
+                    f"The private room {name} has closed (everyone left), so its invite link no longer works."
                 )
-            return room
+            return self._new_room(name, private=False)
+
+    def open_room(self, name: str, *, private: bool) -> Room:
+        """Open a room from the Rooms page: an open public room of that name is simply joined.
+
+        A private room gets an unguessable invite secret; its name must not be open already.
+        """
+        if private and name == DEFAULT_ROOM:
+            raise RoomRefused(
+                f"The {DEFAULT_ROOM} is open to everyone: pick another name for a private room."
+            )
+        with self._lock:
+            room = self._open_room(name)
+            if room is not None and (private or room.private):
+                raise RoomRefused(f"A room called {name} is already open: pick another name for a new one.")
+            return room or self._new_room(name, private=private)
+
+    def _open_room(self, name: str) -> Room | None:
+        room = self._rooms.get(name)
+        return None if room is None or room.closed else room
+
+    def _new_room(self, name: str, *, private: bool) -> Room:
+        """Called under the hub's lock."""
+        open_now = sum(not r.closed for r in self._rooms.values())
+        if open_now >= self.settings.max_rooms:
+            raise RoomRefused(
+                f"No new room can open: the app's limit of {self.settings.max_rooms} open rooms is reached, "
+                "so please join an open room or try again later."
+            )
+        room = self._rooms[name] = Room(
+            name,
+            self.settings,
+            self.assistant,
+            monotonic=self._monotonic,
+            invite_secret=secrets.token_urlsafe(24) if private else None,
+        )
+        return room
 
     def join(
-        self, name: str, participant_id: str, nickname: str, session_id: str
+        self, name: str, participant_id: str, nickname: str, session_id: str, invite: str | None = None
     ) -> tuple[Room, Participant]:
         """Join the room called `name`: the person lands in an open room, never in one that just closed."""
         while True:
-            room = self.room(name)
+            room = self.room(name, invite)
             try:
                 return room, room.join(participant_id, nickname, session_id)
             except RoomClosed:

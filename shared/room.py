@@ -7,6 +7,7 @@ sleep through the reply's growth between two redraws (`wait_for_change(..., repl
 
 from __future__ import annotations
 
+import hmac
 import logging
 import re
 import threading
@@ -15,7 +16,7 @@ import unicodedata
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 from shared.assistant import Assistant, Turn
 from shared.config import Settings
@@ -108,8 +109,14 @@ class Room:
         *,
         now: Callable[[], datetime] = utcnow,
         monotonic: Callable[[], float] = time.monotonic,
+        invite_secret: str | None = None,
     ):
         self.name = name
+        # A private room is listed nowhere and lets in only who brings its invite secret (see `admits`).
+        self.invite_secret = invite_secret
+        self.private = invite_secret is not None
+        self._usage_day: date | None = None  # the UTC day `_tokens_on_day` counts
+        self._tokens_on_day = 0
         self.settings = settings
         self.assistant = assistant
         self.created_at = now()
@@ -219,6 +226,33 @@ class Room:
             policy=self._policy,
             policy_changes=self._policy_changes,
         )
+
+    # --- who may come in, and what the room may spend -----------------------------------------------
+
+    def admits(self, invite: str | None) -> bool:
+        """Whether `invite` opens this room: any public room, a private one only with its secret."""
+        if not self.private:
+            return True
+        if not invite:
+            return False
+        return hmac.compare_digest(invite.encode(), self.invite_secret.encode())
+
+    def record_usage(self, tokens: int) -> None:
+        """Count tokens the assistant reports for a turn against today's (UTC) budget."""
+        with self._lock:
+            self._roll_usage_day()
+            self._tokens_on_day += max(0, tokens)
+
+    def tokens_today(self) -> int:
+        """Tokens this room's assistant used since midnight UTC."""
+        with self._lock:
+            self._roll_usage_day()
+            return self._tokens_on_day
+
+    def _roll_usage_day(self) -> None:
+        today = self._now().astimezone(UTC).date()
+        if self._usage_day != today:
+            self._usage_day, self._tokens_on_day = today, 0
 
     # --- people --------------------------------------------------------------------------------
 
