@@ -65,6 +65,11 @@ def get_hub() -> Hub:
     return Hub(_settings())
 
 
+def shutdown_hub() -> None:
+    """Close every room's conversation as the server stops (`app.py`'s lifespan); nothing if no hub."""
+    get_hub.clear()  # its `on_release` is `Hub.shutdown`
+
+
 # --- who this browser session is ------------------------------------------------------------------
 
 
