@@ -60,6 +60,7 @@ class Hub:
         self.assistant = (assistant_factory or make_assistant)(settings)
         self._monotonic = monotonic  # the rooms' clock for presence; tests move it by hand
         self._rooms: dict[str, Room] = {}
+        self._spent: dict[str, tuple] = {}  # closed rooms' tokens today, by name (see `Room.spending`)
         self._closing: list[threading.Thread] = []  # rooms' conversations being deleted off the reaper
         self._lock = threading.Lock()
         self._stopped = threading.Event()
@@ -114,12 +115,15 @@ class Hub:
                 f"No new room can open: the app's limit of {self.settings.max_rooms} open rooms is reached, "
                 "so please join an open room or try again later."
             )
+        closed = self._rooms.get(name)  # closed, but not yet forgotten by the reaper
+        spent = closed.spending() if closed is not None else self._spent.pop(name, (None, 0))
         room = self._rooms[name] = Room(
             name,
             self.settings,
             self.assistant,
             monotonic=self._monotonic,
             invite_secret=secrets.token_urlsafe(24) if private else None,
+            spent=spent,
         )
         return room
 
@@ -147,9 +151,14 @@ class Hub:
         for room in self.rooms():
             room.reap()
             if room.close_if_idle_and_empty():
+                spent = room.spending()
                 with self._lock:
-                    if self._rooms.get(room.name) is room:
+                    if self._rooms.get(room.name) is room:  # else a new room already took its count
                         del self._rooms[room.name]
+                        # Only today's counts matter; older ones go as the next room closes.
+                        self._spent = {n: s for n, s in self._spent.items() if s[0] == spent[0]}
+                        if spent[1]:
+                            self._spent[room.name] = spent
                 log.info("room %s emptied; closing its conversation", room.name)
                 self._in_background(room.finish_closing, f"closing-{room.name}")
 

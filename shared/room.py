@@ -110,13 +110,14 @@ class Room:
         now: Callable[[], datetime] = utcnow,
         monotonic: Callable[[], float] = time.monotonic,
         invite_secret: str | None = None,
+        spent: tuple[date | None, int] = (None, 0),
     ):
         self.name = name
         # A private room is listed nowhere and lets in only who brings its invite secret (see `admits`).
         self.invite_secret = invite_secret
         self.private = invite_secret is not None
-        self._usage_day: date | None = None  # the UTC day `_tokens_on_day` counts
-        self._tokens_on_day = 0
+        # The UTC day `_tokens_on_day` counts; `spent` carries it over from a closed room of this name.
+        self._usage_day, self._tokens_on_day = spent
         self.settings = settings
         self.assistant = assistant
         self.created_at = now()
@@ -248,6 +249,13 @@ class Room:
         with self._lock:
             self._roll_usage_day()
             return self._tokens_on_day
+
+    def spending(self) -> tuple[date | None, int]:
+        """The day's count, for the next room of this name (a room that empties and reopens the same
+        day keeps its budget spent)."""
+        with self._lock:
+            self._roll_usage_day()
+            return self._usage_day, self._tokens_on_day
 
     def _roll_usage_day(self) -> None:
         today = self._now().astimezone(UTC).date()

@@ -11,10 +11,19 @@ from datetime import timedelta
 
 import pytest
 
+from shared.hub import Hub
 from shared.messages import Role
 from shared.room import Room
 from tests.openai_server import OpenAIServer
-from tests.test_openai_assistant import NOW, make_assistant, messages, person, say, settings_for
+from tests.test_openai_assistant import (
+    NOW,
+    make_assistant,
+    messages,
+    person,
+    say,
+    settings_for,
+    wait_until,
+)
 
 BUDGET = 10  # below what one reply costs on the test server, so the first reply reaches it
 
@@ -101,3 +110,28 @@ def test_without_a_budget_every_message_reaches_the_model_and_the_day_is_still_c
         assert room.tokens_today() == used_so_far(server)
     finally:
         room.close()
+
+
+def test_a_room_that_empties_and_reopens_the_same_day_keeps_its_budget_spent(server):
+    hub = Hub(
+        settings_for(
+            server, daily_token_budget=BUDGET, room_empty_grace_seconds=0.05, leave_grace_seconds=0.05
+        ),
+        assistant_factory=make_assistant,
+        reap_every=0.01,
+    )
+    try:
+        first = hub.room("lobby")
+        first.join(person("Alice"), "Alice", "tab")
+        say(first, "Alice", "one")
+        first.leave(person("Alice"))
+        wait_until(lambda: first.closed, "the emptied room to close")
+
+        again = hub.room("lobby")
+        assert again is not first and again.tokens_today() == used_so_far(server)
+        again.join(person("Alice"), "Alice", "tab")
+        say(again, "Alice", "two")
+        assert "daily budget" in messages(again, Role.ASSISTANT)[-1].text
+        assert len(server.response_requests()) == 1
+    finally:
+        hub.shutdown()
