@@ -1,5 +1,30 @@
-"""Entry point: `streamlit run app.py`. Sets up the page and the navigation between the pages."""
+"""Entry point: `streamlit run app.py`. Sets up the page and the navigation between the pages.
 
+`app` is the server (Streamlit's `st.App`, which `streamlit run` finds here) with the middleware that
+gives each browser its signed identity cookie (`shared/identity.py`). Each page visit runs this file as
+the script (`__main__`); the server imports it as the module `app` and only builds `app`.
+"""
+
+import asyncio
+import contextlib
+
+import streamlit as st
+from starlette.middleware import Middleware
+
+from shared import ui
+from shared.identity import BrowserCookie
 from shared.navigation import app_navigation
 
-app_navigation().run()
+
+@contextlib.asynccontextmanager
+async def _lifespan(_app: st.App):
+    yield None
+    # Served this way, uvicorn ends the process by raising SIGTERM again after its graceful shutdown, so
+    # `atexit` never runs: close every room's conversation here.
+    await asyncio.to_thread(ui.shutdown_hub)
+
+
+app = st.App("app.py", middleware=[Middleware(BrowserCookie)], lifespan=_lifespan)
+
+if __name__ == "__main__":
+    app_navigation().run()

@@ -7,10 +7,16 @@ from shared import live, navigation, ui
 navigation.own_navigation()
 settings = ui.settings_or_stop()
 hub = ui.get_hub()
-room = ui.open_room(hub, ui.room_name())
+room = ui.current_room()
 
 st.title(":material/forum: Shared chat room")
-st.caption(f"Room **{room.name}** · invite people with this link: {ui.share_link(room.name)}")
+if room.private:
+    st.caption(
+        f":material/lock: Private room **{room.name}** · listed nowhere; only this invite link lets people in: "
+        f"`{ui.share_link(room)}`"
+    )
+else:
+    st.caption(f"Room **{room.name}** · invite people with this link: {ui.share_link(room)}")
 ui.assistant_banner(settings, hub.assistant.label)
 me = ui.current_participant(room)
 people_slot, policy_slot = ui.sidebar(room, me, settings, hub.assistant.label)

@@ -7,15 +7,18 @@ from shared import navigation, ui
 navigation.own_navigation()
 settings = ui.settings_or_stop()
 hub = ui.get_hub()
-room = ui.open_room(hub, ui.room_name())
+room = ui.current_room()
 view = room.view()
 
 st.title(f":material/info: Room {room.name}")
-columns = st.columns(3)
+columns = st.columns(4)
 columns[0].metric("People here", len(view.participants))
 columns[1].metric("Messages", sum(m.role.value != "system" for m in view.messages))
 usage = room.token_usage()
 columns[2].metric("Tokens used", f"{usage.get('total_tokens', 0):,}", help=ui.usage_help(usage))
+budget = settings.daily_token_budget
+today = f"{room.tokens_today():,}" + (f" of {budget:,}" if budget else "")
+columns[3].metric("Tokens today", today, help=ui.budget_help(budget))
 
 st.subheader("People")
 ui.people(view.participants, None)

@@ -1,8 +1,9 @@
-"""The Rooms page: the rooms open now with how many people are in each, and a way to open another."""
+"""The Rooms page: the public rooms open now with how many people are in each, and a way to open another."""
 
 import streamlit as st
 
 from shared import navigation, ui
+from shared.errors import RoomRefused
 from shared.hub import RoomNameInvalid, clean_room_name
 from shared.store import StoreUnavailable
 
@@ -14,7 +15,10 @@ st.title(":material/meeting_room: Rooms")
 st.caption("Each room has its own people, conversation and assistant memory. Nothing crosses between rooms.")
 
 try:
-    rooms = sorted(hub.rooms(), key=lambda r: (-len(r.view().participants), r.name))
+    # Private rooms are listed nowhere: only their invite link leads to them.
+    rooms = sorted(
+        (r for r in hub.rooms() if not r.private), key=lambda r: (-len(r.view().participants), r.name)
+    )
 except StoreUnavailable as trouble:
     ui.wait_for_the_store(hub, trouble)
 for room in rooms:
@@ -26,13 +30,22 @@ for room in rooms:
         query_params={ui.ROOM_PARAM: room.name},
     )
 if not rooms:
-    st.caption("No room is open right now: start one below.")
+    st.caption("No public room is open right now: start one below.")
 
 with st.form("open-room"):
     name = st.text_input("Room name", placeholder="e.g. book-club", help="Letters a-z, digits, - and _.")
+    private = st.checkbox(
+        "Private room",
+        help="Listed nowhere; only its invite link, shown on its page, lets people in.",
+    )
     opened = st.form_submit_button("Open room", type="primary")
 if opened:
     try:
-        st.switch_page(ui.CHAT_PAGE, query_params={ui.ROOM_PARAM: clean_room_name(name)})
-    except RoomNameInvalid as error:
+        room = hub.open_room(clean_room_name(name), private=private)
+    except (RoomNameInvalid, RoomRefused) as error:
         st.error(str(error))
+    else:
+        params = {ui.ROOM_PARAM: room.name}
+        if room.private:
+            params[ui.INVITE_PARAM] = room.invite_secret
+        st.switch_page(ui.CHAT_PAGE, query_params=params)

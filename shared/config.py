@@ -61,6 +61,8 @@ class Settings:
     redis_url: str | None = field(default=None, repr=False)
     max_attachment_mb: int = 10
     max_room_attachments_mb: int = 100
+    max_rooms: int = 100
+    daily_token_budget: int = 0
 
     @property
     def offline(self) -> bool:
@@ -75,15 +77,18 @@ class Settings:
 # for its limits that the README's table and `.env.example` must both contain (tests/test_docs.py).
 
 
-def _integer(low: int, high: int) -> Callable[[str], int]:
+def _integer(low: int, high: int, *, zero: str = "") -> Callable[[str], int]:
+    """A whole number from `low` to `high`; `zero` says what 0 does when it switches something off."""
+
     def parse(raw: str) -> int:
         value = int(raw)
         if not low <= value <= high:
             raise ValueError
         return value
 
-    parse.allowed = f"a whole number from {low} to {high}"  # type: ignore[attr-defined]
-    parse.rules = (f"{low}-{high}",)  # type: ignore[attr-defined]
+    meaning = f" (0 = {zero})" if zero else ""
+    parse.allowed = f"a whole number from {low} to {high}{meaning}"  # type: ignore[attr-defined]
+    parse.rules = (f"{low}-{high}", *([f"0 = {zero}"] if zero else []))  # type: ignore[attr-defined]
     return parse
 
 
@@ -175,6 +180,8 @@ PARSERS: dict[str, Callable[[str], Any]] = {
     "REDIS_URL": _redis_url,
     "MAX_ATTACHMENT_MB": _integer(1, 100),
     "MAX_ROOM_ATTACHMENTS_MB": _integer(1, 10_000),
+    "MAX_ROOMS": _integer(1, 10_000),
+    "DAILY_TOKEN_BUDGET": _integer(0, 1_000_000_000, zero="no budget"),
 }
 assert set(PARSERS) == {f.name.upper() for f in fields(Settings)}
 

@@ -16,6 +16,10 @@ class RoomClosed(JoinRefused):
     """The room closed (it stayed empty) just as someone joined: the hub gives them a fresh one."""
 
 
+class RoomRefused(ChatError):
+    """The room cannot be opened: private without its invite, closed, or past `MAX_ROOMS`."""
+
+
 class MessageRefused(ChatError):
     """The message was not posted (empty, too long); nothing was added to the room."""
 

@@ -12,16 +12,16 @@ change notices, and a process that stops closes no room: the rooms and their con
 from __future__ import annotations
 
 import atexit
-import contextlib
 import logging
 import re
+import secrets
 import threading
 import time
 from collections.abc import Callable
 
 from shared.assistant import Assistant, make_assistant
 from shared.config import Settings
-from shared.errors import ChatError, RoomClosed
+from shared.errors import ChatError, RoomClosed, RoomRefused
 from shared.messages import Participant
 from shared.room import CLOSE_WAIT_SECONDS, Room
 from shared.store import Store, StoreUnavailable, make_store
@@ -31,6 +31,9 @@ log = logging.getLogger(__name__)
 DEFAULT_ROOM = "lobby"
 REAP_EVERY_SECONDS = 1.0
 _ROOM_NAME = re.compile(r"[a-z0-9_-]{1,40}")
+PRIVATE_ROOM = (
+    "This room is private: only its invite link lets you in, so ask someone in it to send it to you."
+)
 
 
 class RoomNameInvalid(ChatError):
@@ -65,6 +68,7 @@ class Hub:
         # The rooms' clock for presence; tests move it by hand. Processes sharing rooms share wall time.
         self._clock = clock or (time.time if self.store.shared else time.monotonic)
         self._rooms: dict[str, Room] = {}
+        self._spent: dict[str, tuple] = {}  # closed rooms' tokens today, by name (see `Room.spending`)
         self._closing: list[threading.Thread] = []  # rooms' conversations being deleted off the reaper
         self._lock = threading.Lock()
         self._stopped = threading.Event()
@@ -89,25 +93,86 @@ class Hub:
         for room in rooms:
             room.sync(version if name else None)
 
-    def room(self, name: str = DEFAULT_ROOM, *, open_only: bool = False) -> Room:
-        """The room called `name`, created on first use (again after it emptied and closed).
+    def room(self, name: str = DEFAULT_ROOM, invite: str | None = None) -> Room:
+        """The room called `name`, created (public) on first use, again after it emptied and closed.
 
-        With `open_only`, a room that is not open anywhere is not created: RoomClosed is raised.
+        A private room opens only with its invite secret; its name alone raises `RoomRefused`, as does
+        a new room past `MAX_ROOMS`.
         """
         with self._lock:
-            room = self._rooms.get(name)
-            if room is None or room.closed:
-                room = self._rooms[name] = Room(
-                    name, self.settings, self.assistant, self.store, clock=self._clock, open_only=open_only
+            room = self._open_room(name)
+            if room is not None:
+                if not room.admits(invite):
+                    raise RoomRefused(PRIVATE_ROOM)
+                return room
+            if invite:
+                raise RoomRefused(
+                    f"The private room {name} has closed (everyone left), so its invite link no longer works."
                 )
+            return self._new_room(name, private=False)
+
+    def open_room(self, name: str, *, private: bool) -> Room:
+        """Open a room from the Rooms page: an open public room of that name is simply joined.
+
+        A private room gets an unguessable invite secret; its name must not be open already.
+        """
+        if private and name == DEFAULT_ROOM:
+            raise RoomRefused(
+                f"The {DEFAULT_ROOM} is open to everyone: pick another name for a private room."
+            )
+        with self._lock:
+            room = self._open_room(name)
+            if room is not None and (private or room.private):
+                raise RoomRefused(f"A room called {name} is already open: pick another name for a new one.")
+            return room or self._new_room(name, private=private)
+
+    def _open_room(self, name: str) -> Room | None:
+        """The open room of that name: this process's copy, or (with Redis) one open on another process.
+
+        Called under the hub's lock.
+        """
+        room = self._rooms.get(name)
+        if room is not None and not room.closed:
             return room
+        if not self.store.shared:
+            return None
+        try:  # open elsewhere: this process keeps a copy; a room that is not open stays unopened
+            room = Room(name, self.settings, self.assistant, self.store, clock=self._clock, open_only=True)
+        except RoomClosed:
+            return None
+        self._rooms[name] = room
+        return room
+
+    def _new_room(self, name: str, *, private: bool) -> Room:
+        """Called under the hub's lock."""
+        if self.store.shared:
+            open_now = len(self.store.room_names())
+        else:
+            open_now = sum(not r.closed for r in self._rooms.values())
+        if open_now >= self.settings.max_rooms:
+            raise RoomRefused(
+                f"No new room can open: the app's limit of {self.settings.max_rooms} open rooms is reached, "
+                "so please join an open room or try again later."
+            )
+        closed = self._rooms.get(name)  # closed, but not yet forgotten by the reaper
+        spent = closed.spending() if closed is not None else self._spent.pop(name, (None, 0))
+        room = self._rooms[name] = Room(
+            name,
+            self.settings,
+            self.assistant,
+            self.store,
+            clock=self._clock,
+            invite_secret=secrets.token_urlsafe(24) if private else None,
+            spent=spent,
+        )
+        return room
 
     def join(
-        self, name: str, participant_id: str, nickname: str, session_id: str
+        self, name: str, participant_id: str, nickname: str, session_id: str, invite: str | None = None
     ) -> tuple[Room, Participant]:
         """Join the room called `name`: the person lands in an open room, never in one that just closed."""
         while True:
-            room = self.room(name)
+            room = self.room(name, invite)
             try:
                 return room, room.join(participant_id, nickname, session_id)
             except RoomClosed:
@@ -120,8 +185,8 @@ class Hub:
     def _all_rooms(self) -> list[Room]:
         if self.store.shared:
             for name in self.store.room_names():
-                with contextlib.suppress(RoomClosed):
-                    self.room(name, open_only=True)  # a room another process just closed stays closed
+                with self._lock:
+                    self._open_room(name)  # a room another process just closed stays closed
         with self._lock:
             return list(self._rooms.values())
 
@@ -138,7 +203,14 @@ class Hub:
                 continue
             room.reap()
             if room.close_if_idle_and_empty():
-                self._forget(room)
+                spent = room.spending()
+                with self._lock:
+                    if self._rooms.get(room.name) is room:  # else a new room already took its count
+                        del self._rooms[room.name]
+                        # Only today's counts matter; older ones go as the next room closes.
+                        self._spent = {n: s for n, s in self._spent.items() if s[0] == spent[0]}
+                        if spent[1]:
+                            self._spent[room.name] = spent
                 log.info("room %s emptied; closing its conversation", room.name)
                 self._in_background(room.finish_closing, f"closing-{room.name}")
 

@@ -17,11 +17,11 @@ from zoneinfo import ZoneInfo
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
-from shared import transcript
+from shared import identity, transcript
 from shared.attachments import AttachmentStore, check_upload, human_size, preview
 from shared.catch_up import CatchUps
 from shared.config import Settings, SettingsError, load_settings
-from shared.errors import AttachmentRefused, JoinRefused, MessageRefused
+from shared.errors import AttachmentRefused, JoinRefused, MessageRefused, RoomRefused
 from shared.hub import DEFAULT_ROOM, Hub, RoomNameInvalid, clean_room_name
 from shared.messages import Attachment, Message, Participant, ReplyPolicy, Role, Status
 from shared.room import Room
@@ -29,8 +29,10 @@ from shared.store import StoreUnavailable
 
 log = logging.getLogger(__name__)
 
-TOKEN_PARAM = "me"  # the query parameter that lets a reloaded tab come back as the same person
+OLD_TOKEN_PARAM = "me"  # where an older version kept who you are; ignored and removed from the address
 ROOM_PARAM = "room"
+INVITE_PARAM = "invite"  # a private room's secret, in its invite link
+ROOMS_PAGE = "pages/rooms.py"
 CHAT_PAGE = "pages/chat.py"
 AVATARS = {"me": ":material/person:", "them": ":material/group:", Role.ASSISTANT: ":material/pets:"}
 
@@ -98,6 +100,11 @@ def get_catch_ups() -> CatchUps:
     return CatchUps()
 
 
+def shutdown_hub() -> None:
+    """Close every room's conversation as the server stops (`app.py`'s lifespan); nothing if no hub."""
+    get_hub.clear()  # its `on_release` is `Hub.shutdown`
+
+
 # --- who this browser session is ------------------------------------------------------------------
 
 
@@ -137,14 +144,22 @@ def session_id() -> str:
 
 
 def participant_token() -> str:
-    """This browser's token: kept in the session, and in the address so that a reload keeps it too."""
-    token = st.session_state.get("token") or st.query_params.get(TOKEN_PARAM, "")
-    if not re.fullmatch(r"[0-9a-f]{32}", token):
-        token = uuid.uuid4().hex
-    st.session_state.token = token
-    if st.query_params.get(TOKEN_PARAM) != token:
-        st.query_params[TOKEN_PARAM] = token  # page navigation drops the address's parameters
-    return token
+    """Who this browser is, from its signed cookie (see `identity`); never from the address.
+
+    Without the cookie (a server started without `app.py`'s middleware, or AppTest), the identity is
+    kept for this browser session only: a reload then asks for a nickname again.
+    """
+    if OLD_TOKEN_PARAM in st.query_params:
+        del st.query_params[OLD_TOKEN_PARAM]  # an old `?me=` link: it names nobody any more
+    if "token" not in st.session_state:
+        secret = identity.cookie_secret()
+        try:
+            cookie = st.context.cookies.get(identity.COOKIE)
+        except Exception:  # no browser behind this session (AppTest): no cookie
+            cookie = None
+        value = identity.browser_value(cookie, secret)
+        st.session_state.token = identity.participant_id(value, secret) if value else uuid.uuid4().hex
+    return st.session_state.token
 
 
 def current_participant(room: Room) -> Participant | None:
@@ -157,7 +172,9 @@ def current_participant(room: Room) -> Participant | None:
     elif participant is None and st.session_state.get("nickname"):
         # Back after the heartbeat timeout (a sleeping laptop) or a fresh room: rejoin quietly.
         try:
-            joined, participant = get_hub().join(room.name, token, st.session_state.nickname, session_id())
+            joined, participant = get_hub().join(
+                room.name, token, st.session_state.nickname, session_id(), room.invite_secret
+            )
         except (JoinRefused, StoreUnavailable) as refusal:
             st.session_state.join_refusal = str(refusal)
             st.session_state.nickname = ""
@@ -183,7 +200,7 @@ def join_form(room: Room) -> None:
         st.info(note, icon=":material/logout:")
     if joined:
         try:
-            get_hub().join(room.name, participant_token(), nickname, session_id())
+            get_hub().join(room.name, participant_token(), nickname, session_id(), room.invite_secret)
         except (JoinRefused, StoreUnavailable) as error:
             refusal = str(error)
         else:
@@ -273,16 +290,26 @@ def local_time(moment: datetime, *, with_date: bool = False) -> str:
     return moment.astimezone(zone).strftime(form) if zone else moment.strftime(form + " UTC")
 
 
-def share_link(room_name: str) -> str:
-    """This room's address without the `me` token, so whoever opens it joins as themselves."""
+def share_link(room: Room) -> str:
+    """The address that brings someone into this room as themselves; a private room's carries its secret."""
     base = (st.context.url or "").split("?")[0] or "http://localhost:8501/"
-    return f"{base}?{ROOM_PARAM}={room_name}"
+    link = f"{base}?{ROOM_PARAM}={room.name}"
+    return link + f"&{INVITE_PARAM}={room.invite_secret}" if room.private else link
 
 
 def usage_help(usage: dict[str, int]) -> str:
     if not usage:
         return "Tokens the model used for this room's conversation (none yet, or the offline assistant)."
     return f"Input {usage.get('input_tokens', 0):,} · output {usage.get('output_tokens', 0):,} tokens."
+
+
+def budget_help(budget: int) -> str:
+    if not budget:
+        return "Tokens this room's assistant used since midnight UTC; no daily budget is set (DAILY_TOKEN_BUDGET)."
+    return (
+        f"Tokens this room's assistant used since midnight UTC, against its daily budget of {budget:,}: "
+        "once reached, it answers again the next day."
+    )
 
 
 def render_message(message: Message, my_id: str, files: AttachmentStore | None = None) -> None:
@@ -443,6 +470,28 @@ def room_name() -> str:
     if st.query_params.get(ROOM_PARAM) != name:
         st.query_params[ROOM_PARAM] = name
     return name
+
+
+def current_room() -> Room:
+    """The room this page shows, or a page that says why it cannot be shown (private, closed, too many)."""
+    name = room_name()
+    invites = st.session_state.setdefault("invites", {})  # room name -> invite secret this session used
+    invite = st.query_params.get(INVITE_PARAM) or invites.get(name)
+    try:
+        room = get_hub().room(name, invite)
+    except StoreUnavailable as trouble:
+        wait_for_the_store(get_hub(), trouble)
+    except RoomRefused as refusal:
+        st.error(str(refusal), icon=":material/lock:")
+        st.page_link(ROOMS_PAGE, label="See the open rooms", icon=":material/meeting_room:")
+        st.stop()
+    if room.private:
+        invites[name] = invite  # so the sidebar's pages, which drop the address, still show it
+        if st.query_params.get(INVITE_PARAM) != invite:
+            st.query_params[INVITE_PARAM] = invite  # a reload keeps working
+    elif INVITE_PARAM in st.query_params:
+        del st.query_params[INVITE_PARAM]
+    return room
 
 
 def assistant_banner(settings: Settings, assistant_label: str) -> None:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from shared.errors import AssistantError, ChatError, ConversationLost
 
 if TYPE_CHECKING:
+    from shared.assistant import Turn
     from shared.room import Room
 
 log = logging.getLogger(__name__)
@@ -73,10 +74,37 @@ class ReplyWorker(threading.Thread):
         turn = room.start_turn()
         if turn is None:
             return False
+        if self._over_budget(turn):
+            return True
         conversation = self._open_conversation()
         if conversation is None:
             room.finish_turn(turn, carry_over=True)
             return True
+        used_before = room.assistant.usage(conversation).get("total_tokens", 0)
+        try:
+            self._reply(conversation, turn)
+        finally:
+            # Counted whatever happened: a reply that broke off was still paid for.
+            used = room.assistant.usage(conversation).get("total_tokens", 0) - used_before
+            room.record_usage(used)
+        return True
+
+    def _over_budget(self, turn: Turn) -> bool:
+        """Past the room's daily token budget, the assistant says so instead of calling the model."""
+        room = self.room
+        budget = room.settings.daily_token_budget
+        if not budget or room.tokens_today() < budget:
+            return False
+        room.add_to_reply(
+            turn,
+            f"This room has used its daily budget of {budget:,} tokens, so I will answer again "
+            "tomorrow (from midnight UTC).",
+        )
+        room.finish_turn(turn)
+        return True
+
+    def _reply(self, conversation: str, turn: Turn) -> None:
+        room = self.room
         try:
             pieces = iter(room.assistant.reply(conversation, turn))
             pending, written_at, writing = "", 0.0, True
@@ -113,4 +141,3 @@ class ReplyWorker(threading.Thread):
             raise
         else:
             room.finish_turn(turn)
-        return True

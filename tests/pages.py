@@ -64,9 +64,11 @@ def gated(monkeypatch) -> list[GatedAssistant]:
 
 
 def open_page(token: str | None = None, room: str | None = None) -> AppTest:
+    """A new tab; with `token`, of the browser that has that identity (AppTest sends no cookie, so the
+    identity the cookie would give is put where `ui.participant_token` keeps it)."""
     at = AppTest.from_file(APP, default_timeout=15)
     if token:
-        at.query_params["me"] = token
+        at.session_state["token"] = token
     if room:
         at.query_params["room"] = room
     return at.run()

@@ -160,8 +160,7 @@ def test_toggle_off_shows_the_whole_reply_once_finished():
 
 def test_reload_is_the_same_person_not_a_leave_and_a_join():
     alice = join("Alice")
-    token = alice.query_params["me"]
-    token = token[0] if isinstance(token, list) else token
+    token = alice.session_state["token"]
     reloaded = open_page(token)
     assert reloaded.chat_input, "the reloaded tab is back in the room without asking again"
     assert sidebar_people(reloaded) == [":material/person: Alice (you)"]

@@ -226,8 +226,7 @@ def test_a_full_room_refuses_the_next_person_clearly(monkeypatch):
 @pytest.mark.usefixtures("fresh_app")
 def test_a_reload_storm_leaves_one_person_and_no_join_or_leave_spam():
     alice = join("Alice")
-    token = alice.query_params["me"]
-    token = token[0] if isinstance(token, list) else token
+    token = alice.session_state["token"]
     room = get_room()
     for _ in range(20):
         room.detach(token, alice.session_state["session_id"])  # the old tab's session ends...

@@ -220,8 +220,8 @@ def test_a_room_that_closes_between_looking_it_up_and_joining_it_gives_a_fresh_r
     clock.advance(10)
     look_up = hub.room
 
-    def reaper_runs_right_after_the_first_look_up(name: str) -> Room:
-        room = look_up(name)
+    def reaper_runs_right_after_the_first_look_up(name: str, invite: str | None = None) -> Room:
+        room = look_up(name, invite)
         if room is lobby:
             hub.reap()  # closes the lobby the joiner is holding
         return room

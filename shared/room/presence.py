@@ -9,6 +9,7 @@ ago, or whom no session has shown for the heartbeat timeout.
 from __future__ import annotations
 
 import contextlib
+import hmac
 
 from shared.errors import JoinRefused, RoomClosed
 from shared.messages import Participant, Role
@@ -18,6 +19,27 @@ from shared.store import RoomChange, StoreUnavailable
 
 
 class Presence(RoomCore):
+    # --- who may come in ----------------------------------------------------------------------------
+
+    @property
+    def invite_secret(self) -> str | None:
+        return self._record.state.invite_secret
+
+    @property
+    def private(self) -> bool:
+        return self.invite_secret is not None
+
+    def admits(self, invite: str | None) -> bool:
+        """Whether `invite` opens this room: any public room, a private one only with its secret."""
+        secret = self.invite_secret
+        if secret is None:
+            return True
+        if not invite:
+            return False
+        return hmac.compare_digest(invite.encode(), secret.encode())
+
+    # --- people -------------------------------------------------------------------------------------
+
     def join(self, participant_id: str, nickname: str, session_id: str) -> Participant:
         """Add a person, or attach one more browser session of a person already here."""
         nickname = clean_nickname(nickname, self.settings.assistant_name)

@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import replace
+from datetime import UTC, date
 
 from shared.assistant import Turn
 from shared.errors import ChatError, RoomClosed
@@ -262,6 +263,37 @@ class Turns(RoomCore):
 
     def _synced(self, state) -> None:
         self._hear_stop()
+
+    # --- what the room may spend (DAILY_TOKEN_BUDGET) ---------------------------------------------
+
+    def _today(self) -> str:
+        return self._now().astimezone(UTC).date().isoformat()
+
+    def record_usage(self, tokens: int) -> None:
+        """Count tokens the assistant reports for a turn against today's (UTC) budget."""
+        today = self._today()
+        if tokens <= 0:
+            return
+
+        def count(change: RoomChange) -> None:
+            state = change.state
+            if state.usage_day != today:
+                state.usage_day, state.tokens_on_day = today, 0
+            state.tokens_on_day += max(0, tokens)
+
+        with contextlib.suppress(RoomClosed, StoreUnavailable):
+            self._change(count)
+
+    def tokens_today(self) -> int:
+        """Tokens this room's assistant used since midnight UTC."""
+        state = self._record.state
+        return state.tokens_on_day if state.usage_day == self._today() else 0
+
+    def spending(self) -> tuple[date | None, int]:
+        """The day's count, for the next room of this name (a room that empties and reopens the same
+        day keeps its budget spent)."""
+        tokens = self.tokens_today()
+        return (date.fromisoformat(self._today()), tokens) if tokens else (None, 0)
 
     # --- the conversation ----------------------------------------------------------------------
 

@@ -84,6 +84,9 @@ class RoomState:
     conversation_to_close: str | None = None  # taken when the room closed, for `Room.finish_closing`
     closed: bool = False
     attachment_messages: dict[str, int] = field(default_factory=dict)  # attachment id -> its message id
+    invite_secret: str | None = None  # a private room's: listed nowhere, entered only with it
+    usage_day: str | None = None  # the UTC day (ISO) `tokens_on_day` counts, for DAILY_TOKEN_BUDGET
+    tokens_on_day: int = 0
 
     @classmethod
     def fresh(cls, now: datetime) -> RoomState:

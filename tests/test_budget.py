@@ -1,0 +1,137 @@
+"""A room's daily token budget, with the real `openai` SDK over HTTP to `tests/openai_server.py`.
+
+Tokens are counted per room per UTC day from the usage the server reports after each turn; past the
+budget the assistant says so in one sentence and no request reaches the model until the next UTC day.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+
+from shared.hub import Hub
+from shared.messages import Role
+from shared.room import Room
+from tests.openai_server import OpenAIServer
+from tests.test_openai_assistant import (
+    NOW,
+    make_assistant,
+    messages,
+    person,
+    say,
+    settings_for,
+    wait_until,
+)
+
+BUDGET = 10  # below what one reply costs on the test server, so the first reply reaches it
+
+
+@pytest.fixture
+def server() -> Iterator[OpenAIServer]:
+    with OpenAIServer() as server:
+        yield server
+
+
+def used_so_far(server) -> int:
+    return sum(r["usage"]["total_tokens"] for r in server.finished)
+
+
+def budget_room(server, clock: list, name: str = "lobby", budget: int = BUDGET) -> Room:
+    settings = settings_for(server, daily_token_budget=budget)
+    room = Room(name, settings, make_assistant(settings), now=lambda: clock[0])
+    room.join(person("Alice"), "Alice", "tab-Alice")
+    return room
+
+
+def test_past_the_daily_budget_the_assistant_says_so_instead_of_calling_the_model(server):
+    clock = [NOW]
+    room = budget_room(server, clock)
+    try:
+        say(room, "Alice", "one")
+        assert messages(room, Role.ASSISTANT)[-1].text == "Hello Alice! You said: one"
+        assert room.tokens_today() == used_so_far(server) >= BUDGET
+        asked = len(server.response_requests())
+
+        say(room, "Alice", "two")
+
+        assert len(server.response_requests()) == asked, "no request once the budget is reached"
+        assert messages(room, Role.ASSISTANT)[-1].text == (
+            f"This room has used its daily budget of {BUDGET:,} tokens, so I will answer again tomorrow "
+            "(from midnight UTC)."
+        )
+    finally:
+        room.close()
+
+
+def test_the_budget_starts_afresh_on_the_next_utc_day(server):
+    clock = [NOW]
+    room = budget_room(server, clock)
+    try:
+        say(room, "Alice", "one")
+        clock[0] = NOW.replace(hour=23, minute=59)
+        say(room, "Alice", "still today")
+        assert "daily budget" in messages(room, Role.ASSISTANT)[-1].text
+
+        clock[0] = NOW.replace(hour=0, minute=0) + timedelta(days=1)
+        assert room.tokens_today() == 0
+        say(room, "Alice", "good morning")
+
+        assert messages(room, Role.ASSISTANT)[-1].text == "Hello Alice! You said: good morning"
+        assert len(server.response_requests()) == 2
+        assert room.tokens_today() == server.finished[-1]["usage"]["total_tokens"]
+    finally:
+        room.close()
+
+
+def test_each_room_has_its_own_budget(server):
+    clock = [NOW]
+    spent, fresh = budget_room(server, clock, "spent"), budget_room(server, clock, "fresh")
+    try:
+        say(spent, "Alice", "one")
+        say(spent, "Alice", "two")
+        say(fresh, "Alice", "hello")
+
+        assert "daily budget" in messages(spent, Role.ASSISTANT)[-1].text
+        assert messages(fresh, Role.ASSISTANT)[-1].text == "Hello Alice! You said: hello"
+    finally:
+        spent.close()
+        fresh.close()
+
+
+def test_without_a_budget_every_message_reaches_the_model_and_the_day_is_still_counted(server):
+    clock = [NOW]
+    room = budget_room(server, clock, budget=0)
+    try:
+        for text in ("one", "two", "three"):
+            say(room, "Alice", text)
+        assert len(server.response_requests()) == 3
+        assert room.tokens_today() == used_so_far(server)
+    finally:
+        room.close()
+
+
+def test_a_room_that_empties_and_reopens_the_same_day_keeps_its_budget_spent(server):
+    hub = Hub(
+        settings_for(
+            server, daily_token_budget=BUDGET, room_empty_grace_seconds=0.05, leave_grace_seconds=0.05
+        ),
+        assistant_factory=make_assistant,
+        reap_every=0.01,
+    )
+    try:
+        first = hub.room("lobby")
+        first.join(person("Alice"), "Alice", "tab")
+        say(first, "Alice", "one")
+        first.leave(person("Alice"))
+        wait_until(lambda: first.closed, "the emptied room to close")
+
+        again = hub.room("lobby")
+        assert again is not first and again.tokens_today() == used_so_far(server)
+        again.join(person("Alice"), "Alice", "tab")
+        say(again, "Alice", "two")
+        assert "daily budget" in messages(again, Role.ASSISTANT)[-1].text
+        assert len(server.response_requests()) == 1
+    finally:
+        hub.shutdown()
