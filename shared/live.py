@@ -43,6 +43,7 @@ WAIT_SLICE_SECONDS = 0.25
 REDRAW_SECONDS = 0.1
 PAGES_PER_REDRAW_STEP = 25
 CATCH_UP_WORDS = 20  # a streamed reply this far behind the assistant is shown without pacing
+SEEN_EVERY_SECONDS = 1.0  # how often a page tells the room how far it has shown it ("Catch me up")
 PAGE_OF_MESSAGES = 50  # how many of the latest messages a page shows before "Show earlier messages"
 # Pages follow the room until their person acts or the tab closes; the AppTest suite sets a bound so that
 # a run ends and its page can be read.
@@ -166,6 +167,11 @@ class LivePage:
         self.problem_shown: str | None = None
         self.session = session_id()
         self.seen = 0  # the newest message this page told the room it showed
+        self.seen_due = 0  # the newest message this page showed
+        self.seen_at = 0.0
+        # The catch-up this page asked for, read once per run: a session-state read on every wake-up
+        # would cost each idle page as much as the rest of its wake-up.
+        self.catch_up_job: CatchUp | None = st.session_state.get("catch_up")
         self.summary: DeltaGenerator | None = None  # where this person's private catch-up appears
         self.summary_drawn: tuple[int, bool] | None = None
 
@@ -175,6 +181,7 @@ class LivePage:
         shown = visible_messages(view)
         self.first_shown = shown[0].id if shown else 0
         since = catch_up_since(self.room, view, self.my_id)
+        self.catch_up_job = st.session_state.get("catch_up")  # none if this is another room's page
         for message in shown:
             if since is not None and message.id > since:
                 self.catch_up_divider(view, since)
@@ -244,9 +251,12 @@ class LivePage:
             bubble(Role.ASSISTANT, f"**{name}** · writing…", text or f"*{name} is typing…*")
 
     def mark_seen(self, message_id: int) -> None:
-        if message_id > self.seen:
-            self.seen = message_id
-            self.room.mark_seen(self.my_id, self.session, message_id)
+        """Tell the room how far this page has shown it: at most once a second (with Redis each telling is
+        a command, and a page sees every message), and the latest at the next wake-up after that."""
+        self.seen_due = max(self.seen_due, message_id)
+        if self.seen_due > self.seen and time.monotonic() - self.seen_at >= SEEN_EVERY_SECONDS:
+            self.seen, self.seen_at = self.seen_due, time.monotonic()
+            self.room.mark_seen(self.my_id, self.session, self.seen)
 
     # --- "Catch me up" -------------------------------------------------------------------------
 
@@ -269,11 +279,11 @@ class LivePage:
             except (CatchUpRefused, MessageRefused) as refusal:
                 job = CatchUp(missed=0, error=str(refusal))
                 job.done.set()
-            st.session_state.catch_up = job
+            st.session_state.catch_up = self.catch_up_job = job
         self.draw_summary()
 
     def draw_summary(self) -> None:
-        job: CatchUp | None = st.session_state.get("catch_up")
+        job = self.catch_up_job
         state = None if job is None else (id(job), job.done.is_set())
         if self.summary is None or state == self.summary_drawn:
             return
@@ -386,7 +396,10 @@ class LivePage:
                 self.apply(changes)
             if self.reveal is not None:
                 self.draw_reply()
-            self.draw_summary()
+            if self.catch_up_job is not None:
+                self.draw_summary()
+            if self.seen_due > self.seen:
+                self.mark_seen(self.seen_due)
 
     def show_problem(self) -> None:
         """While the rooms' store (Redis) cannot be reached, the busy line says so; the page keeps what it has."""
