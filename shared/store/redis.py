@@ -49,12 +49,20 @@ UNREACHABLE = (
     "The rooms' store (Redis, set by REDIS_URL) cannot be reached right now; "
     "the app keeps trying and carries on by itself when it is back."
 )
-_RENEW = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) end return 0"
+# ARGV[1] is "FENCE ": the lease is this worker's while its value starts with its fence.
+_RENEW = (
+    "local v = redis.call('get', KEYS[1]) "
+    "if v and string.sub(v, 1, #ARGV[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) end "
+    "return 0"
+)
 _MAX = (
     "local v = tonumber(redis.call('hget', KEYS[1], ARGV[1]) or '0') "
     "if tonumber(ARGV[2]) > v then redis.call('hset', KEYS[1], ARGV[1], ARGV[2]) end return 0"
 )
-_RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
+_RELEASE = (
+    "local v = redis.call('get', KEYS[1]) "
+    "if v and string.sub(v, 1, #ARGV[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
+)
 
 
 def _key(room: str, part: str) -> str:
@@ -126,63 +134,60 @@ class RedisStore:
     def record(self, room: str) -> RoomRecord | None:
         return None  # each process keeps its own copy, from `read`
 
-    def change(self, room: str, rule: Callable[[RoomChange], T]) -> T:
+    def _transaction(self, room: str, step: Callable[[Any, bytes | None], T]) -> T:
+        """Run `step(pipe, state)` with the room's state watched, again whenever another process changed
+        the room before `step`'s MULTI was executed; `step` reads in immediate mode, then queues writes."""
         state_key = _key(room, "state")
         with self._reaching(), self._client.pipeline() as pipe:
             while True:
                 try:
                     pipe.watch(state_key)
-                    raw = pipe.get(state_key)
-                    if raw is None:
-                        raise RoomGone(room)
-                    change = _RedisChange(_state(raw), pipe, room)
-                    result = rule(change)
-                    if change.skip:
-                        pipe.unwatch()
-                        return result
-                    version = change.stamp()
-                    pipe.multi()
-                    pipe.set(state_key, _dump(change.state))
-                    if change.written:
-                        pipe.hset(
-                            _key(room, "msgs"),
-                            mapping={m.id: _dump(m) for m in change.written.values()},
-                        )
-                        pipe.zadd(_key(room, "changes"), dict.fromkeys(change.written, version))
-                    pipe.publish(CHANNEL, f"{room} {version}")
-                    pipe.execute()
-                    return result
+                    return step(pipe, pipe.get(state_key))
                 except WatchError:
-                    continue  # another process changed the room first: run the rule again on its state
+                    continue  # another process changed the room first: run the step again on its state
                 finally:
                     pipe.reset()
 
+    def change(self, room: str, rule: Callable[[RoomChange], T]) -> T:
+        def step(pipe: Any, raw: bytes | None) -> T:
+            if raw is None:
+                raise RoomGone(room)
+            change = _RedisChange(_state(raw), pipe, room)
+            result = rule(change)
+            if change.skip:
+                pipe.unwatch()
+                return result
+            version = change.stamp()
+            pipe.multi()
+            pipe.set(_key(room, "state"), _dump(change.state))
+            if change.written:
+                pipe.hset(_key(room, "msgs"), mapping={m.id: _dump(m) for m in change.written.values()})
+                pipe.zadd(_key(room, "changes"), dict.fromkeys(change.written, version))
+            pipe.publish(CHANNEL, f"{room} {version}")
+            pipe.execute()
+            return result
+
+        return self._transaction(room, step)
+
     def create(self, room: str, state: RoomState, first: Message, *, open_only: bool = False) -> RoomState:
-        state_key = _key(room, "state")
-        with self._reaching(), self._client.pipeline() as pipe:
-            while True:
-                try:
-                    pipe.watch(state_key)
-                    raw = pipe.get(state_key)
-                    if raw is not None and not (current := _state(raw)).closed:
-                        return current
-                    if open_only:
-                        raise RoomGone(room)
-                    state.message_count = first.id
-                    state.version = state.news_version = 1
-                    pipe.multi()
-                    pipe.delete(*_room_keys(room, but_state=True))
-                    pipe.set(state_key, _dump(state))
-                    pipe.hset(_key(room, "msgs"), first.id, _dump(first))
-                    pipe.zadd(_key(room, "changes"), {first.id: 1})
-                    pipe.sadd(ROOMS, room)
-                    pipe.publish(CHANNEL, f"{room} 1")
-                    pipe.execute()
-                    return state
-                except WatchError:
-                    continue
-                finally:
-                    pipe.reset()
+        def step(pipe: Any, raw: bytes | None) -> RoomState:
+            if raw is not None and not (current := _state(raw)).closed:
+                return current
+            if open_only:
+                raise RoomGone(room)
+            state.message_count = first.id
+            state.version = state.news_version = 1
+            pipe.multi()
+            pipe.delete(*_room_keys(room, but_state=True))
+            pipe.set(_key(room, "state"), _dump(state))
+            pipe.hset(_key(room, "msgs"), first.id, _dump(first))
+            pipe.zadd(_key(room, "changes"), {first.id: 1})
+            pipe.sadd(ROOMS, room)
+            pipe.publish(CHANNEL, f"{room} 1")
+            pipe.execute()
+            return state
+
+        return self._transaction(room, step)
 
     def read(self, room: str, since_version: int) -> tuple[RoomState | None, list[tuple[Message, int]]]:
         with self._reaching():
@@ -201,24 +206,16 @@ class RedisStore:
         ]
 
     def delete(self, room: str, generation: str) -> None:
-        state_key = _key(room, "state")
-        with self._reaching(), self._client.pipeline() as pipe:
-            while True:
-                try:
-                    pipe.watch(state_key)
-                    raw = pipe.get(state_key)
-                    if raw is None or _state(raw).generation != generation:
-                        return
-                    pipe.multi()
-                    pipe.delete(state_key, _key(room, "msgs"), _key(room, "changes"), _key(room, "presence"))
-                    pipe.srem(ROOMS, room)
-                    pipe.publish(CHANNEL, f"{room} 0")
-                    pipe.execute()
-                    return
-                except WatchError:
-                    continue
-                finally:
-                    pipe.reset()
+        def step(pipe: Any, raw: bytes | None) -> None:
+            if raw is None or _state(raw).generation != generation:
+                return
+            pipe.multi()
+            pipe.delete(*_room_keys(room))
+            pipe.srem(ROOMS, room)
+            pipe.publish(CHANNEL, f"{room} 0")
+            pipe.execute()
+
+        self._transaction(room, step)
 
     def room_names(self) -> list[str]:
         with self._reaching():
@@ -261,23 +258,14 @@ class RedisStore:
             )
             return fence if taken else None
 
-    def _lease_value(self, room: str, fence: int) -> str | None:
-        raw = self._client.get(_key(room, "lease"))
-        value = raw.decode() if raw else None
-        return value if value and value.split(" ")[0] == str(fence) else None
-
     def renew_lease(self, room: str, fence: int) -> bool:
         with self._reaching():
-            value = self._lease_value(room, fence)
-            if value is None:
-                return False
-            return bool(self._renew(keys=[_key(room, "lease")], args=[value, int(self.lease_seconds * 1000)]))
+            lease_ms = int(self.lease_seconds * 1000)
+            return bool(self._renew(keys=[_key(room, "lease")], args=[f"{fence} ", lease_ms]))
 
     def release_lease(self, room: str, fence: int) -> None:
         with self._reaching():
-            value = self._lease_value(room, fence)
-            if value is not None:
-                self._release(keys=[_key(room, "lease")], args=[value])
+            self._release(keys=[_key(room, "lease")], args=[f"{fence} "])
 
     def lease_free(self, room: str) -> bool:
         with self._reaching():
