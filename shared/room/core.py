@@ -91,8 +91,8 @@ class RoomCore:
 
     def sync(self, version: int | None = None) -> None:
         """Catch up with the store (a change up to `version` was announced); nothing to do in memory."""
-        if self.store.record(self.name) is self._record:
-            return
+        if not self.store.shared:
+            return  # the record is the store's own: every change is in it as it commits
         with self._sync_lock:
             with self._record.lock:
                 held = self._record.state.version
