@@ -13,6 +13,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.server import free_port
+
 NGINX = "/usr/sbin/nginx"
 CONFIG = Path(__file__).resolve().parents[1] / "deploy" / "nginx.conf"
 START_TIMEOUT_SECONDS = 20.0
@@ -28,12 +30,6 @@ def nginx_path() -> str | None:
     if Path(NGINX).exists():
         return NGINX
     return shutil.which("nginx")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def rewritten(config: str, *, port: int, backends: tuple[int, int], folder: Path) -> str:
@@ -63,7 +59,7 @@ class NginxServer:
         self.folder = Path(tempfile.mkdtemp(prefix="nginx-test-"))
         for sub in ("logs", "temp"):
             (self.folder / sub).mkdir()
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/"
         self.config_path = self.folder / "nginx.conf"
         self.config_path.write_text(

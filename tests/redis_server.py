@@ -15,6 +15,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.server import free_port
+
 REDIS_SERVER = "/usr/bin/redis-server"
 START_TIMEOUT_SECONDS = 20.0
 STOP_TIMEOUT_SECONDS = 10.0
@@ -29,12 +31,6 @@ def redis_server_path() -> str | None:
     if Path(REDIS_SERVER).exists():
         return REDIS_SERVER
     return shutil.which("redis-server")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _ping(port: int, timeout: float = 0.5) -> bool:
@@ -61,7 +57,7 @@ class RedisServer:
         self.executable = executable
         self._own_folder = folder is None
         self.folder = Path(folder or tempfile.mkdtemp(prefix="redis-test-"))
-        self.port = port or _free_port()
+        self.port = port or free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.log_path = self.folder / "redis.log"
         self.process: subprocess.Popen | None = None

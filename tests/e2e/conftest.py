@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import socket
 import subprocess
 import sys
 import time
@@ -21,15 +20,10 @@ import pytest
 
 # One list of Chromium flags and one way to find the browser, shared with the benchmark.
 from bench.browser import CHROMIUM_ARGS, chromium_path
+from bench.server import free_port  # noqa: F401  (tests import it from here)
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-results"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 # How long a page may take to show what it should (a message, an answer, the box opening again) before a
