@@ -110,9 +110,16 @@ def full_runs_per_turn(run: dict[str, Any]) -> float | None:
 
 
 def store(run: dict[str, Any]) -> str:
-    """Where the room lived: "memory" (one process) or "Redis, P processes"."""
+    """Where the room lived: "memory" (one process) or "Redis, P processes" (on one core, or a core each)."""
     plan = run["plan"]
-    return f"Redis, {plan.get('processes', 1)} processes" if plan.get("redis") else "memory"
+    if not plan.get("redis"):
+        return "memory"
+    processes = plan.get("processes", 1)
+    if plan.get("own_cores"):
+        return f"Redis, {processes} processes, a core each"
+    return f"Redis, {processes} processes" + (
+        ", one core" if run.get("server_cores") and processes > 1 else ""
+    )
 
 
 def rows(summary: dict[str, Any]) -> list[dict[str, str]]:
@@ -169,7 +176,13 @@ def table(summary: dict[str, Any]) -> str:
 
 
 def _find(
-    summary: dict[str, Any], mode: str, clients: str, n: int | None = None, *, redis: bool = False
+    summary: dict[str, Any],
+    mode: str,
+    clients: str,
+    n: int | None = None,
+    *,
+    redis: bool = False,
+    own_cores: bool = False,
 ) -> list[dict[str, Any]]:
     return [
         r
@@ -178,6 +191,7 @@ def _find(
         and r["plan"]["clients"] == clients
         and (n is None or r["plan"]["sessions"] == n)
         and bool(r["plan"].get("redis")) == redis
+        and bool(r["plan"].get("own_cores")) == own_cores
     ]
 
 
@@ -207,10 +221,10 @@ def goals(summary: dict[str, Any]) -> list[dict[str, str]]:
     def measured(r: dict[str, Any]) -> bool:
         return not r.get("refused") and not r.get("error")
 
-    def delivery(limit_ms: float, clients: str, n: int, *, redis: bool = False):
+    def delivery(limit_ms: float, clients: str, n: int, *, redis: bool = False, own_cores: bool = False):
         def judge(mode):
             checks = []
-            for r in _find(summary, mode, clients, n, redis=redis):
+            for r in _find(summary, mode, clients, n, redis=redis, own_cores=own_cores):
                 if not measured(r):
                     continue
                 p95 = _p95(r, "delivery_to_everyone")
@@ -302,9 +316,12 @@ def goals(summary: dict[str, Any]) -> list[dict[str, str]]:
             if r["plan"]["mode"] == mode and r.get("redis")
         ]
 
+    # Several processes are there to use several cores: the goal is judged on processes with a core each.
+    # The same processes squeezed onto one core are measured too, and shown in the table.
     add(
-        "Through Redis, sessions spread over the processes: shown in every other session, p95 <= 0.5 s at 100",
-        delivery(500, "emulator", 100, redis=True),
+        "Through Redis, 100 sessions spread over processes with a core each: shown in every other session, "
+        "p95 <= 0.5 s",
+        delivery(500, "emulator", 100, redis=True, own_cores=True),
     )
     add("Redis commands per message and per idle session per second", redis_commands, printed=True)
     return out
@@ -400,6 +417,12 @@ def markdown(summary: dict[str, Any], before: dict[str, Any] | None = None, imag
         f"Streamlit {machine['streamlit']}, Python {machine['python']}, "
         f"{machine['cores']} cores"
         + (", the server pinned to one core and the clients on the other(s)" if pinned else "")
+        + (
+            ' (rows marked "a core each": each app process pinned to a core of its own, the clients '
+            "running where they may, on the app's cores too)"
+            if any(r["plan"].get("own_cores") for r in summary["runs"])
+            else ""
+        )
         + (f", server options {', '.join(f'`{o}`' for o in options)}" if options else "")
         + f". Each row is a fresh server with a room of {_history(summary)} messages. What each number means "
         "and how it is "

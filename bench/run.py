@@ -25,7 +25,7 @@ import streamlit
 from bench import report
 from bench.browser import chromium_path, launch
 from bench.scenario import Plan, run_plan
-from bench.server import ROOT, app_version, bench_version, clients_pinned
+from bench.server import ALL_CORES, ROOT, app_version, bench_version, clients_on, clients_pinned
 from tests.redis_server import redis_server_path
 
 log = logging.getLogger("bench")
@@ -65,11 +65,16 @@ def plans(
     processes: int = 1,
 ) -> list[Plan]:
     """Every size in every mode, full or smoke; `sizes` replaces the session counts of the kinds of
-    client it names ({"chromium": ()}: no browser). With `redis`, each size is measured twice: in memory
-    (one process) and through Redis with `processes` app processes sharing the N sessions."""
+    client it names ({"chromium": ()}: no browser). With `redis`, each size is measured in memory (one
+    process) and through Redis with `processes` app processes sharing the N sessions: all of them on the
+    one server core, and (on a machine with that many cores) each on a core of its own."""
     counts = {**(SMOKE_SIZES if smoke else FULL_SIZES), **(sizes or {})}
     extra = SMOKE_PLAN if smoke else {}
-    stores = [{}] + ([{"redis": True, "processes": processes}] if redis else [])
+    stores: list[dict[str, Any]] = [{}]
+    if redis:
+        stores.append({"redis": True, "processes": processes})
+        if pin and 1 < processes <= len(ALL_CORES) and not smoke:
+            stores.append({"redis": True, "processes": processes, "own_cores": True})
     return [
         Plan(mode=mode, clients=clients, sessions=n, pin=pin, server_options=server_options, **store, **extra)
         for clients, ns in counts.items()
@@ -109,7 +114,9 @@ async def _run_each(plan_list: list[Plan], log_dir: Path, browser, wait_quiet: b
             other_load = await _quiet_machine() if wait_quiet else None
             began = time.monotonic()
             log.info("%s: starting", plan.label)
-            result = await run_plan(plan, log_dir, browser)
+            # Processes on cores of their own leave no core to the clients: they run where they may.
+            with clients_on(ALL_CORES if plan.own_cores else None):
+                result = await run_plan(plan, log_dir, browser)
             result["other_load_before_percent"] = other_load
             result["wall_seconds"] = round(time.monotonic() - began, 1)
             log.info("%s: done in %.0f s", plan.label, result["wall_seconds"])

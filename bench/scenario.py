@@ -24,6 +24,7 @@ import psutil
 from bench.emulator import EmulatedSession, RefusedError
 from bench.model import BenchModel
 from bench.server import (
+    ALL_CORES,
     AppServer,
     AppServers,
     RedisWatch,
@@ -79,10 +80,15 @@ class Plan:
     # App processes sharing the room; more than one needs `redis`. Sessions are spread over them in turn.
     processes: int = 1
     redis: bool = False  # rooms in a Redis the bench starts (REDIS_URL), instead of the process's memory
+    # Each app process on a core of its own, as a deployment of several processes runs them; the clients
+    # then run where they may (on a 2-core machine they share the app's cores, which only slows the app).
+    own_cores: bool = False
 
     def __post_init__(self) -> None:
         if self.processes > 1 and not self.redis:
             raise ValueError("several app processes share a room only through Redis: set redis too")
+        if self.own_cores and self.processes > len(ALL_CORES):
+            raise ValueError(f"{self.processes} processes on a core each need {self.processes} cores")
 
     def turn_limit(self, sessions: int) -> float:
         """How long one message may take to reach everyone before the run calls it lost."""
@@ -91,6 +97,7 @@ class Plan:
     @property
     def label(self) -> str:
         store = f"-redis-{self.processes}p" if self.redis else ""
+        store += "-own-cores" if self.own_cores else ""
         return f"{self.mode}-{self.clients}-{self.sessions}{store}"
 
 
@@ -157,7 +164,7 @@ class LoopLag:
 
 async def run_plan(plan: Plan, log_dir: Path, browser=None) -> dict[str, Any]:
     """Measure one plan on a fresh server; the server is stopped (or killed) whatever happens."""
-    server_cores = split_cores()[0] if plan.pin else None
+    server_cores = split_cores()[0] if plan.pin and not plan.own_cores else None
     result: dict[str, Any] = {"plan": asdict(plan), "notes": []}
     redis = await asyncio.to_thread(RedisWatch) if plan.redis else None
     try:
@@ -172,9 +179,10 @@ async def run_plan(plan: Plan, log_dir: Path, browser=None) -> dict[str, Any]:
                 for number in range(plan.processes):
                     suffix = f"-{number + 1}" if plan.processes > 1 else ""
                     log_path = log_dir / f"streamlit-{plan.label}{suffix}.log"
+                    cores = {ALL_CORES[number]} if plan.own_cores else server_cores
                     started.append(
                         await asyncio.to_thread(
-                            AppServer, env, log_path, cores=server_cores, options=plan.server_options
+                            AppServer, env, log_path, cores=cores, options=plan.server_options
                         )
                     )
             except BaseException:
@@ -183,6 +191,8 @@ async def run_plan(plan: Plan, log_dir: Path, browser=None) -> dict[str, Any]:
                 raise
             server = AppServers(started)
             result["server_cores"] = sorted(server_cores) if server_cores else None
+            if plan.own_cores:
+                result["process_cores"] = list(ALL_CORES[: plan.processes])
             result["app_version"] = app_version()  # the code this server loaded
             clients: list = []
             try:
@@ -268,7 +278,7 @@ async def _measure(
             )
     finally:
         result["client_loop_lag"] = await lag.stop()
-        others = _others_on_server_core(psutil.cpu_percent(percpu=True), first, server.usage())
+        others = _others_on_server_core(plan, psutil.cpu_percent(percpu=True), first, server.usage())
         result["others_on_server_core_while_posting_percent"] = others
 
 
@@ -451,7 +461,7 @@ async def _idle(
         "server_rss_mb_per_session": round((last.rss_bytes - before_sessions.rss_bytes) / 2**20 / n, 2),
         "server_threads": last.threads,
         "cores_busy_percent": cores_busy,  # everything on the machine, the server included
-        "others_on_server_core_percent": _others_on_server_core(cores_busy, first, last),
+        "others_on_server_core_percent": _others_on_server_core(plan, cores_busy, first, last),
     }
     idle["full_runs_per_session"] = round((sum(c.progress.full_runs for c in clients) - runs) / n, 2)
     if plan.clients == "emulator":
@@ -465,10 +475,11 @@ async def _idle(
     return idle
 
 
-def _others_on_server_core(cores_busy: list[float], first: Usage, last: Usage) -> float | None:
-    """How much of the server's core other processes used meanwhile (in %), when the server is pinned."""
+def _others_on_server_core(plan: Plan, cores_busy: list[float], first: Usage, last: Usage) -> float | None:
+    """How much of the server's core other processes used meanwhile (in %), when the server is pinned
+    to one core the clients keep off (not when each process has a core the clients share)."""
     server_cores, _ = split_cores()
-    if not server_cores:
+    if not server_cores or not plan.pin or plan.own_cores:
         return None
     server_percent = cpu_between(first, last) / 10
     return round(max(cores_busy[min(server_cores)] - server_percent, 0.0), 1)

@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -82,12 +82,19 @@ def split_cores() -> tuple[set[int] | None, set[int] | None]:
 def clients_pinned(pin: bool = True) -> Iterator[None]:
     """Keep this process, and every process it starts meanwhile (Chromium), off the server's core."""
     _, client_cores = split_cores()
-    if not pin or not client_cores:
+    with clients_on(client_cores if pin else None):
+        yield
+
+
+@contextlib.contextmanager
+def clients_on(cores: Iterable[int] | None) -> Iterator[None]:
+    """Run this process, and every process and thread it starts meanwhile, on `cores` (None: as it is)."""
+    if not cores:
         yield
         return
     me = psutil.Process()
     before = me.cpu_affinity()
-    me.cpu_affinity(sorted(client_cores))
+    me.cpu_affinity(sorted(cores))
     try:
         yield
     finally:

@@ -18,6 +18,7 @@ from bench import report
 from bench.browser import chromium_path
 from bench.run import measure, plans
 from bench.scenario import Plan
+from bench.server import ALL_CORES
 from tests.redis_server import redis_server_path
 
 
@@ -108,10 +109,24 @@ def test_emulated_sessions_see_every_message_sent_while_replies_stream(tmp_path)
 
 def test_redis_runs_sit_beside_memory_runs_of_the_same_size():
     planned = plans(sizes={"chromium": (), "emulator": (100,)}, redis=True, processes=2)
-    assert [(p.sessions, p.redis, p.processes) for p in planned] == [(100, False, 1), (100, True, 2)]
+    # Through Redis: both processes on the server's one core, and (given two cores) each on its own.
+    expected = [(100, False, 1, False), (100, True, 2, False)]
+    expected += [(100, True, 2, True)] if len(ALL_CORES) >= 2 else []
+    assert [(p.sessions, p.redis, p.processes, p.own_cores) for p in planned] == expected
     assert planned[1].label == "live-emulator-100-redis-2p"
+    if len(ALL_CORES) >= 2:
+        assert planned[2].label == "live-emulator-100-redis-2p-own-cores"
     with pytest.raises(ValueError, match="Redis"):
         Plan(mode="live", clients="emulator", sessions=10, processes=2)
+    with pytest.raises(ValueError, match="cores"):
+        Plan(
+            mode="live",
+            clients="emulator",
+            sessions=10,
+            redis=True,
+            processes=len(ALL_CORES) + 1,
+            own_cores=True,
+        )
 
 
 def test_sessions_on_two_processes_share_one_room_through_redis(tmp_path):
