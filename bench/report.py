@@ -13,7 +13,8 @@ from typing import Any
 # Other processes' share of the server's core that makes a run worth repeating (bench.run) and flagging.
 DISTURBED_PERCENT = 25.0
 COLORS = {"live": "#1f77b4", "poll": "#ff7f0e"}  # other modes are drawn grey
-REDIS_COLOR = "#2ca02c"  # runs through Redis, several processes
+REDIS_COLOR = "#2ca02c"  # runs through Redis, several processes on the server's one core
+REDIS_OWN_CORES_COLOR = "#9467bd"  # ... each process on a core of its own
 MARKERS = {"chromium": "o", "emulator": "s"}
 READABLE_TICKS = tuple(m * 10**e for e in range(-2, 4) for m in (1, 2, 5))  # log axes read as plain numbers
 
@@ -516,7 +517,8 @@ def chart(summary: dict[str, Any], path: Path, before: dict[str, Any] | None = N
             if not source:
                 continue
             for mode in dict.fromkeys(_series(r) for r in source["runs"]):
-                color = COLORS.get(mode, REDIS_COLOR if "Redis" in mode else "grey")
+                redis_color = REDIS_OWN_CORES_COLOR if "a core each" in mode else REDIS_COLOR
+                color = COLORS.get(mode, redis_color if "Redis" in mode else "grey")
                 runs = sorted(
                     (r for r in source["runs"] if _series(r) == mode and not r.get("refused")),
                     key=lambda r: r["plan"]["sessions"],
