@@ -14,7 +14,6 @@ import logging
 import math
 import secrets
 import time
-import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -288,7 +287,7 @@ async def _measure(
 async def _seed(plan: Plan, url: str, model: BenchModel, result: dict) -> int:
     """One emulated person posts the history, one message at a time, then leaves; returns its length."""
     model.delta_delay = 0.0  # history needs no pacing
-    seeder = EmulatedSession(url, "seeder", _query(), assistant=ASSISTANT, seed=0)
+    seeder = EmulatedSession(url, "seeder", QUERY, assistant=ASSISTANT, seed=0)
     result["seed_reposts"] = 0
     try:
         await seeder.connect()
@@ -352,8 +351,8 @@ async def _until(seeder: EmulatedSession, condition, timeout: float, plan: Plan,
             await seeder.rerun()
 
 
-def _query() -> str:
-    return f"room=lobby&me={uuid.uuid4().hex}"
+# Each emulated session is its own person: it carries no identity cookie, and the address carries none.
+QUERY = "room=lobby"
 
 
 # --- joining -------------------------------------------------------------------------------------------
@@ -405,7 +404,7 @@ def _new_client(plan: Plan, url: str, browser, index: int):
         from bench.browser import BrowserPage
 
         return BrowserPage(browser, url, name, assistant=ASSISTANT)
-    return EmulatedSession(url, name, _query(), assistant=ASSISTANT, seed=index + 1)
+    return EmulatedSession(url, name, QUERY, assistant=ASSISTANT, seed=index + 1)
 
 
 async def _join(client, timeout: float) -> None:
