@@ -1,6 +1,7 @@
 """A crowd of real pages pressing Enter together: no message is lost or doubled, on any page.
 
 AppTest cannot see these races (a widget value on its way while the page redraws); only real pages can.
+The same crowd runs on one process (rooms in memory) and on two processes sharing the room through Redis.
 """
 
 from __future__ import annotations
@@ -46,18 +47,23 @@ def busy_shown(page) -> bool:
     return BUSY in page.locator('[data-testid="stMainBlockContainer"]').inner_text()
 
 
-def test_five_people_pressing_enter_together_lose_and_double_nothing(app_server, new_page):
-    server = app_server(RATE_LIMIT_MESSAGES="1000", RATE_LIMIT_SECONDS="1", LEAVE_GRACE_SECONDS="1")
+@pytest.mark.parametrize("store", ["memory", "redis"])
+def test_five_people_pressing_enter_together_lose_and_double_nothing(store, request, app_server, new_page):
+    limits = {"RATE_LIMIT_MESSAGES": "1000", "RATE_LIMIT_SECONDS": "1", "LEAVE_GRACE_SECONDS": "1"}
+    if store == "memory":
+        urls = [app_server(**limits).url]
+    else:  # two app processes sharing the room through a real Redis; the people alternate between them
+        urls = [server.url for server in request.getfixturevalue("redis_apps")(2, **limits)]
     names = ["ann", "ben", "cat", "dan", "eve"]
     pages = {name: new_page() for name in names}
-    for name, page in pages.items():
-        join(page, server.url, name.title())
+    for index, (name, page) in enumerate(pages.items()):
+        join(page, urls[index % len(urls)], name.title())
     sent: list[str] = []
     for round_number in range(ROUNDS):
         # What happens to the room while the crowd writes: a join, a leave, a policy change and back.
         if round_number == 6:
             pages["fay"] = new_page()
-            join(pages["fay"], server.url, "Fay")
+            join(pages["fay"], urls[-1], "Fay")
         if round_number == 9:
             pages.pop("eve").get_by_role("button", name="Leave the room").click()
         if round_number in (12, 15):
@@ -95,7 +101,7 @@ def test_five_people_pressing_enter_together_lose_and_double_nothing(app_server,
             wait_until(every_page_shows_this_round, DEADLINE_SECONDS, f"round {round_number} on every page")
         except AssertionError:
             for name, page in pages.items():
-                page.screenshot(path=str(ARTIFACTS / f"crowd-{name}.png"))
+                page.screenshot(path=str(ARTIFACTS / f"crowd-{store}-{name}.png"))
             missing = {
                 name: sorted(set(round_tokens.values()) - set(tokens_on(p))) for name, p in pages.items()
             }
@@ -105,17 +111,17 @@ def test_five_people_pressing_enter_together_lose_and_double_nothing(app_server,
             shown = tokens_on(page)
             doubled = {t for t in shown if shown.count(t) > 1}
             if doubled:
-                page.screenshot(path=str(ARTIFACTS / f"crowd-doubled-{name}.png"), full_page=True)
+                page.screenshot(path=str(ARTIFACTS / f"crowd-{store}-doubled-{name}.png"), full_page=True)
                 rows = page.locator(MESSAGE).evaluate_all(
                     "els => els.map(e => [e.innerText.replace(/\\s+/g, ' ').slice(0, 50),"
                     " e.closest('[data-stale]')?.getAttribute('data-stale'),"
                     " e.closest('[data-testid=\"stVerticalBlock\"]')?.parentElement?.className])"
                 )
-                (ARTIFACTS / f"crowd-doubled-{name}.txt").write_text("\n".join(map(str, rows)))
+                (ARTIFACTS / f"crowd-{store}-doubled-{name}.txt").write_text("\n".join(map(str, rows)))
             assert not doubled, f"{name}'s page shows {sorted(doubled)} twice"
             assert page.get_by_placeholder("Send message").input_value() == "", f"{name}'s box kept its text"
     assert len(sent) >= 100
-    pages["ann"].screenshot(path=str(ARTIFACTS / "crowd-ann.png"))
+    pages["ann"].screenshot(path=str(ARTIFACTS / f"crowd-{store}-ann.png"))
     print(f"\n{len(sent)} messages from a crowd of {len(pages)}: every one shown once on every page")
     started = time.monotonic()
     wait_until(lambda: not busy_shown(pages["ben"]), 120, "the last reply to end")
