@@ -68,7 +68,6 @@ class Hub:
         # The rooms' clock for presence; tests move it by hand. Processes sharing rooms share wall time.
         self._clock = clock or (time.time if self.store.shared else time.monotonic)
         self._rooms: dict[str, Room] = {}
-        self._spent: dict[str, tuple] = {}  # closed rooms' tokens today, by name (see `Room.spending`)
         self._closing: list[threading.Thread] = []  # rooms' conversations being deleted off the reaper
         self._lock = threading.Lock()
         self._stopped = threading.Event()
@@ -154,8 +153,8 @@ class Hub:
                 f"No new room can open: the app's limit of {self.settings.max_rooms} open rooms is reached, "
                 "so please join an open room or try again later."
             )
-        closed = self._rooms.get(name)  # closed, but not yet forgotten by the reaper
-        spent = closed.spending() if closed is not None else self._spent.pop(name, (None, 0))
+        # A room that emptied and reopens the same day keeps that day's tokens spent (kept by the store).
+        spent = self.store.spending(name)
         room = self._rooms[name] = Room(
             name,
             self.settings,
@@ -203,14 +202,7 @@ class Hub:
                 continue
             room.reap()
             if room.close_if_idle_and_empty():
-                spent = room.spending()
-                with self._lock:
-                    if self._rooms.get(room.name) is room:  # else a new room already took its count
-                        del self._rooms[room.name]
-                        # Only today's counts matter; older ones go as the next room closes.
-                        self._spent = {n: s for n, s in self._spent.items() if s[0] == spent[0]}
-                        if spent[1]:
-                            self._spent[room.name] = spent
+                self._forget(room)
                 log.info("room %s emptied; closing its conversation", room.name)
                 self._in_background(room.finish_closing, f"closing-{room.name}")
 
@@ -221,9 +213,9 @@ class Hub:
 
     def _in_background(self, work: Callable[[], None], name: str) -> None:
         closer = threading.Thread(target=work, name=name, daemon=True)
-        with self._lock:
+        with self._lock:  # started before anyone (shutdown) can see it and wait for it
             self._closing = [t for t in self._closing if t.is_alive()] + [closer]
-        closer.start()
+            closer.start()
 
     def _reap_forever(self, every: float) -> None:
         while not self._stopped.wait(every):

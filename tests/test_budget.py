@@ -14,6 +14,7 @@ import pytest
 from shared.hub import Hub
 from shared.messages import Role
 from shared.room import Room
+from shared.store.redis import RedisStore
 from tests.openai_server import OpenAIServer
 from tests.test_openai_assistant import (
     NOW,
@@ -135,3 +136,35 @@ def test_a_room_that_empties_and_reopens_the_same_day_keeps_its_budget_spent(ser
         assert len(server.response_requests()) == 1
     finally:
         hub.shutdown()
+
+
+def test_a_room_reopened_on_another_process_the_same_day_keeps_its_budget_spent(server, shared_redis):
+    """With Redis, the process that opens the room again is not the one that closed it, and the one that
+    counted may be gone: the day's count lives in Redis."""
+    url = shared_redis.fresh_url()
+    settings = settings_for(
+        server,
+        daily_token_budget=BUDGET,
+        room_empty_grace_seconds=0.05,
+        leave_grace_seconds=0.05,
+        redis_url=url,
+    )
+    a, b = (
+        Hub(settings, assistant_factory=make_assistant, reap_every=0.01, store=RedisStore(url))
+        for _ in range(2)
+    )
+    try:
+        first, _ = a.join("lobby", person("Alice"), "Alice", "tab")
+        say(first, "Alice", "one")
+        first.leave(person("Alice"))
+        wait_until(lambda: first.closed, "the emptied room to close")
+        a.shutdown()  # the process that counted is gone
+
+        again, _ = b.join("lobby", person("Alice"), "Alice", "tab")
+        assert again is not first and again.tokens_today() == used_so_far(server) >= BUDGET
+        say(again, "Alice", "two")
+        assert "daily budget" in messages(again, Role.ASSISTANT)[-1].text
+        assert len(server.response_requests()) == 1
+    finally:
+        a.shutdown()
+        b.shutdown()

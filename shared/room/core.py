@@ -12,7 +12,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from shared.attachments import MB
@@ -48,7 +48,7 @@ class RoomCore:
         clock: Callable[[], float] = time.monotonic,
         open_only: bool = False,
         invite_secret: str | None = None,
-        spent: tuple[date | None, int] = (None, 0),
+        spent: tuple[str | None, int] = (None, 0),
     ):
         self.name = name
         self.settings = settings
@@ -65,8 +65,7 @@ class RoomCore:
         # A private room is listed nowhere and lets in only who brings its invite secret (see `admits`).
         fresh.invite_secret = invite_secret
         # A room that emptied and reopens the same UTC day carries the day's token count over.
-        fresh.usage_day = spent[0].isoformat() if spent[0] else None
-        fresh.tokens_on_day = spent[1]
+        fresh.usage_day, fresh.tokens_on_day = spent
         welcome = Message(
             id=1,
             role=Role.SYSTEM,

@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import UTC, date
+from datetime import UTC
 
 from shared.assistant import Turn
 from shared.errors import ChatError, RoomClosed
@@ -275,25 +275,22 @@ class Turns(RoomCore):
         if tokens <= 0:
             return
 
-        def count(change: RoomChange) -> None:
+        def count(change: RoomChange) -> int:
             state = change.state
             if state.usage_day != today:
                 state.usage_day, state.tokens_on_day = today, 0
             state.tokens_on_day += max(0, tokens)
+            return state.tokens_on_day
 
         with contextlib.suppress(RoomClosed, StoreUnavailable):
-            self._change(count)
+            total = self._change(count)
+            # Kept apart from the room too: its next opening today (on any process) starts from it.
+            self.store.keep_spending(self.name, today, total)
 
     def tokens_today(self) -> int:
         """Tokens this room's assistant used since midnight UTC."""
         state = self._record.state
         return state.tokens_on_day if state.usage_day == self._today() else 0
-
-    def spending(self) -> tuple[date | None, int]:
-        """The day's count, for the next room of this name (a room that empties and reopens the same
-        day keeps its budget spent)."""
-        tokens = self.tokens_today()
-        return (date.fromisoformat(self._today()), tokens) if tokens else (None, 0)
 
     # --- the conversation ----------------------------------------------------------------------
 

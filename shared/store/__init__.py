@@ -229,6 +229,12 @@ class Store(Protocol):
     def mark_seen(self, room: str, participant_id: str, message_id: int) -> None: ...
     def last_seen(self, room: str, participant_id: str) -> int | None: ...
 
+    # A room's token count on one UTC day, kept past its closing: a room that empties and reopens the same
+    # day, on any process, keeps that day's budget spent (DAILY_TOKEN_BUDGET).
+    def keep_spending(self, room: str, day: str, tokens: int) -> None: ...
+    def spending(self, room: str) -> tuple[str | None, int]:
+        """The day (ISO) and tokens last kept for the room; (None, 0) if none."""
+
     def files(self, room: str, limit: int) -> Any:
         """The room's attached files' bytes (put / get / drop / clear / size), at most `limit` bytes."""
 

@@ -11,6 +11,8 @@ Keys, for a room called NAME (room names are plain: a-z, digits, - and _; nothin
 - `chat:room:NAME:seen`: participant -> the newest message a page of theirs showed ("Catch me up")
 - `chat:room:NAME:files` / `:file-order` / `:file-bytes`: attached files' bytes by attachment id, oldest
   first, and their total size
+- `chat:spent:NAME`: "DAY TOKENS", the room's token count on a UTC day; it outlives the room (for two
+  days), so a room that empties and reopens the same day keeps that day's budget spent
 Every change is announced on the channel `chat:changes` as "NAME VERSION": a small notice; the data stays
 in the keys above, and each process reads it once for all of its pages.
 """
@@ -45,6 +47,7 @@ log = logging.getLogger(__name__)
 CHANNEL = "chat:changes"
 ROOMS = "chat:rooms"
 LEASE_SECONDS = 5.0  # a dead worker's room is taken over after this long
+SPENDING_KEPT_SECONDS = 2 * 24 * 3600  # a room's day's token count outlives the day in every time zone
 UNREACHABLE = (
     "The rooms' store (Redis, set by REDIS_URL) cannot be reached right now; "
     "the app keeps trying and carries on by itself when it is back."
@@ -279,6 +282,18 @@ class RedisStore:
         with self._reaching():
             raw = self._client.hget(_key(room, "seen"), participant_id)
         return None if raw is None else int(raw)
+
+    def keep_spending(self, room: str, day: str, tokens: int) -> None:
+        with self._reaching():
+            self._client.set(f"chat:spent:{room}", f"{day} {tokens}", ex=SPENDING_KEPT_SECONDS)
+
+    def spending(self, room: str) -> tuple[str | None, int]:
+        with self._reaching():
+            raw = self._client.get(f"chat:spent:{room}")
+        if not raw:
+            return None, 0
+        day, _, tokens = raw.decode().partition(" ")
+        return day, int(tokens)
 
     def files(self, room: str, limit: int) -> RedisFiles:
         return RedisFiles(self, room, limit)
