@@ -12,12 +12,10 @@ the room (`Room`'s mirror) then catches up by reading only what changed since th
 
 from __future__ import annotations
 
-import enum
 import threading
-import types
 import typing
 import uuid
-from dataclasses import dataclass, field, fields, is_dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -265,54 +263,3 @@ def make_store(settings: Settings) -> Store:
     from shared.store.memory import MemoryStore
 
     return MemoryStore()
-
-
-# --- to and from JSON (Redis keeps JSON: readable, and never code to run) ----------------------------
-
-
-def to_plain(value: Any) -> Any:
-    if is_dataclass(value) and not isinstance(value, type):
-        return {f.name: to_plain(getattr(value, f.name)) for f in fields(value)}
-    if isinstance(value, enum.Enum):
-        return value.value
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, dict):
-        return {k: to_plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [to_plain(v) for v in value]
-    return value
-
-
-def from_plain(kind: Any, value: Any) -> Any:
-    """Rebuild a value of type `kind` (a dataclass, enum, datetime, container or plain type)."""
-    if value is None:
-        return None
-    origin = typing.get_origin(kind)
-    if origin in (typing.Union, types.UnionType):
-        return from_plain(next(a for a in typing.get_args(kind) if a is not type(None)), value)
-    if origin in (list, tuple):
-        args = typing.get_args(kind)
-        items = [from_plain(args[0], v) for v in value] if args else list(value)
-        return tuple(items) if origin is tuple else items
-    if origin is dict:
-        _, item = typing.get_args(kind)
-        return {k: from_plain(item, v) for k, v in value.items()}
-    if is_dataclass(kind):
-        hints = _hints(kind)
-        known = {f.name for f in fields(kind)}
-        return kind(**{k: from_plain(hints[k], v) for k, v in value.items() if k in known})
-    if kind is datetime:
-        return datetime.fromisoformat(value)
-    if isinstance(kind, type) and issubclass(kind, enum.Enum):
-        return kind(value)
-    return value
-
-
-_HINTS: dict[type, dict[str, Any]] = {}
-
-
-def _hints(kind: type) -> dict[str, Any]:
-    if kind not in _HINTS:
-        _HINTS[kind] = typing.get_type_hints(kind)
-    return _HINTS[kind]

@@ -20,13 +20,13 @@ in the keys above, and each process reads it once for all of its pages.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import redis
+from pydantic import TypeAdapter
 from redis.exceptions import RedisError, WatchError
 
 from shared.messages import Message
@@ -38,8 +38,6 @@ from shared.store import (
     Seen,
     StoreUnavailable,
     T,
-    from_plain,
-    to_plain,
 )
 
 log = logging.getLogger(__name__)
@@ -77,16 +75,11 @@ def _room_keys(room: str, *, but_state: bool = False) -> list[str]:
     return [_key(room, part) for part in ([] if but_state else ["state"]) + parts]
 
 
-def _dump(value: Any) -> str:
-    return json.dumps(to_plain(value), separators=(",", ":"), ensure_ascii=False)
-
-
-def _state(raw: bytes | str) -> RoomState:
-    return from_plain(RoomState, json.loads(raw))
-
-
-def _message(raw: bytes | str) -> Message:
-    return from_plain(Message, json.loads(raw))
+# States and messages are kept as JSON (readable, and never code to run), written and read by pydantic.
+_STATES = TypeAdapter(RoomState)
+_MESSAGES = TypeAdapter(Message)
+_state = _STATES.validate_json
+_message = _MESSAGES.validate_json
 
 
 class _RedisChange(RoomChange):
@@ -162,9 +155,12 @@ class RedisStore:
                 return result
             version = change.stamp()
             pipe.multi()
-            pipe.set(_key(room, "state"), _dump(change.state))
+            pipe.set(_key(room, "state"), _STATES.dump_json(change.state))
             if change.written:
-                pipe.hset(_key(room, "msgs"), mapping={m.id: _dump(m) for m in change.written.values()})
+                pipe.hset(
+                    _key(room, "msgs"),
+                    mapping={m.id: _MESSAGES.dump_json(m) for m in change.written.values()},
+                )
                 pipe.zadd(_key(room, "changes"), dict.fromkeys(change.written, version))
             pipe.publish(CHANNEL, f"{room} {version}")
             pipe.execute()
@@ -182,8 +178,8 @@ class RedisStore:
             state.version = state.news_version = 1
             pipe.multi()
             pipe.delete(*_room_keys(room, but_state=True))
-            pipe.set(_key(room, "state"), _dump(state))
-            pipe.hset(_key(room, "msgs"), first.id, _dump(first))
+            pipe.set(_key(room, "state"), _STATES.dump_json(state))
+            pipe.hset(_key(room, "msgs"), first.id, _MESSAGES.dump_json(first))
             pipe.zadd(_key(room, "changes"), {first.id: 1})
             pipe.sadd(ROOMS, room)
             pipe.publish(CHANNEL, f"{room} 1")
