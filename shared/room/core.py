@@ -120,10 +120,12 @@ class RoomCore:
 
     def _change(self, rule: Callable[[RoomChange], T]) -> T:
         """Apply one rule as an atomic change; raise RoomClosed if the room is gone from the store."""
+        last: list[RoomChange] = []  # the run that committed (Redis may run the rule more than once)
 
         def checked(change: RoomChange) -> T:
             if change.state.generation != self.generation:
                 raise RoomGone(self.name)
+            last[:] = [change]
             return rule(change)
 
         try:
@@ -132,8 +134,27 @@ class RoomCore:
             with self._record.lock:
                 self._gone()
             raise RoomClosed(CLOSED) from None
-        self.sync()
+        self._take_own(last[0])
         return result
+
+    def _take_own(self, change: RoomChange) -> None:
+        """Bring this process's copy up to the change it just committed (or found nothing to do in).
+
+        The copy that held the version just before takes the change as it is, without reading back what
+        this process has just written; one that is behind reads what changed, as on any notice.
+        """
+        if not self.store.shared:
+            return  # the record is the store's own: the change is in it
+        state = change.state
+        with self._record.lock:
+            applied = not change.skip and self._record.state.version == state.version - 1
+            if applied:
+                written = [(change.written[i], state.version) for i in sorted(change.written)]
+                self._record.apply(state, written, news=not change.growth_only)
+        if applied:
+            self._synced(state)
+        else:
+            self.sync(state.version)
 
     # --- reading ---------------------------------------------------------------------------------
 
