@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-import os
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -19,6 +18,7 @@ from bench.browser import chromium_path
 from bench.run import measure, plans
 from bench.scenario import Plan
 from bench.server import ALL_CORES
+from tests.conftest import missing_part
 from tests.redis_server import redis_server_path
 
 
@@ -131,10 +131,7 @@ def test_redis_runs_sit_beside_memory_runs_of_the_same_size():
 
 def test_sessions_on_two_processes_share_one_room_through_redis(tmp_path):
     if redis_server_path() is None:
-        reason = "no redis-server here (apt-get install redis-server)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
+        missing_part("no redis-server here (apt-get install redis-server)")
     summary = smoke("emulator", tmp_path, redis=True, processes=2)
     [run] = [r for r in summary["runs"] if r["plan"]["redis"]]
     assert_everyone_saw_everything(run)
@@ -148,10 +145,7 @@ def test_sessions_on_two_processes_share_one_room_through_redis(tmp_path):
 @pytest.mark.e2e
 def test_chromium_pages_see_every_message(tmp_path):
     if chromium_path() is None:
-        reason = "no Chromium here (apt-get install chromium): the emulated sessions are still measured"
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
+        missing_part("no Chromium here (apt-get install chromium): the emulated sessions are still measured")
     summary = smoke("chromium", tmp_path)
     assert summary["runs"]
     for run in summary["runs"]:

@@ -6,16 +6,13 @@ budget the assistant says so in one sentence and no request reaches the model un
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
-
-import pytest
 
 from shared.hub import Hub
 from shared.messages import Role
 from shared.room import Room
 from shared.store.redis import RedisStore
-from tests.openai_server import OpenAIServer
+from tests import test_openai_assistant as openai_tests
 from tests.test_openai_assistant import (
     NOW,
     make_assistant,
@@ -28,11 +25,7 @@ from tests.test_openai_assistant import (
 
 BUDGET = 10  # below what one reply costs on the test server, so the first reply reaches it
 
-
-@pytest.fixture
-def server() -> Iterator[OpenAIServer]:
-    with OpenAIServer() as server:
-        yield server
+server = openai_tests.server  # the OpenAI tests' fixture, by name
 
 
 def used_so_far(server) -> int:

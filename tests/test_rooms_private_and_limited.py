@@ -6,13 +6,11 @@ import pytest
 
 from shared.errors import RoomRefused
 from shared.hub import PRIVATE_ROOM
+from tests import test_hub
 from tests.fakes import wait_until
-from tests.test_hub import assistant, make_hub  # noqa: F401  (pytest finds fixtures by name)
 
-
-@pytest.fixture
-def hub(make_hub):  # noqa: F811
-    return make_hub(room_empty_grace_seconds=60)
+# test_hub's fixtures, by name: a scripted assistant, hubs on it, and a hub whose rooms stay open 60 s.
+assistant, make_hub, hub = test_hub.assistant, test_hub.make_hub, test_hub.hub
 
 
 def test_a_private_room_opens_with_its_invite_and_never_by_its_name(hub):
@@ -53,7 +51,7 @@ def test_opening_a_public_room_that_is_open_goes_to_it(hub):
         hub.open_room("garden", private=True)
 
 
-def test_an_invite_to_a_private_room_that_closed_opens_nothing(make_hub):  # noqa: F811
+def test_an_invite_to_a_private_room_that_closed_opens_nothing(make_hub):
     hub = make_hub(room_empty_grace_seconds=0)
     plans = hub.open_room("plans", private=True)
     wait_until(lambda: plans.closed, "the empty room to close")
@@ -62,7 +60,7 @@ def test_an_invite_to_a_private_room_that_closed_opens_nothing(make_hub):  # noq
     assert not hub.room("plans").private, "the name is free again, for a public room"
 
 
-def test_max_rooms_refuses_a_new_room_with_the_limit_named_and_keeps_the_open_ones(make_hub):  # noqa: F811
+def test_max_rooms_refuses_a_new_room_with_the_limit_named_and_keeps_the_open_ones(make_hub):
     hub = make_hub(room_empty_grace_seconds=60, max_rooms=2)
     lobby, garden = hub.room("lobby"), hub.open_room("garden", private=True)
     for open_it in (lambda: hub.room("third"), lambda: hub.open_room("third", private=False)):
@@ -75,7 +73,7 @@ def test_max_rooms_refuses_a_new_room_with_the_limit_named_and_keeps_the_open_on
     assert len(hub.rooms()) == 2
 
 
-def test_a_room_that_closes_frees_its_place(make_hub):  # noqa: F811
+def test_a_room_that_closes_frees_its_place(make_hub):
     hub = make_hub(room_empty_grace_seconds=0.05, max_rooms=1)
     lobby = hub.room("lobby")
     with pytest.raises(RoomRefused):

@@ -21,6 +21,7 @@ import pytest
 # One list of Chromium flags and one way to find the browser, shared with the benchmark.
 from bench.browser import CHROMIUM_ARGS, chromium_path
 from bench.server import free_port  # noqa: F401  (tests import it from here)
+from tests.openai_server import OpenAIServer
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-results"
@@ -173,6 +174,13 @@ def redis_apps(redis_server, app_server) -> Callable[..., list[AppServer]]:
         return [app_server(**shared) for _ in range(count)]
 
     return start
+
+
+@pytest.fixture
+def openai_server() -> Iterator[OpenAIServer]:
+    """tests/openai_server.py on a free loopback port, for apps started with OPENAI_BASE_URL pointing to it."""
+    with OpenAIServer() as server:
+        yield server
 
 
 def lease_holder(redis_server, servers: list[AppServer], room: str = "lobby") -> AppServer | None:

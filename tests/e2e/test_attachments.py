@@ -14,13 +14,12 @@ import pytest
 from PIL import Image, ImageDraw
 
 from tests.e2e.conftest import ARTIFACTS, DEADLINE_SECONDS, ROOT, wait_until
-from tests.e2e.test_two_people import bubble_texts, join, reply_text, turn_over
-from tests.openai_server import API_KEY, OpenAIServer, Say
+from tests.e2e.test_two_people import MAIN, bubble_texts, join, reply_text, turn_over
+from tests.openai_server import API_KEY, Say
 
 pytestmark = pytest.mark.e2e
 
 DOCS = ROOT / "docs"
-MAIN = '[data-testid="stMainBlockContainer"]'
 
 
 @pytest.fixture
@@ -43,12 +42,6 @@ def files(tmp_path: Path) -> dict[str, Path]:
         paths[name] = tmp_path / name
         paths[name].write_bytes(data.getvalue() if isinstance(data, io.BytesIO) else data)
     return paths
-
-
-@pytest.fixture
-def openai_server():
-    with OpenAIServer() as server:
-        yield server
 
 
 def send_with_files(page, text: str, *paths: Path) -> None:

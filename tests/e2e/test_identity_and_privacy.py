@@ -11,25 +11,20 @@ import re
 import pytest
 
 from tests.e2e.conftest import ARTIFACTS, DEADLINE_SECONDS, wait_until
-from tests.e2e.test_two_people import bubble_texts, join, send, turn_over
+from tests.e2e.test_two_people import (
+    SIDEBAR,
+    bubble_texts,
+    in_room,
+    join,
+    main_text,
+    send,
+    sidebar_text,
+    turn_over,
+)
 
 pytestmark = pytest.mark.e2e
 
-MAIN = '[data-testid="stMainBlockContainer"]'
-SIDEBAR = '[data-testid="stSidebar"]'
 COOKIE = "chatroom_browser"
-
-
-def main_text(page) -> str:
-    return page.locator(MAIN).inner_text()
-
-
-def sidebar_text(page) -> str:
-    return page.locator(SIDEBAR).inner_text()
-
-
-def in_room(page) -> None:
-    page.get_by_placeholder("Send message").wait_for(timeout=DEADLINE_SECONDS * 1000)
 
 
 def asked_for_nickname(page) -> None:
@@ -85,9 +80,7 @@ def test_a_private_room_is_unlisted_its_name_lets_nobody_in_and_its_invite_link_
     alice.screenshot(path=str(ARTIFACTS / "private-rooms-page.png"))
     alice.get_by_role("button", name="Open room").click()
     asked_for_nickname(alice)
-    alice.get_by_role("textbox", name="Nickname").fill("Alice")
-    alice.get_by_role("button", name="Join").click()
-    in_room(alice)
+    join(alice, None, "Alice")
     send(alice, "the surprise party is on Friday")
     wait_until(lambda: any("Hi Alice" in t for t in bubble_texts(alice)), DEADLINE_SECONDS, "the reply")
     wait_until(lambda: turn_over(alice), DEADLINE_SECONDS, "the turn to end")

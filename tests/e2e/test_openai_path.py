@@ -13,15 +13,9 @@ import pytest
 
 from tests.e2e.conftest import ARTIFACTS, DEADLINE_SECONDS, wait_until
 from tests.e2e.test_two_people import bubble_texts, join, reply_text, send, turn_over
-from tests.openai_server import API_KEY, OpenAIServer, Refuse
+from tests.openai_server import API_KEY, Refuse
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def openai_server():
-    with OpenAIServer() as server:
-        yield server
 
 
 def watch_everything_sent_to(page) -> list[str]:

@@ -11,24 +11,21 @@ import pytest
 from websockets.sync.client import connect
 
 from tests.e2e.conftest import ARTIFACTS, DEADLINE_SECONDS, AppServer, lease_holder, wait_until
-from tests.e2e.test_openai_path import openai_server  # noqa: F401  (a fixture, found by name)
-from tests.e2e.test_two_people import bubble_texts, join, reply_text, send, turn_over
+from tests.e2e.test_two_people import (
+    bubble_texts,
+    join,
+    main_text,
+    reply_text,
+    send,
+    sidebar_text,
+    turn_over,
+)
 from tests.openai_server import API_KEY
 
 pytestmark = pytest.mark.e2e
 
-MAIN = '[data-testid="stMainBlockContainer"]'
-SIDEBAR = '[data-testid="stSidebar"]'
 OFFLINE_REPLY_END = "to talk to a real model."  # the offline assistant's last words
 TRY_AGAIN = "It will try again with the next message."
-
-
-def main_text(page) -> str:
-    return page.locator(MAIN).inner_text()
-
-
-def sidebar_text(page) -> str:
-    return page.locator(SIDEBAR).inner_text()
 
 
 def shown(page, text: str) -> int:
@@ -55,6 +52,21 @@ def no_tracebacks(*servers: AppServer) -> None:
         assert "Traceback" not in server.log(), f"a traceback in {server.log_path}"
 
 
+def alice_then_bob(alice, bob, first: str, second: str) -> None:
+    """Alice says `first`: Bob sees it, and both pages see the offline reply stream and end; then Bob
+    says `second` and Alice sees it."""
+    send(alice, first)
+    wait_until(lambda: shown(bob, first), DEADLINE_SECONDS, "Bob to see Alice")
+    for name, page in (("Alice", alice), ("Bob", bob)):
+        wait_until(lambda page=page: "writing…" in reply_text(page), DEADLINE_SECONDS, f"{name}: streaming")
+    for name, page in (("Alice", alice), ("Bob", bob)):
+        wait_until(
+            lambda page=page: finished_reply(page, OFFLINE_REPLY_END), DEADLINE_SECONDS, f"{name}: the reply"
+        )
+    send(bob, second)
+    wait_until(lambda: shown(alice, second), DEADLINE_SECONDS, "Alice to see Bob")
+
+
 def test_alice_on_one_process_and_bob_on_another_see_each_other_and_one_reply(redis_apps, new_page):
     a, b = redis_apps(2)
     alice, bob = new_page(), new_page()
@@ -68,16 +80,7 @@ def test_alice_on_one_process_and_bob_on_another_see_each_other_and_one_reply(re
         )
     assert "Alice (you)" in sidebar_text(alice) and "Bob (you)" in sidebar_text(bob)
 
-    send(alice, "Hello Bob, this is process A")
-    wait_until(lambda: shown(bob, "Hello Bob, this is process A"), DEADLINE_SECONDS, "Bob to see Alice")
-    for name, page in (("Alice", alice), ("Bob", bob)):
-        wait_until(lambda page=page: "writing…" in reply_text(page), DEADLINE_SECONDS, f"{name}: streaming")
-    for name, page in (("Alice", alice), ("Bob", bob)):
-        wait_until(
-            lambda page=page: finished_reply(page, OFFLINE_REPLY_END), DEADLINE_SECONDS, f"{name}: the reply"
-        )
-    send(bob, "Hi Alice, this is process B")
-    wait_until(lambda: shown(alice, "Hi Alice, this is process B"), DEADLINE_SECONDS, "Alice to see Bob")
+    alice_then_bob(alice, bob, "Hello Bob, this is process A", "Hi Alice, this is process B")
     wait_until(lambda: finished_reply(alice, "Bob, you said"), DEADLINE_SECONDS, "the reply to Bob")
     wait_until(lambda: finished_reply(bob, "Bob, you said"), DEADLINE_SECONDS, "the reply to Bob, on B")
     alice.screenshot(path=str(ARTIFACTS / "redis-two-processes-alice.png"), full_page=True)
@@ -146,7 +149,7 @@ def test_when_the_lease_holder_is_killed_mid_reply_the_other_process_finishes_or
 def test_both_processes_restarted_and_a_newcomer_sees_the_whole_history_once(
     redis_apps,
     new_page,
-    openai_server,  # noqa: F811
+    openai_server,
 ):
     a, b = redis_apps(
         2,
@@ -194,7 +197,7 @@ def test_both_processes_restarted_and_a_newcomer_sees_the_whole_history_once(
     no_tracebacks(a, b)
 
 
-def test_the_room_closes_once_when_it_empties(redis_apps, new_page, openai_server):  # noqa: F811
+def test_the_room_closes_once_when_it_empties(redis_apps, new_page, openai_server):
     a, b = redis_apps(
         2,
         OPENAI_API_KEY=API_KEY,
@@ -278,11 +281,8 @@ def test_redis_unreachable_at_start_is_one_sentence_and_the_page_carries_on_when
     assert "Traceback" not in text and sum("Redis" in line for line in text.splitlines()) == 1
 
     redis_server.start()
-    nickname = alice.get_by_role("textbox", name="Nickname")
-    nickname.wait_for(timeout=DEADLINE_SECONDS * 1000)  # by itself: nobody reloads the page
-    nickname.fill("Alice")
-    alice.get_by_role("button", name="Join").click()
-    alice.get_by_placeholder("Send message").wait_for(timeout=DEADLINE_SECONDS * 1000)
+    alice.get_by_role("textbox", name="Nickname").wait_for(timeout=DEADLINE_SECONDS * 1000)  # by itself
+    join(alice, None, "Alice")
     send(alice, "Hello once Redis is up")
     wait_until(lambda: finished_reply(alice, OFFLINE_REPLY_END), DEADLINE_SECONDS, "the reply")
     assert a.process.poll() is None, "the process kept running through the outage"
@@ -342,16 +342,7 @@ def test_the_same_chat_through_nginx_with_each_person_on_another_process(
             f"{other} in the other sidebar",
         )
 
-    send(alice, "Hello through nginx")
-    wait_until(lambda: shown(bob, "Hello through nginx"), DEADLINE_SECONDS, "Bob to see Alice")
-    for name, page in (("Alice", alice), ("Bob", bob)):
-        wait_until(lambda page=page: "writing…" in reply_text(page), DEADLINE_SECONDS, f"{name}: streaming")
-    for name, page in (("Alice", alice), ("Bob", bob)):
-        wait_until(
-            lambda page=page: finished_reply(page, OFFLINE_REPLY_END), DEADLINE_SECONDS, f"{name}: the reply"
-        )
-    send(bob, "And back through nginx")
-    wait_until(lambda: shown(alice, "And back through nginx"), DEADLINE_SECONDS, "Alice to see Bob")
+    alice_then_bob(alice, bob, "Hello through nginx", "And back through nginx")
     bob.screenshot(path=str(ARTIFACTS / "redis-nginx-bob.png"), full_page=True)
     for page in (alice, bob):
         assert (

@@ -11,19 +11,36 @@ from tests.e2e.conftest import ARTIFACTS, DEADLINE_SECONDS, wait_until
 pytestmark = pytest.mark.e2e
 
 MESSAGE = '[data-testid="stChatMessage"]'
+MAIN = '[data-testid="stMainBlockContainer"]'
+SIDEBAR = '[data-testid="stSidebar"]'
 
 
-def join(page, url: str, nickname: str) -> None:
-    page.goto(url)
+def in_room(page) -> None:
+    """Wait until the page shows the chat box: its person is in the room."""
+    page.get_by_placeholder("Send message").wait_for(timeout=DEADLINE_SECONDS * 1000)
+
+
+def join(page, url: str | None, nickname: str) -> None:
+    """Join as `nickname`, at `url` or (None) on the page as it is now, and wait to be in the room."""
+    if url is not None:
+        page.goto(url)
     page.get_by_role("textbox", name="Nickname").fill(nickname)
     page.get_by_role("button", name="Join").click()
-    page.get_by_placeholder("Send message").wait_for(timeout=DEADLINE_SECONDS * 1000)
+    in_room(page)
 
 
 def send(page, text: str) -> None:
     box = page.get_by_placeholder("Send message")
     box.fill(text)
     box.press("Enter")
+
+
+def main_text(page) -> str:
+    return page.locator(MAIN).inner_text()
+
+
+def sidebar_text(page) -> str:
+    return page.locator(SIDEBAR).inner_text()
 
 
 def bubble_texts(page) -> list[str]:
@@ -114,9 +131,7 @@ def test_closed_tab_leaves_the_room_but_a_reload_does_not(app_server, new_page):
     wait_until(lambda: "Bob" in sidebar.inner_text(), DEADLINE_SECONDS, "Alice to see Bob")
 
     bob.reload()
-    bob.get_by_placeholder("Send message").wait_for(
-        timeout=DEADLINE_SECONDS * 1000
-    )  # back in, no nickname asked
+    in_room(bob)  # back in, no nickname asked
     assert "Bob (you)" in bob.locator('[data-testid="stSidebar"]').inner_text()
 
     closed = time.monotonic()
