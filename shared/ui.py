@@ -345,7 +345,8 @@ def render_message(message: Message, my_id: str, files: AttachmentStore | None =
         f"**{escape_markdown(message.author)}**" + (" (you)" if mine else "") + f" · {when}",
         message.text,
         note,
-        files=[(a, files.get(a.id) if files is not None else None) for a in message.attachments],
+        files=message.attachments,
+        kept=files,
     )
 
 
@@ -353,22 +354,37 @@ PICTURE_WIDTH = 360  # pixels: a photo is shown this wide at most (its full size
 _file_keys = itertools.count()  # each drawing of a download button needs a key of its own
 
 
+class _NotKept(Exception):
+    """The room no longer keeps a file's bytes (raised, so that the cache below keeps no answer)."""
+
+
 @st.cache_data(max_entries=500, show_spinner=False)
-def _preview(attachment_id: str, _data: bytes) -> bytes:
-    """A picture at its display size, made once per attachment (the id names the bytes: `_data` is not
+def _preview(attachment_id: str, _kept: AttachmentStore) -> bytes:
+    """A picture at its display size, made once per attachment: its bytes are read (with Redis, fetched)
+    only the first time, not on every drawing of every page (the id names the bytes: `_kept` is not
     hashed)."""
-    return preview(_data, PICTURE_WIDTH)
-
-
-def attachment(file: Attachment, data: bytes | None) -> None:
-    """One attached file as one element: the picture, a download button for a PDF, or a line saying it
-    is gone."""
-    name = escape_markdown(file.name)
+    data = _kept.get(attachment_id)
     if data is None:
-        st.caption(f":material/hide_image: {name} ({human_size(file.size)}) is no longer kept by the room.")
+        raise _NotKept(attachment_id)
+    return preview(data, PICTURE_WIDTH)
+
+
+def attachment(file: Attachment, kept: AttachmentStore | None) -> None:
+    """One attached file as one element: the picture, a download button for a PDF, or a line saying it
+    is gone. `kept`: the room's files' bytes."""
+    name = escape_markdown(file.name)
+    gone = f":material/hide_image: {name} ({human_size(file.size)}) is no longer kept by the room."
+    if file.dropped or kept is None:
+        st.caption(gone)
     elif file.is_image:
-        picture = _preview(file.id, data)
-        st.image(picture, caption=name, width=min(file.width or PICTURE_WIDTH, PICTURE_WIDTH))
+        try:
+            picture = _preview(file.id, kept)
+        except _NotKept:
+            st.caption(gone)
+        else:
+            st.image(picture, caption=name, width=min(file.width or PICTURE_WIDTH, PICTURE_WIDTH))
+    elif (data := kept.get(file.id)) is None:
+        st.caption(gone)
     else:
         st.download_button(
             f"{name} · {human_size(file.size)}",
@@ -386,14 +402,15 @@ def bubble(
     header: str,
     text: str,
     note: str | None = None,
-    files: list[tuple[Attachment, bytes | None]] = (),
+    files: tuple[Attachment, ...] = (),
+    kept: AttachmentStore | None = None,
 ) -> None:
     name = "assistant" if who is Role.ASSISTANT else "user"
     with st.chat_message(name, avatar=AVATARS[who]):
         st.caption(header)
         st.markdown(text)
-        for file, data in files:
-            attachment(file, None if file.dropped else data)
+        for file in files:
+            attachment(file, kept)
         note_slot = st.empty()
         if note:
             note_slot.caption(note)
