@@ -144,10 +144,7 @@ class Hub:
 
     def _new_room(self, name: str, *, private: bool) -> Room:
         """Called under the hub's lock."""
-        if self.store.shared:
-            open_now = len(self.store.room_names())
-        else:
-            open_now = sum(not r.closed for r in self._rooms.values())
+        open_now = len(self.store.room_names())  # with Redis, on every process
         if open_now >= self.settings.max_rooms:
             raise RoomRefused(
                 f"No new room can open: the app's limit of {self.settings.max_rooms} open rooms is reached, "

@@ -73,16 +73,6 @@ def get_hub() -> Hub:
 STORE_RETRY_SECONDS = 1.0
 
 
-def open_room(hub: Hub, name: str) -> Room:
-    """The room to show; while the rooms' store (Redis) cannot be reached, one sentence says so, and the
-    page waits for the store and carries on by itself. No traceback, and no crash loop."""
-    try:
-        return hub.room(name)
-    except StoreUnavailable as trouble:
-        wait_for_the_store(hub, trouble)
-        raise  # not reached: the wait ends in a rerun
-
-
 def wait_for_the_store(hub: Hub, trouble: StoreUnavailable) -> None:
     st.warning(str(trouble), icon=":material/cloud_off:")
     while True:
