@@ -54,6 +54,11 @@ def human_size(size: int) -> str:
     return f"{size / MB:.1f} MB"
 
 
+def kind_and_size(attachment: Attachment) -> str:
+    """ "PNG picture, 12.0 KB": what a file is, as transcripts and assistants describe it."""
+    return f"{KINDS.get(attachment.mime, attachment.mime)}, {human_size(attachment.size)}"
+
+
 def check_upload(name: str, data: bytes, max_mb: int) -> Attachment:
     """The attachment for an uploaded file, or AttachmentRefused with one sentence naming the file."""
     name = "".join(c for c in name if c.isprintable()).strip()[:200] or "unnamed file"

@@ -12,7 +12,7 @@ import threading
 from dataclasses import dataclass, field
 
 from shared.errors import AssistantError, CatchUpRefused
-from shared.messages import Message, Role
+from shared.messages import Message, said
 from shared.room import Room
 
 log = logging.getLogger(__name__)
@@ -30,14 +30,7 @@ class CatchUp:
 
 def missed_messages(messages: tuple[Message, ...], since_id: int, my_id: str) -> list[Message]:
     """What others said after `since_id` (the last message a page of this person showed)."""
-    return [
-        m
-        for m in messages
-        if m.id > since_id
-        and m.role is not Role.SYSTEM
-        and m.participant_id != my_id
-        and (m.text or m.attachments)
-    ]
+    return [m for m in said(messages) if m.id > since_id and m.participant_id != my_id]
 
 
 class CatchUps:

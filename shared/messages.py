@@ -5,6 +5,7 @@ The room replaces a value to change it; nobody mutates one that was handed out.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -68,3 +69,13 @@ class Participant:
     id: str  # a random token the browser keeps, so a reload is the same person
     nickname: str
     joined_at: datetime
+
+
+def said(messages: Iterable[Message]) -> list[Message]:
+    """What people and the assistant said (text or files): no system lines, no empty reply yet."""
+    return [m for m in messages if m.role is not Role.SYSTEM and (m.text or m.attachments)]
+
+
+def nothing_missed(nickname: str) -> str:
+    """A catch-up's answer when nobody said anything."""
+    return f"Nothing was said while you were away, {nickname}."

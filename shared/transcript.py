@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
-from shared.attachments import KINDS, human_size
+from shared.attachments import kind_and_size
 from shared.messages import Attachment, Message, Role, Status
 from shared.room import RoomView
 
@@ -32,7 +32,7 @@ def _file_line(attachment: Attachment) -> str:
     pixels = f", {attachment.width}×{attachment.height}" if attachment.is_image else ""
     gone = " (no longer kept)" if attachment.dropped else ""
     name = attachment.name.replace("`", "'")
-    return f"- attached `{name}` ({KINDS.get(attachment.mime, attachment.mime)}, {human_size(attachment.size)}{pixels}){gone}"
+    return f"- attached `{name}` ({kind_and_size(attachment)}{pixels}){gone}"
 
 
 def to_json(view: RoomView) -> str:

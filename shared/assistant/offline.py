@@ -13,8 +13,8 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
 from shared.assistant import Turn
-from shared.attachments import KINDS, human_size
-from shared.messages import Attachment, Message, Role
+from shared.attachments import kind_and_size
+from shared.messages import Attachment, Message, Role, nothing_missed, said
 from shared.tools import spoken_time
 
 if TYPE_CHECKING:
@@ -50,7 +50,7 @@ def _describe(attachment: Attachment, received: bool) -> str:
     if not received:
         return f"{name}, which the room no longer keeps"
     pixels = f", {attachment.width}×{attachment.height} pixels" if attachment.is_image else ""
-    return f"{name} ({KINDS.get(attachment.mime, attachment.mime)}, {human_size(attachment.size)}{pixels})"
+    return f"{name} ({kind_and_size(attachment)}{pixels})"
 
 
 class OfflineAssistant:
@@ -83,10 +83,10 @@ class OfflineAssistant:
             if message.attachments:
                 received = "; ".join(_describe(a, a.id in turn.files) for a in message.attachments)
                 lines.append(f"{message.author}, you sent {received}.")
-        said = " ".join(m.text for m in turn.messages)
-        if _ASKS_TIME.search(said):
+        asked = " ".join(m.text for m in turn.messages)
+        if _ASKS_TIME.search(asked):
             lines.append(f"It is {spoken_time(turn)}.")
-        if _ASKS_WHO.search(said):
+        if _ASKS_WHO.search(asked):
             lines.append(f"In the room right now: {join_names(turn.present) or 'nobody'}.")
         if not any(m.role is Role.ASSISTANT for m in turn.history):
             lines.append(OFFLINE_NOTICE)
@@ -94,14 +94,14 @@ class OfflineAssistant:
 
     def summarize(self, messages: Sequence[Message], for_nickname: str) -> str:
         """Who said how many messages, and the last few lines: no model needed."""
-        said = [m for m in messages if m.role is not Role.SYSTEM and (m.text or m.attachments)]
-        if not said:
-            return f"Nothing was said while you were away, {for_nickname}."
-        counts = Counter(m.author for m in said)
+        spoken = said(messages)
+        if not spoken:
+            return nothing_missed(for_nickname)
+        counts = Counter(m.author for m in spoken)
         who = join_names([f"{name} {n} message{'s' if n != 1 else ''}" for name, n in counts.most_common()])
         last = "\n".join(
             f"- {m.author}: {_quote(m.text) if m.text else f'{len(m.attachments)} file(s)'}"
-            for m in said[-CATCH_UP_LINES:]
+            for m in spoken[-CATCH_UP_LINES:]
         )
         return f"While you were away, {for_nickname}: {who}. The last few lines:\n\n{last}"
 

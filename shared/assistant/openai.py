@@ -44,9 +44,9 @@ from urllib.parse import urlsplit
 import openai
 
 from shared.assistant import Turn
-from shared.attachments import KINDS, human_size
+from shared.attachments import kind_and_size
 from shared.errors import AssistantError, ConversationLost
-from shared.messages import Message, Role
+from shared.messages import Message, Role, nothing_missed, said
 from shared.tools import TOOL_SCHEMAS, call_tool, spoken_time
 
 if TYPE_CHECKING:
@@ -141,7 +141,7 @@ def message_item(message: Message, files: Mapping[str, bytes] | None = None) -> 
 
 
 def _file_note(attachment: Any) -> str:
-    return f"{json.dumps(attachment.name, ensure_ascii=False)}: {KINDS.get(attachment.mime, attachment.mime)}, {human_size(attachment.size)}"
+    return f"{json.dumps(attachment.name, ensure_ascii=False)}: {kind_and_size(attachment)}"
 
 
 def _file_part(attachment: Any, data: bytes) -> dict[str, Any]:
@@ -297,8 +297,8 @@ class OpenAIAssistant:
         # Without server state, every request carries the history and this turn's items so far.
         resent = [message_item(m) for m in turn.history] if self._local else []
         # What was said without asking the assistant goes in too, in the order it was said.
-        said = sorted(turn.context + turn.messages, key=lambda m: m.id)
-        pending = [message_item(m, turn.files) for m in said]
+        spoken = sorted(turn.context + turn.messages, key=lambda m: m.id)
+        pending = [message_item(m, turn.files) for m in spoken]
         if not self._local:
             owed = self._still_owed(conversation)
             progress.owed.update((item["call_id"], item) for item in owed)
@@ -453,10 +453,10 @@ class OpenAIAssistant:
 
     def summarize(self, messages: Sequence[Message], for_nickname: str) -> str:
         """One stateless request (no conversation, nothing stored): the room's conversation never sees it."""
-        said = [m for m in messages if m.role is not Role.SYSTEM and (m.text or m.attachments)]
-        if not said:
-            return f"Nothing was said while you were away, {for_nickname}."
-        chat = "\n".join(_catch_up_line(m) for m in said[-CATCH_UP_MESSAGES:])
+        spoken = said(messages)
+        if not spoken:
+            return nothing_missed(for_nickname)
+        chat = "\n".join(_catch_up_line(m) for m in spoken[-CATCH_UP_MESSAGES:])
         try:
             response = self._api[Call.SUMMARIZE].responses.create(
                 model=self._settings.openai_model,
