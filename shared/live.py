@@ -386,7 +386,7 @@ class LivePage:
             self.show_problem()
             if time.monotonic() - alive_said > alive_every:
                 alive_said = time.monotonic()
-                if self.room.attach(self.my_id, session_id()) is None:
+                if self.room.attach(self.my_id, self.session) is None:
                     st.rerun(scope="app")  # this person left (another tab, the reaper): the page asks again
             if now_version != version:
                 changes = self.room.changes_since(version)
