@@ -12,6 +12,7 @@ change notices, and a process that stops closes no room: the rooms and their con
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import re
 import secrets
@@ -24,6 +25,7 @@ from shared.config import Settings
 from shared.errors import ChatError, RoomClosed, RoomRefused
 from shared.messages import Participant
 from shared.room import CLOSE_WAIT_SECONDS, Room
+from shared.room.core import CLOSED
 from shared.store import Store, StoreUnavailable, make_store
 
 log = logging.getLogger(__name__)
@@ -81,7 +83,7 @@ class Hub:
     @property
     def problem(self) -> str | None:
         """A sentence to show while the rooms' store cannot be reached."""
-        return getattr(self.store, "problem", None)
+        return self.store.problem
 
     def _follow(self, name: str, version: int) -> None:
         """A change was announced by some process (name "": anything may have changed)."""
@@ -128,8 +130,11 @@ class Hub:
     def _open_room(self, name: str) -> Room | None:
         """The open room of that name: this process's copy, or (with Redis) one open on another process.
 
-        Called under the hub's lock.
+        Called under the hub's lock. A hub that shut down opens nothing: its reaper may still be reading
+        the rooms' names, and a room opened then would start a worker that nobody ever stops.
         """
+        if self._stopped.is_set():
+            raise RoomClosed(CLOSED)
         room = self._rooms.get(name)
         if room is not None and not room.closed:
             return room
@@ -143,7 +148,7 @@ class Hub:
         return room
 
     def _new_room(self, name: str, *, private: bool) -> Room:
-        """Called under the hub's lock."""
+        """Called under the hub's lock, after `_open_room` (which refuses once the hub shut down)."""
         open_now = len(self.store.room_names())  # with Redis, on every process
         if open_now >= self.settings.max_rooms:
             raise RoomRefused(
@@ -181,7 +186,7 @@ class Hub:
     def _all_rooms(self) -> list[Room]:
         if self.store.shared:
             for name in self.store.room_names():
-                with self._lock:
+                with self._lock, contextlib.suppress(RoomClosed):
                     self._open_room(name)  # a room another process just closed stays closed
         with self._lock:
             return list(self._rooms.values())
@@ -228,12 +233,14 @@ class Hub:
 
         With Redis the rooms outlive this process: it only stops serving them.
         """
-        self._stopped.set()
-        with self._lock:
+        with self._lock:  # from here on no room opens (see `_open_room`)
+            self._stopped.set()
             rooms, self._rooms = list(self._rooms.values()), {}
         for room in rooms:  # side by side: one slow deletion must not hold up the others
             work = room.leave_process if self.store.shared else room.close
             self._in_background(work, f"closing-{room.name}")
+        if self._reaper is not threading.current_thread():
+            self._reaper.join(timeout=CLOSE_WAIT_SECONDS)  # a round under way ends without opening a room
         with self._lock:
             closing = list(self._closing)
         # Enough for one whole request (a deletion that hangs) and a worker's last words; not for retries.

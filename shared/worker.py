@@ -47,7 +47,7 @@ class ReplyWorker(threading.Thread):
         # The conversation is opened by the first turn, not by a join: a room where nobody asks costs no call.
         while self.room.next_task() is WorkerTask.ANSWER:
             with self.room.lease() as held:  # with Redis, one worker per room across processes
-                while held and self._answer_one_turn():
+                while held and self.room.holding() and self._answer_one_turn():
                     pass
 
     def _open_conversation(self) -> str | None:

@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import inspect
 import itertools
+import sys
 import threading
 import time
+import traceback
 from collections import deque
 from collections.abc import Callable, Iterator
 
 from shared.assistant import Turn
 from shared.config import Settings
+from shared.worker import ReplyWorker
 
 GATE_TIMEOUT_SECONDS = 10.0
 
@@ -192,6 +195,31 @@ class ScriptedAssistant:
         return ("Answer", " to ", " + ".join(m.text for m in turn.messages))
 
 
-def reply_workers() -> list[threading.Thread]:
-    """The rooms' reply worker threads still running."""
-    return [t for t in threading.enumerate() if t.name.startswith("reply-worker-") and t.is_alive()]
+def workers_on(*stores: object) -> list[ReplyWorker]:
+    """The reply workers still running for rooms kept in these stores (a hub's, a test's)."""
+    return [
+        thread
+        for thread in threading.enumerate()
+        if isinstance(thread, ReplyWorker)
+        and thread.is_alive()
+        and any(thread.room.store is s for s in stores)
+    ]
+
+
+def wait_for_workers_to_end(*stores: object, timeout: float = 5.0) -> None:
+    """Fail, saying where each one waits, if a reply worker of these stores' rooms outlives `timeout`.
+
+    Fixtures check the workers of what they made, not every thread in the process: a worker leaked by
+    one test fails that test alone.
+    """
+    deadline = time.monotonic() + timeout
+    while left := workers_on(*stores):
+        if time.monotonic() > deadline:
+            frames = sys._current_frames()
+            where = "\n".join(
+                f"{thread.name}:\n" + "".join(traceback.format_stack(frames[thread.ident]))
+                for thread in left
+                if thread.ident in frames
+            )
+            raise AssertionError(f"{len(left)} reply worker(s) still running after {timeout:g} s:\n{where}")
+        time.sleep(0.01)

@@ -20,7 +20,7 @@ from shared.assistant.openai import OpenAIAssistant, turn_instructions
 from shared.errors import MessageRefused
 from shared.messages import Message, Role, Status
 from shared.room import Room
-from tests.fakes import Clock, ScriptedAssistant, fast_settings, reply_workers, wait_until
+from tests.fakes import Clock, ScriptedAssistant, fast_settings, wait_for_workers_to_end, wait_until
 from tests.openai_server import API_KEY, CallFunction, OpenAIServer
 from tests.pages import conversation, errors, get_room, join, open_page, send, sidebar_people
 
@@ -32,19 +32,15 @@ def rooms():
     made: list[Room] = []
 
     def make(assistant=None, **settings) -> Room:
-        room = Room(
-            "lobby",
-            fast_settings(**settings),
-            assistant or ScriptedAssistant(),
-            clock=settings.pop("clock", time.monotonic),
-        )
+        clock = settings.pop("clock", time.monotonic)  # a setting of the test, not of the app
+        room = Room("lobby", fast_settings(**settings), assistant or ScriptedAssistant(), clock=clock)
         made.append(room)
         return room
 
     yield make
     for room in made:
         room.close()
-    wait_until(lambda: not reply_workers(), "every reply worker to stop")
+    wait_for_workers_to_end(*(room.store for room in made))
 
 
 def users_said(room: Room) -> list[str]:

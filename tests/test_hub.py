@@ -11,7 +11,7 @@ import pytest
 from shared.hub import Hub
 from shared.messages import Role
 from shared.room import Room
-from tests.fakes import Clock, Gate, ScriptedAssistant, fast_settings, reply_workers, wait_until
+from tests.fakes import Clock, Gate, ScriptedAssistant, fast_settings, wait_for_workers_to_end, wait_until
 
 
 @pytest.fixture
@@ -32,7 +32,7 @@ def make_hub(assistant):
     assistant.open_all_gates()
     for hub in hubs:
         hub.shutdown()
-    wait_until(lambda: not reply_workers(), "every reply worker to stop")
+    wait_for_workers_to_end(*(hub.store for hub in hubs))
 
 
 @pytest.fixture

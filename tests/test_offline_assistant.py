@@ -11,7 +11,7 @@ from shared.assistant import Assistant, Turn, make_assistant
 from shared.assistant.offline import OFFLINE_NOTICE, OfflineAssistant
 from shared.messages import Message, Role, Status
 from shared.room import Room
-from tests.fakes import fast_settings, reply_workers, wait_until
+from tests.fakes import fast_settings, wait_for_workers_to_end, wait_until
 
 TUESDAY_AFTERNOON = datetime(2024, 3, 5, 14, 7, 30, tzinfo=UTC)
 
@@ -140,7 +140,7 @@ def test_offline_assistant_answers_in_a_room():
         wait_until(lambda: not room.busy, "the second reply")
     finally:
         room.close()
-    wait_until(lambda: not reply_workers(), "the reply worker to stop")
+    wait_for_workers_to_end(room.store)
 
     first, second = [m for m in room.view().messages if m.role is Role.ASSISTANT]
     assert first.status is second.status is Status.COMPLETE

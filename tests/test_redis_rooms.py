@@ -6,6 +6,7 @@ reply workers. The end-to-end suite (tests/e2e/test_redis.py) does the same with
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -17,7 +18,7 @@ from shared.room import Room
 from shared.room.turns import BROKE_OFF
 from shared.store import StoreUnavailable
 from shared.store.redis import RedisStore
-from tests.fakes import Gate, ScriptedAssistant, fast_settings, reply_workers, wait_until
+from tests.fakes import Gate, ScriptedAssistant, fast_settings, wait_for_workers_to_end, wait_until
 
 
 @pytest.fixture
@@ -40,7 +41,7 @@ def make_hub(assistant) -> Iterator[Callable[..., Hub]]:
     assistant.open_all_gates()
     for hub in hubs:
         hub.shutdown()
-    wait_until(lambda: not reply_workers(), "every reply worker to stop")
+    wait_for_workers_to_end(*(hub.store for hub in hubs))
 
 
 def texts(room: Room, role: Role | None = None) -> list[str]:
@@ -99,6 +100,63 @@ def test_a_worker_that_stops_renewing_is_taken_over_and_its_late_words_are_dropp
     room_b.post(alice.id, "Still there?")
     wait_until(lambda: len(assistant.turns) == 2 and not room_b.busy, "the next turn")
     assert assistant.texts_of_turns()[1] == ["Tell me a story", "Still there?"]
+
+
+def test_a_worker_whose_renewals_fail_writes_nothing_more_and_the_next_one_ends_its_turn_cut_short(
+    shared_redis, make_hub, assistant
+):
+    url = shared_redis.fresh_url()
+    a = make_hub(url, lease_seconds=0.5)
+    room_a, alice = a.join("lobby", "id-alice", "Alice", "tab-a")
+    gate = Gate()
+    assistant.will_reply("Once upon", gate, " a time")
+    room_a.post(alice.id, "Tell me a story")
+    gate.wait_reached()
+
+    def unreachable(room, fence):
+        raise StoreUnavailable("Redis is away for this process")
+
+    a.store.renew_lease = unreachable  # type: ignore[method-assign]
+    wait_until(lambda: a.store.lease_free("lobby"), "A's lease to run out", timeout=10)
+    gate.open()  # A's assistant goes on talking; A must not write it, nor call the reply complete
+    wait_until(lambda: not room_a.holding(), "A's worker to let go of the room")
+    [reply] = [m for m in room_a.view().messages if m.role is Role.ASSISTANT]
+    assert (reply.text, reply.status) == ("Once upon", Status.STREAMING)
+
+    b = make_hub(url)
+    room_b = b.room("lobby")
+    wait_until(lambda: any(BROKE_OFF in t for t in texts(room_b)), "B to end the cut-short turn", timeout=10)
+    [reply] = [m for m in room_b.view().messages if m.role is Role.ASSISTANT]
+    assert (reply.text, reply.status) == ("Once upon", Status.ERROR)
+    room_b.post(alice.id, "Still there?")
+    wait_until(lambda: len(assistant.turns) == 2 and not room_b.busy, "the next turn")
+    assert assistant.texts_of_turns()[1] == ["Tell me a story", "Still there?"]
+
+
+def test_a_hub_that_shuts_down_while_its_reaper_lists_the_rooms_leaves_no_worker(shared_redis, make_hub):
+    url = shared_redis.fresh_url()
+    a, b = make_hub(url), make_hub(url)
+    a.join("lobby", "id-alice", "Alice", "tab-a")
+    room_b = b.room("lobby")
+    listed, go_on = threading.Event(), threading.Event()
+    room_names = b.store.room_names
+
+    def slow_room_names() -> list[str]:
+        names = room_names()
+        if threading.current_thread().name == "reaper":
+            listed.set()
+            go_on.wait(10)
+        return names
+
+    b.store.room_names = slow_room_names  # type: ignore[method-assign]
+    assert listed.wait(5), "B's reaper lists the rooms"
+    stopping = threading.Thread(target=b.shutdown)
+    stopping.start()
+    wait_until(lambda: room_b.closed, "B to stop serving its rooms")
+    go_on.set()  # the reaper goes on with the names it read before the shutdown
+    stopping.join(10)
+    assert not stopping.is_alive()
+    wait_for_workers_to_end(b.store, timeout=3)
 
 
 def test_a_process_that_stops_closes_no_room_and_a_new_one_sees_everything(shared_redis, make_hub):

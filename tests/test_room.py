@@ -16,7 +16,15 @@ from shared.room import Room
 from shared.store import Store
 from shared.store.memory import MemoryStore
 from shared.store.redis import RedisStore
-from tests.fakes import Clock, Gate, ScriptedAssistant, fast_settings, reply_workers, wait_until
+from tests.fakes import (
+    Clock,
+    Gate,
+    ScriptedAssistant,
+    fast_settings,
+    wait_for_workers_to_end,
+    wait_until,
+    workers_on,
+)
 
 
 @pytest.fixture
@@ -53,7 +61,7 @@ def make_room(assistant, clock, store):
     assistant.open_all_gates()
     for room in rooms:
         room.close()
-    wait_until(lambda: not reply_workers(), "every reply worker to stop")
+    wait_for_workers_to_end(*{room.store for room in rooms})
 
 
 @pytest.fixture
@@ -274,7 +282,9 @@ def test_joining_and_leaving_open_no_conversation_and_the_first_question_opens_o
     room.post(bob.id, "just chatting, no need for the cat")
     room.leave(bob.id)
     if not room.store.shared:  # with Redis every process keeps a worker ready to take over the room
-        assert reply_workers() == [], "no worker runs, so nothing can open a conversation behind its back"
+        assert workers_on(room.store) == [], (
+            "no worker runs, so nothing can open a conversation behind its back"
+        )
     assert room.conversation() is None
     assert assistant.opened == {}
 

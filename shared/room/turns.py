@@ -39,6 +39,7 @@ class Turns(RoomCore):
     _fence: int | None = None  # the lease this process's worker holds, if any
     _turn: Turn | None = None  # the turn this process's worker is writing, if any
     _next_try = 0.0  # when this process may next try to take the lease of a room another one holds
+    _lease_lost = threading.Event()  # replaced by each lease; set when its renewal failed for good
 
     def _ensure_worker(self) -> None:
         with self._sessions_lock:
@@ -74,7 +75,11 @@ class Turns(RoomCore):
 
     @contextlib.contextmanager
     def lease(self) -> Iterator[bool]:
-        """Hold the room's lease while the block runs; False if another worker holds it."""
+        """Hold the room's lease while the block runs; False if another worker holds it.
+
+        The block ends its work as soon as `holding()` turns False: the lease was lost (a renewal
+        failed past the lease's own time) or this process stopped serving the room.
+        """
         try:
             fence = self.store.take_lease(self.name, HOLDER)
         except StoreUnavailable:
@@ -84,10 +89,14 @@ class Turns(RoomCore):
             yield False
             return
         self._fence = fence
+        self._lease_lost = threading.Event()
         done = threading.Event()
         if self.store.shared:
             renewer = threading.Thread(
-                target=self._renew, args=(fence, done), name=f"lease-{self.name}", daemon=True
+                target=self._renew,
+                args=(fence, done, self._lease_lost),
+                name=f"lease-{self.name}",
+                daemon=True,
             )
             renewer.start()
         try:
@@ -104,18 +113,32 @@ class Turns(RoomCore):
             with contextlib.suppress(ChatError):
                 self.store.release_lease(self.name, fence)
 
-    def _renew(self, fence: int, done: threading.Event) -> None:
-        every = getattr(self.store, "lease_seconds", 5.0) / 3
-        while not done.wait(every):
+    def holding(self) -> bool:
+        """Whether this process's worker may go on writing turns: it holds the lease and serves the room."""
+        return self._fence is not None and not self._lease_lost.is_set() and self._here
+
+    def _renew(self, fence: int, done: threading.Event, lost: threading.Event) -> None:
+        """Renew the lease every third of its time; a failed renewal is tried again until the lease's own
+        time would be up. Then the lease is lost: the worker stops writing at once, and the worker that
+        takes the room over ends the turn as broken off."""
+        seconds = self.store.lease_seconds
+        renewed = time.monotonic()
+        wait = seconds / 3
+        while not done.wait(wait):
             try:
                 held = self.store.renew_lease(self.name, fence)
             except StoreUnavailable:
+                if time.monotonic() - renewed < seconds * 2 / 3:
+                    wait = min(seconds / 10, 0.2)  # once more soon: it may still be renewed in time
+                    continue
                 held = False
             if not held:
-                log.warning("room %s: the worker lost its lease", self.name)
+                log.warning("room %s: the worker lost its lease; it writes nothing more", self.name)
+                lost.set()
                 if self._turn is not None:
                     self._turn.stop.set()
                 return
+            renewed, wait = time.monotonic(), seconds / 3
 
     def _adopt(self, change: RoomChange) -> None:
         """This worker writes the room's turns from now on; a turn left open by a dead one ends here."""
@@ -128,7 +151,7 @@ class Turns(RoomCore):
         """Whether this worker still writes `turn` (it was not stopped, taken over or closed)."""
         state = change.state
         mine = state.turn is not None and state.turn.number == turn.number and state.fence == self._fence
-        return mine and not state.closed
+        return mine and not state.closed and not self._lease_lost.is_set()
 
     def start_turn(self) -> Turn | None:
         """Take every queued message (and any carried over) into one turn and start its reply."""
@@ -136,7 +159,13 @@ class Turns(RoomCore):
 
         def start(change: RoomChange) -> Turn | None:
             state = change.state
-            if state.fence != fence or state.closed or not state.queue or state.turn is not None:
+            if (
+                state.fence != fence
+                or state.closed
+                or not state.queue
+                or state.turn is not None
+                or not self.holding()
+            ):
                 change.nothing()
                 return None
             ids = state.carried_over + state.queue

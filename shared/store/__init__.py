@@ -188,6 +188,8 @@ class Store(Protocol):
     """Where rooms live. Every method may raise `StoreUnavailable`."""
 
     shared: bool  # True when other processes serve the same rooms (rooms outlive this process)
+    lease_seconds: float  # a worker's lease ends this long after its last renewal (memory: never)
+    problem: str | None  # a sentence for the pages while the store cannot be reached, else None
 
     def change(self, room: str, rule: typing.Callable[[RoomChange], T]) -> T:
         """Run `rule` as one atomic change to an open room; commit its edits unless it raises.

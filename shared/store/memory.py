@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 import threading
 from collections.abc import Callable
 
@@ -22,6 +23,8 @@ class _MemoryChange(RoomChange):
 
 class MemoryStore:
     shared = False
+    lease_seconds = math.inf  # one process: a lease is held until released
+    problem = None  # memory is always there
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
