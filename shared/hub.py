@@ -26,6 +26,7 @@ from shared.errors import ChatError, RoomClosed, RoomRefused
 from shared.messages import Participant
 from shared.room import CLOSE_WAIT_SECONDS, Room
 from shared.room.core import CLOSED
+from shared.sessions import Sessions
 from shared.store import Store, StoreUnavailable, make_store
 
 log = logging.getLogger(__name__)
@@ -70,6 +71,8 @@ class Hub:
         # The rooms' clock for presence; tests move it by hand. Processes sharing rooms share wall time.
         self._clock = clock or (time.time if self.store.shared else time.monotonic)
         self._rooms: dict[str, Room] = {}
+        # The browser sessions of this process: the reaper beats for them, whatever page they show.
+        self.sessions = Sessions(settings.heartbeat_timeout_seconds / 3)
         self._closing: list[threading.Thread] = []  # rooms' conversations being deleted off the reaper
         self._lock = threading.Lock()
         self._stopped = threading.Event()
@@ -222,6 +225,7 @@ class Hub:
     def _reap_forever(self, every: float) -> None:
         while not self._stopped.wait(every):
             try:
+                self.sessions.beat()
                 self.reap()
             except StoreUnavailable:
                 pass  # said on the pages; the next round tries again

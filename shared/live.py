@@ -384,9 +384,9 @@ class LivePage:
             if self.room.closed:
                 st.rerun(scope="app")  # the room closed (on another process): the page finds the fresh one
             self.show_problem()
-            if time.monotonic() - alive_said > alive_every:
+            if time.monotonic() - alive_said > alive_every:  # the heartbeat itself is the hub's (sessions)
                 alive_said = time.monotonic()
-                if self.room.attach(self.my_id, self.session) is None:
+                if not self.room.here(self.my_id):
                     st.rerun(scope="app")  # this person left (another tab, the reaper): the page asks again
             if now_version != version:
                 changes = self.room.changes_since(version)

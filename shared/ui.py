@@ -8,8 +8,8 @@ from __future__ import annotations
 import itertools
 import logging
 import re
-import threading
 import time
+import typing
 import uuid
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -98,32 +98,19 @@ def shutdown_hub() -> None:
 # --- who this browser session is ------------------------------------------------------------------
 
 
-class SessionPresence:
-    """What this browser session shows, so its end can be told to the room (see `_presence`)."""
+class _SessionEnd(typing.NamedTuple):
+    """Tells the hub when this browser session ends (its tab closed), so its person can leave the room."""
 
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._shown: dict[str, tuple[Room, str]] = {}  # session id -> (room, participant id)
-
-    def showing(self, session_id: str, room: Room, participant_id: str) -> None:
-        with self._lock:
-            before = self._shown.get(session_id)
-            self._shown[session_id] = (room, participant_id)
-        if before is not None and before[0] is not room:
-            before[0].detach(before[1], session_id)  # this tab moved to another room
+    hub: Hub
+    session_id: str
 
     def release(self) -> None:
-        # Runs on the server's event loop when the tab closes: only mark the person as leaving;
-        # the hub's reaper removes them after the grace period unless the tab comes back.
-        with self._lock:
-            shown, self._shown = self._shown, {}
-        for session_id, (room, participant_id) in shown.items():
-            room.detach(participant_id, session_id)
+        self.hub.sessions.ended(self.session_id)  # on the server's event loop: it only takes a note
 
 
-@st.cache_resource(scope="session", on_release=SessionPresence.release, show_spinner=False)
-def _presence() -> SessionPresence:
-    return SessionPresence()
+@st.cache_resource(scope="session", on_release=_SessionEnd.release, show_spinner=False)
+def _session_end(_hub: Hub, session_id: str) -> _SessionEnd:
+    return _SessionEnd(_hub, session_id)
 
 
 def session_id() -> str:
@@ -173,7 +160,9 @@ def current_participant(room: Room) -> Participant | None:
                 st.rerun()
     if participant is not None:
         st.session_state.nickname = participant.nickname
-        _presence().showing(session_id(), room, token)
+        hub = get_hub()
+        _session_end(hub, session_id())
+        hub.sessions.showing(session_id(), room, token)  # here on every page of the app, until the tab closes
     return participant
 
 

@@ -86,6 +86,11 @@ class Presence(RoomCore):
         self._attach_here(session_id)
         return participant
 
+    def here(self, participant_id: str) -> bool:
+        """Whether the person is in the room now, as this process's copy says."""
+        with self._record.lock:
+            return participant_id in self._record.state.participants and not self.closed
+
     def _attach_here(self, session_id: str) -> None:
         with self._sessions_lock:
             self._sessions.add(session_id)
