@@ -15,19 +15,35 @@ Keys, for a room called NAME (room names are plain: a-z, digits, - and _; nothin
   days), so a room that empties and reopens the same day keeps that day's budget spent
 Every change is announced on the channel `chat:changes` as "NAME VERSION": a small notice; the data stays
 in the keys above, and each process reads it once for all of its pages.
+
+The Redis retry policy, for every kind of call, decided here:
+
+| call | on a dropped connection or a time-out | why that is safe |
+|---|---|---|
+| reads (GET, HGET, HMGET, ZRANGEBYSCORE, SMEMBERS, EXISTS) | redis-py sends it again, up to `RETRIES` times, with jittered backoff | a read changes nothing |
+| presence, "seen", the day's tokens, lease renewal and release (HSET, the max and lease scripts, SET) | the same | each sets a value: twice leaves what once leaves |
+| taking the lease (INCR, SET NX) | the same | a lost fence number is a gap; a lease taken but not known expires by itself |
+| a room's change (WATCH, MULTI ... EXEC) | redis-py never sends EXEC again: it raises `WatchError` and the rule runs again on the room as it is now; the change's id, recorded in the state it committed, tells a rule whose EXEC did commit not to make the change twice | `change` |
+| a change that loses to other processes' changes | run again up to `CONFLICT_RETRIES` times, with jittered backoff, then `StoreUnavailable` | a room that busy is a fault to report, not to spin on |
+| an attached file (one script: added only if its id is not there yet) | sent again | the script adds a file once |
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import random
 import threading
+import time
+import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import redis
 from pydantic import TypeAdapter
+from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import RedisError, WatchError
+from redis.retry import Retry
 
 from shared.messages import Message
 from shared.store import (
@@ -45,6 +61,13 @@ log = logging.getLogger(__name__)
 CHANNEL = "chat:changes"
 ROOMS = "chat:rooms"
 LEASE_SECONDS = 5.0  # a dead worker's room is taken over after this long
+RETRIES = 2  # a command is sent at most this many more times after a dropped connection or a time-out
+CONFLICT_RETRIES = 50  # a change that keeps losing to other processes' changes gives up after this many
+RECENT_CHANGES = 32  # change ids a room's state remembers, so a change that did commit is not made twice
+BUSY = (
+    "The room is too busy to take this change right now (other app processes kept changing it first); "
+    "please try again."
+)
 SPENDING_KEPT_SECONDS = 2 * 24 * 3600  # a room's day's token count outlives the day in every time zone
 UNREACHABLE = (
     "The rooms' store (Redis, set by REDIS_URL) cannot be reached right now; "
@@ -60,6 +83,21 @@ _MAX = (
     "local v = tonumber(redis.call('hget', KEYS[1], ARGV[1]) or '0') "
     "if tonumber(ARGV[2]) > v then redis.call('hset', KEYS[1], ARGV[1], ARGV[2]) end return 0"
 )
+# KEYS: files, file-order, file-bytes; ARGV: id, bytes, limit. Returns the ids of older files dropped.
+_PUT_FILE = """
+if redis.call('hexists', KEYS[1], ARGV[1]) == 1 then return {} end
+redis.call('hset', KEYS[1], ARGV[1], ARGV[2])
+redis.call('rpush', KEYS[2], ARGV[1])
+local size = redis.call('incrby', KEYS[3], string.len(ARGV[2]))
+local dropped = {}
+while size > tonumber(ARGV[3]) and redis.call('llen', KEYS[2]) > 1 do
+  local old = redis.call('lpop', KEYS[2])
+  size = redis.call('decrby', KEYS[3], redis.call('hstrlen', KEYS[1], old))
+  redis.call('hdel', KEYS[1], old)
+  table.insert(dropped, old)
+end
+return dropped
+"""
 _RELEASE = (
     "local v = redis.call('get', KEYS[1]) "
     "if v and string.sub(v, 1, #ARGV[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
@@ -102,11 +140,17 @@ class RedisStore:
         self.lease_seconds = lease_seconds
         self.problem: str | None = None  # the sentence to show while Redis cannot be reached
         self._client = redis.Redis.from_url(
-            url, socket_timeout=5, socket_connect_timeout=3, health_check_interval=10
+            url,
+            socket_timeout=5,
+            socket_connect_timeout=3,
+            health_check_interval=10,
+            # redis-py's own default is 10 retries: a stalled Redis would hold a page for a minute.
+            retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.5), RETRIES),
         )
         self._renew = self._client.register_script(_RENEW)
         self._release = self._client.register_script(_RELEASE)
         self._max = self._client.register_script(_MAX)
+        self._put_file = self._client.register_script(_PUT_FILE)
         self._stopped = threading.Event()
         self._listener: threading.Thread | None = None
 
@@ -135,25 +179,37 @@ class RedisStore:
         the room before `step`'s MULTI was executed; `step` reads in immediate mode, then queues writes."""
         state_key = _key(room, "state")
         with self._reaching(), self._client.pipeline() as pipe:
-            while True:
+            for attempt in range(CONFLICT_RETRIES):
                 try:
                     pipe.watch(state_key)
                     return step(pipe, pipe.get(state_key))
                 except WatchError:
-                    continue  # another process changed the room first: run the step again on its state
+                    # Another process changed the room first, or the connection dropped while watching
+                    # (EXEC's reply included): run the step again on the room as it is now.
+                    time.sleep(random.uniform(0, min(0.2, 0.002 * 2**attempt)))
                 finally:
                     pipe.reset()
+        log.warning("redis: a change to room %s lost %d times in a row", room, CONFLICT_RETRIES)
+        raise StoreUnavailable(BUSY)
 
     def change(self, room: str, rule: Callable[[RoomChange], T]) -> T:
+        change_id = uuid.uuid4().hex[:16]
+        sent: list[T] = []  # the result of the run whose EXEC went out last
+
         def step(pipe: Any, raw: bytes | None) -> T:
             if raw is None:
                 raise RoomGone(room)
-            change = _RedisChange(_state(raw), pipe, room)
+            state = _state(raw)
+            if sent and change_id in state.recent_changes:
+                pipe.unwatch()  # that EXEC committed; only its reply was lost: nothing more to do
+                return sent[0]
+            change = _RedisChange(state, pipe, room)
             result = rule(change)
             if change.skip:
                 pipe.unwatch()
                 return result
             version = change.stamp()
+            state.recent_changes = [*state.recent_changes[1 - RECENT_CHANGES :], change_id]
             pipe.multi()
             pipe.set(_key(room, "state"), _STATES.dump_json(change.state))
             if change.written:
@@ -163,6 +219,7 @@ class RedisStore:
                 )
                 pipe.zadd(_key(room, "changes"), dict.fromkeys(change.written, version))
             pipe.publish(CHANNEL, f"{room} {version}")
+            sent[:] = [result]
             pipe.execute()
             return result
 
@@ -351,21 +408,15 @@ class RedisFiles:
         self._files, self._order, self._bytes = (_key(room, p) for p in ("files", "file-order", "file-bytes"))
 
     def put(self, attachment_id: str, data: bytes) -> list[str]:
-        """Keep a file; return the ids of older files whose bytes were dropped to make room for it."""
-        dropped = []
+        """Keep a file; return the ids of older files whose bytes were dropped to make room for it.
+
+        One script, which adds a file only once: sent again after a lost reply, it changes nothing.
+        """
         with self._store._reaching():
-            pipe = self._client.pipeline(transaction=True)
-            pipe.hset(self._files, attachment_id, data)
-            pipe.rpush(self._order, attachment_id)
-            pipe.incrby(self._bytes, len(data))
-            size = pipe.execute()[-1]
-            while size > self.limit and self._client.llen(self._order) > 1:
-                old = self._client.lpop(self._order)
-                if old is None:
-                    break
-                size = self._drop(old.decode())
-                dropped.append(old.decode())
-        return dropped
+            dropped = self._store._put_file(
+                keys=[self._files, self._order, self._bytes], args=[attachment_id, data, self.limit]
+            )
+        return [old.decode() for old in dropped]
 
     def _drop(self, attachment_id: str) -> int:
         pipe = self._client.pipeline(transaction=True)

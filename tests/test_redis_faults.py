@@ -1,0 +1,95 @@
+"""A room's changes through a connection that fails at the worst moment: right after a command went out.
+
+Each hub here is one app process; its Redis connection goes through `tests/tcp_proxy.py`, which lets a
+command reach Redis and then loses its answer. redis-py then cannot know whether it took effect; the
+store's retry policy (`shared/store/redis.py`) must make sure it takes effect once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from shared.hub import Hub
+from shared.messages import Role, Status
+from shared.store.redis import RedisStore
+from tests.fakes import Gate, ScriptedAssistant, fast_settings, wait_for_workers_to_end, wait_until
+from tests.tcp_proxy import TcpProxy
+
+
+@pytest.fixture
+def assistant() -> ScriptedAssistant:
+    return ScriptedAssistant()
+
+
+@pytest.fixture
+def proxy(shared_redis) -> Iterator[TcpProxy]:
+    with TcpProxy(shared_redis.server.port) as proxy:
+        yield proxy
+
+
+@pytest.fixture
+def hub_through(assistant, shared_redis) -> Iterator[Callable[[TcpProxy], Hub]]:
+    """A hub (an app process) whose Redis connection goes through the proxy, on a fresh database."""
+    hubs: list[Hub] = []
+
+    def make(proxy: TcpProxy) -> Hub:
+        db_url = shared_redis.fresh_url()  # empties database 1
+        url = proxy.url(int(db_url.rsplit("/", 1)[1]))
+        hub = Hub(fast_settings(redis_url=url), lambda _s: assistant, reap_every=0.05, store=RedisStore(url))
+        hubs.append(hub)
+        return hub
+
+    yield make
+    assistant.open_all_gates()
+    for hub in hubs:
+        hub.shutdown()
+    wait_for_workers_to_end(*(hub.store for hub in hubs))
+
+
+def said(room) -> list[tuple[Role, str]]:
+    return [(m.role, m.text) for m in room.view().messages if m.role is not Role.SYSTEM]
+
+
+def test_a_message_whose_exec_reply_is_lost_is_posted_once(proxy, hub_through, assistant):
+    hub = hub_through(proxy)
+    room, alice = hub.join("lobby", "id-alice", "Alice", "tab-a")
+    proxy.cut_after(b"EXEC")
+    message = room.post(alice.id, "Hello once")
+    assert proxy.cuts == 1, "the post's EXEC reached Redis and its answer was lost"
+    wait_until(lambda: not room.busy and len(said(room)) >= 2, "the reply")
+
+    assert [m.text for m in room.view().messages if m.role is Role.USER] == ["Hello once"]
+    assert message.text == "Hello once" and room.view().messages[message.id - 1].text == "Hello once"
+    assert assistant.texts_of_turns() == [["Hello once"]]
+
+
+def test_a_reply_whose_growth_exec_reply_is_lost_keeps_each_word_once(proxy, hub_through, assistant):
+    hub = hub_through(proxy)
+    room, alice = hub.join("lobby", "id-alice", "Alice", "tab-a")
+    gate = Gate()
+    assistant.will_reply("Once upon", gate, " a time")
+    room.post(alice.id, "A story, please")
+    gate.wait_reached()
+    wait_until(lambda: any(m.text == "Once upon" for m in room.view().messages), "the first words")
+    proxy.cut_after(b"EXEC")
+    gate.open()
+    wait_until(lambda: not room.busy, "the reply to end")
+
+    assert proxy.cuts == 1
+    [reply] = [m for m in room.view().messages if m.role is Role.ASSISTANT]
+    assert (reply.text, reply.status) == ("Once upon a time", Status.COMPLETE)
+
+
+def test_a_file_whose_script_reply_is_lost_is_kept_once(proxy, hub_through):
+    hub = hub_through(proxy)
+    room = hub.room("lobby")
+    room.attachments.put("file-0", b"z" * 100)  # the store's scripts are loaded by now
+    proxy.cut_after(b"file-1")
+    room.attachments.put("file-1", b"x" * 1000)
+    room.attachments.put("file-2", b"y" * 500)
+
+    assert proxy.cuts == 1
+    assert room.attachments.size == 1600, "each file's bytes counted once"
+    assert room.attachments.get("file-1") == b"x" * 1000
