@@ -61,14 +61,16 @@ class CatchUps:
     def _write(
         self, room: Room, key: tuple[str, str], missed: list[Message], nickname: str, job: CatchUp
     ) -> None:
+        usage: dict[str, int] = {}
         try:
-            job.text = room.assistant.summarize(missed, nickname)
+            job.text = room.assistant.summarize(missed, nickname, usage)
         except AssistantError as error:
             job.error = f"{room.settings.assistant_name} could not catch you up: {error}"
         except Exception as error:
             log.exception("room %s: a catch-up failed", room.name)
             job.error = f"{room.settings.assistant_name} could not catch you up ({type(error).__name__})."
         finally:
+            room.record_usage(usage)  # a summary costs tokens too, counted against the room's budget
             with self._lock:
                 self._running.discard(key)
             job.done.set()

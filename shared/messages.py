@@ -5,6 +5,7 @@ The room replaces a value to change it; nobody mutates one that was handed out.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -79,3 +80,13 @@ def said(messages: Iterable[Message]) -> list[Message]:
 def nothing_missed(nickname: str) -> str:
     """A catch-up's answer when nobody said anything."""
     return f"Nothing was said while you were away, {nickname}."
+
+
+# Markdown's own markup, HTML's `<` and `&`, and Streamlit's additions: `:red[...]` and `:material/...:`
+# directives, `$...$` math.
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~&$:\"'])")
+
+
+def escape_markdown(text: str) -> str:
+    """Show a nickname (or a file's name) exactly as typed, never as formatting, links, HTML or math."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", text)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import re
 import time
 import typing
 import uuid
@@ -17,7 +16,7 @@ from zoneinfo import ZoneInfo
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
-from shared import identity, transcript
+from shared import identity, messages, transcript
 from shared.attachments import AttachmentStore, check_upload, human_size, preview
 from shared.catch_up import CatchUps
 from shared.config import Settings, SettingsError, load_settings
@@ -251,12 +250,11 @@ def show_refusal() -> None:
 
 # --- how messages look --------------------------------------------------------------------------------
 
-_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~&$:\"'])")
-
 
 def escape_markdown(text: str) -> str:
-    """Show a nickname exactly as typed, never as formatting, links or HTML."""
-    return _MARKDOWN_SPECIAL.sub(r"\\\1", text)
+    """Show a nickname exactly as typed, never as formatting, links or HTML (the rule the offline assistant
+    uses too, in `shared/messages.py`)."""
+    return messages.escape_markdown(text)
 
 
 def local_time(moment: datetime, *, with_date: bool = False) -> str:

@@ -80,13 +80,12 @@ class ReplyWorker(threading.Thread):
         if conversation is None:
             room.finish_turn(turn, carry_over=True)
             return True
-        used_before = room.assistant.usage(conversation).get("total_tokens", 0)
         try:
             self._reply(conversation, turn)
         finally:
-            # Counted whatever happened: a reply that broke off was still paid for.
-            used = room.assistant.usage(conversation).get("total_tokens", 0) - used_before
-            room.record_usage(used)
+            # Counted in the room whatever happened (a reply that broke off was still paid for), by
+            # whichever process wrote the turn.
+            room.record_usage(turn.usage)
         return True
 
     def _over_budget(self, turn: Turn) -> bool:

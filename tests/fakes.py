@@ -173,16 +173,13 @@ class ScriptedAssistant:
         with self._lock:
             self.closed.append(conversation)
 
-    def usage(self, conversation: str) -> dict[str, int]:
-        return {}  # tokens are counted by the real assistant, tested against the OpenAI-protocol server
-
     def will_hang_summarizing(self, gate: Gate) -> None:
         """The next summarize waits at `gate`."""
         with self._lock:
             self._gates.append(gate)
             self._summary_gates.append(gate)
 
-    def summarize(self, messages, for_nickname: str) -> str:
+    def summarize(self, messages, for_nickname: str, usage: dict[str, int] | None = None) -> str:
         with self._lock:
             self.summaries.append((tuple(messages), for_nickname))
             gate = self._summary_gates.popleft() if self._summary_gates else None

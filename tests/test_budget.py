@@ -161,3 +161,34 @@ def test_a_room_reopened_on_another_process_the_same_day_keeps_its_budget_spent(
     finally:
         a.shutdown()
         b.shutdown()
+
+
+def test_turns_written_by_another_process_count_against_the_budget(server, shared_redis):
+    """The process that opened the conversation goes away; the other one writes every later turn."""
+    url = shared_redis.fresh_url()
+
+    def hub(budget: int) -> Hub:
+        settings = settings_for(server, daily_token_budget=budget, redis_url=url, rate_limit_messages=100)
+        return Hub(settings, assistant_factory=make_assistant, reap_every=0.01, store=RedisStore(url))
+
+    a = hub(10**9)
+    b = None
+    try:
+        room_a, _ = a.join("lobby", person("Alice"), "Alice", "tab-a")
+        say(room_a, "Alice", "one")
+        first = used_so_far(server)
+        a.shutdown()  # the process that opened the conversation (and counted its first turn) is gone
+
+        b = hub(budget=first * 5 // 2)  # room for about two more turns
+        room_b = b.room("lobby")
+        for text in ("two", "three", "four", "five", "six", "seven"):
+            say(room_b, "Alice", text)
+
+        asked = len(server.response_requests())
+        assert asked <= 3, f"{asked} model calls for 7 messages; the budget allows about 3"
+        assert "daily budget" in messages(room_b, Role.ASSISTANT)[-1].text
+        assert room_b.tokens_today() == used_so_far(server) == room_b.token_usage()["total_tokens"]
+    finally:
+        a.shutdown()
+        if b is not None:
+            b.shutdown()

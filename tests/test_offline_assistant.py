@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import importlib
+import re
 from datetime import UTC, datetime
 
 import pytest
 
 from shared.assistant import Assistant, Turn, make_assistant
 from shared.assistant.offline import OFFLINE_NOTICE, OfflineAssistant
-from shared.messages import Message, Role, Status
+from shared.messages import Message, Role, Status, escape_markdown
 from shared.room import Room
 from tests.fakes import fast_settings, wait_for_workers_to_end, wait_until
 
@@ -99,6 +100,59 @@ def test_someone_elses_words_cannot_restyle_the_reply(assistant):
     assert "Alice, you said `'code' and **bold**`." in text
 
 
+# Nicknames the rules allow that Markdown would turn into a heading, a list, a quote, emphasis, code,
+# HTML or math if they went into the reply as they are.
+MARKUP_NICKNAMES = (
+    "# Huge",
+    "- Item",
+    "1. First",
+    "> Quote",
+    "**Bold**",
+    "_Em_",
+    "`Code`",
+    "<b>Bob</b>",
+    "$x$",
+)
+
+
+def assert_every_nickname_is_escaped(text: str) -> None:
+    rest = text
+    for nickname in MARKUP_NICKNAMES:
+        assert escape_markdown(nickname) in text
+        rest = rest.replace(escape_markdown(nickname), "")
+    assert [n for n in MARKUP_NICKNAMES if n in rest] == [], "went into the Markdown as they are"
+    # No line of the reply starts a heading, a list, a quote or a numbered list.
+    assert not [line for line in text.splitlines() if re.match(r"\s*(#|>|[-*+]\s|\d+\.\s)", line)], text
+
+
+def test_nicknames_go_into_the_reply_as_text_never_as_markdown(assistant):
+    earlier = said(2, MARKUP_NICKNAMES[-1], "before you spoke")
+    messages = [said(3 + n, nickname, "who is here?") for n, nickname in enumerate(MARKUP_NICKNAMES[:-1])]
+
+    text = assistant.compose(
+        Turn(
+            room="lobby",
+            messages=tuple(messages),
+            history=(),
+            present=MARKUP_NICKNAMES,
+            now=TUESDAY_AFTERNOON,
+            context=(earlier,),
+        )
+    )
+
+    assert f"{escape_markdown('# Huge')}, you said `who is here?`." in text.splitlines()
+    assert_every_nickname_is_escaped(text)
+
+
+def test_a_catch_up_shows_nicknames_as_text_never_as_markdown(assistant):
+    missed = [said(3 + n, nickname, "hello") for n, nickname in enumerate(MARKUP_NICKNAMES)]
+
+    summary = assistant.summarize(missed[:-1], for_nickname=MARKUP_NICKNAMES[-1])
+    assert "- " + escape_markdown(MARKUP_NICKNAMES[-2]) + ": `hello`" in summary.splitlines()
+    assert_every_nickname_is_escaped(summary.replace("\n- ", "\n"))  # its own list of the last lines
+    assert assistant.summarize([], for_nickname="# Huge") == "Nothing was said while you were away, \\# Huge."
+
+
 def test_long_message_is_quoted_shortened(assistant):
     words = " ".join(f"w{i}" for i in range(30))
 
@@ -165,5 +219,5 @@ def test_every_assistant_implements_the_whole_seam(implementation):
     cls = getattr(importlib.import_module(module), name)
     seam = [n for n, v in vars(Assistant).items() if callable(v) and not n.startswith("_")]
 
-    assert "usage" in seam
+    assert {"open_conversation", "reply", "close_conversation", "summarize"} <= set(seam)
     assert [n for n in seam if not callable(getattr(cls, n, None))] == []

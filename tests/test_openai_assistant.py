@@ -16,6 +16,7 @@ import openai
 import pytest
 
 from shared.assistant.openai import OpenAIAssistant
+from shared.catch_up import CatchUps
 from shared.config import Settings
 from shared.hub import Hub
 from shared.messages import Message, ReplyPolicy, Role, Status
@@ -206,7 +207,7 @@ def test_what_was_said_without_asking_goes_with_the_next_question(open_room, ser
     assert 'Answer "Alice", addressing each by nickname.' in request["instructions"]
 
 
-def test_usage_is_counted_per_conversation(open_room, server):
+def test_usage_is_counted_in_the_room(open_room, server):
     room = open_room("Alice")
     say(room, "Alice", "one")
     server.script(Say("Two it is."))
@@ -217,20 +218,20 @@ def test_usage_is_counted_per_conversation(open_room, server):
     sent = [r["usage"] for r in server.finished if r["conversation"] == {"id": conversation}]
     assert len(sent) == 2
     counted = {key: sum(u[key] for u in sent) for key in ("input_tokens", "output_tokens", "total_tokens")}
-    assert room.assistant.usage(conversation) == counted
     assert room.token_usage() == counted
+    assert room.tokens_today() == counted["total_tokens"]
 
 
-def test_a_conversations_token_count_is_dropped_when_it_closes(open_room, server):
+def test_a_catch_up_summary_counts_in_the_room(open_room, server):
     room = open_room("Alice")
     say(room, "Alice", "one")
-    conversation = conversation_of(server, "lobby")
-    assert room.assistant.usage(conversation)["total_tokens"] > 0
+    before = room.token_usage()["total_tokens"]
 
-    room.close()
-
-    assert room.assistant.usage(conversation) == {}
-    assert room.token_usage() == {}
+    job = CatchUps().start(room, person("Alice"), "Alice", 0)
+    assert job.done.wait(5) and not job.error
+    summary = server.finished[-1]["usage"]["total_tokens"]
+    wait_until(lambda: room.token_usage()["total_tokens"] == before + summary, "the summary's tokens")
+    assert room.tokens_today() == before + summary
 
 
 # --- tools ----------------------------------------------------------------------------------------

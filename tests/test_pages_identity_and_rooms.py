@@ -48,7 +48,7 @@ def test_the_rooms_page_opens_a_private_room_that_it_never_lists():
 def test_the_room_page_shows_the_days_tokens_against_the_budget(monkeypatch):
     monkeypatch.setenv("DAILY_TOKEN_BUDGET", "5000")
     alice = join("Alice")
-    get_room().record_usage(1234)
+    get_room().record_usage({"total_tokens": 1234})
     alice.switch_page("pages/room.py").run()
     metrics = {m.label: m.value for m in alice.get("metric")}
     assert metrics["Tokens today"] == "1,234 of 5,000"

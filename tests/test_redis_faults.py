@@ -7,13 +7,14 @@ store's retry policy (`shared/store/redis.py`) must make sure it takes effect on
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 
 import pytest
 
 from shared.hub import Hub
 from shared.messages import Role, Status
-from shared.store.redis import RedisStore
+from shared.store.redis import LEASE_SECONDS, RedisStore
 from tests.fakes import Gate, ScriptedAssistant, fast_settings, wait_for_workers_to_end, wait_until
 from tests.tcp_proxy import TcpProxy
 
@@ -34,10 +35,11 @@ def hub_through(assistant, shared_redis) -> Iterator[Callable[[TcpProxy], Hub]]:
     """A hub (an app process) whose Redis connection goes through the proxy, on a fresh database."""
     hubs: list[Hub] = []
 
-    def make(proxy: TcpProxy) -> Hub:
+    def make(proxy: TcpProxy, **settings) -> Hub:
         db_url = shared_redis.fresh_url()  # empties database 1
         url = proxy.url(int(db_url.rsplit("/", 1)[1]))
-        hub = Hub(fast_settings(redis_url=url), lambda _s: assistant, reap_every=0.05, store=RedisStore(url))
+        settings = fast_settings(redis_url=url, **settings)
+        hub = Hub(settings, lambda _s: assistant, reap_every=0.05, store=RedisStore(url))
         hubs.append(hub)
         return hub
 
@@ -93,3 +95,32 @@ def test_a_file_whose_script_reply_is_lost_is_kept_once(proxy, hub_through):
     assert proxy.cuts == 1
     assert room.attachments.size == 1600, "each file's bytes counted once"
     assert room.attachments.get("file-1") == b"x" * 1000
+
+
+def test_redis_hung_longer_than_the_lease_mid_reply_cuts_the_reply_short_and_the_next_is_answered(
+    proxy, hub_through, assistant
+):
+    hub = hub_through(proxy, heartbeat_timeout_seconds=30)  # people outlast the outage, as by default
+    room, alice = hub.join("lobby", "id-alice", "Alice", "tab-a")
+    gate = Gate()
+    assistant.will_reply("Once upon", gate, " a time")
+    room.post(alice.id, "A story, please")
+    gate.wait_reached()
+    wait_until(lambda: any(m.text == "Once upon" for m in room.view().messages), "the first words")
+    proxy.black_hole()
+    gate.open()  # the worker tries to write the rest while nothing gets through
+    time.sleep(LEASE_SECONDS + 1)  # the fault itself: longer than the worker's lease
+    proxy.restore()
+    wait_until(lambda: not room.busy, "the cut-short turn to end", timeout=30)
+
+    [reply] = [m for m in room.view().messages if m.role is Role.ASSISTANT]
+    if reply.status is Status.COMPLETE:  # the worker's writes got through when the network came back
+        assert reply.text == "Once upon a time", f"{reply.text!r} was cut short but marked complete"
+    else:
+        assert reply.status is Status.ERROR
+    started = time.monotonic()
+    room.post(alice.id, "Still there?")
+    wait_until(lambda: len(assistant.turns) == 2 and not room.busy, "the next turn", timeout=30)
+    print(f"\nthe next message was answered {time.monotonic() - started:.2f} s after it was sent")
+    carried = ["A story, please", "Still there?"] if reply.status is Status.ERROR else ["Still there?"]
+    assert assistant.texts_of_turns()[1] == carried

@@ -36,6 +36,9 @@ class Turn:
     # The bytes of the files attached to `messages` and `context`, by attachment id (those the room still
     # keeps); the messages themselves carry only what each file is.
     files: Mapping[str, bytes] = field(default_factory=dict, compare=False, repr=False)
+    # Tokens the model reported for this turn, added up by the assistant as its responses end (also
+    # for a reply that broke off: it was paid for). The worker records them in the room's state.
+    usage: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def addressees(self) -> tuple[str, ...]:
@@ -56,12 +59,23 @@ class Assistant(Protocol):
     def close_conversation(self, conversation: str) -> None:
         """Forget the conversation (its token counts too); must not raise for one that is already gone."""
 
-    def usage(self, conversation: str) -> dict[str, int]:
-        """Tokens the model used in this open conversation so far (e.g. `total_tokens`); {} if not counted."""
-
-    def summarize(self, messages: Sequence[Message], for_nickname: str) -> str:
+    def summarize(
+        self, messages: Sequence[Message], for_nickname: str, usage: dict[str, int] | None = None
+    ) -> str:
         """A short summary of `messages` for one person who missed them, made apart from any conversation
-        (nothing is stored with the room's); raise AssistantError if that fails."""
+        (nothing is stored with the room's); the tokens it cost are added to `usage`; raise AssistantError
+        if that fails."""
+
+
+USAGE_KEYS = ("input_tokens", "output_tokens", "total_tokens")
+
+
+def add_usage(totals: dict[str, int], reported: object) -> None:
+    """Add the token counts a response reported (its `usage`, or None) to `totals`."""
+    if reported is None:
+        return
+    for key in USAGE_KEYS:
+        totals[key] = totals.get(key, 0) + (getattr(reported, key, 0) or 0)
 
 
 def make_assistant(settings: Settings) -> Assistant:

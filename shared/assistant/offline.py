@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from shared.assistant import Turn
 from shared.attachments import kind_and_size
-from shared.messages import Attachment, Message, Role, nothing_missed, said
+from shared.messages import Attachment, Message, Role, escape_markdown, nothing_missed, said
 from shared.tools import spoken_time
 
 if TYPE_CHECKING:
@@ -67,43 +67,44 @@ class OfflineAssistant:
     def close_conversation(self, conversation: str) -> None:
         pass
 
-    def usage(self, conversation: str) -> dict[str, int]:
-        return {}  # no model, no tokens
-
     def compose(self, turn: Turn) -> str:
         """The whole reply to a turn."""
-        people = turn.addressees or ("everyone",)
+        # The reply is Markdown and a nickname may hold Markdown ("# Huge"): every name goes in escaped.
+        people = [escape_markdown(n) for n in turn.addressees] or ["everyone"]
         lines = [f"Hi {join_names(people)}! 🐾"]
         if turn.context:
-            heard = "; ".join(f"{m.author} said {_quote(m.text)}" for m in turn.context)
+            heard = "; ".join(f"{escape_markdown(m.author)} said {_quote(m.text)}" for m in turn.context)
             lines.append(f"Since I last spoke: {heard}.")
         for message in turn.messages:
             if message.role is Role.USER and message.text:
-                lines.append(f"{message.author}, you said {_quote(message.text)}.")
+                lines.append(f"{escape_markdown(message.author)}, you said {_quote(message.text)}.")
             if message.attachments:
                 received = "; ".join(_describe(a, a.id in turn.files) for a in message.attachments)
-                lines.append(f"{message.author}, you sent {received}.")
+                lines.append(f"{escape_markdown(message.author)}, you sent {received}.")
         asked = " ".join(m.text for m in turn.messages)
         if _ASKS_TIME.search(asked):
             lines.append(f"It is {spoken_time(turn)}.")
         if _ASKS_WHO.search(asked):
-            lines.append(f"In the room right now: {join_names(turn.present) or 'nobody'}.")
+            present = [escape_markdown(n) for n in turn.present]
+            lines.append(f"In the room right now: {join_names(present) or 'nobody'}.")
         if not any(m.role is Role.ASSISTANT for m in turn.history):
             lines.append(OFFLINE_NOTICE)
         return "\n\n".join(lines)
 
-    def summarize(self, messages: Sequence[Message], for_nickname: str) -> str:
-        """Who said how many messages, and the last few lines: no model needed."""
+    def summarize(
+        self, messages: Sequence[Message], for_nickname: str, usage: dict[str, int] | None = None
+    ) -> str:
+        """Who said how many messages, and the last few lines: no model needed, no tokens."""
         spoken = said(messages)
         if not spoken:
-            return nothing_missed(for_nickname)
-        counts = Counter(m.author for m in spoken)
+            return nothing_missed(escape_markdown(for_nickname))
+        counts = Counter(escape_markdown(m.author) for m in spoken)
         who = join_names([f"{name} {n} message{'s' if n != 1 else ''}" for name, n in counts.most_common()])
         last = "\n".join(
-            f"- {m.author}: {_quote(m.text) if m.text else f'{len(m.attachments)} file(s)'}"
+            f"- {escape_markdown(m.author)}: {_quote(m.text) if m.text else f'{len(m.attachments)} file(s)'}"
             for m in spoken[-CATCH_UP_LINES:]
         )
-        return f"While you were away, {for_nickname}: {who}. The last few lines:\n\n{last}"
+        return f"While you were away, {escape_markdown(for_nickname)}: {who}. The last few lines:\n\n{last}"
 
     def reply(self, conversation: str, turn: Turn) -> Iterator[str]:
         # Split keeping the whitespace, so the pieces join back to exactly the composed text.

@@ -43,7 +43,7 @@ from urllib.parse import urlsplit
 
 import openai
 
-from shared.assistant import Turn
+from shared.assistant import Turn, add_usage
 from shared.attachments import kind_and_size
 from shared.errors import AssistantError, ConversationLost
 from shared.messages import Message, Role, nothing_missed, said
@@ -79,7 +79,6 @@ RETRIES = {
 }
 LOCKED_RETRY_DELAYS = (0.5, 1.0, 2.0)  # seconds to wait before each retry of a busy conversation
 RECENT_ITEMS = 100  # items read back to see which owed tool outputs a conversation already has
-USAGE_KEYS = ("input_tokens", "output_tokens", "total_tokens")
 MAX_ROUNDS = 5  # model responses per turn: the first, then one per round of tool calls it asks for
 MAX_NAMES = 50  # nicknames listed in the instructions
 # Passed explicitly when OPENAI_BASE_URL is unset: the SDK would otherwise read OPENAI_BASE_URL from the
@@ -219,8 +218,6 @@ class OpenAIAssistant:
 
     def __init__(self, settings: Settings, *, locked_retry_delays: Sequence[float] = LOCKED_RETRY_DELAYS):
         self.name = settings.assistant_name
-        # Open conversation -> tokens used by its responses; an entry lives from open to close.
-        self._usage: dict[str, dict[str, int]] = {}
         self._settings = settings
         self._local = settings.conversation_mode == "local"
         self._locked_retry_delays = tuple(locked_retry_delays)
@@ -234,7 +231,7 @@ class OpenAIAssistant:
         self._host = _host(str(self._client.base_url))
         self._compatible = self._host != "api.openai.com"
         self._local_ids = itertools.count(1)
-        self._lock = threading.Lock()  # guards the token counts and the undelivered tool outputs
+        self._lock = threading.Lock()  # guards the undelivered tool outputs
 
     @property
     def label(self) -> str:
@@ -244,10 +241,7 @@ class OpenAIAssistant:
     # --- conversations ---------------------------------------------------------------------------
 
     def open_conversation(self, room: str) -> str:
-        conversation = self._open(room)
-        with self._lock:
-            self._usage[conversation] = dict.fromkeys(USAGE_KEYS, 0)
-        return conversation
+        return self._open(room)
 
     def _open(self, room: str) -> str:
         if self._local:
@@ -267,7 +261,6 @@ class OpenAIAssistant:
 
     def close_conversation(self, conversation: str) -> None:
         with self._lock:
-            self._usage.pop(conversation, None)
             self._unsettled.pop(conversation, None)
         if self._local:
             return
@@ -377,11 +370,11 @@ class OpenAIAssistant:
                 elif event.type == "response.completed":
                     final = event.response
                 elif event.type == "response.failed":
-                    self._count_usage(conversation, event.response)
+                    add_usage(turn.usage, event.response.usage)
                     error = event.response.error
                     raise self._broke_off(f"{error.code}: {error.message}" if error else "", progress)
                 elif event.type == "response.incomplete":
-                    self._count_usage(conversation, event.response)
+                    add_usage(turn.usage, event.response.usage)
                     details = event.response.incomplete_details
                     reason = details.reason if details and details.reason else "no reason given"
                     raise AssistantError(f"The reply was cut short ({reason}).", delivered=progress.delivered)
@@ -390,7 +383,7 @@ class OpenAIAssistant:
                 f"The connection to {self._host} closed before the reply was finished.",
                 delivered=progress.delivered,
             )
-        self._count_usage(conversation, final)
+        add_usage(turn.usage, final.usage)
         return output or [item for item in map(_replayable, final.output) if item is not None]
 
     def _create(
@@ -451,7 +444,9 @@ class OpenAIAssistant:
             self._unsettled.pop(conversation, None)  # from here on `progress.owed` carries them
         return [item for item in owed if item["call_id"] not in answered]
 
-    def summarize(self, messages: Sequence[Message], for_nickname: str) -> str:
+    def summarize(
+        self, messages: Sequence[Message], for_nickname: str, usage: dict[str, int] | None = None
+    ) -> str:
         """One stateless request (no conversation, nothing stored): the room's conversation never sees it."""
         spoken = said(messages)
         if not spoken:
@@ -466,21 +461,9 @@ class OpenAIAssistant:
             )
         except openai.OpenAIError as error:
             raise self._explain(error, delivered=False) from error
+        if usage is not None:
+            add_usage(usage, response.usage)
         return response.output_text.strip() or "The assistant had nothing to say about it."
-
-    def usage(self, conversation: str) -> dict[str, int]:
-        with self._lock:
-            return dict(self._usage.get(conversation, {}))
-
-    def _count_usage(self, conversation: str, response: Any) -> None:
-        usage = getattr(response, "usage", None)
-        with self._lock:
-            # A reply that ends after its room closed finds no entry: closing dropped it for good.
-            totals = self._usage.get(conversation)
-            if usage is None or totals is None:
-                return
-            for key in totals:
-                totals[key] += getattr(usage, key, 0) or 0
 
     # --- errors, in words for people ---------------------------------------------------------------
 

@@ -215,9 +215,9 @@ class RoomCore:
             return len(self._sessions)
 
     def token_usage(self) -> dict[str, int]:
-        """Tokens the model has used for this room's conversation, as its assistant counted them."""
-        conversation = self.conversation()
-        return self.assistant.usage(conversation) if conversation else {}
+        """Tokens the model has used for this room since it opened (turns and catch-ups), on any process."""
+        with self._record.lock:
+            return dict(self._record.state.usage)
 
     def conversation(self) -> str | None:
         with self._record.lock:

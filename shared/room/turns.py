@@ -298,9 +298,11 @@ class Turns(RoomCore):
     def _today(self) -> str:
         return self._now().astimezone(UTC).date().isoformat()
 
-    def record_usage(self, tokens: int) -> None:
-        """Count tokens the assistant reports for a turn against today's (UTC) budget."""
+    def record_usage(self, usage: dict[str, int]) -> None:
+        """Count the tokens a turn or a catch-up used: in the room's totals and against today's (UTC)
+        budget. Kept in the store, so every process counts every turn, whichever wrote it."""
         today = self._today()
+        tokens = usage.get("total_tokens", 0)
         if tokens <= 0:
             return
 
@@ -308,7 +310,9 @@ class Turns(RoomCore):
             state = change.state
             if state.usage_day != today:
                 state.usage_day, state.tokens_on_day = today, 0
-            state.tokens_on_day += max(0, tokens)
+            state.tokens_on_day += tokens
+            for key, value in usage.items():
+                state.usage[key] = state.usage.get(key, 0) + value
             return state.tokens_on_day
 
         with contextlib.suppress(RoomClosed, StoreUnavailable):

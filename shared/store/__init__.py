@@ -85,6 +85,7 @@ class RoomState:
     invite_secret: str | None = None  # a private room's: listed nowhere, entered only with it
     usage_day: str | None = None  # the UTC day (ISO) `tokens_on_day` counts, for DAILY_TOKEN_BUDGET
     tokens_on_day: int = 0
+    usage: dict[str, int] = field(default_factory=dict)  # tokens the model used for the room, by kind
     # The ids of the last changes committed (Redis): a change whose EXEC committed but whose reply was
     # lost finds its id here when it runs again, and is not made twice.
     recent_changes: list[str] = field(default_factory=list)
