@@ -114,6 +114,15 @@ class RedisServer:
         """A crash: SIGKILL, nothing flushed beyond what `appendfsync always` already wrote."""
         self._end(signal.SIGKILL)
 
+    def pause(self) -> None:
+        """A hung server (SIGSTOP): connections stay open and nothing answers until `resume`."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGCONT)
+
     def restart(self) -> None:
         """Stop and start again on the same port and folder: the same address, the same data."""
         self.stop()

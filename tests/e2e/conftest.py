@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import signal
 import subprocess
 import sys
 import time
@@ -120,6 +121,13 @@ class AppServer:
         if self.process.poll() is None:
             self.process.kill()
             self.process.wait(10)
+
+    def pause(self) -> None:
+        """A hung process (SIGSTOP): its pages and its worker stand still until `resume`."""
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        self.process.send_signal(signal.SIGCONT)
 
     def restart(self) -> None:
         """A graceful restart on the same port, as a deploy does."""

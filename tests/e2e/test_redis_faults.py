@@ -1,0 +1,159 @@
+"""Rooms on Redis under faults, with real processes, Debian's redis-server and Chromium pages.
+
+Each case makes a part fail (an app process killed or hung, Redis hung, a connection cut right after a
+command went out) and ends with the same checks on every page of every surviving process:
+- each message of the room, as Redis holds it, is shown exactly once, in the room's order;
+- no reply is marked complete that was cut short;
+- the next message is answered and shown within `NEXT_REPLY_SECONDS`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+
+import pytest
+
+from tests.e2e.conftest import ARTIFACTS, DEADLINE_SECONDS, lease_holder, wait_until
+from tests.e2e.test_redis import OFFLINE_REPLY_END, finished_reply, no_tracebacks, shown
+from tests.e2e.test_two_people import bubble_texts, join, main_text, reply_text, send, sidebar_text, turn_over
+
+pytestmark = pytest.mark.e2e
+
+NEXT_REPLY_SECONDS = 15
+
+
+def room_in_redis(redis_server, room: str = "lobby") -> list[dict]:
+    """The room's messages as Redis holds them, oldest first."""
+    raw = redis_server.client().hgetall(f"chat:room:{room}:msgs")
+    return sorted((json.loads(value) for value in raw.values()), key=lambda m: m["id"])
+
+
+def plain(text: str) -> str:
+    """Text as a page shows it, for comparing: no Markdown marks, one space between words."""
+    return " ".join(re.sub(r"[`*_\\]", "", text).split())
+
+
+def page_shows_the_room(page, messages: list[dict]) -> str | None:
+    """None if the page shows each said message of the room exactly once and in order, else what differs."""
+    said = [m for m in messages if m["role"] in ("user", "assistant") and m["status"] != "streaming"]
+    bubbles = [plain(b) for b in bubble_texts(page) if "writing…" not in b]
+    if len(bubbles) != len(said):
+        return (
+            f"{len(bubbles)} bubbles for {len(said)} messages: {bubbles} vs {[m['text'][:40] for m in said]}"
+        )
+    for bubble, message in zip(bubbles, said, strict=True):
+        if plain(message["text"])[:60] not in bubble:
+            return f"message {message['id']} ({message['text'][:40]!r}) is not where the page shows {bubble[:80]!r}"
+    return None
+
+
+def every_page_shows_the_room(redis_server, pages: dict[str, object]) -> None:
+    """Each page shows exactly the room in Redis (waiting for a turn under way to end first)."""
+    for name, page in pages.items():
+        wait_until(lambda page=page: turn_over(page), DEADLINE_SECONDS, f"{name}: the turn to be over")
+
+    def all_match() -> bool:
+        messages = room_in_redis(redis_server)
+        return all(page_shows_the_room(page, messages) is None for page in pages.values())
+
+    try:
+        wait_until(all_match, DEADLINE_SECONDS, "every page to show the room as Redis holds it")
+    except AssertionError:
+        messages = room_in_redis(redis_server)
+        for name, page in pages.items():
+            page.screenshot(path=str(ARTIFACTS / f"fault-{name}.png"), full_page=True)
+        problems = {name: page_shows_the_room(page, messages) for name, page in pages.items()}
+        raise AssertionError(f"pages differ from the room in Redis: {problems}") from None
+
+
+def no_complete_reply_was_cut_short(redis_server) -> None:
+    """An offline reply that is complete ends its last line with a full stop; a cut one is marked so."""
+    for message in room_in_redis(redis_server):
+        if message["role"] == "assistant" and message["status"] == "complete":
+            assert message["text"].rstrip().endswith("."), f"complete but cut short: {message['text']!r}"
+
+
+def the_next_message_is_answered(page, nickname: str, text: str) -> None:
+    """`text` sent from `page` is answered there within NEXT_REPLY_SECONDS (after any turn under way), and
+    the answer is then written to its end."""
+    wait_until(lambda: turn_over(page), DEADLINE_SECONDS, f"{nickname}: the room to be free")
+    sent = time.monotonic()
+    send(page, text)
+    answer = f"{nickname}, you said {text}"
+    wait_until(lambda: answer in reply_text(page), NEXT_REPLY_SECONDS, f"the answer to {nickname}'s {text!r}")
+    print(f"\n{nickname}'s message answered on their page after {time.monotonic() - sent:.2f} s")
+    wait_until(lambda: finished_reply(page, answer), DEADLINE_SECONDS, "the answer to be written to its end")
+
+
+def two_people_on_two_processes(redis_apps, new_page, **env: str):
+    a, b = redis_apps(2, WORD_DELAY_MS="20", **env)
+    alice, bob = new_page(), new_page()
+    join(alice, a.url, "Alice")
+    join(bob, b.url, "Bob")
+    wait_until(lambda: "Alice" in sidebar_text(bob), DEADLINE_SECONDS, "Bob to see Alice")
+    send(alice, "Hello from A")
+    for page in (alice, bob):
+        wait_until(lambda page=page: finished_reply(page, OFFLINE_REPLY_END), DEADLINE_SECONDS, "the reply")
+    return a, b, alice, bob
+
+
+def test_a_process_killed_and_the_survivors_pages_show_every_reply(redis_apps, redis_server, new_page):
+    a, b, alice, bob = two_people_on_two_processes(
+        redis_apps, new_page, HEARTBEAT_TIMEOUT_SECONDS="6", LEAVE_GRACE_SECONDS="1"
+    )
+    a.kill()
+    the_next_message_is_answered(bob, "Bob", "Are you still there?")
+    wait_until(
+        lambda: "Alice left." in main_text(bob), DEADLINE_SECONDS, "Alice, whose process died, to leave"
+    )
+    the_next_message_is_answered(bob, "Bob", "And now?")
+    every_page_shows_the_room(redis_server, {"bob": bob})
+    no_complete_reply_was_cut_short(redis_server)
+    no_tracebacks(b)
+
+
+def test_redis_hung_for_six_seconds_mid_reply_and_every_page_shows_every_reply(
+    redis_apps, redis_server, new_page
+):
+    a, b = redis_apps(2, WORD_DELAY_MS="300")  # slow words: Redis hangs while the reply is written
+    alice, bob = new_page(), new_page()
+    join(alice, a.url, "Alice")
+    join(bob, b.url, "Bob")
+    send(alice, "Hello from A")
+    wait_until(lambda: "writing…" in reply_text(bob), DEADLINE_SECONDS, "Bob to see the reply start")
+    redis_server.pause()
+    time.sleep(6)  # the fault itself: Redis answers nothing for longer than a worker's lease
+    redis_server.resume()
+    wait_until(lambda: turn_over(bob), DEADLINE_SECONDS, "the reply under way to end or be cut short")
+    the_next_message_is_answered(bob, "Bob", "Back after the pause?")
+    wait_until(lambda: shown(alice, "Back after the pause?"), DEADLINE_SECONDS, "Alice to see Bob's message")
+    the_next_message_is_answered(alice, "Alice", "Me too?")
+    every_page_shows_the_room(redis_server, {"alice": alice, "bob": bob})
+    no_complete_reply_was_cut_short(redis_server)
+    no_tracebacks(a, b)
+
+
+def test_the_lease_holder_killed_mid_reply_and_the_survivors_pages_show_every_reply(
+    redis_apps, redis_server, new_page
+):
+    a, b = redis_apps(2, WORD_DELAY_MS="300")  # slow words: the reply is still being written at the kill
+    alice, bob = new_page(), new_page()
+    join(alice, a.url, "Alice")
+    join(bob, b.url, "Bob")
+    send(alice, "Take your time with this one")
+    wait_until(lambda: "writing…" in reply_text(bob), DEADLINE_SECONDS, "Bob to see the reply start")
+    holder = lease_holder(redis_server, [a, b])
+    survivor, page, nickname = (b, bob, "Bob") if holder is a else (a, alice, "Alice")
+    holder.kill()
+    send(page, "Are you still there?")
+    wait_until(
+        lambda: turn_over(page) and "you said Are you still there?" in reply_text(page),
+        DEADLINE_SECONDS,
+        "the next turn to be answered",
+    )
+    the_next_message_is_answered(page, nickname, "And now?")
+    every_page_shows_the_room(redis_server, {nickname: page})
+    no_complete_reply_was_cut_short(redis_server)
+    no_tracebacks(survivor)
