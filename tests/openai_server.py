@@ -9,6 +9,7 @@ import contextlib
 import itertools
 import json
 import re
+import select
 import socket
 import threading
 import time
@@ -95,7 +96,7 @@ class OpenAIServer:
         self.requests: list[Request] = []
         self.conversations: dict[str, dict[str, Any]] = {}  # id -> {"metadata": .., "items": [..]}
         self.finished: list[dict[str, Any]] = []  # every response object that completed, usage included
-        self.delta_delay = 0.0  # seconds between streamed text pieces
+        self.delta_delay = 0.0  # seconds between streamed text pieces (the first comes at once)
         # Answer 400 to a response whose input holds pictures or files, as local servers without vision do.
         self.refuse_files = False
         self._responses_script: deque[Any] = deque()
@@ -457,6 +458,16 @@ class _EventStream:
         exchange.send_header("Transfer-Encoding", "chunked")
         exchange.end_headers()
 
+    def _wait(self, seconds: float) -> None:
+        """Wait between pieces; a client that hung up meanwhile ends the response, as a model's server
+        stops generating for a closed connection (and the conversation is free again)."""
+        until = time.monotonic() + seconds
+        sock = self._exchange.connection
+        while time.monotonic() < until and not self._stopping.is_set():
+            readable, _, _ = select.select([sock], [], [], min(0.05, max(0.0, until - time.monotonic())))
+            if readable and not sock.recv(1, socket.MSG_PEEK):
+                raise ConnectionResetError("the client hung up")
+
     def send(self, kind: str, **payload: Any) -> None:
         data = json.dumps({"type": kind, **payload, "sequence_number": next(self._numbers)})
         self._exchange.chunk(f"event: {kind}\ndata: {data}\n\n".encode())
@@ -475,8 +486,8 @@ class _EventStream:
         for number, piece in enumerate(re.findall(r"\s*\S+", text)):
             if breaking is not None and number == breaking.after:
                 return False
-            if self._delay:
-                self._stopping.wait(self._delay)
+            if self._delay and number:  # the first words at once, as a model's first token
+                self._wait(self._delay)
             self.send("response.output_text.delta", **ids, content_index=0, delta=piece, logprobs=[])
         self.send("response.output_text.done", **ids, content_index=0, text=text, logprobs=[])
         self.send("response.content_part.done", **ids, content_index=0, part={**part, "text": text})

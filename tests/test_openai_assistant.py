@@ -759,3 +759,24 @@ def test_an_empty_base_url_in_the_environment_still_reaches_openai(monkeypatch):
 
     assert str(assistant._client.base_url) == "https://api.openai.com/v1/"
     assert assistant.label == "OpenAI · gpt-6.1-terra"
+
+
+def test_stop_closes_a_silent_stream_at_once_and_the_next_turn_starts(server):
+    settings = settings_for(server, request_timeout_seconds=30.0)
+    room = Room("lobby", settings, make_assistant(settings), now=lambda: NOW)
+    try:
+        room.join(person("Alice"), "Alice", "tab-Alice")
+        server.delta_delay = 20.0  # the first words, then a silence far longer than the test waits
+        room.post(person("Alice"), "tell me a long story")
+        wait_until(lambda: messages(room, Role.ASSISTANT), "the first words")
+
+        room.stop_reply(person("Alice"))
+        server.delta_delay = 0.0
+        room.post(person("Alice"), "again")
+        # The worker was waiting on the silent stream: Stop closed it, so the next turn goes out now.
+        wait_until(lambda: len(server.response_requests()) == 2, "the next turn's request", timeout=2)
+        wait_until(lambda: not room.busy, "the next reply")
+        assert messages(room, Role.ASSISTANT)[-1].text == "Hello Alice! You said: again"
+        assert messages(room, Role.ASSISTANT)[0].status is Status.STOPPED
+    finally:
+        room.close()

@@ -5,8 +5,10 @@ Two implementations: `offline.OfflineAssistant` (no key needed) and `openai.Open
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
@@ -15,6 +17,42 @@ from shared.messages import Message, Role
 
 if TYPE_CHECKING:
     from shared.config import Settings
+
+log = logging.getLogger(__name__)
+
+
+class StopSignal(threading.Event):
+    """Set when a turn must end (Stop, or its worker lost the room); what waits on something else, like a
+    model's stream, registers how to be woken (`calling`), so the turn ends at once, not at the next event."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._wakers: list[Callable[[], None]] = []
+        self._wakers_lock = threading.Lock()
+
+    def set(self) -> None:
+        super().set()
+        with self._wakers_lock:
+            wakers, self._wakers = self._wakers, []
+        for wake in wakers:
+            try:
+                wake()
+            except Exception:
+                log.exception("waking a stopped turn failed")
+
+    @contextlib.contextmanager
+    def calling(self, wake: Callable[[], None]) -> Iterator[None]:
+        """Call `wake` if the signal is set while the block runs (at once if it already is)."""
+        with self._wakers_lock:
+            self._wakers.append(wake)
+        if self.is_set():
+            self.set()
+        try:
+            yield
+        finally:
+            with self._wakers_lock:
+                if wake in self._wakers:
+                    self._wakers.remove(wake)
 
 
 @dataclass(frozen=True)
@@ -32,7 +70,7 @@ class Turn:
     number: int = 0  # which of the room's turns this is
     # Set when someone presses Stop: the room has already ended the turn; the assistant should give up
     # as soon as it can (between events, tool rounds and retries) instead of finishing unseen work.
-    stop: threading.Event = field(default_factory=threading.Event, compare=False, repr=False)
+    stop: StopSignal = field(default_factory=StopSignal, compare=False, repr=False)
     # The bytes of the files attached to `messages` and `context`, by attachment id (those the room still
     # keeps); the messages themselves carry only what each file is.
     files: Mapping[str, bytes] = field(default_factory=dict, compare=False, repr=False)

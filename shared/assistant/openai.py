@@ -31,10 +31,12 @@ and the reply starts with one sentence saying so.
 from __future__ import annotations
 
 import base64
+import contextlib
 import enum
 import itertools
 import json
 import logging
+import socket
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -213,6 +215,19 @@ class _Progress:
     owed: dict[str, dict[str, Any]] = field(default_factory=dict)  # call id -> output not yet delivered
 
 
+def _hang_up(response: Any) -> None:
+    """Cut a streamed response's connection from another thread, so the thread reading it stops at once.
+
+    Closing the response alone does not wake a read that waits on a silent server; shutting the socket
+    down does. httpx exposes the connection as the documented `network_stream` response extension.
+    """
+    network = response.extensions.get("network_stream")
+    sock = network.get_extra_info("socket") if network is not None else None
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
+
+
 class OpenAIAssistant:
     """The `Assistant` seam over the official `openai` SDK; one instance serves every room (thread-safe)."""
 
@@ -345,8 +360,11 @@ class OpenAIAssistant:
         output: list[dict[str, Any]] = []
         final = None
         started = wrote_text = False
-        with self._create(conversation, instructions, items, turn.stop) as stream:
-            for event in stream:
+        with (
+            self._create(conversation, instructions, items, turn.stop) as stream,
+            turn.stop.calling(lambda: _hang_up(stream.response)),
+        ):
+            for event in self._events(stream, turn):
                 if turn.stop.is_set():
                     return output
                 if event.type == "error":  # the flat shape; the nested one is raised by the SDK
@@ -385,6 +403,15 @@ class OpenAIAssistant:
             )
         add_usage(turn.usage, final.usage)
         return output or [item for item in map(_replayable, final.output) if item is not None]
+
+    @staticmethod
+    def _events(stream: Any, turn: Turn) -> Iterator[Any]:
+        """The stream's events; a stream closed because the turn was stopped just ends."""
+        try:
+            yield from stream
+        except Exception:  # whatever closing the connection under the reader raised
+            if not turn.stop.is_set():
+                raise
 
     def _create(
         self, conversation: str, instructions: str, items: list[dict[str, Any]], stop: threading.Event
