@@ -205,6 +205,7 @@ class Hub:
                 self._forget(room)
                 self._in_background(room.leave_process, f"leaving-{room.name}")
                 continue
+            room.flush_seen()
             room.reap()
             if room.close_if_idle_and_empty():
                 self._forget(room)

@@ -43,7 +43,6 @@ WAIT_SLICE_SECONDS = 0.25
 REDRAW_SECONDS = 0.1
 PAGES_PER_REDRAW_STEP = 25
 CATCH_UP_WORDS = 20  # a streamed reply this far behind the assistant is shown without pacing
-SEEN_EVERY_SECONDS = 1.0  # how often a page tells the room how far it has shown it ("Catch me up")
 PAGE_OF_MESSAGES = 50  # how many of the latest messages a page shows before "Show earlier messages"
 # Pages follow the room until their person acts or the tab closes; the AppTest suite sets a bound so that
 # a run ends and its page can be read.
@@ -167,8 +166,6 @@ class LivePage:
         self.problem_shown: str | None = None
         self.session = session_id()
         self.seen = 0  # the newest message this page told the room it showed
-        self.seen_due = 0  # the newest message this page showed
-        self.seen_at = 0.0
         # The catch-up this page asked for, read once per run: a session-state read on every wake-up
         # would cost each idle page as much as the rest of its wake-up.
         self.catch_up_job: CatchUp | None = st.session_state.get("catch_up")
@@ -251,12 +248,11 @@ class LivePage:
             bubble(Role.ASSISTANT, f"**{name}** · writing…", text or f"*{name} is typing…*")
 
     def mark_seen(self, message_id: int) -> None:
-        """Tell the room how far this page has shown it: at most once a second (with Redis each telling is
-        a command, and a page sees every message), and the latest at the next wake-up after that."""
-        self.seen_due = max(self.seen_due, message_id)
-        if self.seen_due > self.seen and time.monotonic() - self.seen_at >= SEEN_EVERY_SECONDS:
-            self.seen, self.seen_at = self.seen_due, time.monotonic()
-            self.room.mark_seen(self.my_id, self.session, self.seen)
+        """Tell the room how far this page has shown it (the room tells the store once a second, for every
+        page of the process at once)."""
+        if message_id > self.seen:
+            self.seen = message_id
+            self.room.mark_seen(self.my_id, self.session, message_id)
 
     # --- "Catch me up" -------------------------------------------------------------------------
 
@@ -398,8 +394,6 @@ class LivePage:
                 self.draw_reply()
             if self.catch_up_job is not None:
                 self.draw_summary()
-            if self.seen_due > self.seen:
-                self.mark_seen(self.seen_due)
 
     def show_problem(self) -> None:
         """While the rooms' store (Redis) cannot be reached, the busy line says so; the page keeps what it has."""

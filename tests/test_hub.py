@@ -124,6 +124,7 @@ def test_room_with_people_in_it_stays_open(make_hub, assistant):
     assert assistant.closed == []
 
 
+@pytest.mark.promise_worker_and_shutdown
 def test_shutdown_closes_every_open_conversation(hub, assistant):
     for name in ("lobby", "garden", "attic"):
         person = hub.room(name).join(f"id-{name}", f"Person in {name}", f"tab-{name}")
@@ -136,6 +137,7 @@ def test_shutdown_closes_every_open_conversation(hub, assistant):
     assert hub.rooms() == []
 
 
+@pytest.mark.promise_reaper
 def test_shutdown_closes_conversations_side_by_side_so_one_hung_server_call_delays_no_other(hub, assistant):
     for name in ("lobby", "garden"):
         person = hub.room(name).join(f"id-{name}", f"Person in {name}", f"tab-{name}")
@@ -173,6 +175,7 @@ def test_two_rooms_never_share_a_conversation(hub, assistant):
         assert assistant.opened[conversation] == room_name
 
 
+@pytest.mark.promise_reaper
 def test_a_conversation_that_hangs_while_closing_does_not_hold_up_people_leaving_other_rooms(
     make_hub, assistant
 ):
@@ -199,6 +202,7 @@ def test_a_conversation_that_hangs_while_closing_does_not_hold_up_people_leaving
     wait_until(lambda: assistant.closed == [conversation], "the garden's conversation to be closed")
 
 
+@pytest.mark.promise_reaper
 def test_a_person_who_joins_before_the_reaper_keeps_the_empty_room_open(make_hub, assistant):
     clock = Clock()
     hub = make_hub(clock=clock, reap_every=3600, room_empty_grace_seconds=10)
@@ -213,6 +217,7 @@ def test_a_person_who_joins_before_the_reaper_keeps_the_empty_room_open(make_hub
     assert lobby.view().participant(alice.id) is not None
 
 
+@pytest.mark.promise_reaper
 def test_a_room_that_closes_between_looking_it_up_and_joining_it_gives_a_fresh_room(make_hub, monkeypatch):
     clock = Clock()
     hub = make_hub(clock=clock, reap_every=3600, room_empty_grace_seconds=10)
@@ -255,6 +260,7 @@ def join_while_the_reaper_decides(hub: Hub, room: Room, person: str) -> Room:
     return landed
 
 
+@pytest.mark.promise_reaper
 def test_a_join_during_the_reapers_decision_lands_in_a_room_that_stays_open(make_hub):
     clock = Clock()
     hub = make_hub(clock=clock, reap_every=3600, room_empty_grace_seconds=10)

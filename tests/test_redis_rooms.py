@@ -10,6 +10,7 @@ import threading
 from collections.abc import Callable, Iterator
 
 import pytest
+import redis
 
 from shared.errors import MessageRefused
 from shared.hub import Hub
@@ -186,6 +187,8 @@ def test_an_empty_room_is_closed_once_by_one_process(shared_redis, make_hub, ass
 
     wait_until(lambda: all(not hub.rooms() for hub in hubs), "every process to see the room closed")
     assert assistant.closed == list(assistant.opened), "closed exactly once"
+    left = [key for key in redis.Redis.from_url(url).keys("chat:room:lobby:*")]
+    assert left == [], f"every key of the closed room is gone, lease and fence included: {left}"
 
 
 def test_redis_going_away_is_one_sentence_and_the_room_recovers(redis_server, make_hub):
@@ -219,6 +222,7 @@ def test_redis_unreachable_at_start_is_one_sentence_and_nothing_crashes(make_hub
     assert hub._reaper.is_alive(), "the reaper carries on, to find the store again"
 
 
+@pytest.mark.promise_api_key
 def test_nothing_secret_goes_to_redis(shared_redis, make_hub):
     import redis
 

@@ -126,6 +126,7 @@ def test_late_joiner_sees_history(room):
     assert texts[-1] == "Bob joined."
 
 
+@pytest.mark.promise_simultaneous_posts
 def test_concurrent_posts_are_each_kept_once_in_order_and_all_answered(room, assistant):
     people, per_person = 20, 10
     nicknames = [f"person{n}" for n in range(people)]
@@ -164,6 +165,7 @@ def test_concurrent_posts_are_each_kept_once_in_order_and_all_answered(room, ass
     assert all(r.status is Status.COMPLETE for r in replies(room))
 
 
+@pytest.mark.promise_simultaneous_posts
 def test_messages_posted_during_a_reply_go_together_into_the_next_turn(room, assistant):
     alice, bob, carol = join(room, "Alice"), join(room, "Bob"), join(room, "Carol")
     gate = Gate()
@@ -192,6 +194,7 @@ def test_messages_posted_during_a_reply_go_together_into_the_next_turn(room, ass
     ],
     ids=["assistant-error", "unexpected-error"],
 )
+@pytest.mark.promise_model_failures
 def test_busy_clears_and_everyone_is_told_when_the_assistant_fails(room, assistant, error, everyone_is_told):
     alice = join(room, "Alice")
     join(room, "Bob")
@@ -207,6 +210,7 @@ def test_busy_clears_and_everyone_is_told_when_the_assistant_fails(room, assista
     assert [r.text for r in replies(room)] == ["Answer to still there?"]
 
 
+@pytest.mark.promise_model_failures
 def test_partial_reply_stays_marked_as_error_when_the_stream_breaks(room, assistant):
     alice = join(room, "Alice")
     assistant.will_reply("The answer", " is", AssistantError("The connection dropped."))
@@ -257,6 +261,7 @@ def test_reply_survives_sender_closing_tab(room, assistant, clock):
     assert (reply.text, reply.status) == ("Half and the rest", Status.COMPLETE)
 
 
+@pytest.mark.promise_model_failures
 def test_undelivered_message_is_sent_again_with_the_next_one(room, assistant):
     alice, bob = join(room, "Alice"), join(room, "Bob")
     assistant.will_reply(AssistantError("The conversation is busy.", delivered=False))
@@ -276,6 +281,7 @@ def test_undelivered_message_is_sent_again_with_the_next_one(room, assistant):
     assert status_of(room, first) is status_of(room, second) is Status.COMPLETE
 
 
+@pytest.mark.promise_openai_requests
 def test_joining_and_leaving_open_no_conversation_and_the_first_question_opens_one(room, assistant):
     alice, bob = join(room, "Alice"), join(room, "Bob")
     room.set_reply_policy(alice.id, ReplyPolicy.WHEN_MENTIONED)
@@ -294,6 +300,7 @@ def test_joining_and_leaving_open_no_conversation_and_the_first_question_opens_o
     assert assistant.reply_conversations == list(assistant.opened)
 
 
+@pytest.mark.promise_model_failures
 def test_failed_conversation_opening_is_told_and_the_next_message_recovers(room, assistant):
     assistant.will_fail_to_open(AssistantError("The service is unreachable."))
     alice = join(room, "Alice")
@@ -379,6 +386,7 @@ def test_wait_for_change_can_sleep_through_the_reply_growing_but_not_through_new
     assert room.wait_for_change(grown, timeout=0.01, reply_growth=False) > grown
 
 
+@pytest.mark.promise_simultaneous_posts
 def test_a_page_that_applies_only_the_changes_sees_the_room_exactly(room, assistant):
     """20 people post at once while pages follow with `changes_since`: each page ends with the room."""
     people, per_person, pages = 20, 5, 3
@@ -442,6 +450,7 @@ def test_changes_since_names_people_only_when_someone_joined_or_left(room):
 # --- Stop and leaving ----------------------------------------------------------------------------
 
 
+@pytest.mark.promise_stop_and_leave
 def test_stop_ends_the_turn_at_once_even_while_the_assistant_is_stuck(room, assistant):
     alice, bob = join(room, "Alice"), join(room, "Bob")
     gate = Gate()
@@ -463,6 +472,7 @@ def test_stop_ends_the_turn_at_once_even_while_the_assistant_is_stuck(room, assi
     assert [r.text for r in replies(room)] == ["Half a", "Answer to next one"]
 
 
+@pytest.mark.promise_stop_and_leave
 def test_a_stop_pressed_for_one_turn_does_not_stop_the_next(room, assistant):
     alice, bob = join(room, "Alice"), join(room, "Bob")
     gate = Gate()
@@ -485,6 +495,7 @@ def test_a_stop_pressed_for_one_turn_does_not_stop_the_next(room, assistant):
     assert [r.status for r in replies(room)] == [Status.COMPLETE, Status.COMPLETE]
 
 
+@pytest.mark.promise_stop_and_leave
 def test_leave_is_final_for_every_tab_until_the_person_joins_again(room):
     alice = room.join("id-Alice", "Alice", "tab-1")
     room.attach(alice.id, "tab-2")
@@ -497,10 +508,20 @@ def test_leave_is_final_for_every_tab_until_the_person_joins_again(room):
     assert not room.left_on_purpose(alice.id)
 
 
+def test_the_rooms_memory_of_who_left_on_purpose_does_not_grow_with_every_leave(room, clock):
+    for number in range(5):
+        person = room.join(f"id-{number}", f"Person{number}", f"tab-{number}")
+        room.leave(person.id)
+        clock.advance(room.settings.heartbeat_timeout_seconds)
+    # Each mark lasts a few heartbeat timeouts: long enough for the person's other tabs to notice.
+    assert [room.left_on_purpose(f"id-{n}") for n in range(5)] == [False, False, True, True, True]
+
+
 # --- joining -----------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("look_alike", ["alice", "ALICE", " Alice ", "Ａlice", "ａｌｉｃｅ"])
+@pytest.mark.promise_nickname_rules
 def test_nickname_already_in_the_room_is_refused_in_any_case_or_look_alike(room, look_alike):
     join(room, "Alice")
 
@@ -510,6 +531,7 @@ def test_nickname_already_in_the_room_is_refused_in_any_case_or_look_alike(room,
     assert [p.nickname for p in room.view().participants] == ["Alice"]
 
 
+@pytest.mark.promise_nickname_rules
 def test_nickname_is_free_again_once_its_owner_left(room):
     alice = join(room, "Alice")
     room.leave(alice.id)
@@ -519,6 +541,7 @@ def test_nickname_is_free_again_once_its_owner_left(room):
     assert [p.nickname for p in room.view().participants] == [newcomer.nickname] == ["alice"]
 
 
+@pytest.mark.promise_flood_and_full_room
 def test_full_room_refuses_with_a_clear_message(make_room):
     room = make_room(max_participants=2)
     join(room, "Alice")
@@ -531,12 +554,14 @@ def test_full_room_refuses_with_a_clear_message(make_room):
     assert len(room.view().participants) == 2
 
 
+@pytest.mark.promise_nickname_rules
 def test_nickname_breaking_a_rule_is_refused_with_its_message(room):
     with pytest.raises(JoinRefused, match="CatGPT is the assistant's name"):
         room.join("id-x", "catgpt", "tab-x")
     assert room.view().participants == ()
 
 
+@pytest.mark.promise_reloads
 def test_reload_is_the_same_person_not_a_second_one(room):
     alice = room.join("id-alice", "Alice", "tab-before-reload")
 
@@ -550,6 +575,7 @@ def test_reload_is_the_same_person_not_a_second_one(room):
 # --- presence ----------------------------------------------------------------------------------
 
 
+@pytest.mark.promise_reloads
 def test_tab_back_within_grace_keeps_the_person(room, clock):
     alice = join(room, "Alice")
     lines_before = system_lines(room)
@@ -564,6 +590,7 @@ def test_tab_back_within_grace_keeps_the_person(room, clock):
     assert system_lines(room) == lines_before, "no 'left' or 'joined' line for a reload"
 
 
+@pytest.mark.promise_reloads
 def test_person_whose_tab_closed_leaves_after_grace(room, clock):
     alice = join(room, "Alice")
 
@@ -579,6 +606,7 @@ def test_person_whose_tab_closed_leaves_after_grace(room, clock):
     assert room.attach(alice.id, "tab-1-Alice") is None
 
 
+@pytest.mark.promise_reloads
 def test_closing_one_of_two_tabs_does_not_make_a_person_leave(room, clock):
     alice = room.join("id-alice", "Alice", "tab-1")
     room.join("id-alice", "Alice", "tab-2")
@@ -590,6 +618,7 @@ def test_closing_one_of_two_tabs_does_not_make_a_person_leave(room, clock):
     assert room.view().participant(alice.id) == alice
 
 
+@pytest.mark.promise_reloads
 def test_silent_participant_is_removed_after_heartbeat_timeout(room, clock):
     alice, bob = join(room, "Alice"), join(room, "Bob")
 
@@ -619,6 +648,7 @@ def test_post_by_someone_not_in_the_room_is_refused(room):
 
 
 @pytest.mark.parametrize("empty", ["", "   ", "\n\t \r\n", "\x00\x01\x7f"])
+@pytest.mark.promise_message_limits
 def test_empty_message_is_refused(room, empty):
     alice = join(room, "Alice")
     before = room.view()
@@ -629,6 +659,7 @@ def test_empty_message_is_refused(room, empty):
     assert room.view() == before
 
 
+@pytest.mark.promise_message_limits
 def test_over_long_message_is_refused_naming_the_limit(make_room):
     room = make_room(max_message_chars=10)
     alice = join(room, "Alice")
@@ -642,6 +673,7 @@ def test_over_long_message_is_refused_naming_the_limit(make_room):
     assert room.post(alice.id, "x" * 10).text == "x" * 10
 
 
+@pytest.mark.promise_control_characters
 def test_control_characters_are_stripped_but_newlines_and_tabs_kept(room):
     alice = join(room, "Alice")
 
@@ -680,6 +712,7 @@ def dies_mid_reply(room: Room, assistant: ScriptedAssistant, alice: Participant)
 
 
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+@pytest.mark.promise_worker_and_shutdown
 def test_room_does_not_stay_busy_when_its_worker_dies(room, assistant):
     # The page disables the message box while the room is busy, so a room left busy would never get
     # the next post that replaces the worker: it would be stuck for good.
@@ -692,6 +725,7 @@ def test_room_does_not_stay_busy_when_its_worker_dies(room, assistant):
 
 
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+@pytest.mark.promise_worker_and_shutdown
 def test_dead_worker_is_replaced_on_the_next_post(room, assistant):
     alice = join(room, "Alice")
     dies_mid_reply(room, assistant, alice)

@@ -57,6 +57,7 @@ class RoomCore:
         self._now = now
         self._clock = clock  # presence, rate limits and emptiness; wall time when processes share rooms
         self._sessions: set[str] = set()  # this process's browser sessions showing the room
+        self._seen_due: dict[str, int] = {}  # participant -> newest message drawn, not yet told the store
         self._sessions_lock = threading.Lock()
         self._sync_lock = threading.Lock()
         self._here = True  # False once this process stops serving the room (closed, or shutting down)

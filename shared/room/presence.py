@@ -17,6 +17,10 @@ from shared.nicknames import clean_nickname, nickname_key
 from shared.room.core import CLOSED, RoomCore
 from shared.store import RoomChange, StoreUnavailable
 
+# A tab of someone who pressed Leave notices within a third of the heartbeat timeout (its live page
+# checks), or when it is next drawn; past a few timeouts the mark is dropped with the next Leave.
+LEFT_KEPT_HEARTBEATS = 3
+
 
 class Presence(RoomCore):
     # --- who may come in ----------------------------------------------------------------------------
@@ -61,8 +65,7 @@ class Presence(RoomCore):
                 raise JoinRefused(
                     f"The room is full ({self.settings.max_participants} people). Please try again later."
                 )
-            if participant_id in state.left_on_purpose:
-                state.left_on_purpose.remove(participant_id)
+            state.left_on_purpose.pop(participant_id, None)
             participant = state.participants[participant_id] = Participant(
                 participant_id, nickname, self._now()
             )
@@ -112,7 +115,11 @@ class Presence(RoomCore):
             if participant_id not in change.state.participants:
                 change.nothing()
                 return
-            change.state.left_on_purpose.append(participant_id)
+            state = change.state
+            now = self._clock()
+            kept = self.settings.heartbeat_timeout_seconds * LEFT_KEPT_HEARTBEATS
+            state.left_on_purpose = {p: t for p, t in state.left_on_purpose.items() if now - t < kept}
+            state.left_on_purpose[participant_id] = now
             self._remove(change, participant_id)
 
         self._change(leave)
@@ -168,16 +175,34 @@ class Presence(RoomCore):
     # --- what each person has seen (for "New since you were last here") ---------------------------
 
     def mark_seen(self, participant_id: str, session_id: str, message_id: int) -> None:
-        """A page of this person drew the room up to `message_id`; a closed tab's page no longer counts."""
+        """A page of this person drew the room up to `message_id`; a closed tab's page no longer counts.
+
+        Kept here and told to the store by `flush_seen` (the hub's reaper, once a second): one command for
+        every page of this process, not one per page.
+        """
         with self._sessions_lock:
-            showing = session_id in self._sessions
-        if showing:
-            with contextlib.suppress(StoreUnavailable):
-                self.store.mark_seen(self.name, participant_id, message_id)
+            if session_id in self._sessions and message_id > self._seen_due.get(participant_id, 0):
+                self._seen_due[participant_id] = message_id
+
+    def flush_seen(self) -> None:
+        """Tell the store what this process's pages drew since the last time."""
+        with self._sessions_lock:
+            due, self._seen_due = self._seen_due, {}
+        if not due:
+            return
+        try:
+            self.store.mark_seen(self.name, due)
+        except StoreUnavailable:
+            with self._sessions_lock:  # told with the next flush
+                for participant_id, message_id in due.items():
+                    self._seen_due[participant_id] = max(message_id, self._seen_due.get(participant_id, 0))
 
     def last_seen(self, participant_id: str) -> int | None:
         """The newest message a page of this person showed in this room; None if none ever did."""
+        with self._sessions_lock:
+            due = self._seen_due.get(participant_id)
         try:
-            return self.store.last_seen(self.name, participant_id)
+            stored = self.store.last_seen(self.name, participant_id)
         except StoreUnavailable:
-            return None
+            stored = None
+        return max((n for n in (due, stored) if n is not None), default=None)

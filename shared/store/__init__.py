@@ -66,7 +66,9 @@ class RoomState:
     people_version: int = 0  # the last join or leave
     message_count: int = 0  # message ids run 1..message_count
     participants: dict[str, Participant] = field(default_factory=dict)
-    left_on_purpose: list[str] = field(default_factory=list)  # pressed Leave: other tabs do not rejoin them
+    # Pressed Leave (participant -> when): their other tabs do not rejoin them quietly. Kept only as long
+    # as those tabs need to notice (`Presence.LEFT_KEPT_HEARTBEATS`), so it does not grow with every leave.
+    left_on_purpose: dict[str, float] = field(default_factory=dict)
     recent_posts: dict[str, list[float]] = field(default_factory=dict)  # participant id -> post times
     empty_since: float | None = None
     queue: list[int] = field(default_factory=list)  # messages awaiting a reply, in posting order
@@ -230,7 +232,9 @@ class Store(Protocol):
     def forget_presence(self, room: str, participant_id: str) -> None: ...
 
     # What each person's pages last showed (for "Catch me up"): no change anyone needs to see either.
-    def mark_seen(self, room: str, participant_id: str, message_id: int) -> None: ...
+    def mark_seen(self, room: str, marks: dict[str, int]) -> None:
+        """Raise each participant's newest message shown to at least the one given (never lower it)."""
+
     def last_seen(self, room: str, participant_id: str) -> int | None: ...
 
     # A room's token count on one UTC day, kept past its closing: a room that empties and reopens the same

@@ -114,10 +114,11 @@ class MemoryStore:
             for key in [k for k in seen if k[0] == participant_id]:
                 del seen[key]
 
-    def mark_seen(self, room: str, participant_id: str, message_id: int) -> None:
+    def mark_seen(self, room: str, marks: dict[str, int]) -> None:
         with self._lock:
             seen = self._seen.setdefault(room, {})
-            seen[participant_id] = max(message_id, seen.get(participant_id, 0))
+            for participant_id, message_id in marks.items():
+                seen[participant_id] = max(message_id, seen.get(participant_id, 0))
 
     def last_seen(self, room: str, participant_id: str) -> int | None:
         with self._lock:

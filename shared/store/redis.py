@@ -8,6 +8,7 @@ Keys, for a room called NAME (room names are plain: a-z, digits, - and _; nothin
   process catches up by reading only what changed after the version it holds
 - `chat:room:NAME:presence`: "participant session" -> when last seen (negative: went away then)
 - `chat:room:NAME:lease` / `:fence`: the reply worker's lease, "FENCE HOLDER", and the fence counter
+  (every key of a room goes when it closes, and a room opened again under its name starts afresh)
 - `chat:room:NAME:seen`: participant -> the newest message a page of theirs showed ("Catch me up")
 - `chat:room:NAME:files` / `:file-order` / `:file-bytes`: attached files' bytes by attachment id, oldest
   first, and their total size
@@ -22,7 +23,7 @@ The Redis retry policy, for every kind of call, decided here:
 |---|---|---|
 | reads (GET, HGET, HMGET, ZRANGEBYSCORE, SMEMBERS, EXISTS) | redis-py sends it again, up to `RETRIES` times, with jittered backoff | a read changes nothing |
 | presence, "seen", the day's tokens, lease renewal and release (HSET, the max and lease scripts, SET) | the same | each sets a value: twice leaves what once leaves |
-| taking the lease (INCR, SET NX) | the same | a lost fence number is a gap; a lease taken but not known expires by itself |
+| taking the lease (one script) | the same | sent again after a lost reply it finds the lease held and says so; that lease expires by itself |
 | a room's change (WATCH, MULTI ... EXEC) | redis-py never sends EXEC again: it raises `WatchError` and the rule runs again on the room as it is now; the change's id, recorded in the state it committed, tells a rule whose EXEC did commit not to make the change twice | `change` |
 | a change that loses to other processes' changes | run again up to `CONFLICT_RETRIES` times, with jittered backoff, then `StoreUnavailable` | a room that busy is a fault to report, not to spin on |
 | an attached file (one script: added only if its id is not there yet) | sent again | the script adds a file once |
@@ -73,15 +74,24 @@ UNREACHABLE = (
     "The rooms' store (Redis, set by REDIS_URL) cannot be reached right now; "
     "the app keeps trying and carries on by itself when it is back."
 )
+# KEYS: lease, fence, state; ARGV: holder, milliseconds. A new fence, or 0 if the lease is held or the room
+# is gone (a closed room's keys are not made again).
+_TAKE = (
+    "if redis.call('exists', KEYS[1]) == 1 or redis.call('exists', KEYS[3]) == 0 then return 0 end "
+    "local fence = redis.call('incr', KEYS[2]) "
+    "redis.call('set', KEYS[1], fence .. ' ' .. ARGV[1], 'PX', ARGV[2]) return fence"
+)
 # ARGV[1] is "FENCE ": the lease is this worker's while its value starts with its fence.
 _RENEW = (
     "local v = redis.call('get', KEYS[1]) "
     "if v and string.sub(v, 1, #ARGV[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) end "
     "return 0"
 )
+# ARGV: participant, message id, participant, message id, ...: each raised, never lowered.
 _MAX = (
-    "local v = tonumber(redis.call('hget', KEYS[1], ARGV[1]) or '0') "
-    "if tonumber(ARGV[2]) > v then redis.call('hset', KEYS[1], ARGV[1], ARGV[2]) end return 0"
+    "for i = 1, #ARGV, 2 do "
+    "local v = tonumber(redis.call('hget', KEYS[1], ARGV[i]) or '0') "
+    "if tonumber(ARGV[i + 1]) > v then redis.call('hset', KEYS[1], ARGV[i], ARGV[i + 1]) end end return 0"
 )
 # KEYS: files, file-order, file-bytes; ARGV: id, bytes, limit. Returns the ids of older files dropped.
 _PUT_FILE = """
@@ -109,7 +119,7 @@ def _key(room: str, part: str) -> str:
 
 
 def _room_keys(room: str, *, but_state: bool = False) -> list[str]:
-    parts = ["msgs", "changes", "presence", "seen", "files", "file-order", "file-bytes"]
+    parts = ["msgs", "changes", "presence", "seen", "files", "file-order", "file-bytes", "lease", "fence"]
     return [_key(room, part) for part in ([] if but_state else ["state"]) + parts]
 
 
@@ -150,6 +160,7 @@ class RedisStore:
         self._renew = self._client.register_script(_RENEW)
         self._release = self._client.register_script(_RELEASE)
         self._max = self._client.register_script(_MAX)
+        self._take = self._client.register_script(_TAKE)
         self._put_file = self._client.register_script(_PUT_FILE)
         self._stopped = threading.Event()
         self._listener: threading.Thread | None = None
@@ -305,14 +316,10 @@ class RedisStore:
                 self._client.hdel(_key(room, "presence"), *fields)
 
     def take_lease(self, room: str, holder: str) -> int | None:
+        keys = [_key(room, "lease"), _key(room, "fence"), _key(room, "state")]
         with self._reaching():
-            if self._client.exists(_key(room, "lease")):
-                return None
-            fence = int(self._client.incr(_key(room, "fence")))
-            taken = self._client.set(
-                _key(room, "lease"), f"{fence} {holder}", nx=True, px=int(self.lease_seconds * 1000)
-            )
-            return fence if taken else None
+            fence = int(self._take(keys=keys, args=[holder, int(self.lease_seconds * 1000)]))
+        return fence or None
 
     def renew_lease(self, room: str, fence: int) -> bool:
         with self._reaching():
@@ -327,9 +334,9 @@ class RedisStore:
         with self._reaching():
             return not self._client.exists(_key(room, "lease"))
 
-    def mark_seen(self, room: str, participant_id: str, message_id: int) -> None:
+    def mark_seen(self, room: str, marks: dict[str, int]) -> None:
         with self._reaching():
-            self._max(keys=[_key(room, "seen")], args=[participant_id, message_id])
+            self._max(keys=[_key(room, "seen")], args=[x for pair in marks.items() for x in pair])
 
     def last_seen(self, room: str, participant_id: str) -> int | None:
         with self._reaching():
