@@ -21,8 +21,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 # A reply's words are written into the room at most this often (pages redraw a reply at most ten times
-# a second anyway); its first words at once.
+# a second anyway); its first words at once. Through Redis each write is a transaction every process
+# reads back (about 13 commands with two processes), so words are gathered longer; pages still reveal
+# them one by one at WORD_DELAY_MS from the text in hand.
 REPLY_WRITE_SECONDS = 0.1
+SHARED_REPLY_WRITE_SECONDS = 0.3
 
 
 def _failure_text(assistant_name: str, error: Exception) -> str:
@@ -107,12 +110,13 @@ class ReplyWorker(threading.Thread):
         try:
             pieces = iter(room.assistant.reply(conversation, turn))
             pending, written_at, writing = "", 0.0, True
+            every = SHARED_REPLY_WRITE_SECONDS if room.store.shared else REPLY_WRITE_SECONDS
             try:
                 for text in pieces:
                     pending += text
-                    # The first words at once, then at most one write per REPLY_WRITE_SECONDS: each write
+                    # The first words at once, then at most one write per `every`: each write
                     # is a change every page (and with Redis, every process) takes in.
-                    if time.monotonic() - written_at >= REPLY_WRITE_SECONDS:
+                    if time.monotonic() - written_at >= every:
                         writing = room.add_to_reply(turn, pending)
                         pending, written_at = "", time.monotonic()
                         if not writing:
