@@ -7,6 +7,7 @@ and each counts against the person's flood limit like a message.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from dataclasses import dataclass, field
@@ -14,6 +15,7 @@ from dataclasses import dataclass, field
 from shared.errors import AssistantError, CatchUpRefused
 from shared.messages import Message, said
 from shared.room import Room
+from shared.store import StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -34,20 +36,21 @@ def missed_messages(messages: tuple[Message, ...], since_id: int, my_id: str) ->
 
 
 class CatchUps:
-    """The summaries being written in this process, so that each person has at most one at a time."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._running: set[tuple[str, str]] = set()  # (room name, participant id)
+    """Starts summaries; each person has at most one at a time in a room, on every process (the room's
+    store holds the claim, which also lapses by itself if its process dies)."""
 
     def start(self, room: Room, participant_id: str, nickname: str, since_id: int) -> CatchUp:
         """Start summarizing what this person missed; CatchUpRefused or MessageRefused (flood) if not now."""
         key = (room.name, participant_id)
-        with self._lock:
-            if key in self._running:
-                raise CatchUpRefused("Your summary is still being written; it appears here in a moment.")
+        # Long enough for one whole request; the claim is released as soon as the summary is written.
+        lapse = room.settings.request_timeout_seconds * 2
+        if not room.store.claim(room.name, f"catch-up:{participant_id}", lapse):
+            raise CatchUpRefused("Your summary is still being written; it appears here in a moment.")
+        try:
             room.check_rate(participant_id)
-            self._running.add(key)
+        except Exception:
+            room.store.release_claim(room.name, f"catch-up:{participant_id}")
+            raise
         missed = missed_messages(room.view().messages, since_id, participant_id)
         job = CatchUp(missed=len(missed))
         threading.Thread(
@@ -71,6 +74,6 @@ class CatchUps:
             job.error = f"{room.settings.assistant_name} could not catch you up ({type(error).__name__})."
         finally:
             room.record_usage(usage)  # a summary costs tokens too, counted against the room's budget
-            with self._lock:
-                self._running.discard(key)
+            with contextlib.suppress(StoreUnavailable):
+                room.store.release_claim(room.name, f"catch-up:{key[1]}")
             job.done.set()

@@ -12,7 +12,8 @@ from collections.abc import Callable, Iterator
 import pytest
 import redis
 
-from shared.errors import MessageRefused
+from shared.catch_up import CatchUps
+from shared.errors import CatchUpRefused, MessageRefused
 from shared.hub import Hub
 from shared.messages import Role, Status
 from shared.room import Room
@@ -235,3 +236,20 @@ def test_nothing_secret_goes_to_redis(shared_redis, make_hub):
         dump = repr([(key, client.dump(key)) for key in client.keys("*")])
     assert "sk-test" not in dump
     assert "lobby" in dump
+
+
+def test_one_catch_up_at_a_time_per_person_across_processes(shared_redis, make_hub, assistant):
+    url = shared_redis.fresh_url()
+    a, b = make_hub(url), make_hub(url)
+    room_a, bob = a.join("lobby", "id-bob", "Bob", "tab-a")
+    room_b = b.room("lobby")
+    gate = Gate()
+    assistant.will_hang_summarizing(gate)
+    first = CatchUps().start(room_a, bob.id, "Bob", 0)
+    gate.wait_reached()
+
+    with pytest.raises(CatchUpRefused, match="still being written"):
+        CatchUps().start(room_b, bob.id, "Bob", 0)  # Bob's other tab, served by the other process
+    gate.open()
+    assert first.done.wait(5) and not first.error
+    assert CatchUps().start(room_b, bob.id, "Bob", 0).done.wait(5), "free again once the first is written"

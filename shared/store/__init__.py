@@ -243,6 +243,13 @@ class Store(Protocol):
     def spending(self, room: str) -> tuple[str | None, int]:
         """The day (ISO) and tokens last kept for the room; (None, 0) if none."""
 
+    # A claim: one holder at a time across processes ("one catch-up at a time per person"), lapsing by
+    # itself after `seconds` in case its holder dies.
+    def claim(self, room: str, what: str, seconds: float) -> bool:
+        """True if `what` was free and is now claimed; False if it is claimed already."""
+
+    def release_claim(self, room: str, what: str) -> None: ...
+
     def files(self, room: str, limit: int) -> Any:
         """The room's attached files' bytes (put / get / drop / clear / size), at most `limit` bytes."""
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import math
 import threading
+import time
 from collections.abc import Callable
 
 from shared.attachments import AttachmentStore
@@ -35,6 +36,7 @@ class MemoryStore:
         self._files: dict[str, AttachmentStore] = {}
         self._spending: dict[str, tuple[str, int]] = {}  # room -> (day, tokens), kept past its closing
         self._fences = itertools.count(1)
+        self._claims: dict[tuple[str, str], float] = {}  # (room, what) -> when the claim lapses
 
     def _record(self, room: str) -> RoomRecord:
         with self._lock:
@@ -133,6 +135,18 @@ class MemoryStore:
     def spending(self, room: str) -> tuple[str | None, int]:
         with self._lock:
             return self._spending.get(room, (None, 0))
+
+    def claim(self, room: str, what: str, seconds: float) -> bool:
+        now = time.monotonic()
+        with self._lock:
+            if self._claims.get((room, what), 0.0) > now:
+                return False
+            self._claims[room, what] = now + seconds
+            return True
+
+    def release_claim(self, room: str, what: str) -> None:
+        with self._lock:
+            self._claims.pop((room, what), None)
 
     def files(self, room: str, limit: int) -> AttachmentStore:
         with self._lock:

@@ -12,6 +12,8 @@ Keys, for a room called NAME (room names are plain: a-z, digits, - and _; nothin
 - `chat:room:NAME:seen`: participant -> the newest message a page of theirs showed ("Catch me up")
 - `chat:room:NAME:files` / `:file-order` / `:file-bytes`: attached files' bytes by attachment id, oldest
   first, and their total size
+- `chat:room:NAME:claim:WHAT`: one holder at a time across processes (a person's catch-up), lapsing by
+  itself
 - `chat:spent:NAME`: "DAY TOKENS", the room's token count on a UTC day; it outlives the room (for two
   days), so a room that empties and reopens the same day keeps that day's budget spent
 Every change is announced on the channel `chat:changes` as "NAME VERSION": a small notice; the data stays
@@ -354,6 +356,14 @@ class RedisStore:
             return None, 0
         day, _, tokens = raw.decode().partition(" ")
         return day, int(tokens)
+
+    def claim(self, room: str, what: str, seconds: float) -> bool:
+        with self._reaching():
+            return bool(self._client.set(_key(room, f"claim:{what}"), "1", nx=True, px=int(seconds * 1000)))
+
+    def release_claim(self, room: str, what: str) -> None:
+        with self._reaching():
+            self._client.delete(_key(room, f"claim:{what}"))
 
     def files(self, room: str, limit: int) -> RedisFiles:
         return RedisFiles(self, room, limit)
