@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import uuid
 from dataclasses import dataclass, field
 
 from shared.errors import AssistantError, CatchUpRefused
@@ -44,7 +45,7 @@ class CatchUps:
         key = (room.name, participant_id)
         # Long enough for one whole request; the claim is released as soon as the summary is written.
         lapse = room.settings.request_timeout_seconds * 2
-        if not room.store.claim(room.name, f"catch-up:{participant_id}", lapse):
+        if not room.store.claim(room.name, f"catch-up:{participant_id}", lapse, uuid.uuid4().hex):
             raise CatchUpRefused("Your summary is still being written; it appears here in a moment.")
         try:
             room.check_rate(participant_id)

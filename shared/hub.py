@@ -26,6 +26,7 @@ from shared.errors import ChatError, RoomClosed, RoomRefused
 from shared.messages import Participant
 from shared.room import CLOSE_WAIT_SECONDS, Room
 from shared.room.core import CLOSED
+from shared.room.turns import HOLDER
 from shared.sessions import Sessions
 from shared.store import Store, StoreUnavailable, make_store
 
@@ -76,6 +77,8 @@ class Hub:
         self._closing: list[threading.Thread] = []  # rooms' conversations being deleted off the reaper
         self._lock = threading.Lock()
         self._stopped = threading.Event()
+        self._reap_every = reap_every
+        self._holder = f"{HOLDER}:{secrets.token_hex(4)}"  # this hub, as the reaper claim names it
         self._reaper = threading.Thread(
             target=self._reap_forever, args=(reap_every,), name="reaper", daemon=True
         )
@@ -206,6 +209,10 @@ class Hub:
                 self._in_background(room.leave_process, f"leaving-{room.name}")
                 continue
             room.flush_seen()
+            # One process reaps a room at a time (with Redis, whoever holds its reaper claim), so people
+            # are let go by one clock, and presence is read once a round, not once per process.
+            if not self.store.claim(room.name, "reaper", self._reap_every * 3, self._holder):
+                continue
             room.reap()
             if room.close_if_idle_and_empty():
                 self._forget(room)

@@ -253,3 +253,20 @@ def test_one_catch_up_at_a_time_per_person_across_processes(shared_redis, make_h
     gate.open()
     assert first.done.wait(5) and not first.error
     assert CatchUps().start(room_b, bob.id, "Bob", 0).done.wait(5), "free again once the first is written"
+
+
+def test_one_process_reaps_a_room_at_a_time(shared_redis, make_hub):
+    url = shared_redis.fresh_url()
+    hubs = [make_hub(url) for _ in range(3)]
+    rooms = [hub.room("lobby") for hub in hubs]
+    rounds = [0, 0, 0]
+    for index, room in enumerate(rooms):
+        reap = room.reap
+
+        def counted(reap=reap, index=index) -> None:
+            rounds[index] += 1
+            reap()
+
+        room.reap = counted  # type: ignore[method-assign]
+    wait_until(lambda: sum(rounds) >= 10, "ten reaping rounds")
+    assert sorted(rounds)[:2] == [0, 0], f"rounds per process: {rounds}"

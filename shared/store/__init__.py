@@ -243,10 +243,10 @@ class Store(Protocol):
     def spending(self, room: str) -> tuple[str | None, int]:
         """The day (ISO) and tokens last kept for the room; (None, 0) if none."""
 
-    # A claim: one holder at a time across processes ("one catch-up at a time per person"), lapsing by
-    # itself after `seconds` in case its holder dies.
-    def claim(self, room: str, what: str, seconds: float) -> bool:
-        """True if `what` was free and is now claimed; False if it is claimed already."""
+    # A claim: one holder at a time across processes (the room's reaper, one catch-up at a time per
+    # person), lapsing by itself `seconds` after it was last made, in case its holder dies.
+    def claim(self, room: str, what: str, seconds: float, holder: str) -> bool:
+        """True if `what` was free or is `holder`'s already (the claim is renewed); False if another's."""
 
     def release_claim(self, room: str, what: str) -> None: ...
 

@@ -36,7 +36,7 @@ class MemoryStore:
         self._files: dict[str, AttachmentStore] = {}
         self._spending: dict[str, tuple[str, int]] = {}  # room -> (day, tokens), kept past its closing
         self._fences = itertools.count(1)
-        self._claims: dict[tuple[str, str], float] = {}  # (room, what) -> when the claim lapses
+        self._claims: dict[tuple[str, str], tuple[str, float]] = {}  # (room, what) -> holder, lapse time
 
     def _record(self, room: str) -> RoomRecord:
         with self._lock:
@@ -136,12 +136,13 @@ class MemoryStore:
         with self._lock:
             return self._spending.get(room, (None, 0))
 
-    def claim(self, room: str, what: str, seconds: float) -> bool:
+    def claim(self, room: str, what: str, seconds: float, holder: str) -> bool:
         now = time.monotonic()
         with self._lock:
-            if self._claims.get((room, what), 0.0) > now:
+            held_by, lapses = self._claims.get((room, what), ("", 0.0))
+            if lapses > now and held_by != holder:
                 return False
-            self._claims[room, what] = now + seconds
+            self._claims[room, what] = (holder, now + seconds)
             return True
 
     def release_claim(self, room: str, what: str) -> None:

@@ -12,8 +12,8 @@ Keys, for a room called NAME (room names are plain: a-z, digits, - and _; nothin
 - `chat:room:NAME:seen`: participant -> the newest message a page of theirs showed ("Catch me up")
 - `chat:room:NAME:files` / `:file-order` / `:file-bytes`: attached files' bytes by attachment id, oldest
   first, and their total size
-- `chat:room:NAME:claim:WHAT`: one holder at a time across processes (a person's catch-up), lapsing by
-  itself
+- `chat:room:NAME:claim:WHAT`: one holder at a time across processes (the room's reaper, a person's
+  catch-up), lapsing by itself
 - `chat:spent:NAME`: "DAY TOKENS", the room's token count on a UTC day; it outlives the room (for two
   days), so a room that empties and reopens the same day keeps that day's budget spent
 Every change is announced on the channel `chat:changes` as "NAME VERSION": a small notice; the data stays
@@ -83,6 +83,13 @@ _TAKE = (
     "local fence = redis.call('incr', KEYS[2]) "
     "redis.call('set', KEYS[1], fence .. ' ' .. ARGV[1], 'PX', ARGV[2]) return fence"
 )
+# KEYS: the claim, the room's state; ARGV: holder, milliseconds. 1 if it was free or is this holder's
+# (then renewed), else 0; 0 for a room that is gone (its keys are not made again).
+_CLAIM = (
+    "local v = redis.call('get', KEYS[1]) "
+    "if (v and v ~= ARGV[1]) or redis.call('exists', KEYS[2]) == 0 then return 0 end "
+    "redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1"
+)
 # ARGV[1] is "FENCE ": the lease is this worker's while its value starts with its fence.
 _RENEW = (
     "local v = redis.call('get', KEYS[1]) "
@@ -121,7 +128,18 @@ def _key(room: str, part: str) -> str:
 
 
 def _room_keys(room: str, *, but_state: bool = False) -> list[str]:
-    parts = ["msgs", "changes", "presence", "seen", "files", "file-order", "file-bytes", "lease", "fence"]
+    parts = [
+        "msgs",
+        "changes",
+        "presence",
+        "seen",
+        "files",
+        "file-order",
+        "file-bytes",
+        "lease",
+        "fence",
+        "claim:reaper",
+    ]
     return [_key(room, part) for part in ([] if but_state else ["state"]) + parts]
 
 
@@ -163,6 +181,7 @@ class RedisStore:
         self._release = self._client.register_script(_RELEASE)
         self._max = self._client.register_script(_MAX)
         self._take = self._client.register_script(_TAKE)
+        self._claim = self._client.register_script(_CLAIM)
         self._put_file = self._client.register_script(_PUT_FILE)
         self._stopped = threading.Event()
         self._listener: threading.Thread | None = None
@@ -357,9 +376,10 @@ class RedisStore:
         day, _, tokens = raw.decode().partition(" ")
         return day, int(tokens)
 
-    def claim(self, room: str, what: str, seconds: float) -> bool:
+    def claim(self, room: str, what: str, seconds: float, holder: str) -> bool:
         with self._reaching():
-            return bool(self._client.set(_key(room, f"claim:{what}"), "1", nx=True, px=int(seconds * 1000)))
+            keys = [_key(room, f"claim:{what}"), _key(room, "state")]
+            return bool(self._claim(keys=keys, args=[holder, int(seconds * 1000)]))
 
     def release_claim(self, room: str, what: str) -> None:
         with self._reaching():
