@@ -258,6 +258,7 @@ def test_one_catch_up_at_a_time_per_person_across_processes(shared_redis, make_h
 def test_one_process_reaps_a_room_at_a_time(shared_redis, make_hub):
     url = shared_redis.fresh_url()
     hubs = [make_hub(url) for _ in range(3)]
+    hubs[0].join("lobby", "id-alice", "Alice", "tab-a")  # someone is here: the room stays open
     rooms = [hub.room("lobby") for hub in hubs]
     rounds = [0, 0, 0]
     for index, room in enumerate(rooms):
