@@ -1,15 +1,21 @@
-"""The values a room is made of: messages and participants, each a frozen dataclass.
+"""The values a room is made of: messages and participants (frozen dataclasses), and the turn the
+assistant is asked to answer, with its stop signal.
 
 The room replaces a value to change it; nobody mutates one that was handed out.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import re
-from collections.abc import Iterable
-from dataclasses import dataclass
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+
+log = logging.getLogger(__name__)
 
 
 class Role(StrEnum):
@@ -90,3 +96,66 @@ _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~&$:\"'])")
 def escape_markdown(text: str) -> str:
     """Show a nickname (or a file's name) exactly as typed, never as formatting, links, HTML or math."""
     return _MARKDOWN_SPECIAL.sub(r"\\\1", text)
+
+
+class StopSignal(threading.Event):
+    """Set when a turn must end (Stop, or its worker lost the room); what waits on something else, like a
+    model's stream, registers how to be woken (`calling`), so the turn ends at once, not at the next event."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._wakers: list[Callable[[], None]] = []
+        self._wakers_lock = threading.Lock()
+
+    def set(self) -> None:
+        super().set()
+        with self._wakers_lock:
+            wakers, self._wakers = self._wakers, []
+        for wake in wakers:
+            try:
+                wake()
+            except Exception:
+                log.exception("waking a stopped turn failed")
+
+    @contextlib.contextmanager
+    def calling(self, wake: Callable[[], None]) -> Iterator[None]:
+        """Call `wake` if the signal is set while the block runs (at once if it already is)."""
+        with self._wakers_lock:
+            self._wakers.append(wake)
+        if self.is_set():
+            self.set()
+        try:
+            yield
+        finally:
+            with self._wakers_lock:
+                if wake in self._wakers:
+                    self._wakers.remove(wake)
+
+
+@dataclass(frozen=True)
+class Turn:
+    """What the assistant is asked to answer: the people's new messages and what it should know."""
+
+    room: str
+    messages: tuple[Message, ...]  # the new messages from people, oldest first
+    history: tuple[Message, ...]  # finished messages before them, for assistants that keep no state
+    present: tuple[str, ...]  # nicknames of the people in the room now
+    now: datetime
+    # Said since the last turn without asking the assistant (reply policy "only when mentioned"):
+    # the assistant should know it, but answers `messages`.
+    context: tuple[Message, ...] = ()
+    number: int = 0  # which of the room's turns this is
+    # Set when someone presses Stop: the room has already ended the turn; the assistant should give up
+    # as soon as it can (between events, tool rounds and retries) instead of finishing unseen work.
+    stop: StopSignal = field(default_factory=StopSignal, compare=False, repr=False)
+    # The bytes of the files attached to `messages` and `context`, by attachment id (those the room still
+    # keeps); the messages themselves carry only what each file is.
+    files: Mapping[str, bytes] = field(default_factory=dict, compare=False, repr=False)
+    # Tokens the model reported for this turn, added up by the assistant as its responses end (also
+    # for a reply that broke off: it was paid for). The worker records them in the room's state.
+    usage: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def addressees(self) -> tuple[str, ...]:
+        """The people this reply answers, in the order they spoke, each once."""
+        return tuple(dict.fromkeys(m.author for m in self.messages if m.role is Role.USER))

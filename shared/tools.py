@@ -11,7 +11,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from shared.assistant import Turn
+from shared.messages import Turn
 
 log = logging.getLogger(__name__)
 TOOL_TIMEOUT_SECONDS = 5.0

@@ -10,13 +10,17 @@ import enum
 import logging
 import threading
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from shared.errors import AssistantError, ChatError, ConversationLost
 
 if TYPE_CHECKING:
-    from shared.assistant import Turn
-    from shared.room import Room
+    from contextlib import AbstractContextManager
+
+    from shared.assistant import Assistant
+    from shared.config import Settings
+    from shared.messages import Turn
+    from shared.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +45,30 @@ class WorkerTask(enum.Enum):
     STOP = "stop"  # the room closed
 
 
+class WorkerRoom(Protocol):
+    """What the worker needs of its room (`shared.room.Room` is the one): the whole contract between them."""
+
+    name: str
+    settings: Settings
+    assistant: Assistant
+    store: Store
+
+    def next_task(self) -> WorkerTask: ...
+    def lease(self) -> AbstractContextManager[bool]: ...
+    def holding(self) -> bool: ...
+    def start_turn(self) -> Turn | None: ...
+    def add_to_reply(self, turn: Turn, text: str) -> bool: ...
+    def finish_turn(self, turn: Turn, error: str | None = None, *, carry_over: bool = False) -> None: ...
+    def conversation(self) -> str | None: ...
+    def set_conversation(self, conversation: str) -> bool: ...
+    def forget_conversation(self) -> None: ...
+    def notice(self, text: str, *, failure: bool = False) -> None: ...
+    def record_usage(self, usage: dict[str, int]) -> None: ...
+    def tokens_today(self) -> int: ...
+
+
 class ReplyWorker(threading.Thread):
-    def __init__(self, room: Room):
+    def __init__(self, room: WorkerRoom):
         super().__init__(name=f"reply-worker-{room.name}", daemon=True)
         self.room = room
 

@@ -5,83 +5,17 @@ Two implementations: `offline.OfflineAssistant` (no key needed) and `openai.Open
 
 from __future__ import annotations
 
-import contextlib
-import logging
-import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Protocol
 
-from shared.messages import Message, Role
+# What a turn is lives with the other things said in a room (`shared.messages`), so that the tools and
+# the room can use it without importing the assistants; it is named here too, as part of the seam.
+from shared.messages import Message, StopSignal, Turn
 
 if TYPE_CHECKING:
     from shared.config import Settings
 
-log = logging.getLogger(__name__)
-
-
-class StopSignal(threading.Event):
-    """Set when a turn must end (Stop, or its worker lost the room); what waits on something else, like a
-    model's stream, registers how to be woken (`calling`), so the turn ends at once, not at the next event."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._wakers: list[Callable[[], None]] = []
-        self._wakers_lock = threading.Lock()
-
-    def set(self) -> None:
-        super().set()
-        with self._wakers_lock:
-            wakers, self._wakers = self._wakers, []
-        for wake in wakers:
-            try:
-                wake()
-            except Exception:
-                log.exception("waking a stopped turn failed")
-
-    @contextlib.contextmanager
-    def calling(self, wake: Callable[[], None]) -> Iterator[None]:
-        """Call `wake` if the signal is set while the block runs (at once if it already is)."""
-        with self._wakers_lock:
-            self._wakers.append(wake)
-        if self.is_set():
-            self.set()
-        try:
-            yield
-        finally:
-            with self._wakers_lock:
-                if wake in self._wakers:
-                    self._wakers.remove(wake)
-
-
-@dataclass(frozen=True)
-class Turn:
-    """What the assistant is asked to answer: the people's new messages and what it should know."""
-
-    room: str
-    messages: tuple[Message, ...]  # the new messages from people, oldest first
-    history: tuple[Message, ...]  # finished messages before them, for assistants that keep no state
-    present: tuple[str, ...]  # nicknames of the people in the room now
-    now: datetime
-    # Said since the last turn without asking the assistant (reply policy "only when mentioned"):
-    # the assistant should know it, but answers `messages`.
-    context: tuple[Message, ...] = ()
-    number: int = 0  # which of the room's turns this is
-    # Set when someone presses Stop: the room has already ended the turn; the assistant should give up
-    # as soon as it can (between events, tool rounds and retries) instead of finishing unseen work.
-    stop: StopSignal = field(default_factory=StopSignal, compare=False, repr=False)
-    # The bytes of the files attached to `messages` and `context`, by attachment id (those the room still
-    # keeps); the messages themselves carry only what each file is.
-    files: Mapping[str, bytes] = field(default_factory=dict, compare=False, repr=False)
-    # Tokens the model reported for this turn, added up by the assistant as its responses end (also
-    # for a reply that broke off: it was paid for). The worker records them in the room's state.
-    usage: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
-
-    @property
-    def addressees(self) -> tuple[str, ...]:
-        """The people this reply answers, in the order they spoke, each once."""
-        return tuple(dict.fromkeys(m.author for m in self.messages if m.role is Role.USER))
+__all__ = ["USAGE_KEYS", "Assistant", "StopSignal", "Turn", "add_usage", "make_assistant"]
 
 
 class Assistant(Protocol):

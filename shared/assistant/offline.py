@@ -12,9 +12,8 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
-from shared.assistant import Turn
 from shared.attachments import kind_and_size
-from shared.messages import Attachment, Message, Role, escape_markdown, nothing_missed, said
+from shared.messages import Attachment, Message, Role, Turn, escape_markdown, nothing_missed, said
 from shared.tools import spoken_time
 
 if TYPE_CHECKING:

@@ -45,10 +45,10 @@ from urllib.parse import urlsplit
 
 import openai
 
-from shared.assistant import Turn, add_usage
+from shared.assistant import add_usage
 from shared.attachments import kind_and_size
 from shared.errors import AssistantError, ConversationLost
-from shared.messages import Message, Role, nothing_missed, said
+from shared.messages import Message, Role, Turn, nothing_missed, said
 from shared.tools import TOOL_SCHEMAS, call_tool, spoken_time
 
 if TYPE_CHECKING:

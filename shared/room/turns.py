@@ -19,9 +19,8 @@ from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC
 
-from shared.assistant import Turn
 from shared.errors import ChatError, RoomClosed
-from shared.messages import Role, Status
+from shared.messages import Role, Status, Turn
 from shared.room.core import CLOSE_WAIT_SECONDS, RoomCore
 from shared.store import RoomChange, StoreUnavailable, TurnRecord
 from shared.worker import ReplyWorker, WorkerTask
