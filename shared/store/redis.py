@@ -96,11 +96,14 @@ _RENEW = (
     "if v and string.sub(v, 1, #ARGV[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) end "
     "return 0"
 )
-# ARGV: participant, message id, participant, message id, ...: each raised, never lowered.
+# ARGV: participant, message id, participant, message id, ...: each raised, never lowered; one read and
+# one write for all of them (every page of a process is told at once, once a second).
 _MAX = (
-    "for i = 1, #ARGV, 2 do "
-    "local v = tonumber(redis.call('hget', KEYS[1], ARGV[i]) or '0') "
-    "if tonumber(ARGV[i + 1]) > v then redis.call('hset', KEYS[1], ARGV[i], ARGV[i + 1]) end end return 0"
+    "local fields = {} for i = 1, #ARGV, 2 do fields[#fields + 1] = ARGV[i] end "
+    "local old = redis.call('hmget', KEYS[1], unpack(fields)) local raised = {} "
+    "for i = 1, #fields do local new = ARGV[2 * i] "
+    "if tonumber(new) > tonumber(old[i] or '0') then raised[#raised + 1] = fields[i] raised[#raised + 1] = new end end "
+    "if #raised > 0 then redis.call('hset', KEYS[1], unpack(raised)) end return 0"
 )
 # KEYS: files, file-order, file-bytes; ARGV: id, bytes, limit. Returns the ids of older files dropped.
 _PUT_FILE = """
