@@ -60,6 +60,7 @@ def test_late_joiner_sees_history():
     assert any("Alice joined." in n for n in notices(carol))
 
 
+@pytest.mark.promise_nickname_rules
 def test_duplicate_nickname_is_refused_whatever_the_case():
     join("Alice")
     bob = join("  aLiCe ")
@@ -78,6 +79,7 @@ def test_duplicate_nickname_is_refused_whatever_the_case():
         ("System", "“System” is reserved for the app's own notices. Please pick another nickname."),
     ],
 )
+@pytest.mark.promise_nickname_rules
 def test_invalid_nickname_is_refused_with_its_own_message(nickname, message):
     at = join(nickname)
     assert errors(at) == [message]
@@ -85,6 +87,7 @@ def test_invalid_nickname_is_refused_with_its_own_message(nickname, message):
     assert get_room().view().participants == ()
 
 
+@pytest.mark.promise_message_limits
 def test_empty_message_is_ignored():
     alice = join("Alice")
     before = get_room().version
@@ -93,6 +96,7 @@ def test_empty_message_is_ignored():
     assert not errors(alice)
 
 
+@pytest.mark.promise_message_limits
 def test_overlong_message_is_refused_with_the_limit_and_not_posted(monkeypatch):
     monkeypatch.setenv("MAX_MESSAGE_CHARS", "100")
     alice = join("Alice")
@@ -120,6 +124,7 @@ def test_the_box_stays_open_and_the_page_says_who_is_answered_and_who_waits(gate
     assert replies == ["Hi Alice! 🐾", "Hi Bob! 🐾"]
 
 
+@pytest.mark.promise_simultaneous_posts
 def test_message_sent_while_busy_is_queued_for_the_next_turn(gated):
     alice = stream_off(join("Alice"))
     bob = stream_off(join("Bob"))  # his box is still enabled: he presses Enter as the reply starts
@@ -134,19 +139,62 @@ def test_message_sent_while_busy_is_queued_for_the_next_turn(gated):
     assert [r.reply_to for r in replies] == [("Alice",), ("Bob",)]
 
 
-def test_streamed_reply_reaches_every_participant_with_the_toggle_on(gated):
+class OneWordAtATime(OfflineAssistant):
+    """The offline assistant, but each word of a reply waits until the test lets one more through."""
+
+    def __init__(self, settings):
+        super().__init__(settings)
+        self.next_word = threading.Semaphore(0)
+
+    def reply(self, conversation, turn):
+        for piece in super().reply(conversation, turn):
+            self.next_word.acquire(timeout=10)
+            yield piece
+
+    def let_the_rest_through(self) -> None:
+        self.next_word.release(10_000)
+
+
+@pytest.fixture
+def one_word_at_a_time(monkeypatch) -> list[OneWordAtATime]:
+    made: list[OneWordAtATime] = []
+
+    def make(settings) -> OneWordAtATime:
+        made.append(OneWordAtATime(settings))
+        return made[-1]
+
+    monkeypatch.setattr(shared.hub, "make_assistant", make)
+    yield made
+    for assistant in made:
+        assistant.let_the_rest_through()
+
+
+def test_streamed_reply_reaches_every_participant_word_by_word_with_the_toggle_on(one_word_at_a_time):
     alice = stream_off(join("Alice"))
     bob = join("Bob")
     send(alice, "stream please")
-    wait_until(lambda: get_room().view().reply is not None)
-    threading.Timer(0.3, gated[0].gate.set).start()
-    bob.run()  # poll: follows the reply to its end; live: shows it as far as it got
-    assert bob.toggle(key="stream_replies").value is True
-    assert conversation(bob)[-1][1].startswith("Hi")
+    [assistant] = one_word_at_a_time
+
+    def words_in_the_room() -> int:
+        reply = get_room().view().reply
+        return len(reply.text.split()) if reply else 0
+
+    shown = []  # what Bob's page shows of the reply after each word the model writes
+    for words in range(1, 6):
+        assistant.next_word.release()
+        wait_until(lambda words=words: words_in_the_room() == words)
+        bob.run()  # a page opened now shows the reply as far as it got
+        shown.append(conversation(bob)[-1][1])
+    assistant.let_the_rest_through()
     wait_until(lambda: not get_room().busy)
     bob.run()
-    assert conversation(bob)[-1][1].startswith("Hi Alice!")
-    assert "stream please" in conversation(bob)[-1][1]
+    whole = conversation(bob)[-1][1]
+
+    assert bob.toggle(key="stream_replies").value is True
+    assert [len(text.split()) for text in shown] == [1, 2, 3, 4, 5], shown
+    assert shown[0] == "Hi" and whole.startswith("Hi Alice!") and "stream please" in whole
+    for earlier, later in zip(shown, [*shown[1:], whole], strict=True):
+        assert later.startswith(earlier), "the words arrive in order, each added to the ones before"
 
 
 def test_toggle_off_shows_the_whole_reply_once_finished():
@@ -158,6 +206,7 @@ def test_toggle_off_shows_the_whole_reply_once_finished():
     assert conversation(alice)[-1][1].startswith("Hi Alice!")
 
 
+@pytest.mark.promise_reloads
 def test_reload_is_the_same_person_not_a_leave_and_a_join():
     alice = join("Alice")
     token = alice.session_state["token"]
@@ -200,6 +249,7 @@ def test_bad_setting_gives_one_sentence_not_a_traceback(monkeypatch):
     assert "`WORD_DELAY_MS` must be a whole number from 0 to 2000 (got 'soon')." in at.error[0].value
 
 
+@pytest.mark.promise_api_key
 def test_about_page_shows_settings_but_never_the_key(monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-secret-never-shown")
     monkeypatch.setattr(shared.hub, "make_assistant", OfflineAssistant)
@@ -232,6 +282,7 @@ def test_the_about_page_describes_the_app_and_says_the_offline_assistant_is_a_de
     assert any("changing one takes a restart" in c.value for c in at.caption)
 
 
+@pytest.mark.promise_model_failures
 def test_a_conversation_that_cannot_open_is_a_failure_and_the_message_goes_again(monkeypatch):
     assistant = ScriptedAssistant()
     # When her message's turn opens the room's conversation (joining opens none).

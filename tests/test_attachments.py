@@ -36,23 +36,27 @@ PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
     ("kind", "mime"),
     [("PNG", "image/png"), ("JPEG", "image/jpeg"), ("GIF", "image/gif"), ("WEBP", "image/webp")],
 )
+@pytest.mark.promise_attachments
 def test_each_picture_type_is_accepted_with_its_size_in_pixels(kind, mime):
     attachment = check_upload("photo", picture(kind, (64, 48)), max_mb=10)
     assert (attachment.mime, attachment.width, attachment.height) == (mime, 64, 48)
     assert attachment.is_image
 
 
+@pytest.mark.promise_attachments
 def test_a_pdf_is_accepted_as_a_file():
     attachment = check_upload("notes.pdf", PDF, max_mb=10)
     assert (attachment.mime, attachment.size, attachment.is_image) == ("application/pdf", len(PDF), False)
 
 
+@pytest.mark.promise_attachments
 def test_the_type_comes_from_the_content_not_the_name():
     assert check_upload("really-a-jpeg.png", picture("JPEG"), max_mb=10).mime == "image/jpeg"
     with pytest.raises(AttachmentRefused, match=r"^letter\.pdf was not attached: only a PNG, JPEG"):
         check_upload("letter.pdf", b"Dear Bob, ...", max_mb=10)
 
 
+@pytest.mark.promise_attachments
 def test_svg_and_other_types_are_refused_with_one_sentence_naming_the_file():
     svg = b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>'
     with pytest.raises(AttachmentRefused) as refusal:
@@ -63,6 +67,7 @@ def test_svg_and_other_types_are_refused_with_one_sentence_naming_the_file():
     assert sniff(b"PK\x03\x04 a zip") is None
 
 
+@pytest.mark.promise_attachments
 def test_a_picture_that_does_not_decode_is_refused_not_crashed_on():
     fake = b"\x89PNG\r\n\x1a\n" + b"not really a picture" * 10
     with pytest.raises(
@@ -74,6 +79,7 @@ def test_a_picture_that_does_not_decode_is_refused_not_crashed_on():
         check_upload("cut.jpg", truncated, max_mb=10)
 
 
+@pytest.mark.promise_attachments
 def test_a_file_over_the_limit_is_refused_naming_the_file_and_the_limit():
     with pytest.raises(AttachmentRefused) as refusal:
         check_upload("big.pdf", b"%PDF-1.4\n" + b"0" * (3 * MB // 2), max_mb=1)
@@ -83,6 +89,7 @@ def test_a_file_over_the_limit_is_refused_naming_the_file_and_the_limit():
 # --- where the bytes live --------------------------------------------------------------------------
 
 
+@pytest.mark.promise_attachments
 def test_the_store_drops_the_oldest_files_past_its_limit():
     store = AttachmentStore(limit=10)
     assert store.put("a", b"12345") == []
@@ -115,6 +122,7 @@ def make_room(assistant):
         room.close()
 
 
+@pytest.mark.promise_attachments
 def test_a_message_carries_what_its_files_are_and_the_turn_carries_their_bytes(make_room, assistant):
     room = make_room()
     png, pdf = picture(), PDF
@@ -127,6 +135,7 @@ def test_a_message_carries_what_its_files_are_and_the_turn_carries_their_bytes(m
     assert room.attachments.get(files[0][0].id) == png
 
 
+@pytest.mark.promise_attachments
 def test_files_alone_are_a_message_but_nothing_at_all_is_not(make_room):
     room = make_room()
     data = picture()
@@ -136,6 +145,7 @@ def test_files_alone_are_a_message_but_nothing_at_all_is_not(make_room):
         room.post("id-Alice", "  ")
 
 
+@pytest.mark.promise_attachments
 def test_past_the_rooms_limit_the_oldest_files_go_and_their_message_says_so(make_room):
     room = make_room(max_room_attachments_mb=1)
     big = b"%PDF-1.4\n" + b"0" * (MB * 6 // 10)
@@ -150,6 +160,7 @@ def test_past_the_rooms_limit_the_oldest_files_go_and_their_message_says_so(make
     assert not room.view().messages[second.id - 1].attachments[0].dropped
 
 
+@pytest.mark.promise_attachments
 def test_a_rooms_files_go_when_it_closes(make_room):
     room = make_room()
     data = picture()
@@ -159,6 +170,7 @@ def test_a_rooms_files_go_when_it_closes(make_room):
     assert room.attachments.size == 0
 
 
+@pytest.mark.promise_attachments
 def test_transcripts_list_the_files_and_carry_their_metadata(make_room):
     room = make_room()
     data = picture(size=(64, 48))
@@ -175,6 +187,7 @@ def test_transcripts_list_the_files_and_carry_their_metadata(make_room):
     ]
 
 
+@pytest.mark.promise_attachments
 def test_the_offline_assistant_says_what_it_received(make_room):
     room = Room("lobby", fast_settings(), OfflineAssistant(fast_settings()))
     try:
@@ -191,6 +204,7 @@ def test_the_offline_assistant_says_what_it_received(make_room):
 # --- what each person has seen, and "Catch me up" ----------------------------------------------------
 
 
+@pytest.mark.promise_catch_up
 def test_only_a_page_still_showing_the_room_counts_as_having_seen_it(make_room):
     room = make_room()
     assert room.last_seen("id-Bob") is None
@@ -200,6 +214,7 @@ def test_only_a_page_still_showing_the_room_counts_as_having_seen_it(make_room):
     assert room.last_seen("id-Bob") == 3
 
 
+@pytest.mark.promise_catch_up
 def test_the_offline_catch_up_says_who_said_how_much_and_the_last_lines(make_room):
     room = make_room()
     for n in range(3):
@@ -210,6 +225,7 @@ def test_the_offline_catch_up_says_who_said_how_much_and_the_last_lines(make_roo
     assert summary.endswith("- Alice: `alice 1`\n- Alice: `alice 2`\n- Bob: `bob 0`")
 
 
+@pytest.mark.promise_catch_up
 def test_a_catch_up_summarizes_what_others_said_since_and_leaves_the_room_alone(make_room, assistant):
     room = make_room()
     seen = room.view().messages[-1].id
@@ -238,6 +254,7 @@ def test_a_catch_up_summarizes_what_others_said_since_and_leaves_the_room_alone(
     )
 
 
+@pytest.mark.promise_catch_up
 def test_one_catch_up_at_a_time_per_person_and_each_counts_against_the_flood_limit(make_room, assistant):
     room = make_room(rate_limit_messages=2, rate_limit_seconds=60)
     catch_ups = CatchUps()
@@ -256,6 +273,7 @@ def test_one_catch_up_at_a_time_per_person_and_each_counts_against_the_flood_lim
         catch_ups.start(room, "id-Bob", "Bob", 0)
 
 
+@pytest.mark.promise_attachments
 def test_a_wide_picture_is_shown_from_a_small_copy_and_a_small_one_as_it_is():
     wide, small = picture("JPEG", (4000, 3000)), picture("GIF", (200, 100))
     with Image.open(io.BytesIO(preview(wide, 360))) as shown:

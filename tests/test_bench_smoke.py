@@ -1,6 +1,7 @@
 """The benchmark keeps working: its smoke runs, checked for behaviour (everyone saw everything), not speed.
 
-The messages go out while replies stream; every number the report prints must be there, whatever it is.
+The messages go out while replies stream; every number the report prints must be there and agree with
+the others.
 
 Emulated sessions need no browser; the Chromium run skips, and says why, where no Chromium is installed.
 """
@@ -59,26 +60,26 @@ def assert_everyone_saw_everything(run: dict) -> None:
 
 
 def assert_numbers_are_sane(run: dict) -> None:
-    idle = run["idle"]
+    idle, sessions = run["idle"], run["plan"]["sessions"]
     assert idle["seconds"] >= run["plan"]["idle_seconds"]
-    for key in ("server_cpu_ms_per_s", "server_cpu_ms_per_session_s"):
-        assert math.isfinite(idle[key]) and idle[key] >= 0, key
+    assert math.isfinite(idle["server_cpu_ms_per_s"]) and math.isfinite(idle["server_cpu_ms_per_session_s"])
+    # What the sessions add is a share of what the server spent (rounding aside), never more.
+    assert idle["server_cpu_ms_per_session_s"] * sessions <= idle["server_cpu_ms_per_s"] + 0.01
     # Memory growth per session is measured, not promised: a garbage collection can make it negative.
     assert math.isfinite(idle["server_rss_mb_per_session"])
     assert idle["server_rss_mb"] > 0 and run["server_rss_mb_at_start"] > 0
     streaming = run["streaming"]
-    assert streaming["replies"] >= 1 and 0 <= streaming["share_of_core"] <= streaming["max_share_of_core"]
+    # Relaying a reply to every page costs the server something: a zero means the samples missed it.
+    assert streaming["replies"] >= 1 and 0 < streaming["share_of_core"] <= streaming["max_share_of_core"]
 
 
-def assert_full_runs_are_counted(run: dict) -> None:
-    """Counted, not judged: how many full runs a passive page does is what the bench is there to show."""
+def assert_no_page_reruns_for_what_others_did(run: dict) -> None:
+    """A page whose person did nothing follows the room without a full run (the live page's promise,
+    and the bench's "full runs per turn" column): counted over every turn of the smoke run."""
     runs = run["full_runs"]
     assert runs["passive_sessions"] == run["plan"]["sessions"] - run["senders"] >= 1
-    assert (
-        runs["turns"] == run["posts"] - run["dropped"]
-        and runs["total"] >= 0
-        and runs["per_session_per_turn"] >= 0
-    )
+    assert runs["turns"] == run["posts"] - run["dropped"] >= 1
+    assert runs["total"] == runs["max_one_session"] == runs["per_session_per_turn"] == 0, runs
 
 
 def assert_the_model_is_asked_once_per_turn_and_never_on_refresh(run: dict) -> None:
@@ -96,7 +97,7 @@ def test_emulated_sessions_see_every_message_sent_while_replies_stream(tmp_path)
     for run in summary["runs"]:
         assert_everyone_saw_everything(run)
         assert_numbers_are_sane(run)
-        assert_full_runs_are_counted(run)
+        assert_no_page_reruns_for_what_others_did(run)
         assert_the_model_is_asked_once_per_turn_and_never_on_refresh(run)
         assert run["server_log_tracebacks"] == 0
     table = (tmp_path / "bench.md").read_text()
@@ -138,7 +139,11 @@ def test_sessions_on_two_processes_share_one_room_through_redis(tmp_path):
     assert_the_model_is_asked_once_per_turn_and_never_on_refresh(run)
     assert run["server_log_tracebacks"] == 0
     redis = run["redis"]
-    assert redis["commands_per_message"] > 0 and redis["idle_commands_per_session_s"] >= 0
+    assert redis["commands_per_message"] > 0
+    # Idle processes still talk to Redis (heartbeats, the reaper, leases); the sessions' share is part of it.
+    sessions = run["plan"]["sessions"]
+    assert redis["idle_commands_per_s"] > 0
+    assert redis["idle_commands_per_session_s"] * sessions <= redis["idle_commands_per_s"] + 0.01
     assert "Redis, 2 processes" in (tmp_path / "bench.md").read_text()
 
 

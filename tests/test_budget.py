@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
+
 from shared.hub import Hub
 from shared.messages import Role
 from shared.room import Room
@@ -39,6 +41,7 @@ def budget_room(server, clock: list, name: str = "lobby", budget: int = BUDGET) 
     return room
 
 
+@pytest.mark.promise_token_budget
 def test_past_the_daily_budget_the_assistant_says_so_instead_of_calling_the_model(server):
     clock = [NOW]
     room = budget_room(server, clock)
@@ -59,6 +62,7 @@ def test_past_the_daily_budget_the_assistant_says_so_instead_of_calling_the_mode
         room.close()
 
 
+@pytest.mark.promise_token_budget
 def test_the_budget_starts_afresh_on_the_next_utc_day(server):
     clock = [NOW]
     room = budget_room(server, clock)
@@ -79,6 +83,7 @@ def test_the_budget_starts_afresh_on_the_next_utc_day(server):
         room.close()
 
 
+@pytest.mark.promise_token_budget
 def test_each_room_has_its_own_budget(server):
     clock = [NOW]
     spent, fresh = budget_room(server, clock, "spent"), budget_room(server, clock, "fresh")
@@ -94,6 +99,7 @@ def test_each_room_has_its_own_budget(server):
         fresh.close()
 
 
+@pytest.mark.promise_token_budget
 def test_without_a_budget_every_message_reaches_the_model_and_the_day_is_still_counted(server):
     clock = [NOW]
     room = budget_room(server, clock, budget=0)
@@ -106,6 +112,7 @@ def test_without_a_budget_every_message_reaches_the_model_and_the_day_is_still_c
         room.close()
 
 
+@pytest.mark.promise_token_budget
 def test_a_room_that_empties_and_reopens_the_same_day_keeps_its_budget_spent(server):
     hub = Hub(
         settings_for(
@@ -131,6 +138,7 @@ def test_a_room_that_empties_and_reopens_the_same_day_keeps_its_budget_spent(ser
         hub.shutdown()
 
 
+@pytest.mark.promise_token_budget
 def test_a_room_reopened_on_another_process_the_same_day_keeps_its_budget_spent(server, shared_redis):
     """With Redis, the process that opens the room again is not the one that closed it, and the one that
     counted may be gone: the day's count lives in Redis."""
@@ -163,6 +171,7 @@ def test_a_room_reopened_on_another_process_the_same_day_keeps_its_budget_spent(
         b.shutdown()
 
 
+@pytest.mark.promise_token_budget
 def test_turns_written_by_another_process_count_against_the_budget(server, shared_redis):
     """The process that opened the conversation goes away; the other one writes every later turn."""
     url = shared_redis.fresh_url()

@@ -165,6 +165,7 @@ def test_error_message_is_every_sentence_together():
     assert str(error.value) == " ".join(error.value.problems)
 
 
+@pytest.mark.promise_api_key
 def test_api_key_never_appears_in_errors_or_repr():
     values = {"OPENAI_API_KEY": SECRET_KEY, "WORD_DELAY_MS": "abc", "OPENAI_ASSISTANT_ID": "asst_1"}
     with pytest.raises(SettingsError) as error:

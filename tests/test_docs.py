@@ -1,7 +1,12 @@
 """The docs stay true to the code: every setting, its rules and its default in `.env.example` and the
 README, and the numbers and claims the README makes about the code."""
 
+import ast
+import json
 import re
+import subprocess
+import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -87,16 +92,26 @@ def test_readme_gives_the_live_pages_real_wait_slice():
     assert f"The wait is cut into {WAIT_SLICE_SECONDS:g}-second slices" in README()
 
 
-def test_readme_names_exactly_the_modules_that_import_streamlit():
-    importers = {
-        str(path.relative_to(ROOT))
+def streamlit_importers() -> set[Path]:
+    """The modules of `shared/` that import streamlit (at the top or inside a function)."""
+    return {
+        path.relative_to(ROOT)
         for path in (ROOT / "shared").rglob("*.py")
         if re.search(r"^\s*(import streamlit|from streamlit)", path.read_text(encoding="utf-8"), re.MULTILINE)
     }
+
+
+def test_readme_names_exactly_the_modules_that_import_streamlit():
     [claim] = re.findall(r"Only `shared/.*?import Streamlit", README())
 
-    assert set(re.findall(r"`(shared/[\w/]+\.py)`", claim)) == importers
+    assert set(re.findall(r"`(shared/[\w/]+\.py)`", claim)) == {str(p) for p in streamlit_importers()}
     assert "the page scripts import Streamlit" in claim
+
+
+def test_the_engine_package_names_exactly_the_modules_that_import_streamlit():
+    import shared
+
+    assert set(re.findall(r"`(\w+\.py)`", shared.__doc__)) == {p.name for p in streamlit_importers()}
 
 
 def test_readme_states_the_retry_policy_of_every_openai_call():
@@ -107,6 +122,103 @@ def test_readme_states_the_retry_policy_of_every_openai_call():
     )
     assert rows == {call.value: f"yes, {RETRIES[call]} times" if RETRIES[call] else "no" for call in Call}
     assert f"waited out, {len(LOCKED_RETRY_DELAYS)} times" in README()
+
+
+# --- what the app imports, requirements.txt names ----------------------------------------------------
+
+
+def test_requirements_name_every_package_the_app_imports():
+    import importlib.metadata
+
+    sources = [ROOT / "app.py", *(ROOT / "pages").glob("*.py"), *(ROOT / "shared").rglob("*.py")]
+    imported = {
+        (node.module if isinstance(node, ast.ImportFrom) else alias.name).split(".")[0]
+        for path in sources
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.Import) or (isinstance(node, ast.ImportFrom) and node.level == 0)
+        for alias in node.names
+    }
+    third_party = imported - set(sys.stdlib_module_names) - {"shared", "__future__"}
+    distributions = importlib.metadata.packages_distributions()
+    needed = {distributions[name][0].lower() for name in third_party}
+    named = {
+        re.split(r"[<>=!~\[; ]", line, maxsplit=1)[0].lower()
+        for line in (ROOT / "requirements.txt").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    }
+
+    assert {"streamlit", "pillow", "pyicu-wheels"} <= needed
+    assert needed <= named, f"requirements.txt does not name {sorted(needed - named)}"
+
+
+# --- the table of promises: each row's number is how many test cases carry its marker -----------------
+
+# Collects the whole suite (nothing runs) in a process of its own and writes, per `promise_*` marker, how
+# many test cases carry it (each parametrized case counts).
+COUNT_PROMISES = """
+import collections, json, sys
+import pytest
+
+class Count:
+    counts = collections.Counter()
+
+    def pytest_collection_modifyitems(self, items):
+        for item in items:
+            for name in {m.name for m in item.iter_markers()}:
+                if name.startswith("promise_"):
+                    self.counts[name] += 1
+
+code = pytest.main(["--collect-only", "-q", "-p", "no:cacheprovider", "tests"], plugins=[Count()])
+json.dump({"exit": int(code), "counts": Count.counts}, open(sys.argv[1], "w"))
+"""
+
+
+def promise_markers() -> dict[str, str]:
+    """pyproject.toml's `promise_*` markers: name -> the README row it stands for."""
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    markers = [m.split(": ", 1) for m in config["tool"]["pytest"]["ini_options"]["markers"]]
+    return {name: row for name, row in markers if name.startswith("promise_")}
+
+
+def readme_promises() -> dict[str, int]:
+    """The README's table of promises: row -> the number of test cases it says prove it."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    table = text.split("| promise | cases |\n|---|---|\n", 1)[1].split("\n\n", 1)[0]
+    return {row: int(cases) for row, cases in re.findall(r"^\| (.+) \| (\d+) \|$", table, re.MULTILINE)}
+
+
+def test_every_promise_in_the_readme_has_its_marker_and_every_marker_its_row():
+    rows, markers = readme_promises(), promise_markers()
+
+    assert len(rows) == len(markers) >= 20
+    assert sorted(rows) == sorted(markers.values()), "a README row and its marker in pyproject.toml differ"
+
+
+def test_the_readme_counts_exactly_the_test_cases_that_carry_each_promise(tmp_path):
+    counted = tmp_path / "counts.json"
+    run = subprocess.run(
+        [sys.executable, "-c", COUNT_PROMISES, str(counted)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert counted.exists(), run.stdout[-2000:] + run.stderr[-2000:]
+    collection = json.loads(counted.read_text())
+    assert collection["exit"] == 0, "the suite did not collect cleanly"
+    rows = readme_promises()
+
+    said = {name: rows.get(row) for name, row in promise_markers().items()}
+    assert said == {name: collection["counts"].get(name, 0) for name in said}
+
+
+def test_tests_save_their_screenshots_in_test_results_never_in_docs():
+    # docs/ holds the README's pictures, changed on purpose; a test run must not rewrite tracked files.
+    sources = " ".join(path.read_text(encoding="utf-8") for path in (ROOT / "tests").rglob("*.py"))
+    saved_to = re.findall(r"\.screenshot\(([^)]*)", sources)
+
+    assert len(saved_to) >= 20
+    assert [where for where in saved_to if "ARTIFACTS" not in where] == []
 
 
 def README() -> str:  # noqa: N802  (reads like the document it returns)

@@ -27,6 +27,7 @@ def set_cookie_header(response) -> str:
     return header
 
 
+@pytest.mark.promise_identity
 def test_a_browser_without_the_cookie_gets_a_signed_httponly_lax_one(client):
     header = set_cookie_header(client.get("/"))
     assert header.startswith(f"{identity.COOKIE}=")
@@ -36,11 +37,13 @@ def test_a_browser_without_the_cookie_gets_a_signed_httponly_lax_one(client):
     assert identity.browser_value(value, identity.cookie_secret())
 
 
+@pytest.mark.promise_identity
 def test_a_browser_with_a_valid_cookie_keeps_it(client):
     client.get("/")
     assert "set-cookie" not in client.get("/").headers
 
 
+@pytest.mark.promise_identity
 def test_a_forged_or_unsigned_cookie_is_replaced(client):
     secret = identity.cookie_secret()
     good = identity.new_cookie_value(secret)
@@ -52,11 +55,13 @@ def test_a_forged_or_unsigned_cookie_is_replaced(client):
         assert identity.browser_value(forged, secret) is None
 
 
+@pytest.mark.promise_identity
 def test_behind_tls_the_cookie_is_secure(client):
     header = set_cookie_header(client.get("/", headers={"x-forwarded-proto": "https"}))
     assert "Secure" in header
 
 
+@pytest.mark.promise_identity
 def test_the_participant_id_is_derived_and_differs_per_browser_and_secret():
     one, two = identity.new_cookie_value("s"), identity.new_cookie_value("s")
     first, second = identity.browser_value(one, "s"), identity.browser_value(two, "s")

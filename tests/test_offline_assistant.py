@@ -94,6 +94,7 @@ def test_offline_notice_only_until_it_has_replied_once(assistant):
     assert OFFLINE_NOTICE not in later
 
 
+@pytest.mark.promise_markup
 def test_someone_elses_words_cannot_restyle_the_reply(assistant):
     text = assistant.compose(turn_of(said(3, "Alice", "`code` and **bold**")))
 
@@ -125,6 +126,7 @@ def assert_every_nickname_is_escaped(text: str) -> None:
     assert not [line for line in text.splitlines() if re.match(r"\s*(#|>|[-*+]\s|\d+\.\s)", line)], text
 
 
+@pytest.mark.promise_markup
 def test_nicknames_go_into_the_reply_as_text_never_as_markdown(assistant):
     earlier = said(2, MARKUP_NICKNAMES[-1], "before you spoke")
     messages = [said(3 + n, nickname, "who is here?") for n, nickname in enumerate(MARKUP_NICKNAMES[:-1])]
@@ -144,6 +146,7 @@ def test_nicknames_go_into_the_reply_as_text_never_as_markdown(assistant):
     assert_every_nickname_is_escaped(text)
 
 
+@pytest.mark.promise_markup
 def test_a_catch_up_shows_nicknames_as_text_never_as_markdown(assistant):
     missed = [said(3 + n, nickname, "hello") for n, nickname in enumerate(MARKUP_NICKNAMES)]
 

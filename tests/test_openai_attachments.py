@@ -23,6 +23,7 @@ def post_files(room, nickname: str, text: str, *files: tuple[str, bytes]) -> Non
 
 
 @pytest.mark.parametrize("mode", ["server", "local"])
+@pytest.mark.promise_attachments
 def test_a_picture_goes_as_input_image_and_a_pdf_as_input_file(open_room, server, mode):
     room = open_room("Alice", conversation_mode=mode)
     png = picture()
@@ -38,6 +39,7 @@ def test_a_picture_goes_as_input_image_and_a_pdf_as_input_file(open_room, server
     assert messages(room, Role.ASSISTANT)[-1].text.startswith("Hello Alice! You said: what is this?")
 
 
+@pytest.mark.promise_attachments
 def test_in_local_mode_earlier_files_are_named_not_sent_again(open_room, server):
     room = open_room("Alice", conversation_mode="local")
     post_files(room, "Alice", "look", ("cat.png", picture()))
@@ -49,6 +51,7 @@ def test_in_local_mode_earlier_files_are_named_not_sent_again(open_room, server)
 
 
 @pytest.mark.parametrize("mode", ["server", "local"])
+@pytest.mark.promise_attachments
 def test_a_server_that_refuses_pictures_gets_the_text_and_everyone_one_sentence(open_room, server, mode):
     server.refuse_files = True
     room = open_room("Alice", conversation_mode=mode)
@@ -65,6 +68,7 @@ def test_a_server_that_refuses_pictures_gets_the_text_and_everyone_one_sentence(
     assert not [m for m in messages(room, Role.SYSTEM) if "could not reply" in m.text]
 
 
+@pytest.mark.promise_catch_up
 def test_a_catch_up_is_a_stateless_request_the_conversation_never_sees(open_room, server):
     room = open_room("Alice", "Bob")
     room.post(person("Alice"), "shall we meet at noon?")

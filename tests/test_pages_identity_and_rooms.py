@@ -13,6 +13,7 @@ from tests.pages import errors, get_room, join, open_page
 pytestmark = pytest.mark.usefixtures("fresh_app")
 
 
+@pytest.mark.promise_identity
 def test_an_old_me_link_names_nobody_and_leaves_the_address():
     alice = join("Alice")
     old_link = open_page(token=None, room="lobby")
@@ -24,6 +25,7 @@ def test_an_old_me_link_names_nobody_and_leaves_the_address():
     assert old_link.session_state["token"] != alice.session_state["token"]
 
 
+@pytest.mark.promise_private_rooms
 def test_the_rooms_page_opens_a_private_room_that_it_never_lists():
     at = open_page()
     at.switch_page("pages/rooms.py").run()
@@ -45,6 +47,7 @@ def test_the_rooms_page_opens_a_private_room_that_it_never_lists():
     assert not any("plans" in link.label for link in visitor.get("page_link"))
 
 
+@pytest.mark.promise_token_budget
 def test_the_room_page_shows_the_days_tokens_against_the_budget(monkeypatch):
     monkeypatch.setenv("DAILY_TOKEN_BUDGET", "5000")
     alice = join("Alice")

@@ -13,6 +13,7 @@ from tests.fakes import wait_until
 assistant, make_hub, hub = test_hub.assistant, test_hub.make_hub, test_hub.hub
 
 
+@pytest.mark.promise_private_rooms
 def test_a_private_room_opens_with_its_invite_and_never_by_its_name(hub):
     plans = hub.open_room("plans", private=True)
     secret = plans.invite_secret
@@ -29,11 +30,13 @@ def test_a_private_room_opens_with_its_invite_and_never_by_its_name(hub):
     assert room is plans and bob.nickname == "Bob"
 
 
+@pytest.mark.promise_private_rooms
 def test_every_private_room_has_its_own_secret(hub):
     secrets = {hub.open_room(f"room-{i}", private=True).invite_secret for i in range(20)}
     assert len(secrets) == 20
 
 
+@pytest.mark.promise_private_rooms
 def test_a_private_rooms_name_cannot_be_taken_again_and_the_lobby_stays_public(hub):
     hub.open_room("plans", private=True)
     with pytest.raises(RoomRefused, match="already open"):
@@ -51,6 +54,7 @@ def test_opening_a_public_room_that_is_open_goes_to_it(hub):
         hub.open_room("garden", private=True)
 
 
+@pytest.mark.promise_private_rooms
 def test_an_invite_to_a_private_room_that_closed_opens_nothing(make_hub):
     hub = make_hub(room_empty_grace_seconds=0)
     plans = hub.open_room("plans", private=True)
@@ -60,6 +64,7 @@ def test_an_invite_to_a_private_room_that_closed_opens_nothing(make_hub):
     assert not hub.room("plans").private, "the name is free again, for a public room"
 
 
+@pytest.mark.promise_max_rooms
 def test_max_rooms_refuses_a_new_room_with_the_limit_named_and_keeps_the_open_ones(make_hub):
     hub = make_hub(room_empty_grace_seconds=60, max_rooms=2)
     lobby, garden = hub.room("lobby"), hub.open_room("garden", private=True)
@@ -73,6 +78,7 @@ def test_max_rooms_refuses_a_new_room_with_the_limit_named_and_keeps_the_open_on
     assert len(hub.rooms()) == 2
 
 
+@pytest.mark.promise_max_rooms
 def test_a_room_that_closes_frees_its_place(make_hub):
     hub = make_hub(room_empty_grace_seconds=0.05, max_rooms=1)
     lobby = hub.room("lobby")

@@ -18,6 +18,7 @@ def turn_at(now: datetime = TUESDAY_AFTERNOON, present=("Alice", "Bob")) -> Turn
     return Turn(room="lobby", messages=(), history=(), present=present, now=now)
 
 
+@pytest.mark.promise_tools
 def test_unknown_tool_answers_no_function_found():
     answer = call_tool("order_pizza", "{}", turn_at())
 
@@ -25,6 +26,7 @@ def test_unknown_tool_answers_no_function_found():
     assert answer == '{"status": "error", "message": "No function found"}'
 
 
+@pytest.mark.promise_tools
 def test_tool_that_raises_answers_with_an_error_instead_of_raising(monkeypatch):
     def broken(turn: Turn) -> dict:
         raise RuntimeError("the clock fell off the wall")
@@ -36,6 +38,7 @@ def test_tool_that_raises_answers_with_an_error_instead_of_raising(monkeypatch):
     assert answer == {"status": "error", "message": "get_current_time failed: the clock fell off the wall"}
 
 
+@pytest.mark.promise_tools
 def test_arguments_that_are_not_json_get_an_error_answer():
     answer = json.loads(call_tool("get_current_time", "{not json", turn_at()))
 

@@ -48,7 +48,7 @@ import openai
 from shared.assistant import add_usage
 from shared.attachments import kind_and_size
 from shared.errors import AssistantError, ConversationLost
-from shared.messages import Message, Role, Turn, nothing_missed, said
+from shared.messages import Message, Role, Turn, escape_markdown, nothing_missed, said
 from shared.tools import TOOL_SCHEMAS, call_tool, spoken_time
 
 if TYPE_CHECKING:
@@ -477,7 +477,7 @@ class OpenAIAssistant:
         """One stateless request (no conversation, nothing stored): the room's conversation never sees it."""
         spoken = said(messages)
         if not spoken:
-            return nothing_missed(for_nickname)
+            return nothing_missed(escape_markdown(for_nickname))
         chat = "\n".join(_catch_up_line(m) for m in spoken[-CATCH_UP_MESSAGES:])
         try:
             response = self._api[Call.SUMMARIZE].responses.create(

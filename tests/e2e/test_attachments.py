@@ -13,13 +13,11 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageDraw
 
-from tests.e2e.conftest import ARTIFACTS, DEADLINE_SECONDS, ROOT, wait_until
+from tests.e2e.conftest import ARTIFACTS, DEADLINE_SECONDS, wait_until
 from tests.e2e.test_two_people import MAIN, bubble_texts, join, reply_text, turn_over
 from tests.openai_server import API_KEY, Say
 
 pytestmark = pytest.mark.e2e
-
-DOCS = ROOT / "docs"
 
 
 @pytest.fixture
@@ -62,6 +60,7 @@ def send_with_files(page, text: str, *paths: Path) -> None:
     box.press("Enter")
 
 
+@pytest.mark.promise_attachments
 def test_a_picture_attached_on_one_page_shows_on_the_other_and_reaches_the_model(
     app_server, new_page, openai_server, files
 ):
@@ -103,11 +102,11 @@ def test_a_picture_attached_on_one_page_shows_on_the_other_and_reaches_the_model
     wait_until(
         lambda: "writing…" not in bob.locator(MAIN).inner_text(), DEADLINE_SECONDS, "the reply to settle"
     )
-    DOCS.mkdir(exist_ok=True)
-    bob.locator(MAIN).screenshot(path=str(DOCS / "attachments.png"))
+    bob.locator(MAIN).screenshot(path=str(ARTIFACTS / "attachments.png"))
     assert "Traceback" not in server.log()
 
 
+@pytest.mark.promise_attachments
 def test_an_oversized_file_and_a_fake_picture_are_refused_and_the_text_still_goes(
     app_server, new_page, files
 ):
@@ -148,6 +147,7 @@ def test_an_oversized_file_and_a_fake_picture_are_refused_and_the_text_still_goe
     assert "Traceback" not in server.log()
 
 
+@pytest.mark.promise_catch_up
 def test_a_catch_up_shows_only_on_the_page_that_asked_and_changes_nothing_shared(
     app_server, new_page, openai_server
 ):
@@ -195,6 +195,5 @@ def test_a_catch_up_shows_only_on_the_page_that_asked_and_changes_nothing_shared
     assert bubble_texts(alice) == alice_before, "nothing was added to the room"
     assert summary not in " ".join(bubble_texts(bob))
 
-    DOCS.mkdir(exist_ok=True)
-    bob.screenshot(path=str(DOCS / "catch-up.png"))  # the sidebar too: Bob is in the room with Alice
+    bob.screenshot(path=str(ARTIFACTS / "catch-up.png"))  # the sidebar too: Bob is in the room with Alice
     assert "Traceback" not in server.log()

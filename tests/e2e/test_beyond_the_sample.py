@@ -74,6 +74,7 @@ def test_mention_mode_answers_only_when_asked_knowing_what_was_said(app_server, 
     bob.screenshot(path=str(ARTIFACTS / "mention-mode.png"))
 
 
+@pytest.mark.promise_stop_and_leave
 def test_stop_in_one_page_stops_the_reply_in_both(app_server, new_page):
     server = app_server(WORD_DELAY_MS="300")
     alice, bob = new_page(), new_page()

@@ -48,6 +48,7 @@ def busy_shown(page) -> bool:
 
 
 @pytest.mark.parametrize("store", ["memory", "redis"])
+@pytest.mark.promise_chromium_crowd
 def test_five_people_pressing_enter_together_lose_and_double_nothing(store, request, app_server, new_page):
     limits = {"RATE_LIMIT_MESSAGES": "1000", "RATE_LIMIT_SECONDS": "1", "LEAVE_GRACE_SECONDS": "1"}
     if store == "memory":

@@ -24,6 +24,7 @@ HOSTILE = [
 ]
 
 
+@pytest.mark.promise_markup
 def test_markup_in_messages_and_nicknames_is_shown_as_text_and_never_runs(app_server, new_page):
     server = app_server(WORD_DELAY_MS="0", RATE_LIMIT_MESSAGES="50")
     attacker, victim = new_page(), new_page()
@@ -51,6 +52,7 @@ def test_markup_in_messages_and_nicknames_is_shown_as_text_and_never_runs(app_se
     victim.screenshot(path=str(ARTIFACTS / "hostile-input.png"), full_page=True)
 
 
+@pytest.mark.promise_reloads
 def test_a_reload_storm_leaves_one_person_and_no_join_or_leave_lines(app_server, new_page):
     server = app_server(LEAVE_GRACE_SECONDS="3")
     alice, bob = new_page(), new_page()
@@ -71,6 +73,7 @@ def test_a_reload_storm_leaves_one_person_and_no_join_or_leave_lines(app_server,
     assert bob.locator('[data-testid="stSidebar"]').inner_text().count("Alice") == 1
 
 
+@pytest.mark.promise_worker_and_shutdown
 def test_sigterm_in_the_middle_of_a_reply_still_deletes_the_conversation(app_server, new_page):
     with OpenAIServer() as openai:
         openai.script(Hang(30))

@@ -31,6 +31,7 @@ def asked_for_nickname(page) -> None:
     page.get_by_role("textbox", name="Nickname").wait_for(timeout=DEADLINE_SECONDS * 1000)
 
 
+@pytest.mark.promise_identity
 def test_the_address_names_nobody_but_a_reload_or_another_tab_keeps_you(app_server, new_page):
     server = app_server()
     alice = new_page()
@@ -71,6 +72,7 @@ def invite_link(page) -> str:
     return match[1]
 
 
+@pytest.mark.promise_private_rooms
 def test_a_private_room_is_unlisted_its_name_lets_nobody_in_and_its_invite_link_does(app_server, new_page):
     server = app_server()
     alice = new_page()
@@ -115,6 +117,7 @@ def test_a_private_room_is_unlisted_its_name_lets_nobody_in_and_its_invite_link_
     in_room(bob)
 
 
+@pytest.mark.promise_max_rooms
 def test_max_rooms_refuses_a_new_room_keeps_open_ones_and_frees_a_place_when_one_closes(app_server, new_page):
     server = app_server(MAX_ROOMS="2", ROOM_EMPTY_GRACE_SECONDS="2", LEAVE_GRACE_SECONDS="0")
     alice = new_page()

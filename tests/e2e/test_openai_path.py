@@ -37,6 +37,7 @@ def watch_everything_sent_to(page) -> list[str]:
     return seen
 
 
+@pytest.mark.promise_api_key
 def test_a_streamed_openai_reply_reaches_both_pages_and_the_key_never_does(
     app_server, new_page, openai_server
 ):
@@ -79,6 +80,7 @@ def test_a_streamed_openai_reply_reaches_both_pages_and_the_key_never_does(
     assert API_KEY not in server.log()
 
 
+@pytest.mark.promise_model_failures
 def test_a_refused_key_is_explained_in_both_pages_and_the_room_goes_on(app_server, new_page, openai_server):
     server = app_server(OPENAI_API_KEY=API_KEY, OPENAI_BASE_URL=openai_server.base_url)
     alice, bob = new_page(), new_page()
@@ -101,6 +103,7 @@ def test_a_refused_key_is_explained_in_both_pages_and_the_room_goes_on(app_serve
     assert sum("Is anyone there?" in t for t in bubble_texts(bob)) == 1  # nothing lost, nothing doubled
 
 
+@pytest.mark.promise_worker_and_shutdown
 def test_stopping_the_server_deletes_the_conversation(app_server, new_page, openai_server):
     server = app_server(OPENAI_API_KEY=API_KEY, OPENAI_BASE_URL=openai_server.base_url)
     alice = new_page()

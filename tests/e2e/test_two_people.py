@@ -122,6 +122,7 @@ def test_two_people_chat_and_the_reply_streams_in_both(app_server, new_page):
     assert "Traceback" not in server.log()
 
 
+@pytest.mark.promise_reloads
 def test_closed_tab_leaves_the_room_but_a_reload_does_not(app_server, new_page):
     server = app_server(LEAVE_GRACE_SECONDS="2")
     alice, bob = new_page(), new_page()
