@@ -55,3 +55,26 @@ def test_alice_reads_every_other_page_and_stays_in_the_room_until_her_tab_closes
         lambda: "Alice left." in main_text(bob), DEADLINE_SECONDS, "Alice to leave after her tab closed"
     )
     wait_until(lambda: "Alice" not in sidebar_text(bob), DEADLINE_SECONDS, "Bob's people list to drop Alice")
+
+
+def test_through_redis_alice_reads_other_pages_on_one_process_and_bob_on_the_other_sees_her_stay(
+    redis_apps, new_page
+):
+    a, b = redis_apps(2, LEAVE_GRACE_SECONDS=str(GRACE), HEARTBEAT_TIMEOUT_SECONDS=str(TIMEOUT))
+    alice, bob = new_page(), new_page()
+    join(alice, a.url, "Alice")
+    join(bob, b.url, "Bob")
+    wait_until(lambda: "Alice" in sidebar_text(bob), DEADLINE_SECONDS, "Bob to see Alice")
+
+    alice.locator(SIDEBAR).get_by_role("link", name="This room").click()
+    alice.get_by_role("heading", name="Room lobby").first.wait_for(timeout=DEADLINE_SECONDS * 1000)
+    stay(TIMEOUT + 2, bob)  # longer than the heartbeat timeout, on the other process
+    alice.locator(SIDEBAR).get_by_role("link", name="Chat room").click()
+    in_room(alice)
+
+    said = main_text(bob)
+    assert said.count("Alice joined.") == 1 and "Alice left." not in said
+    alice.context.close()
+    wait_until(
+        lambda: "Alice left." in main_text(bob), DEADLINE_SECONDS, "Alice to leave after her tab closed"
+    )
