@@ -14,14 +14,14 @@ import pytest
 
 from shared.hub import Hub
 from shared.messages import Role, Status
-from shared.store.redis import LEASE_SECONDS, RedisStore
-from tests.fakes import Gate, ScriptedAssistant, fast_settings, wait_for_workers_to_end, wait_until
+from shared.room import Room
+from shared.store.redis import LEASE_SECONDS
+from tests import test_redis_rooms
+from tests.fakes import Gate, wait_until
 from tests.tcp_proxy import TcpProxy
 
-
-@pytest.fixture
-def assistant() -> ScriptedAssistant:
-    return ScriptedAssistant()
+# test_redis_rooms' fixtures, by name: a scripted assistant and hubs (app processes) on a Redis address.
+assistant, make_hub = test_redis_rooms.assistant, test_redis_rooms.make_hub
 
 
 @pytest.fixture
@@ -31,23 +31,21 @@ def proxy(shared_redis) -> Iterator[TcpProxy]:
 
 
 @pytest.fixture
-def hub_through(assistant, shared_redis) -> Iterator[Callable[[TcpProxy], Hub]]:
+def hub_through(proxy, shared_redis, make_hub) -> Callable[..., Hub]:
     """A hub (an app process) whose Redis connection goes through the proxy, on a fresh database."""
-    hubs: list[Hub] = []
+    database = int(shared_redis.fresh_url().rsplit("/", 1)[1])  # empties it
+    return lambda **settings: make_hub(proxy.url(database), **settings)
 
-    def make(proxy: TcpProxy, **settings) -> Hub:
-        db_url = shared_redis.fresh_url()  # empties database 1
-        url = proxy.url(int(db_url.rsplit("/", 1)[1]))
-        settings = fast_settings(redis_url=url, **settings)
-        hub = Hub(settings, lambda _s: assistant, reap_every=0.05, store=RedisStore(url))
-        hubs.append(hub)
-        return hub
 
-    yield make
-    assistant.open_all_gates()
-    for hub in hubs:
-        hub.shutdown()
-    wait_for_workers_to_end(*(hub.store for hub in hubs))
+def reply_held_after_its_first_words(hub: Hub, assistant) -> tuple[Room, Gate]:
+    """Alice asks for a story; the reply's first words are in the room and the rest waits at the gate."""
+    room, alice = hub.join("lobby", "id-alice", "Alice", "tab-a")
+    gate = Gate()
+    assistant.will_reply("Once upon", gate, " a time")
+    room.post(alice.id, "A story, please")
+    gate.wait_reached()
+    wait_until(lambda: any(m.text == "Once upon" for m in room.view().messages), "the first words")
+    return room, gate
 
 
 def said(room) -> list[tuple[Role, str]]:
@@ -55,7 +53,7 @@ def said(room) -> list[tuple[Role, str]]:
 
 
 def test_a_message_whose_exec_reply_is_lost_is_posted_once(proxy, hub_through, assistant):
-    hub = hub_through(proxy)
+    hub = hub_through()
     room, alice = hub.join("lobby", "id-alice", "Alice", "tab-a")
     proxy.cut_after(b"EXEC")
     message = room.post(alice.id, "Hello once")
@@ -68,13 +66,7 @@ def test_a_message_whose_exec_reply_is_lost_is_posted_once(proxy, hub_through, a
 
 
 def test_a_reply_whose_growth_exec_reply_is_lost_keeps_each_word_once(proxy, hub_through, assistant):
-    hub = hub_through(proxy)
-    room, alice = hub.join("lobby", "id-alice", "Alice", "tab-a")
-    gate = Gate()
-    assistant.will_reply("Once upon", gate, " a time")
-    room.post(alice.id, "A story, please")
-    gate.wait_reached()
-    wait_until(lambda: any(m.text == "Once upon" for m in room.view().messages), "the first words")
+    room, gate = reply_held_after_its_first_words(hub_through(), assistant)
     proxy.cut_after(b"EXEC")
     gate.open()
     wait_until(lambda: not room.busy, "the reply to end")
@@ -85,7 +77,7 @@ def test_a_reply_whose_growth_exec_reply_is_lost_keeps_each_word_once(proxy, hub
 
 
 def test_a_file_whose_script_reply_is_lost_is_kept_once(proxy, hub_through):
-    hub = hub_through(proxy)
+    hub = hub_through()
     room = hub.room("lobby")
     room.attachments.put("file-0", b"z" * 100)  # the store's scripts are loaded by now
     proxy.cut_after(b"file-1")
@@ -100,13 +92,9 @@ def test_a_file_whose_script_reply_is_lost_is_kept_once(proxy, hub_through):
 def test_redis_hung_longer_than_the_lease_mid_reply_cuts_the_reply_short_and_the_next_is_answered(
     proxy, hub_through, assistant
 ):
-    hub = hub_through(proxy, heartbeat_timeout_seconds=30)  # people outlast the outage, as by default
-    room, alice = hub.join("lobby", "id-alice", "Alice", "tab-a")
-    gate = Gate()
-    assistant.will_reply("Once upon", gate, " a time")
-    room.post(alice.id, "A story, please")
-    gate.wait_reached()
-    wait_until(lambda: any(m.text == "Once upon" for m in room.view().messages), "the first words")
+    hub = hub_through(heartbeat_timeout_seconds=30)  # people outlast the outage, as by default
+    room, gate = reply_held_after_its_first_words(hub, assistant)
+    alice = room.view().participant("id-alice")
     proxy.black_hole()
     gate.open()  # the worker tries to write the rest while nothing gets through
     time.sleep(LEASE_SECONDS + 1)  # the fault itself: longer than the worker's lease

@@ -70,18 +70,23 @@ def test_two_processes_share_a_room_each_message_and_reply_once(shared_redis, ma
     assert {p.nickname for p in room_b.view().participants} == {"Alice", "Bob"}
 
 
+def story_at_the_gate(hub: Hub, assistant: ScriptedAssistant):
+    """Alice asks the hub's room for a story; its worker wrote "Once upon" and waits at the gate."""
+    room, alice = hub.join("lobby", "id-alice", "Alice", "tab-a")
+    gate = Gate()
+    assistant.will_reply("Once upon", gate, " a time")
+    room.post(alice.id, "Tell me a story")
+    gate.wait_reached()
+    return hub, room, alice, gate
+
+
 def test_a_worker_that_stops_renewing_is_taken_over_and_its_late_words_are_dropped(
     shared_redis, make_hub, assistant
 ):
     url = shared_redis.fresh_url()
-    a = make_hub(url, lease_seconds=0.5)
-    room_a, alice = a.join("lobby", "id-alice", "Alice", "tab-a")
-    gate = Gate()
-    assistant.will_reply("Once upon", gate, " a time")
-    # A's worker takes the turn, then freezes (a stalled process): it believes it holds the lease but
-    # no longer renews it.
-    room_a.post(alice.id, "Tell me a story")
-    gate.wait_reached()
+    a, room_a, alice, gate = story_at_the_gate(make_hub(url, lease_seconds=0.5), assistant)
+    # A's worker took the turn and freezes (a stalled process): it believes it holds the lease but no
+    # longer renews it.
     a.store.renew_lease = lambda room, fence: True  # type: ignore[method-assign]
     b = make_hub(url, lease_seconds=0.5)
     room_b = b.room("lobby")
@@ -108,12 +113,7 @@ def test_a_worker_whose_renewals_fail_writes_nothing_more_and_the_next_one_ends_
     shared_redis, make_hub, assistant
 ):
     url = shared_redis.fresh_url()
-    a = make_hub(url, lease_seconds=0.5)
-    room_a, alice = a.join("lobby", "id-alice", "Alice", "tab-a")
-    gate = Gate()
-    assistant.will_reply("Once upon", gate, " a time")
-    room_a.post(alice.id, "Tell me a story")
-    gate.wait_reached()
+    a, room_a, alice, gate = story_at_the_gate(make_hub(url, lease_seconds=0.5), assistant)
 
     def unreachable(room, fence):
         raise StoreUnavailable("Redis is away for this process")

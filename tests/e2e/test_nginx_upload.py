@@ -13,8 +13,8 @@ import pytest
 from PIL import Image
 
 from tests.e2e.conftest import ARTIFACTS, DEADLINE_SECONDS, wait_until
-from tests.e2e.test_redis import affinity_cookie_for, no_tracebacks, open_streams
-from tests.e2e.test_two_people import MESSAGE, join, send, sidebar_text
+from tests.e2e.test_redis import alice_and_bob_through_nginx, no_tracebacks
+from tests.e2e.test_two_people import MESSAGE, send, sidebar_text
 
 pytestmark = pytest.mark.e2e
 
@@ -37,15 +37,7 @@ def big_picture(tmp_path: Path) -> Path:
 def test_a_picture_of_several_mb_goes_through_nginx_to_the_other_process(
     redis_apps, nginx_in_front, new_page, big_picture
 ):
-    a, b = redis_apps(2)
-    nginx = nginx_in_front(a.port, b.port)
-    alice, bob = new_page(), new_page()
-    for page, server in ((alice, a), (bob, b)):
-        cookie = affinity_cookie_for(nginx, server, [a, b])
-        page.context.add_cookies([{"name": "chat_affinity", "value": cookie, "url": nginx.url}])
-    join(alice, nginx.url, "Alice")
-    join(bob, nginx.url, "Bob")
-    assert open_streams(a) >= 1 and open_streams(b) >= 1, "each person's page is on its own process"
+    a, b, nginx, alice, bob = alice_and_bob_through_nginx(redis_apps, nginx_in_front, new_page)
     wait_until(lambda: "Alice" in sidebar_text(bob), DEADLINE_SECONDS, "Bob to see Alice")
 
     alice.locator('[data-testid="stChatInput"] input[type="file"]').set_input_files([str(big_picture)])

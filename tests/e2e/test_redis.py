@@ -323,9 +323,9 @@ def affinity_cookie_for(nginx, target: AppServer, servers: list[AppServer]) -> s
     raise AssertionError("no affinity cookie reached the process in 64 tries")
 
 
-def test_the_same_chat_through_nginx_with_each_person_on_another_process(
-    redis_apps, nginx_in_front, new_page
-):
+def alice_and_bob_through_nginx(redis_apps, nginx_in_front, new_page):
+    """Two processes behind deploy/nginx.conf; Alice joins through nginx onto A, Bob onto B (each page is
+    given the affinity cookie that lands on its process)."""
     a, b = redis_apps(2)
     nginx = nginx_in_front(a.port, b.port)
     alice, bob = new_page(), new_page()
@@ -335,6 +335,13 @@ def test_the_same_chat_through_nginx_with_each_person_on_another_process(
     join(alice, nginx.url, "Alice")
     join(bob, nginx.url, "Bob")
     assert open_streams(a) >= 1 and open_streams(b) >= 1, "each person's page is on its own process"
+    return a, b, nginx, alice, bob
+
+
+def test_the_same_chat_through_nginx_with_each_person_on_another_process(
+    redis_apps, nginx_in_front, new_page
+):
+    a, b, nginx, alice, bob = alice_and_bob_through_nginx(redis_apps, nginx_in_front, new_page)
     for page, other in ((alice, "Bob"), (bob, "Alice")):
         wait_until(
             lambda page=page, other=other: other in sidebar_text(page),
