@@ -43,6 +43,14 @@ class ConversationLost(AssistantError):
         super().__init__(message, delivered=False)
 
 
+class ReplyNotWritten(AssistantError):
+    """The reply's next words could not be written into the room (its store could not be reached): the
+    turn ends cut short, as far as the room got it, never as complete."""
+
+    def __init__(self) -> None:
+        super().__init__("its words could not be written into the room (the rooms' store was unreachable).")
+
+
 class AttachmentRefused(MessageRefused):
     """A file was not attached (too big, not an accepted type, a picture that does not open)."""
 

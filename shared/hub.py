@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import functools
 import logging
 import re
 import secrets
@@ -91,14 +92,15 @@ class Hub:
         """A sentence to show while the rooms' store cannot be reached."""
         return self.store.problem
 
-    def _follow(self, name: str, version: int) -> None:
-        """A change was announced by some process (name "": anything may have changed)."""
+    def _follow(self, name: str, version: int, grown: int | None = None) -> None:
+        """A change was announced by some process (name "": anything may have changed; `grown`: it was
+        only that reply's growth)."""
         with self._lock:
             rooms = (
                 list(self._rooms.values()) if not name else [self._rooms[name]] if name in self._rooms else []
             )
         for room in rooms:
-            room.sync(version if name else None)
+            room.sync(version if name else None, grown)
 
     def room(self, name: str = DEFAULT_ROOM, invite: str | None = None) -> Room:
         """The room called `name`, created (public) on first use, again after it emptied and closed.
@@ -240,6 +242,13 @@ class Hub:
             except Exception:
                 log.exception("the reaper failed; it will try again")
 
+    @staticmethod
+    def _leave(room: Room) -> None:
+        """This process stops serving a room that lives on in Redis: what its pages drew is told first."""
+        with contextlib.suppress(ChatError):
+            room.flush_seen(now=True)
+        room.leave_process()
+
     def shutdown(self) -> None:
         """Close every room's conversation (in memory mode); called at exit and by tests.
 
@@ -249,7 +258,7 @@ class Hub:
             self._stopped.set()
             rooms, self._rooms = list(self._rooms.values()), {}
         for room in rooms:  # side by side: one slow deletion must not hold up the others
-            work = room.leave_process if self.store.shared else room.close
+            work = functools.partial(self._leave, room) if self.store.shared else room.close
             self._in_background(work, f"closing-{room.name}")
         if self._reaper is not threading.current_thread():
             self._reaper.join(timeout=CLOSE_WAIT_SECONDS)  # a round under way ends without opening a room

@@ -64,12 +64,18 @@ class Sessions:
                 shown.room.detach(shown.participant_id, session_id)
             except ChatError as problem:  # the heartbeat timeout lets them go instead
                 log.warning("room %s: a closed tab could not be told: %s", shown.room.name, problem)
+        by_room: dict[Room, list[tuple[str, _Shown]]] = {}
         for session_id, shown in due:
-            here = not shown.room.closed and shown.room.attach(shown.participant_id, session_id)
+            by_room.setdefault(shown.room, []).append((session_id, shown))
+        for room, sessions in by_room.items():  # one heartbeat per room for all its sessions here
+            here = (
+                {} if room.closed else room.attach_all([(shown.participant_id, s) for s, shown in sessions])
+            )
             with self._lock:
-                if self._shown.get(session_id) is not shown:
-                    continue  # it moved or closed meanwhile
-                if here:
-                    shown.beat_at = now
-                else:  # they left (Leave, another tab, the reaper) or the room closed: nothing to keep
-                    del self._shown[session_id]
+                for session_id, shown in sessions:
+                    if self._shown.get(session_id) is not shown:
+                        continue  # it moved or closed meanwhile
+                    if session_id in here:
+                        shown.beat_at = now
+                    else:  # they left (Leave, another tab, the reaper) or the room closed: nothing to keep
+                        del self._shown[session_id]

@@ -12,7 +12,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Protocol
 
-from shared.errors import AssistantError, ChatError, ConversationLost
+from shared.errors import AssistantError, ChatError, ConversationLost, ReplyNotWritten
 
 if TYPE_CHECKING:
     from contextlib import AbstractContextManager
@@ -57,13 +57,16 @@ class WorkerRoom(Protocol):
     def lease(self) -> AbstractContextManager[bool]: ...
     def holding(self) -> bool: ...
     def start_turn(self) -> Turn | None: ...
-    def add_to_reply(self, turn: Turn, text: str) -> bool: ...
-    def finish_turn(self, turn: Turn, error: str | None = None, *, carry_over: bool = False) -> None: ...
+    def add_to_reply(self, turn: Turn, text: str) -> bool:
+        """False: the turn is over, write no more; raises `ReplyNotWritten` if the words were lost."""
+
+    def finish_turn(self, turn: Turn, error: str | None = None, *, carry_over: bool = False) -> None:
+        """End the turn (unless it is over already) and count its tokens (`turn.usage`)."""
+
     def conversation(self) -> str | None: ...
     def set_conversation(self, conversation: str) -> bool: ...
     def forget_conversation(self) -> None: ...
     def notice(self, text: str, *, failure: bool = False) -> None: ...
-    def record_usage(self, usage: dict[str, int]) -> None: ...
     def tokens_today(self) -> int: ...
 
 
@@ -109,12 +112,9 @@ class ReplyWorker(threading.Thread):
         if conversation is None:
             room.finish_turn(turn, carry_over=True)
             return True
-        try:
-            self._reply(conversation, turn)
-        finally:
-            # Counted in the room whatever happened (a reply that broke off was still paid for), by
-            # whichever process wrote the turn.
-            room.record_usage(turn.usage)
+        # Every way out of `_reply` finishes the turn, which counts its tokens in the room (whatever
+        # happened: a reply that broke off was still paid for), by whichever process wrote it.
+        self._reply(conversation, turn)
         return True
 
     def _over_budget(self, turn: Turn) -> bool:
@@ -123,12 +123,16 @@ class ReplyWorker(threading.Thread):
         budget = room.settings.daily_token_budget
         if not budget or room.tokens_today() < budget:
             return False
-        room.add_to_reply(
-            turn,
-            f"This room has used its daily budget of {budget:,} tokens, so I will answer again "
-            "tomorrow (from midnight UTC).",
-        )
-        room.finish_turn(turn)
+        try:
+            room.add_to_reply(
+                turn,
+                f"This room has used its daily budget of {budget:,} tokens, so I will answer again "
+                "tomorrow (from midnight UTC).",
+            )
+        except ReplyNotWritten as error:
+            room.finish_turn(turn, _failure_text(room.settings.assistant_name, error))
+        else:
+            room.finish_turn(turn)
         return True
 
     def _reply(self, conversation: str, turn: Turn) -> None:
@@ -143,8 +147,10 @@ class ReplyWorker(threading.Thread):
                     # The first words at once, then at most one write per `every`: each write
                     # is a change every page (and with Redis, every process) takes in.
                     if time.monotonic() - written_at >= every:
-                        writing = room.add_to_reply(turn, pending)
-                        pending, written_at = "", time.monotonic()
+                        # Never sent twice: words the store may have taken are not written again.
+                        sending, pending, writing = pending, "", False
+                        writing = room.add_to_reply(turn, sending)
+                        written_at = time.monotonic()
                         if not writing:
                             break
             finally:

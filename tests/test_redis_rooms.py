@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 import pytest
 import redis
 
+from shared import worker
 from shared.catch_up import CatchUps
 from shared.errors import CatchUpRefused, MessageRefused
 from shared.hub import Hub
@@ -271,3 +272,39 @@ def test_one_process_reaps_a_room_at_a_time(shared_redis, make_hub):
         room.reap = counted  # type: ignore[method-assign]
     wait_until(lambda: sum(rounds) >= 10, "ten reaping rounds")
     assert sorted(rounds)[:2] == [0, 0], f"rounds per process: {rounds}"
+
+
+def test_a_reply_grows_on_every_process_and_a_stop_on_another_keeps_the_words_so_far(
+    shared_redis, make_hub, assistant, monkeypatch
+):
+    monkeypatch.setattr(worker, "SHARED_REPLY_WRITE_SECONDS", 0.0)  # each piece written as it comes
+    url = shared_redis.fresh_url()
+    a, b = make_hub(url), make_hub(url)
+    room_a, alice = a.join("lobby", "id-alice", "Alice", "tab-a")
+    room_b, bob = b.join("lobby", "id-bob", "Bob", "tab-b")
+    first, second = Gate(), Gate()
+    assistant.will_reply("Once", first, " upon", " a", second, " time")
+    room_a.post(alice.id, "Tell me a story")
+
+    def reply_on(room: Room) -> tuple[str, Status] | None:
+        replies = [m for m in room.view().messages if m.role is Role.ASSISTANT]
+        return (replies[0].text, replies[0].status) if replies else None
+
+    first.wait_reached()
+    wait_until(lambda: reply_on(room_b) == ("Once", Status.STREAMING), "B to show the first word")
+    first.open()
+    second.wait_reached()
+    for room in (room_a, room_b):  # the growth, read back by each process as it is appended
+        wait_until(lambda room=room: reply_on(room) == ("Once upon a", Status.STREAMING), "the growth")
+
+    room_b.stop_reply(bob.id)  # on the process that does not write the reply
+    second.open()  # A's worker has " time" to write, too late
+    for room in (room_a, room_b):
+        wait_until(lambda room=room: not room.busy, "the stopped turn to end")
+    wait_until(lambda: texts(room_a) == texts(room_b), "both processes to show the same room")
+    assert reply_on(room_a) == reply_on(room_b) == ("Once upon a", Status.STOPPED)
+    assert "Bob stopped the reply." in texts(room_a)
+
+    room_a.post(alice.id, "Another")  # the worker takes the next turn, and its reply grows anew
+    wait_until(lambda: len(texts(room_b, Role.ASSISTANT)) == 2 and not room_b.busy, "the next reply")
+    assert texts(room_b, Role.ASSISTANT)[1] == "Answer to Another"

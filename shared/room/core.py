@@ -89,15 +89,23 @@ class RoomCore:
 
     # --- following the store -------------------------------------------------------------------
 
-    def sync(self, version: int | None = None) -> None:
-        """Catch up with the store (a change up to `version` was announced); nothing to do in memory."""
+    def sync(self, version: int | None = None, grown: int | None = None) -> None:
+        """Catch up with the store (a change up to `version` was announced; `grown`: it was only reply
+        `grown`'s growth, so only the reply's text is read); nothing to do in memory."""
         if not self.store.shared:
             return  # the record is the store's own: every change is in it as it commits
         with self._sync_lock:
             with self._record.lock:
                 held = self._record.state.version
+                streaming = self._record.state.reply_id
             if version is not None and 0 < version <= held:
                 return
+            if grown is not None and version == held + 1 and grown == streaming:
+                text = self.store.reply_text(self.name, grown)
+                with self._record.lock:
+                    if text is not None and self._record.state.version == held:
+                        self._record.grow(grown, text, version)
+                        return
             state, changed = self.store.read(self.name, held)
             with self._record.lock:
                 if state is None or state.generation != self.generation:
@@ -254,6 +262,11 @@ class RoomCore:
         stays) or finds the room closed (and the hub gives a fresh one). With Redis, exactly one process
         closes it. Nothing here waits for the model's server.
         """
+
+        with self._record.lock:  # this process's copy says it is in use: no need to ask the store
+            state = self._record.state
+            if state.empty_since is None or state.turn is not None or state.queue:
+                return False
 
         def close_if_idle(change: RoomChange) -> bool:
             state = change.state

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import hmac
+import time
 
 from shared.errors import JoinRefused, RoomClosed
 from shared.messages import Participant, Role
@@ -20,9 +21,13 @@ from shared.store import RoomChange, StoreUnavailable
 # A tab of someone who pressed Leave notices within a third of the heartbeat timeout (its live page
 # checks), or when it is next drawn; past a few timeouts the mark is dropped with the next Leave.
 LEFT_KEPT_HEARTBEATS = 3
+# How often a process tells the store what its pages drew: what someone saw a moment before they went
+# matters little to "New since you were last here", and every flush is three commands.
+SEEN_FLUSH_SECONDS = 5.0
 
 
 class Presence(RoomCore):
+    _seen_flush_at = 0.0  # monotonic time before which `flush_seen` waits
     # --- who may come in ----------------------------------------------------------------------------
 
     @property
@@ -80,14 +85,22 @@ class Presence(RoomCore):
 
     def attach(self, participant_id: str, session_id: str) -> Participant | None:
         """A browser session shows the room (a heartbeat); None if the person is no longer here."""
+        return self.attach_all([(participant_id, session_id)]).get(session_id)
+
+    def attach_all(self, sessions: list[tuple[str, str]]) -> dict[str, Participant]:
+        """Browser sessions (participant, session) show the room: one heartbeat for all of them, one
+        store command. Returns the sessions whose person is still here, by session id."""
         with self._record.lock:
-            participant = self._record.state.participants.get(participant_id)
-        if participant is None or self.closed:
-            return None
+            participants = self._record.state.participants
+            here = {s: participants[p] for p, s in sessions if p in participants}
+        if not here or self.closed:
+            return {}
+        when = self._clock()
         with contextlib.suppress(StoreUnavailable):  # a missed heartbeat is made up by the next one
-            self.store.seen(self.name, participant_id, session_id, self._clock())
-        self._attach_here(session_id)
-        return participant
+            self.store.seen_all(self.name, {(p, s): when for p, s in sessions if s in here})
+        for session_id in here:
+            self._attach_here(session_id)
+        return here
 
     def here(self, participant_id: str) -> bool:
         """Whether the person is in the room now, as this process's copy says."""
@@ -177,17 +190,21 @@ class Presence(RoomCore):
     def mark_seen(self, participant_id: str, session_id: str, message_id: int) -> None:
         """A page of this person drew the room up to `message_id`; a closed tab's page no longer counts.
 
-        Kept here and told to the store by `flush_seen` (the hub's reaper, once a second): one command for
-        every page of this process, not one per page.
+        Kept here and told to the store by `flush_seen` (the hub's reaper, every `SEEN_FLUSH_SECONDS`):
+        one command for every page of this process, not one per page.
         """
         with self._sessions_lock:
             if session_id in self._sessions and message_id > self._seen_due.get(participant_id, 0):
                 self._seen_due[participant_id] = message_id
 
-    def flush_seen(self) -> None:
-        """Tell the store what this process's pages drew since the last time."""
+    def flush_seen(self, *, now: bool = False) -> None:
+        """Tell the store what this process's pages drew since the last time, at most every
+        `SEEN_FLUSH_SECONDS` (`now`: at once, as this process stops serving the room)."""
         with self._sessions_lock:
+            if not now and time.monotonic() < self._seen_flush_at:
+                return
             due, self._seen_due = self._seen_due, {}
+            self._seen_flush_at = time.monotonic() + SEEN_FLUSH_SECONDS
         if not due:
             return
         try:

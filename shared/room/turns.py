@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC
 
-from shared.errors import ChatError, RoomClosed
+from shared.errors import ChatError, ReplyNotWritten, RoomClosed
 from shared.messages import Role, Status, Turn
 from shared.room.core import CLOSE_WAIT_SECONDS, RoomCore
 from shared.store import RoomChange, StoreUnavailable, TurnRecord
@@ -37,6 +37,8 @@ class Turns(RoomCore):
     _worker: threading.Thread | None = None
     _fence: int | None = None  # the lease this process's worker holds, if any
     _turn: Turn | None = None  # the turn this process's worker is writing, if any
+    _reply_id: int | None = None  # the message of the reply this process's worker writes, once begun
+    _reply_bytes = 0  # that reply's length in UTF-8 bytes, as written
     _next_try = 0.0  # when this process may next try to take the lease of a room another one holds
     _lease_lost = threading.Event()  # replaced by each lease; set when its renewal failed for good
 
@@ -200,6 +202,7 @@ class Turns(RoomCore):
             )
             return turn
 
+        self._reply_id = None
         try:
             self._turn = self._change(start)
         except (RoomClosed, StoreUnavailable):
@@ -210,51 +213,93 @@ class Turns(RoomCore):
         """Append streamed text to the turn's reply, which appears with its first piece; False: stop writing.
 
         False once the turn is over (stopped, taken over, or the room closed): its late words are dropped.
+        Raises `ReplyNotWritten` when the store could not take them: the turn did not end, its words were
+        lost, so it must not end as complete. The first piece makes the reply's message in a change of
+        the room; the next ones are appended to it by the store (with Redis a few commands each, not a
+        rewrite of the room's state).
         """
+        reply_id, fence = self._reply_id, self._fence
+        if reply_id is not None and text:
+            if fence is None or not self.holding():
+                return False
+            try:
+                version = self.store.grow(self.name, reply_id, fence, self._reply_bytes, text)
+            except StoreUnavailable:
+                raise ReplyNotWritten from None
+            if version is None:
+                return False
+            self._reply_bytes += len(text.encode())
+            self._take_growth(reply_id, text, version)
+            return True
 
-        def grow(change: RoomChange) -> bool:
+        made: list[int] = []  # the reply's id, from the run of the rule that committed
+
+        def begin(change: RoomChange) -> bool:
             state = change.state
-            if not self._writes(change, turn) or not text:
+            made.clear()
+            if not self._writes(change, turn) or not text or state.reply_id is not None:
                 change.nothing()
                 return self._writes(change, turn)
-            if state.reply_id is None:
-                reply = change.add(
-                    Role.ASSISTANT,
-                    text,
-                    self._now(),
-                    author=self.settings.assistant_name,
-                    status=Status.STREAMING,
-                    reply_to=turn.addressees,
-                )
-                state.reply_id = reply.id
-            else:
-                reply = change.message(state.reply_id)
-                change.put(replace(reply, text=reply.text + text), growth=True)
+            reply = change.add(
+                Role.ASSISTANT,
+                text,
+                self._now(),
+                author=self.settings.assistant_name,
+                status=Status.STREAMING,
+                reply_to=turn.addressees,
+            )
+            state.reply_id = reply.id
+            made.append(reply.id)
             return True
 
         try:
-            return self._change(grow)
-        except (RoomClosed, StoreUnavailable):
+            writing = self._change(begin)
+        except RoomClosed:
             return False
+        except StoreUnavailable:
+            raise ReplyNotWritten from None
+        if made:
+            self._reply_id, self._reply_bytes = made[0], len(text.encode())
+        return writing
+
+    def _take_growth(self, reply_id: int, text: str, version: int) -> None:
+        """Bring this process's copy up to the growth it just wrote, without reading it back."""
+        if not self.store.shared:
+            return  # the record is the store's own: the growth is in it
+        with self._record.lock:
+            record = self._record
+            if record.state.version == version - 1 and record.state.reply_id == reply_id:
+                record.grow(reply_id, record.messages[reply_id - 1].text + text, version)
+                return
+        self.sync(version, reply_id)
 
     def finish_turn(self, turn: Turn, error: str | None = None, *, carry_over: bool = False) -> None:
         """End the turn: the reply is complete, or kept as far as it got with `error` shown to all.
 
         With `carry_over`, the assistant never saw the turn's messages: they go into the next turn.
         A turn that is already over (someone stopped it, another worker took it) stays as it ended.
+        Its tokens (`turn.usage`) are counted either way.
         """
 
-        def finish(change: RoomChange) -> None:
-            if not self._writes(change, turn):
+        today, usage = self._today(), dict(turn.usage)
+
+        def finish(change: RoomChange) -> int | None:
+            # The turn's tokens are counted whatever happened (a reply that broke off was still paid
+            # for, and one stopped by someone else too), in the same change.
+            tokens = self._count_usage(change, today, usage)
+            if self._writes(change, turn):
+                self._end_turn(change, error, carry_over=carry_over)
+            elif tokens is None:
                 change.nothing()
-                return
-            self._end_turn(change, error, carry_over=carry_over)
+            return tokens
 
         try:
-            self._change(finish)
+            tokens = self._change(finish)
         except (RoomClosed, StoreUnavailable) as problem:
             # Unreachable store: the turn stays open until a worker takes the room again and ends it.
             log.warning("room %s: the turn could not be finished: %s", self.name, problem)
+        else:
+            self._keep_spending(today, tokens)
         finally:
             self._turn = None
 
@@ -298,26 +343,38 @@ class Turns(RoomCore):
         return self._now().astimezone(UTC).date().isoformat()
 
     def record_usage(self, usage: dict[str, int]) -> None:
-        """Count the tokens a turn or a catch-up used: in the room's totals and against today's (UTC)
-        budget. Kept in the store, so every process counts every turn, whichever wrote it."""
+        """Count the tokens a catch-up used (a turn's are counted as it finishes): in the room's totals
+        and against today's (UTC) budget. Kept in the store, so every process counts them."""
         today = self._today()
-        tokens = usage.get("total_tokens", 0)
-        if tokens <= 0:
-            return
 
-        def count(change: RoomChange) -> int:
-            state = change.state
-            if state.usage_day != today:
-                state.usage_day, state.tokens_on_day = today, 0
-            state.tokens_on_day += tokens
-            for key, value in usage.items():
-                state.usage[key] = state.usage.get(key, 0) + value
-            return state.tokens_on_day
+        def count(change: RoomChange) -> int | None:
+            tokens = self._count_usage(change, today, usage)
+            if tokens is None:
+                change.nothing()
+            return tokens
 
         with contextlib.suppress(RoomClosed, StoreUnavailable):
-            total = self._change(count)
-            # Kept apart from the room too: its next opening today (on any process) starts from it.
-            self.store.keep_spending(self.name, today, total)
+            self._keep_spending(today, self._change(count))
+
+    @staticmethod
+    def _count_usage(change: RoomChange, today: str, usage: dict[str, int]) -> int | None:
+        """Add `usage` to the room's totals and today's tokens; today's count, or None if it used none."""
+        tokens = usage.get("total_tokens", 0)
+        if tokens <= 0:
+            return None
+        state = change.state
+        if state.usage_day != today:
+            state.usage_day, state.tokens_on_day = today, 0
+        state.tokens_on_day += tokens
+        for key, value in usage.items():
+            state.usage[key] = state.usage.get(key, 0) + value
+        return state.tokens_on_day
+
+    def _keep_spending(self, today: str, tokens: int | None) -> None:
+        """Kept apart from the room too: its next opening today (on any process) starts from it."""
+        if tokens is not None:
+            with contextlib.suppress(StoreUnavailable):
+                self.store.keep_spending(self.name, today, tokens)
 
     def tokens_today(self) -> int:
         """Tokens this room's assistant used since midnight UTC."""

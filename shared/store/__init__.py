@@ -15,7 +15,7 @@ from __future__ import annotations
 import threading
 import typing
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -129,6 +129,14 @@ class RoomRecord:
         if news:
             self.news.notify_all()
 
+    def grow(self, reply_id: int, text: str, version: int) -> None:
+        """The streaming reply's text is now `text`, at `version` (with Redis, from its own key); hold `lock`."""
+        self.messages[reply_id - 1] = replace(self.messages[reply_id - 1], text=text)
+        self.versions.pop(reply_id, None)
+        self.versions[reply_id] = version
+        self.state.version = version
+        self.changed.notify_all()
+
 
 class RoomChange:
     """One change to a room, made by a rule: the state to edit, messages to read, add and replace.
@@ -228,6 +236,9 @@ class Store(Protocol):
     def seen(
         self, room: str, participant_id: str, session_id: str, when: float, *, gone: bool = False
     ) -> None: ...
+    def seen_all(self, room: str, sessions: dict[tuple[str, str], float]) -> None:
+        """Many sessions' heartbeats at once: (participant, session) -> when."""
+
     def presence(self, room: str) -> dict[tuple[str, str], Seen]: ...
     def forget_presence(self, room: str, participant_id: str) -> None: ...
 
@@ -263,8 +274,18 @@ class Store(Protocol):
     def release_lease(self, room: str, fence: int) -> None: ...
     def lease_free(self, room: str) -> bool: ...
 
-    def listen(self, on_change: typing.Callable[[str, int], None]) -> None:
-        """Call `on_change(room, version)` for every change committed by any process, until `close`."""
+    # The reply's growth: its next words appended, fenced like every write of the worker's.
+    def grow(self, room: str, reply_id: int, fence: int, offset: int, text: str) -> int | None:
+        """Append `text` to reply `reply_id` while its turn is written under `fence`; the room's version
+        after it, or None if that turn is over (stopped, taken over, the room closed). `offset`: the
+        reply's length in UTF-8 bytes before `text`, so an append made twice is kept once."""
+
+    def reply_text(self, room: str, reply_id: int) -> str | None:
+        """Reply `reply_id`'s whole text so far while it streams, else None."""
+
+    def listen(self, on_change: typing.Callable[[str, int, int | None], None]) -> None:
+        """Call `on_change(room, version, grown)` for every change committed by any process, until
+        `close`; `grown` is the reply's id when the change was only that reply's growth."""
 
     def ping(self) -> None:
         """Raise `StoreUnavailable` unless the store answers."""

@@ -7,6 +7,7 @@ import math
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 
 from shared.attachments import AttachmentStore
 from shared.messages import Message
@@ -106,6 +107,12 @@ class MemoryStore:
         with self._lock:
             self._presence.setdefault(room, {})[participant_id, session_id] = Seen(when, gone)
 
+    def seen_all(self, room: str, sessions: dict[tuple[str, str], float]) -> None:
+        with self._lock:
+            kept = self._presence.setdefault(room, {})
+            for key, when in sessions.items():
+                kept[key] = Seen(when)
+
     def presence(self, room: str) -> dict[tuple[str, str], Seen]:
         with self._lock:
             return dict(self._presence.get(room, {}))
@@ -176,7 +183,32 @@ class MemoryStore:
         with self._lock:
             return room not in self._leases
 
-    def listen(self, on_change: Callable[[str, int], None]) -> None:
+    def grow(self, room: str, reply_id: int, fence: int, offset: int, text: str) -> int | None:
+        def grow(change: RoomChange) -> bool:
+            state = change.state
+            turn = state.turn
+            if state.closed or state.reply_id != reply_id or turn is None or turn.fence != fence:
+                change.nothing()
+                return False
+            reply = change.message(reply_id)
+            change.put(replace(reply, text=reply.text + text), growth=True)
+            return True
+
+        try:
+            record = self._record(room)
+            grown = self.change(room, grow)
+        except RoomGone:
+            return None
+        return record.state.version if grown else None
+
+    def reply_text(self, room: str, reply_id: int) -> str | None:
+        record = self.record(room)
+        if record is None:
+            return None
+        with record.lock:
+            return record.messages[reply_id - 1].text if record.state.reply_id == reply_id else None
+
+    def listen(self, on_change: Callable[[str, int, int | None], None]) -> None:
         """Nothing to listen to: a change in memory wakes the room's waiters as it commits."""
 
     def ping(self) -> None:

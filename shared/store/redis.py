@@ -3,7 +3,12 @@
 Keys, for a room called NAME (room names are plain: a-z, digits, - and _; nothing secret is in a key):
 - `chat:rooms`: the names of the open rooms (a set)
 - `chat:room:NAME:state`: the room's `RoomState` as JSON, rewritten by every change
+- `chat:room:NAME:version`: the room's version (the state's `version` field is this key's value when the
+  state was last written: the reply's growth bumps the key alone)
 - `chat:room:NAME:msgs`: message id -> the message as JSON (a hash)
+- `chat:room:NAME:reply`: while a reply streams, "REPLY_ID FENCE" and a line break, then the reply's whole
+  text so far. Its words are appended here (`grow`: a few commands, no rewrite of the state), and each
+  process reads just this key back; the change that ends the turn writes the text into the message
 - `chat:room:NAME:changes`: message id scored by the version of its last change (a sorted set), so a
   process catches up by reading only what changed after the version it holds
 - `chat:room:NAME:presence`: "participant session" -> when last seen (negative: went away then)
@@ -16,19 +21,21 @@ Keys, for a room called NAME (room names are plain: a-z, digits, - and _; nothin
   catch-up), lapsing by itself
 - `chat:spent:NAME`: "DAY TOKENS", the room's token count on a UTC day; it outlives the room (for two
   days), so a room that empties and reopens the same day keeps that day's budget spent
-Every change is announced on the channel `chat:changes` as "NAME VERSION": a small notice; the data stays
-in the keys above, and each process reads it once for all of its pages.
+Every change is announced on the channel `chat:changes` as "NAME VERSION" (the reply's growth as "NAME
+VERSION REPLY_ID"): a small notice; the data stays in the keys above, and each process reads it once for
+all of its pages.
 
 The Redis retry policy, for every kind of call, decided here:
 
 | call | on a dropped connection or a time-out | why that is safe |
 |---|---|---|
-| reads (GET, HGET, HMGET, ZRANGEBYSCORE, SMEMBERS, EXISTS) | redis-py sends it again, up to `RETRIES` times, with jittered backoff | a read changes nothing |
+| reads (GET, HGET, SMEMBERS, EXISTS, the read script) | redis-py sends it again, up to `RETRIES` times, with jittered backoff | a read changes nothing |
 | presence, "seen", the day's tokens, lease renewal and release (HSET, the max and lease scripts, SET) | the same | each sets a value: twice leaves what once leaves |
 | taking the lease (one script) | the same | sent again after a lost reply it finds the lease held and says so; that lease expires by itself |
 | a room's change (WATCH, MULTI ... EXEC) | redis-py never sends EXEC again: it raises `WatchError` and the rule runs again on the room as it is now; the change's id, recorded in the state it committed, tells a rule whose EXEC did commit not to make the change twice | `change` |
 | a change that loses to other processes' changes | run again up to `CONFLICT_RETRIES` times, with jittered backoff, then `StoreUnavailable` | a room that busy is a fault to report, not to spin on |
 | an attached file (one script: added only if its id is not there yet) | sent again | the script adds a file once |
+| the reply's growth (one script: appended only while the reply's turn is this worker's, at the length the worker wrote so far) | the same | sent again, it finds its words already there and appends nothing |
 """
 
 from __future__ import annotations
@@ -40,7 +47,8 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from typing import Any
+from dataclasses import replace
+from typing import Any, NamedTuple
 
 import redis
 from pydantic import TypeAdapter
@@ -120,6 +128,42 @@ while size > tonumber(ARGV[3]) and redis.call('llen', KEYS[2]) > 1 do
 end
 return dropped
 """
+# KEYS: reply, version; ARGV: "REPLY_ID FENCE\n", text, channel, room, reply id, the text's length (bytes)
+# before this append. Appends only while the reply's turn is still written under that fence (a change
+# that ends the turn deletes the key) and at that length: sent again after a lost reply, it finds the text
+# already there and appends nothing. Returns the room's version after the append, or 0.
+_GROW = """
+local head = ARGV[1]
+if redis.call('getrange', KEYS[1], 0, #head - 1) ~= head then return 0 end
+local length = redis.call('strlen', KEYS[1]) - #head
+local before = tonumber(ARGV[6])
+if length == before + #ARGV[2] then return tonumber(redis.call('get', KEYS[2])) end
+if length ~= before then return 0 end
+redis.call('append', KEYS[1], ARGV[2])
+local version = redis.call('incr', KEYS[2])
+redis.call('publish', ARGV[3], ARGV[4] .. ' ' .. version .. ' ' .. ARGV[5])
+return version
+"""
+# KEYS: state, version, reply, changes, msgs; ARGV: a version. The state, the version, the streaming
+# reply's key, the ids and versions of the messages changed after ARGV[1] (flat), those messages, and
+# the streaming reply's message (whose text the reply's key holds as it grows): one atomic read.
+_READ = """
+local top = redis.call('mget', KEYS[1], KEYS[2], KEYS[3])
+if not top[1] then return {false, false, false, {}, {}, false} end
+local changed = redis.call('zrangebyscore', KEYS[4], '(' .. ARGV[1], '+inf', 'WITHSCORES')
+local texts = {}
+local ids = {}
+for i = 1, #changed, 2 do
+  ids[#ids + 1] = changed[i]
+  if #ids == 1000 or i + 2 > #changed then
+    for _, text in ipairs(redis.call('hmget', KEYS[5], unpack(ids))) do texts[#texts + 1] = text end
+    ids = {}
+  end
+end
+local reply = false
+if top[3] then reply = redis.call('hget', KEYS[5], string.match(top[3], '^(%d+) ')) end
+return {top[1], top[2], top[3], changed, texts, reply}
+"""
 _RELEASE = (
     "local v = redis.call('get', KEYS[1]) "
     "if v and string.sub(v, 1, #ARGV[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
@@ -132,7 +176,9 @@ def _key(room: str, part: str) -> str:
 
 def _room_keys(room: str, *, but_state: bool = False) -> list[str]:
     parts = [
+        "version",
         "msgs",
+        "reply",
         "changes",
         "presence",
         "seen",
@@ -153,17 +199,48 @@ _state = _STATES.validate_json
 _message = _MESSAGES.validate_json
 
 
+class _Room(NamedTuple):
+    """What a change reads first, in one command, under watch: the state, the version, the growing reply."""
+
+    state: RoomState | None
+    reply: tuple[int, bytes] | None  # the streaming reply's id and whole text so far
+
+
+def _reply(raw: bytes | None) -> tuple[int, bytes] | None:
+    if not raw:
+        return None
+    head, _, text = raw.partition(b"\n")
+    return int(head.split()[0]), text
+
+
+def _with_reply(message: Message, reply: tuple[int, bytes] | None) -> Message:
+    """The message as it stands: a streaming reply's text is in its own key, not in the message yet."""
+    if reply is None or reply[0] != message.id:
+        return message
+    return replace(message, text=reply[1].decode())
+
+
+def _snapshot(state_raw: bytes | None, version: bytes | None, reply_raw: bytes | None) -> _Room:
+    if state_raw is None:
+        return _Room(None, None)
+    state = _state(state_raw)
+    state.version = int(version or state.version)
+    return _Room(state, _reply(reply_raw))
+
+
 class _RedisChange(RoomChange):
-    def __init__(self, state: RoomState, pipe: Any, room: str):
-        super().__init__(state)
+    def __init__(self, room: _Room, pipe: Any, name: str):
+        assert room.state is not None
+        super().__init__(room.state)
         self._pipe = pipe
-        self._room = room
+        self._room = name
+        self._reply = room.reply
 
     def _read(self, ids: list[int]) -> list[Message]:
         raws = self._pipe.hmget(_key(self._room, "msgs"), ids)
         if None in raws:  # the room was deleted under the change: run it again, to find it gone
             raise WatchError("the room's messages changed while they were read")
-        return [_message(raw) for raw in raws]
+        return [_with_reply(_message(raw), self._reply) for raw in raws]
 
 
 class RedisStore:
@@ -172,11 +249,14 @@ class RedisStore:
     def __init__(self, url: str, *, lease_seconds: float = LEASE_SECONDS):
         self.lease_seconds = lease_seconds
         self.problem: str | None = None  # the sentence to show while Redis cannot be reached
+        options: dict[str, Any] = {
+            "socket_timeout": 5,
+            "socket_connect_timeout": 3,
+            "health_check_interval": 10,
+        }
         self._client = redis.Redis.from_url(
             url,
-            socket_timeout=5,
-            socket_connect_timeout=3,
-            health_check_interval=10,
+            **options,
             # redis-py's own default is 10 retries: a stalled Redis would hold a page for a minute.
             retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.5), RETRIES),
         )
@@ -186,6 +266,8 @@ class RedisStore:
         self._take = self._client.register_script(_TAKE)
         self._claim = self._client.register_script(_CLAIM)
         self._put_file = self._client.register_script(_PUT_FILE)
+        self._read = self._client.register_script(_READ)
+        self._grow = self._client.register_script(_GROW)
         self._stopped = threading.Event()
         self._listener: threading.Thread | None = None
 
@@ -209,15 +291,15 @@ class RedisStore:
     def record(self, room: str) -> RoomRecord | None:
         return None  # each process keeps its own copy, from `read`
 
-    def _transaction(self, room: str, step: Callable[[Any, bytes | None], T]) -> T:
-        """Run `step(pipe, state)` with the room's state watched, again whenever another process changed
-        the room before `step`'s MULTI was executed; `step` reads in immediate mode, then queues writes."""
-        state_key = _key(room, "state")
+    def _transaction(self, room: str, step: Callable[[Any, _Room], T]) -> T:
+        """Run `step(pipe, room)` with the room watched, again whenever another process changed the room
+        before `step`'s MULTI was executed; `step` reads in immediate mode, then queues writes."""
+        keys = [_key(room, "state"), _key(room, "version"), _key(room, "reply")]
         with self._reaching(), self._client.pipeline() as pipe:
             for attempt in range(CONFLICT_RETRIES):
                 try:
-                    pipe.watch(state_key)
-                    return step(pipe, pipe.get(state_key))
+                    pipe.watch(*keys)
+                    return step(pipe, _snapshot(*pipe.mget(keys)))
                 except WatchError:
                     # Another process changed the room first, or the connection dropped while watching
                     # (EXEC's reply included): run the step again on the room as it is now.
@@ -231,14 +313,14 @@ class RedisStore:
         change_id = uuid.uuid4().hex[:16]
         sent: list[T] = []  # the result of the run whose EXEC went out last
 
-        def step(pipe: Any, raw: bytes | None) -> T:
-            if raw is None:
+        def step(pipe: Any, current: _Room) -> T:
+            state = current.state
+            if state is None:
                 raise RoomGone(room)
-            state = _state(raw)
             if sent and change_id in state.recent_changes:
                 pipe.unwatch()  # that EXEC committed; only its reply was lost: nothing more to do
                 return sent[0]
-            change = _RedisChange(state, pipe, room)
+            change = _RedisChange(current, pipe, room)
             result = rule(change)
             if change.skip:
                 pipe.unwatch()
@@ -246,13 +328,20 @@ class RedisStore:
             version = change.stamp()
             state.recent_changes = [*state.recent_changes[1 - RECENT_CHANGES :], change_id]
             pipe.multi()
-            pipe.set(_key(room, "state"), _STATES.dump_json(change.state))
+            pipe.set(_key(room, "state"), _STATES.dump_json(state))
+            pipe.set(_key(room, "version"), version)
             if change.written:
                 pipe.hset(
                     _key(room, "msgs"),
                     mapping={m.id: _MESSAGES.dump_json(m) for m in change.written.values()},
                 )
                 pipe.zadd(_key(room, "changes"), dict.fromkeys(change.written, version))
+            reply = change.written.get(state.reply_id) if state.reply_id is not None else None
+            if reply is not None and state.turn is not None:  # a reply began: its words grow from here
+                head = f"{reply.id} {state.turn.fence}\n".encode()
+                pipe.set(_key(room, "reply"), head + reply.text.encode())
+            elif current.reply is not None and state.reply_id is None:  # its turn ended: its text is kept
+                pipe.delete(_key(room, "reply"))
             pipe.publish(CHANNEL, f"{room} {version}")
             sent[:] = [result]
             pipe.execute()
@@ -260,10 +349,25 @@ class RedisStore:
 
         return self._transaction(room, step)
 
+    def grow(self, room: str, reply_id: int, fence: int, offset: int, text: str) -> int | None:
+        """Append `text` to the streaming reply at `offset`; the room's version after it, or None if its
+        turn is over. One script of a few commands, announced as the reply's growth: other processes read
+        back just the reply."""
+        keys = [_key(room, "reply"), _key(room, "version")]
+        args = [f"{reply_id} {fence}\n", text, CHANNEL, room, reply_id, offset]
+        with self._reaching():
+            return int(self._grow(keys=keys, args=args)) or None
+
+    def reply_text(self, room: str, reply_id: int) -> str | None:
+        """The streaming reply's whole text so far; None if that reply is no longer streaming."""
+        with self._reaching():
+            reply = _reply(self._client.get(_key(room, "reply")))
+        return reply[1].decode() if reply is not None and reply[0] == reply_id else None
+
     def create(self, room: str, state: RoomState, first: Message, *, open_only: bool = False) -> RoomState:
-        def step(pipe: Any, raw: bytes | None) -> RoomState:
-            if raw is not None and not (current := _state(raw)).closed:
-                return current
+        def step(pipe: Any, current: _Room) -> RoomState:
+            if current.state is not None and not current.state.closed:
+                return current.state
             if open_only:
                 raise RoomGone(room)
             state.message_count = first.id
@@ -271,6 +375,7 @@ class RedisStore:
             pipe.multi()
             pipe.delete(*_room_keys(room, but_state=True))
             pipe.set(_key(room, "state"), _STATES.dump_json(state))
+            pipe.set(_key(room, "version"), 1)
             pipe.hset(_key(room, "msgs"), first.id, _MESSAGES.dump_json(first))
             pipe.zadd(_key(room, "changes"), {first.id: 1})
             pipe.sadd(ROOMS, room)
@@ -281,24 +386,29 @@ class RedisStore:
         return self._transaction(room, step)
 
     def read(self, room: str, since_version: int) -> tuple[RoomState | None, list[tuple[Message, int]]]:
+        """One script: the state, the messages changed after `since_version`, and a streaming reply as it
+        stands (its growth is no change of the message: it is given at the room's version)."""
+        keys = [_key(room, part) for part in ("state", "version", "reply", "changes", "msgs")]
         with self._reaching():
-            pipe = self._client.pipeline(transaction=True)
-            pipe.get(_key(room, "state"))
-            pipe.zrangebyscore(_key(room, "changes"), f"({since_version}", "+inf", withscores=True)
-            raw, changed = pipe.execute()
-            if raw is None:
-                return None, []
-            ids = [int(member) for member, _ in changed]
-            raws = self._client.hmget(_key(room, "msgs"), ids) if ids else []
-        return _state(raw), [
-            (_message(text), int(version))
-            for text, (_, version) in zip(raws, changed, strict=True)
-            if text is not None
+            state_raw, version, reply_raw, changed, raws, reply_raw_message = self._read(
+                keys=keys, args=[since_version]
+            )
+        current = _snapshot(state_raw, version, reply_raw)
+        if current.state is None:
+            return None, []
+        pairs = [
+            (_with_reply(_message(text), current.reply), int(float(score)))
+            for text, score in zip(raws, changed[1::2], strict=True)
+            if text
         ]
+        if current.reply is not None and reply_raw_message:  # its text may have grown since
+            reply = _with_reply(_message(reply_raw_message), current.reply)
+            pairs = [(m, v) for m, v in pairs if m.id != reply.id] + [(reply, current.state.version)]
+        return current.state, pairs
 
     def delete(self, room: str, generation: str) -> None:
-        def step(pipe: Any, raw: bytes | None) -> None:
-            if raw is None or _state(raw).generation != generation:
+        def step(pipe: Any, current: _Room) -> None:
+            if current.state is None or current.state.generation != generation:
                 return
             pipe.multi()
             pipe.delete(*_room_keys(room))
@@ -318,6 +428,11 @@ class RedisStore:
         value = f"{'gone' if gone else 'here'} {when!r}"
         with self._reaching():
             self._client.hset(_key(room, "presence"), f"{participant_id} {session_id}", value)
+
+    def seen_all(self, room: str, sessions: dict[tuple[str, str], float]) -> None:
+        mapping = {f"{p} {s}": f"here {when!r}" for (p, s), when in sessions.items()}
+        with self._reaching():
+            self._client.hset(_key(room, "presence"), mapping=mapping)
 
     def presence(self, room: str) -> dict[tuple[str, str], Seen]:
         with self._reaching():
@@ -393,28 +508,28 @@ class RedisStore:
 
     # --- changes from every process --------------------------------------------------------------
 
-    def listen(self, on_change: Callable[[str, int], None]) -> None:
+    def listen(self, on_change: Callable[[str, int, int | None], None]) -> None:
         self._listener = threading.Thread(
             target=self._listen, args=(on_change,), name="redis-listener", daemon=True
         )
         self._listener.start()
 
-    def _listen(self, on_change: Callable[[str, int], None]) -> None:
+    def _listen(self, on_change: Callable[[str, int, int | None], None]) -> None:
         backoff = 0.1
         while not self._stopped.is_set():
             pubsub = self._client.pubsub(ignore_subscribe_messages=True)
             try:
                 pubsub.subscribe(CHANNEL)
                 # Whatever changed while nobody listened (a start, a lost connection) is read now.
-                on_change("", -1)
+                on_change("", -1, None)
                 self.problem = None
                 backoff = 0.1
                 while not self._stopped.is_set():
                     notice = pubsub.get_message(timeout=1.0)
                     if notice is None:
                         continue
-                    room, _, version = notice["data"].decode().partition(" ")
-                    on_change(room, int(version))
+                    room, version, *grown = notice["data"].decode().split(" ")
+                    on_change(room, int(version), int(grown[0]) if grown else None)
             except (RedisError, OSError) as error:
                 if self._stopped.is_set():
                     break
