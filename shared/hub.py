@@ -100,7 +100,10 @@ class Hub:
                 list(self._rooms.values()) if not name else [self._rooms[name]] if name in self._rooms else []
             )
         for room in rooms:
-            room.sync(version if name else None, grown)
+            if name:
+                room.sync(version, grown)
+            else:
+                room.sync(again=version == 0)
 
     def room(self, name: str = DEFAULT_ROOM, invite: str | None = None) -> Room:
         """The room called `name`, created (public) on first use, again after it emptied and closed.

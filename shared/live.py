@@ -370,7 +370,7 @@ class LivePage:
         """Draw the room, then redraw what changes until Streamlit stops this run (a rerun, a closed tab)."""
         view = self.room.view()
         self.draw_all(view)
-        version = view.version
+        version, resets = view.version, self.room.resets
         ends_at = None if LIVE_RUN_SECONDS is None else time.monotonic() + LIVE_RUN_SECONDS
         alive_every = self.settings.heartbeat_timeout_seconds / 3
         alive_said = time.monotonic()
@@ -379,6 +379,8 @@ class LivePage:
             st.session_state.live_beat = time.monotonic()  # a yield point: a rerun or a closed tab stops here
             if self.room.closed:
                 st.rerun(scope="app")  # the room closed (on another process): the page finds the fresh one
+            if self.room.resets != resets:
+                st.rerun(scope="app")  # Redis came back without its last writes: draw the room as it is
             self.show_problem()
             if time.monotonic() - alive_said > alive_every:  # the heartbeat itself is the hub's (sessions)
                 alive_said = time.monotonic()

@@ -89,11 +89,15 @@ class RoomCore:
 
     # --- following the store -------------------------------------------------------------------
 
-    def sync(self, version: int | None = None, grown: int | None = None) -> None:
+    def sync(self, version: int | None = None, grown: int | None = None, *, again: bool = False) -> None:
         """Catch up with the store (a change up to `version` was announced; `grown`: it was only reply
-        `grown`'s growth, so only the reply's text is read); nothing to do in memory."""
+        `grown`'s growth, so only the reply's text is read; `again`: the store came back without its
+        last writes, take the room afresh); nothing to do in memory."""
         if not self.store.shared:
             return  # the record is the store's own: every change is in it as it commits
+        if again:
+            self._take_afresh()
+            return
         with self._sync_lock:
             with self._record.lock:
                 held = self._record.state.version
@@ -117,6 +121,21 @@ class RoomCore:
                 changed.sort(key=lambda pair: pair[1])
                 self._record.apply(state, changed, news=news)
             self._synced(state)
+
+    def _take_afresh(self) -> None:
+        with self._sync_lock:
+            state, messages = self.store.read(self.name, 0)
+            with self._record.lock:
+                if state is None or state.generation != self.generation:
+                    self._gone()
+                    return
+                self._record.reset(state, messages)
+            self._synced(state)
+
+    @property
+    def resets(self) -> int:
+        """How often this copy was taken afresh (a page that drew it before draws it all again)."""
+        return self._record.resets
 
     def _synced(self, state: RoomState) -> None:
         """Another process's change arrived (the worker side uses it to hear a Stop)."""

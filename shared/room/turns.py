@@ -22,7 +22,7 @@ from datetime import UTC
 from shared.errors import ChatError, ReplyNotWritten, RoomClosed
 from shared.messages import Role, Status, Turn
 from shared.room.core import CLOSE_WAIT_SECONDS, RoomCore
-from shared.store import RoomChange, StoreUnavailable, TurnRecord
+from shared.store import LOST, RoomChange, StoreUnavailable, TurnRecord
 from shared.worker import ReplyWorker, WorkerTask
 
 log = logging.getLogger(__name__)
@@ -31,6 +31,7 @@ HISTORY_FOR_TURN = 50  # finished messages handed to assistants that keep no sta
 LEASE_RETRY_SECONDS = 1.0  # how often a process checks whether a busy room's worker is still alive
 HOLDER = f"{socket.gethostname()}:{os.getpid()}"
 BROKE_OFF = "The assistant's reply broke off because its worker stopped."
+LOST_REPLY = "The assistant's reply was lost: the rooms' store came back without its last writes."
 
 
 class Turns(RoomCore):
@@ -226,6 +227,8 @@ class Turns(RoomCore):
                 version = self.store.grow(self.name, reply_id, fence, self._reply_bytes, text)
             except StoreUnavailable:
                 raise ReplyNotWritten from None
+            if version == LOST:  # the store came back without some of the words: not complete
+                raise ReplyNotWritten
             if version is None:
                 return False
             self._reply_bytes += len(text.encode())
@@ -281,14 +284,15 @@ class Turns(RoomCore):
         Its tokens (`turn.usage`) are counted either way.
         """
 
-        today, usage = self._today(), dict(turn.usage)
+        today, usage, began = self._today(), dict(turn.usage), self._reply_id
 
         def finish(change: RoomChange) -> int | None:
             # The turn's tokens are counted whatever happened (a reply that broke off was still paid
             # for, and one stopped by someone else too), in the same change.
             tokens = self._count_usage(change, today, usage)
             if self._writes(change, turn):
-                self._end_turn(change, error, carry_over=carry_over)
+                lost = began is not None and change.state.reply_id != began  # the store lost it
+                self._end_turn(change, LOST_REPLY if lost and not error else error, carry_over=carry_over)
             elif tokens is None:
                 change.nothing()
             return tokens

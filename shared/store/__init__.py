@@ -29,6 +29,9 @@ if TYPE_CHECKING:
 T = typing.TypeVar("T")
 
 
+LOST = -1  # `Store.grow`: the reply in the store is not as long as its writer wrote it (writes were lost)
+
+
 class StoreUnavailable(ChatError):
     """The rooms' store (Redis) cannot be reached; the sentence says so, and the app retries by itself."""
 
@@ -111,6 +114,7 @@ class RoomRecord:
         self.state = state
         self.messages: list[Message] = []
         self.versions: dict[int, int] = {}  # message id -> version of its last change, oldest first
+        self.resets = 0  # times this copy was taken afresh from a store that lost its last writes
 
     def apply(self, state: RoomState, changed: list[tuple[Message, int]], *, news: bool) -> None:
         """Take a newer state and the messages changed with it (sorted by version); hold `lock`.
@@ -128,6 +132,17 @@ class RoomRecord:
         self.changed.notify_all()
         if news:
             self.news.notify_all()
+
+    def reset(self, state: RoomState, messages: list[tuple[Message, int]]) -> None:
+        """Take the room afresh: every message as the store holds it now (the store came back without
+        its last writes, so this copy was ahead of it); hold `lock`. Pages see `resets` move and draw
+        the room again from scratch."""
+        self.messages = [m for m, _ in sorted(messages, key=lambda pair: pair[0].id)]
+        self.versions = {m.id: v for m, v in sorted(messages, key=lambda pair: pair[1])}
+        self.state = state
+        self.resets += 1
+        self.changed.notify_all()
+        self.news.notify_all()
 
     def grow(self, reply_id: int, text: str, version: int) -> None:
         """The streaming reply's text is now `text`, at `version` (with Redis, from its own key); hold `lock`."""
@@ -278,14 +293,17 @@ class Store(Protocol):
     def grow(self, room: str, reply_id: int, fence: int, offset: int, text: str) -> int | None:
         """Append `text` to reply `reply_id` while its turn is written under `fence`; the room's version
         after it, or None if that turn is over (stopped, taken over, the room closed). `offset`: the
-        reply's length in UTF-8 bytes before `text`, so an append made twice is kept once."""
+        reply's length in UTF-8 bytes before `text`, so an append made twice is kept once; `LOST` if the
+        store holds another length (it lost writes): nothing is appended."""
 
     def reply_text(self, room: str, reply_id: int) -> str | None:
         """Reply `reply_id`'s whole text so far while it streams, else None."""
 
     def listen(self, on_change: typing.Callable[[str, int, int | None], None]) -> None:
         """Call `on_change(room, version, grown)` for every change committed by any process, until
-        `close`; `grown` is the reply's id when the change was only that reply's growth."""
+        `close`; `grown` is the reply's id when the change was only that reply's growth. Room "" means
+        any room may have changed: version -1, read what changed; version 0, the store came back as
+        another one (Redis restarted, maybe without its last writes): take every room afresh."""
 
     def ping(self) -> None:
         """Raise `StoreUnavailable` unless the store answers."""

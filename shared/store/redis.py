@@ -131,14 +131,15 @@ return dropped
 # KEYS: reply, version; ARGV: "REPLY_ID FENCE\n", text, channel, room, reply id, the text's length (bytes)
 # before this append. Appends only while the reply's turn is still written under that fence (a change
 # that ends the turn deletes the key) and at that length: sent again after a lost reply, it finds the text
-# already there and appends nothing. Returns the room's version after the append, or 0.
+# already there and appends nothing. Returns the room's version after the append, 0 if the turn is over,
+# or -1 (`LOST`) if the reply is not as long as the worker wrote it (Redis lost writes).
 _GROW = """
 local head = ARGV[1]
 if redis.call('getrange', KEYS[1], 0, #head - 1) ~= head then return 0 end
 local length = redis.call('strlen', KEYS[1]) - #head
 local before = tonumber(ARGV[6])
 if length == before + #ARGV[2] then return tonumber(redis.call('get', KEYS[2])) end
-if length ~= before then return 0 end
+if length ~= before then return -1 end
 redis.call('append', KEYS[1], ARGV[2])
 local version = redis.call('incr', KEYS[2])
 redis.call('publish', ARGV[3], ARGV[4] .. ' ' .. version .. ' ' .. ARGV[5])
@@ -270,6 +271,7 @@ class RedisStore:
         self._grow = self._client.register_script(_GROW)
         self._stopped = threading.Event()
         self._listener: threading.Thread | None = None
+        self._run_id: str | None = None  # the Redis server's, as the listener last saw it
 
     @contextlib.contextmanager
     def _reaching(self) -> Iterator[None]:
@@ -356,7 +358,8 @@ class RedisStore:
         keys = [_key(room, "reply"), _key(room, "version")]
         args = [f"{reply_id} {fence}\n", text, CHANNEL, room, reply_id, offset]
         with self._reaching():
-            return int(self._grow(keys=keys, args=args)) or None
+            version = int(self._grow(keys=keys, args=args))
+        return version or None
 
     def reply_text(self, room: str, reply_id: int) -> str | None:
         """The streaming reply's whole text so far; None if that reply is no longer streaming."""
@@ -520,8 +523,15 @@ class RedisStore:
             pubsub = self._client.pubsub(ignore_subscribe_messages=True)
             try:
                 pubsub.subscribe(CHANNEL)
-                # Whatever changed while nobody listened (a start, a lost connection) is read now.
-                on_change("", -1, None)
+                # Whatever changed while nobody listened (a start, a lost connection) is read now; a
+                # Redis that restarted (another run id) may have come back without its last writes,
+                # so every room is taken afresh.
+                run_id = self._client.info("server").get("run_id")
+                again = self._run_id is not None and run_id != self._run_id
+                self._run_id = run_id
+                if again:
+                    log.warning("redis restarted (run id %s); taking every room afresh", run_id)
+                on_change("", 0 if again else -1, None)
                 self.problem = None
                 backoff = 0.1
                 while not self._stopped.is_set():
