@@ -1,7 +1,7 @@
 """Rooms on Redis under faults, with real processes, Debian's redis-server and Chromium pages.
 
-Each case makes a part fail (an app process killed or hung, Redis hung, a connection cut right after a
-command went out) and ends with the same checks on every page of every surviving process:
+Each case makes a part fail (an app process killed or hung, Redis hung) and ends with the same checks
+on every page of every surviving process:
 - each message of the room, as Redis holds it, is shown exactly once, in the room's order;
 - no reply is marked complete that was cut short;
 - the next message is answered and shown within `NEXT_REPLY_SECONDS`.
@@ -15,19 +15,37 @@ import time
 
 import pytest
 
+from shared.store.redis import LEASE_SECONDS
 from tests.e2e.conftest import ARTIFACTS, DEADLINE_SECONDS, lease_holder, wait_until
-from tests.e2e.test_redis import OFFLINE_REPLY_END, finished_reply, no_tracebacks, shown
+from tests.e2e.test_redis import OFFLINE_REPLY_END, TRY_AGAIN, finished_reply, no_tracebacks, shown
 from tests.e2e.test_two_people import bubble_texts, join, main_text, reply_text, send, sidebar_text, turn_over
 
 pytestmark = pytest.mark.e2e
 
 NEXT_REPLY_SECONDS = 15
+BROKE_OFF_NOTE = "This reply broke off before it was finished."  # under a reply that was cut short
 
 
 def room_in_redis(redis_server, room: str = "lobby") -> list[dict]:
     """The room's messages as Redis holds them, oldest first."""
     raw = redis_server.client().hgetall(f"chat:room:{room}:msgs")
     return sorted((json.loads(value) for value in raw.values()), key=lambda m: m["id"])
+
+
+def newest_reply(redis_server, room: str = "lobby") -> dict | None:
+    """The room's newest assistant message as Redis holds it, or None before the first."""
+    replies = [m for m in room_in_redis(redis_server, room) if m["role"] == "assistant"]
+    return replies[-1] if replies else None
+
+
+def message_in_redis(redis_server, message_id: int, room: str = "lobby") -> dict:
+    return json.loads(redis_server.client().hget(f"chat:room:{room}:msgs", message_id))
+
+
+def streaming(redis_server) -> bool:
+    """A reply is being written into the room in Redis now."""
+    reply = newest_reply(redis_server)
+    return reply is not None and reply["status"] == "streaming"
 
 
 def plain(text: str) -> str:
@@ -157,3 +175,46 @@ def test_the_lease_holder_killed_mid_reply_and_the_survivors_pages_show_every_re
     every_page_shows_the_room(redis_server, {nickname: page})
     no_complete_reply_was_cut_short(redis_server)
     no_tracebacks(survivor)
+
+
+def test_the_lease_holder_hung_longer_than_the_lease_mid_reply_is_taken_over_and_writes_nothing_more(
+    redis_apps, redis_server, new_page
+):
+    a, b = redis_apps(2, WORD_DELAY_MS="300")  # slow words: the reply is still being written at the hang
+    alice, bob = new_page(), new_page()
+    join(alice, a.url, "Alice")
+    join(bob, b.url, "Bob")
+    send(alice, "Take your time with this one")
+    wait_until(lambda: "writing…" in reply_text(bob), DEADLINE_SECONDS, "Bob to see the reply start")
+    holder = lease_holder(redis_server, [a, b])
+    assert holder is not None, "a reply is being written, so one process holds the room's lease"
+    other_page, other_name = (bob, "Bob") if holder is a else (alice, "Alice")
+    hung_page, hung_name = (alice, "Alice") if holder is a else (bob, "Bob")
+
+    holder.pause()
+    hung = time.monotonic()
+    try:
+        wait_until(
+            lambda: not streaming(redis_server) and time.monotonic() - hung > LEASE_SECONDS,
+            DEADLINE_SECONDS,
+            "the other process to take the room over, and the hang to outlast the lease",
+        )
+        cut = newest_reply(redis_server)
+        print(f"\nthe room was taken over; the holder hung {time.monotonic() - hung:.1f} s")
+    finally:
+        holder.resume()
+
+    assert cut is not None and cut["status"] == "error", f"the reply cut short by the hang: {cut}"
+    assert lease_holder(redis_server, [a, b]) is not holder
+    wait_until(
+        lambda: BROKE_OFF_NOTE in main_text(other_page) and TRY_AGAIN in main_text(other_page),
+        DEADLINE_SECONDS,
+        f"{other_name}'s page to show the reply cut short",
+    )
+    the_next_message_is_answered(other_page, other_name, "Are you still there?")
+    the_next_message_is_answered(hung_page, hung_name, "Back after the hang?")
+    every_page_shows_the_room(redis_server, {"alice": alice, "bob": bob})
+    no_complete_reply_was_cut_short(redis_server)
+    assert message_in_redis(redis_server, cut["id"]) == cut, "the woken process wrote into the old turn"
+    assert main_text(other_page).count(TRY_AGAIN) == 1
+    no_tracebacks(a, b)
