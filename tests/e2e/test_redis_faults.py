@@ -1,7 +1,8 @@
 """Rooms on Redis under faults, with real processes, Debian's redis-server and Chromium pages.
 
-Each case makes a part fail (an app process killed or hung, Redis hung) and ends with the same checks
-on every page of every surviving process:
+Each case makes a part fail (an app process killed or hung, Redis hung, one process's connections cut
+right after a command went out or black-holed) and ends with the same checks on every page of every
+surviving process:
 - each message of the room, as Redis holds it, is shown exactly once, in the room's order;
 - no reply is marked complete that was cut short;
 - the next message is answered and shown within `NEXT_REPLY_SECONDS`.
@@ -11,18 +12,23 @@ from __future__ import annotations
 
 import json
 import re
+import secrets
 import time
+from collections.abc import Iterator
 
 import pytest
 
+from shared.assistant.offline import OFFLINE_NOTICE
 from shared.store.redis import LEASE_SECONDS
-from tests.e2e.conftest import ARTIFACTS, DEADLINE_SECONDS, lease_holder, wait_until
+from tests.e2e.conftest import ARTIFACTS, DEADLINE_SECONDS, AppServer, lease_holder, wait_until
 from tests.e2e.test_redis import OFFLINE_REPLY_END, TRY_AGAIN, finished_reply, no_tracebacks, shown
 from tests.e2e.test_two_people import bubble_texts, join, main_text, reply_text, send, sidebar_text, turn_over
+from tests.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.e2e
 
 NEXT_REPLY_SECONDS = 15
+STORY = "A story, please"  # asks neither the time nor who is here: its offline reply is known in full
 BROKE_OFF_NOTE = "This reply broke off before it was finished."  # under a reply that was cut short
 
 
@@ -40,6 +46,12 @@ def newest_reply(redis_server, room: str = "lobby") -> dict | None:
 
 def message_in_redis(redis_server, message_id: int, room: str = "lobby") -> dict:
     return json.loads(redis_server.client().hget(f"chat:room:{room}:msgs", message_id))
+
+
+def first_offline_reply(nickname: str, text: str) -> str:
+    """The offline assistant's whole reply to the first message of a room, when it asks neither the time
+    nor who is here."""
+    return f"Hi {nickname}! 🐾\n\n{nickname}, you said `{text}`.\n\n{OFFLINE_NOTICE}"
 
 
 def streaming(redis_server) -> bool:
@@ -217,4 +229,82 @@ def test_the_lease_holder_hung_longer_than_the_lease_mid_reply_is_taken_over_and
     no_complete_reply_was_cut_short(redis_server)
     assert message_in_redis(redis_server, cut["id"]) == cut, "the woken process wrote into the old turn"
     assert main_text(other_page).count(TRY_AGAIN) == 1
+    no_tracebacks(a, b)
+
+
+@pytest.fixture
+def apps_behind_proxies(redis_apps, redis_server) -> Iterator[list[tuple[AppServer, TcpProxy]]]:
+    """Two app processes sharing the room through Redis, each reaching it through a TCP proxy of its own
+    (`tests/tcp_proxy.py`), so one process's connections can fail while the other's do not."""
+    secret = secrets.token_hex(32)  # one cookie secret, as `redis_apps` gives the processes it starts
+    proxies = [TcpProxy(redis_server.port) for _ in range(2)]
+    try:
+        pairs = []
+        for proxy in proxies:  # slow words: a reply is still being written when its connection fails
+            (app,) = redis_apps(
+                1, REDIS_URL=proxy.url(), STREAMLIT_SERVER_COOKIE_SECRET=secret, WORD_DELAY_MS="300"
+            )
+            pairs.append((app, proxy))
+        yield pairs
+    finally:
+        for proxy in proxies:
+            proxy.close()
+
+
+def test_the_lease_holders_connection_cut_and_black_holed_mid_reply_and_every_page_shows_every_reply(
+    apps_behind_proxies, redis_server, new_page
+):
+    (a, proxy_a), (b, proxy_b) = apps_behind_proxies
+    alice, bob = new_page(), new_page()
+    join(alice, a.url, "Alice")
+    join(bob, b.url, "Bob")
+
+    def holders_proxy() -> TcpProxy:
+        holder = lease_holder(redis_server, [a, b])
+        assert holder is not None, "a reply is being written, so one process holds the room's lease"
+        return proxy_a if holder is a else proxy_b
+
+    # A write of the reply reaches Redis and its answer is lost: the worker cannot know it took effect.
+    send(alice, STORY)
+    wait_until(lambda: streaming(redis_server), DEADLINE_SECONDS, "the reply to start")
+    proxy = holders_proxy()
+    proxy.cut_after(b"EXEC", b'"status":"streaming"')
+    wait_until(lambda: proxy.cuts == 1, DEADLINE_SECONDS, "a write of the reply to be cut after it went out")
+    wait_until(lambda: finished_reply(bob, OFFLINE_REPLY_END), DEADLINE_SECONDS, "the reply to end")
+    reply = newest_reply(redis_server)
+    assert reply is not None and (reply["text"], reply["status"]) == (
+        first_offline_reply("Alice", STORY),
+        "complete",
+    ), "each word once"
+
+    # The next reply's writer hears nothing from Redis (nor Redis from it) for longer than its lease.
+    send(bob, "Another one, please")
+    wait_until(
+        lambda: streaming(redis_server) and newest_reply(redis_server)["id"] != reply["id"],
+        DEADLINE_SECONDS,
+        "the next reply to start",
+    )
+    proxy = holders_proxy()
+    proxy.black_hole()
+    silent = time.monotonic()
+    try:
+        wait_until(
+            lambda: not streaming(redis_server) and time.monotonic() - silent > LEASE_SECONDS,
+            DEADLINE_SECONDS,
+            "the other process to take the room over, and the black hole to outlast the lease",
+        )
+        cut = newest_reply(redis_server)
+        print(
+            f"\nthe room was taken over; the holder's connections were black-holed {time.monotonic() - silent:.1f} s"
+        )
+    finally:
+        proxy.restore()
+    assert cut is not None and cut["status"] == "error", f"the reply cut short by the black hole: {cut}"
+
+    the_next_message_is_answered(alice, "Alice", "Is the network back?")
+    wait_until(lambda: shown(bob, "Is the network back?"), DEADLINE_SECONDS, "Bob to see Alice's message")
+    the_next_message_is_answered(bob, "Bob", "Me too?")
+    every_page_shows_the_room(redis_server, {"alice": alice, "bob": bob})
+    no_complete_reply_was_cut_short(redis_server)
+    assert message_in_redis(redis_server, cut["id"]) == cut, "the black-holed worker wrote into the old turn"
     no_tracebacks(a, b)
