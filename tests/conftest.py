@@ -20,10 +20,13 @@ def missing_part(reason: str) -> None:
 
 
 @pytest.fixture
-def redis_server() -> Iterator[RedisServer]:
-    """Debian's redis-server on a free loopback port in its own temporary folder, stopped afterwards."""
+def redis_server(request) -> Iterator[RedisServer]:
+    """Debian's redis-server on a free loopback port in its own temporary folder, stopped afterwards.
+
+    A test may pass it options (`RedisServer`'s keywords) with
+    `@pytest.mark.parametrize("redis_server", [{"appendfsync": "everysec"}], indirect=True)`."""
     try:
-        server = RedisServer()
+        server = RedisServer(**getattr(request, "param", {}))
     except RedisMissing as missing:
         missing_part(str(missing))
     with server:

@@ -1,8 +1,9 @@
 """A TCP proxy on a free loopback port in front of one local server (Redis), with faults the test turns on.
 
-- `cut_after(token)`: the next chunk a client sends that holds `token` (b"EXEC") goes to the server,
-  the server's answer is read and thrown away, and the connection is closed: the command took effect,
-  its reply was lost. What a client does then (send it again?) is what the test is about.
+- `cut_after(*tokens)`: the next chunk a client sends that holds every one of `tokens` (b"EXEC"; or
+  b"EXEC", b'"status":"streaming"' for a transaction that grows a reply) goes to the server, the
+  server's answer is read and thrown away, and the connection is closed: the command took effect, its
+  reply was lost. What a client does then (send it again?) is what the test is about.
 - `black_hole()` / `restore()`: nothing goes through either way, connections stay open (a hung network).
 - `drop_all()`: every open connection is closed now; new ones are accepted.
 - `delay(seconds)`: every chunk waits this long before it is passed on.
@@ -38,7 +39,7 @@ class TcpProxy:
         self.target_port = target_port
         self.port = port or free_port()
         self.cuts = 0  # how many connections were cut after a command
-        self._cut_token: bytes | None = None
+        self._cut_tokens: tuple[bytes, ...] = ()
         self._open = threading.Event()
         self._open.set()
         self._delay = 0.0
@@ -53,9 +54,10 @@ class TcpProxy:
 
     # --- faults ----------------------------------------------------------------------------------
 
-    def cut_after(self, token: bytes) -> None:
+    def cut_after(self, *tokens: bytes) -> None:
+        assert tokens, "a cut needs something to recognise the command by"
         with self._lock:
-            self._cut_token = token
+            self._cut_tokens = tokens
 
     def black_hole(self) -> None:
         self._open.clear()
@@ -112,8 +114,8 @@ class TcpProxy:
                     time.sleep(self._delay)
                 if to_server:
                     with self._lock:
-                        if self._cut_token is not None and self._cut_token in chunk:
-                            self._cut_token = None
+                        if self._cut_tokens and all(token in chunk for token in self._cut_tokens):
+                            self._cut_tokens = ()
                             connection.cutting.set()
                     target.sendall(chunk)
                 elif connection.cutting.is_set():  # the command's answer: lost on the way back
