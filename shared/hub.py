@@ -29,12 +29,14 @@ from shared.room import CLOSE_WAIT_SECONDS, Room
 from shared.room.core import CLOSED
 from shared.room.turns import HOLDER
 from shared.sessions import Sessions
-from shared.store import Store, StoreUnavailable, make_store
+from shared.store import Growth, Store, StoreUnavailable, make_store
 
 log = logging.getLogger(__name__)
 
 DEFAULT_ROOM = "lobby"
 REAP_EVERY_SECONDS = 1.0
+LIST_ROOMS_ROUNDS = 5  # how often (in reaper rounds) the rooms open on other processes are looked for
+CLAIM_ROUNDS = 6  # a reaper claim lasts this many rounds: its holder's death delays reaping that long
 _ROOM_NAME = re.compile(r"[a-z0-9_-]{1,40}")
 PRIVATE_ROOM = (
     "This room is private: only its invite link lets you in, so ask someone in it to send it to you."
@@ -80,6 +82,8 @@ class Hub:
         self._stopped = threading.Event()
         self._reap_every = reap_every
         self._holder = f"{HOLDER}:{secrets.token_hex(4)}"  # this hub, as the reaper claim names it
+        self._claims: dict[str, tuple[bool, float]] = {}  # room -> (reaper claim held, when to ask again)
+        self._round = 0
         self._reaper = threading.Thread(
             target=self._reap_forever, args=(reap_every,), name="reaper", daemon=True
         )
@@ -92,7 +96,7 @@ class Hub:
         """A sentence to show while the rooms' store cannot be reached."""
         return self.store.problem
 
-    def _follow(self, name: str, version: int, grown: int | None = None) -> None:
+    def _follow(self, name: str, version: int, grown: Growth | None = None) -> None:
         """A change was announced by some process (name "": anything may have changed; `grown`: it was
         only that reply's growth)."""
         with self._lock:
@@ -194,8 +198,10 @@ class Hub:
         """Every open room (with Redis, on any process)."""
         return [room for room in self._all_rooms() if not room.closed]
 
-    def _all_rooms(self) -> list[Room]:
-        if self.store.shared:
+    def _all_rooms(self, *, listed: bool = True) -> list[Room]:
+        """Every room this process keeps a copy of; `listed`: first those the store lists, from any
+        process (with Redis)."""
+        if self.store.shared and listed:
             for name in self.store.room_names():
                 with self._lock, contextlib.suppress(RoomClosed):
                     self._open_room(name)  # a room another process just closed stays closed
@@ -208,15 +214,16 @@ class Hub:
         Never blocks: deleting a conversation may take a slow server's whole timeout, and presence in
         every other room must keep moving meanwhile.
         """
-        for room in self._all_rooms():
+        self._round += 1
+        # Rooms opened on other processes are looked for every few rounds: this process reaps them
+        # only if the one that opened them has gone, and closings are announced anyway.
+        for room in self._all_rooms(listed=self._round % LIST_ROOMS_ROUNDS == 1):
             if room.closed:  # another process closed it: this one forgets its copy
                 self._forget(room)
                 self._in_background(room.leave_process, f"leaving-{room.name}")
                 continue
             room.flush_seen()
-            # One process reaps a room at a time (with Redis, whoever holds its reaper claim), so people
-            # are let go by one clock, and presence is read once a round, not once per process.
-            if not self.store.claim(room.name, "reaper", self._reap_every * 3, self._holder):
+            if not self._reaps(room.name):
                 continue
             room.reap()
             if room.close_if_idle_and_empty():
@@ -224,10 +231,24 @@ class Hub:
                 log.info("room %s emptied; closing its conversation", room.name)
                 self._in_background(room.finish_closing, f"closing-{room.name}")
 
+    def _reaps(self, name: str) -> bool:
+        """Whether this process reaps the room this round. One process reaps a room at a time (with
+        Redis, whoever holds its reaper claim), so people are let go by one clock and presence is read
+        once a round, not once per process. The claim lasts `CLAIM_ROUNDS` rounds and is asked for
+        again (renewed by its holder, tried by the others) every third of that."""
+        now = time.monotonic()
+        held, ask_at = self._claims.get(name, (False, 0.0))
+        if now >= ask_at:
+            claim_seconds = self._reap_every * CLAIM_ROUNDS
+            held = self.store.claim(name, "reaper", claim_seconds, self._holder)
+            self._claims[name] = (held, now + claim_seconds / 3)
+        return held
+
     def _forget(self, room: Room) -> None:
         with self._lock:
             if self._rooms.get(room.name) is room:
                 del self._rooms[room.name]
+        self._claims.pop(room.name, None)
 
     def _in_background(self, work: Callable[[], None], name: str) -> None:
         closer = threading.Thread(target=work, name=name, daemon=True)

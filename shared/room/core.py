@@ -19,7 +19,7 @@ from shared.attachments import MB
 from shared.errors import RoomClosed
 from shared.messages import Message, Role, Status
 from shared.room.views import RoomChanges, RoomStatus, RoomView
-from shared.store import RoomChange, RoomGone, RoomRecord, RoomState, Store, StoreUnavailable, T
+from shared.store import Growth, RoomChange, RoomGone, RoomRecord, RoomState, Store, StoreUnavailable, T
 from shared.store.memory import MemoryStore
 
 if TYPE_CHECKING:
@@ -89,10 +89,10 @@ class RoomCore:
 
     # --- following the store -------------------------------------------------------------------
 
-    def sync(self, version: int | None = None, grown: int | None = None, *, again: bool = False) -> None:
-        """Catch up with the store (a change up to `version` was announced; `grown`: it was only reply
-        `grown`'s growth, so only the reply's text is read; `again`: the store came back without its
-        last writes, take the room afresh); nothing to do in memory."""
+    def sync(self, version: int | None = None, grown: Growth | None = None, *, again: bool = False) -> None:
+        """Catch up with the store (a change up to `version` was announced; `grown`: it was only the
+        reply's growth, whose words it carries; `again`: the store came back without its last writes,
+        take the room afresh); nothing to do in memory."""
         if not self.store.shared:
             return  # the record is the store's own: every change is in it as it commits
         if again:
@@ -101,15 +101,10 @@ class RoomCore:
         with self._sync_lock:
             with self._record.lock:
                 held = self._record.state.version
-                streaming = self._record.state.reply_id
-            if version is not None and 0 < version <= held:
-                return
-            if grown is not None and version == held + 1 and grown == streaming:
-                text = self.store.reply_text(self.name, grown)
-                with self._record.lock:
-                    if text is not None and self._record.state.version == held:
-                        self._record.grow(grown, text, version)
-                        return
+                if version is not None and 0 < version <= held:
+                    return
+                if grown is not None and version == held + 1 and self._record.grows(grown, version):
+                    return
             state, changed = self.store.read(self.name, held)
             with self._record.lock:
                 if state is None or state.generation != self.generation:

@@ -22,7 +22,7 @@ from datetime import UTC
 from shared.errors import ChatError, ReplyNotWritten, RoomClosed
 from shared.messages import Role, Status, Turn
 from shared.room.core import CLOSE_WAIT_SECONDS, RoomCore
-from shared.store import LOST, RoomChange, StoreUnavailable, TurnRecord
+from shared.store import LOST, Growth, RoomChange, StoreUnavailable, TurnRecord
 from shared.worker import ReplyWorker, WorkerTask
 
 log = logging.getLogger(__name__)
@@ -231,8 +231,8 @@ class Turns(RoomCore):
                 raise ReplyNotWritten
             if version is None:
                 return False
+            self._take_growth(Growth(reply_id, self._reply_bytes, text), version)
             self._reply_bytes += len(text.encode())
-            self._take_growth(reply_id, text, version)
             return True
 
         made: list[int] = []  # the reply's id, from the run of the rule that committed
@@ -265,16 +265,14 @@ class Turns(RoomCore):
             self._reply_id, self._reply_bytes = made[0], len(text.encode())
         return writing
 
-    def _take_growth(self, reply_id: int, text: str, version: int) -> None:
+    def _take_growth(self, growth: Growth, version: int) -> None:
         """Bring this process's copy up to the growth it just wrote, without reading it back."""
         if not self.store.shared:
             return  # the record is the store's own: the growth is in it
         with self._record.lock:
-            record = self._record
-            if record.state.version == version - 1 and record.state.reply_id == reply_id:
-                record.grow(reply_id, record.messages[reply_id - 1].text + text, version)
+            if self._record.state.version == version - 1 and self._record.grows(growth, version):
                 return
-        self.sync(version, reply_id)
+        self.sync(version)
 
     def finish_turn(self, turn: Turn, error: str | None = None, *, carry_over: bool = False) -> None:
         """End the turn: the reply is complete, or kept as far as it got with `error` shown to all.

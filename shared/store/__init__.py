@@ -40,6 +40,14 @@ class RoomGone(Exception):
     """The room is no longer open in the store (it closed, maybe on another process)."""
 
 
+class Growth(typing.NamedTuple):
+    """A change that was only the streaming reply's growth: `words` appended at byte `offset` of its text."""
+
+    reply_id: int
+    offset: int  # the reply's length in UTF-8 bytes before `words`
+    words: str
+
+
 class Seen(typing.NamedTuple):
     """When a browser session last showed a room; `gone`: it closed then."""
 
@@ -144,13 +152,21 @@ class RoomRecord:
         self.changed.notify_all()
         self.news.notify_all()
 
-    def grow(self, reply_id: int, text: str, version: int) -> None:
-        """The streaming reply's text is now `text`, at `version` (with Redis, from its own key); hold `lock`."""
-        self.messages[reply_id - 1] = replace(self.messages[reply_id - 1], text=text)
+    def grows(self, growth: Growth, version: int) -> bool:
+        """Take the streaming reply's growth to `version` (with Redis, from its notice); hold `lock`.
+        False if this copy's reply is not the one that grew, or not as long as the growth extends."""
+        reply_id = growth.reply_id
+        if self.state.reply_id != reply_id or reply_id > len(self.messages):
+            return False
+        reply = self.messages[reply_id - 1]
+        if len(reply.text.encode()) != growth.offset:
+            return False
+        self.messages[reply_id - 1] = replace(reply, text=reply.text + growth.words)
         self.versions.pop(reply_id, None)
         self.versions[reply_id] = version
         self.state.version = version
         self.changed.notify_all()
+        return True
 
 
 class RoomChange:
@@ -296,12 +312,9 @@ class Store(Protocol):
         reply's length in UTF-8 bytes before `text`, so an append made twice is kept once; `LOST` if the
         store holds another length (it lost writes): nothing is appended."""
 
-    def reply_text(self, room: str, reply_id: int) -> str | None:
-        """Reply `reply_id`'s whole text so far while it streams, else None."""
-
-    def listen(self, on_change: typing.Callable[[str, int, int | None], None]) -> None:
-        """Call `on_change(room, version, grown)` for every change committed by any process, until
-        `close`; `grown` is the reply's id when the change was only that reply's growth. Room "" means
+    def listen(self, on_change: typing.Callable[[str, int, Growth | None], None]) -> None:
+        """Call `on_change(room, version, grown)` for every change committed by any other process, until
+        `close`; `grown` when the change was only the reply's growth. Room "" means
         any room may have changed: version -1, read what changed; version 0, the store came back as
         another one (Redis restarted, maybe without its last writes): take every room afresh."""
 

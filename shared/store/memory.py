@@ -11,7 +11,7 @@ from dataclasses import replace
 
 from shared.attachments import AttachmentStore
 from shared.messages import Message
-from shared.store import RoomChange, RoomGone, RoomRecord, RoomState, Seen, T
+from shared.store import Growth, RoomChange, RoomGone, RoomRecord, RoomState, Seen, T
 
 
 class _MemoryChange(RoomChange):
@@ -201,14 +201,7 @@ class MemoryStore:
             return None
         return record.state.version if grown else None
 
-    def reply_text(self, room: str, reply_id: int) -> str | None:
-        record = self.record(room)
-        if record is None:
-            return None
-        with record.lock:
-            return record.messages[reply_id - 1].text if record.state.reply_id == reply_id else None
-
-    def listen(self, on_change: Callable[[str, int, int | None], None]) -> None:
+    def listen(self, on_change: Callable[[str, int, Growth | None], None]) -> None:
         """Nothing to listen to: a change in memory wakes the room's waiters as it commits."""
 
     def ping(self) -> None:

@@ -21,9 +21,10 @@ Keys, for a room called NAME (room names are plain: a-z, digits, - and _; nothin
   catch-up), lapsing by itself
 - `chat:spent:NAME`: "DAY TOKENS", the room's token count on a UTC day; it outlives the room (for two
   days), so a room that empties and reopens the same day keeps that day's budget spent
-Every change is announced on the channel `chat:changes` as "NAME VERSION" (the reply's growth as "NAME
-VERSION REPLY_ID"): a small notice; the data stays in the keys above, and each process reads it once for
-all of its pages.
+Every change is announced on the channel `chat:changes` as "NAME VERSION ORIGIN" (ORIGIN: the store that
+made it, which does not read back its own): a small notice; the data stays in the keys above, and each
+process reads it once for all of its pages. The reply's growth is announced with its words, "NAME VERSION
+ORIGIN REPLY_ID OFFSET WORDS", so the other processes add them without reading anything.
 
 The Redis retry policy, for every kind of call, decided here:
 
@@ -58,6 +59,7 @@ from redis.retry import Retry
 
 from shared.messages import Message
 from shared.store import (
+    Growth,
     RoomChange,
     RoomGone,
     RoomRecord,
@@ -129,7 +131,8 @@ end
 return dropped
 """
 # KEYS: reply, version; ARGV: "REPLY_ID FENCE\n", text, channel, room, reply id, the text's length (bytes)
-# before this append. Appends only while the reply's turn is still written under that fence (a change
+# before this append, the writer's origin. The notice carries the words, so other processes need not
+# read them back. Appends only while the reply's turn is still written under that fence (a change
 # that ends the turn deletes the key) and at that length: sent again after a lost reply, it finds the text
 # already there and appends nothing. Returns the room's version after the append, 0 if the turn is over,
 # or -1 (`LOST`) if the reply is not as long as the worker wrote it (Redis lost writes).
@@ -142,7 +145,7 @@ if length == before + #ARGV[2] then return tonumber(redis.call('get', KEYS[2])) 
 if length ~= before then return -1 end
 redis.call('append', KEYS[1], ARGV[2])
 local version = redis.call('incr', KEYS[2])
-redis.call('publish', ARGV[3], ARGV[4] .. ' ' .. version .. ' ' .. ARGV[5])
+redis.call('publish', ARGV[3], ARGV[4] .. ' ' .. version .. ' ' .. ARGV[7] .. ' ' .. ARGV[5] .. ' ' .. ARGV[6] .. ' ' .. ARGV[2])
 return version
 """
 # KEYS: state, version, reply, changes, msgs; ARGV: a version. The state, the version, the streaming
@@ -272,6 +275,9 @@ class RedisStore:
         self._stopped = threading.Event()
         self._listener: threading.Thread | None = None
         self._run_id: str | None = None  # the Redis server's, as the listener last saw it
+        # This store's mark on the changes it announces: this process takes in its own changes as it
+        # commits them, so its listener skips their notices instead of reading them back.
+        self._origin = uuid.uuid4().hex[:12]
 
     @contextlib.contextmanager
     def _reaching(self) -> Iterator[None]:
@@ -344,7 +350,7 @@ class RedisStore:
                 pipe.set(_key(room, "reply"), head + reply.text.encode())
             elif current.reply is not None and state.reply_id is None:  # its turn ended: its text is kept
                 pipe.delete(_key(room, "reply"))
-            pipe.publish(CHANNEL, f"{room} {version}")
+            pipe.publish(CHANNEL, f"{room} {version} {self._origin}")
             sent[:] = [result]
             pipe.execute()
             return result
@@ -356,16 +362,10 @@ class RedisStore:
         turn is over. One script of a few commands, announced as the reply's growth: other processes read
         back just the reply."""
         keys = [_key(room, "reply"), _key(room, "version")]
-        args = [f"{reply_id} {fence}\n", text, CHANNEL, room, reply_id, offset]
+        args = [f"{reply_id} {fence}\n", text, CHANNEL, room, reply_id, offset, self._origin]
         with self._reaching():
             version = int(self._grow(keys=keys, args=args))
         return version or None
-
-    def reply_text(self, room: str, reply_id: int) -> str | None:
-        """The streaming reply's whole text so far; None if that reply is no longer streaming."""
-        with self._reaching():
-            reply = _reply(self._client.get(_key(room, "reply")))
-        return reply[1].decode() if reply is not None and reply[0] == reply_id else None
 
     def create(self, room: str, state: RoomState, first: Message, *, open_only: bool = False) -> RoomState:
         def step(pipe: Any, current: _Room) -> RoomState:
@@ -382,7 +382,7 @@ class RedisStore:
             pipe.hset(_key(room, "msgs"), first.id, _MESSAGES.dump_json(first))
             pipe.zadd(_key(room, "changes"), {first.id: 1})
             pipe.sadd(ROOMS, room)
-            pipe.publish(CHANNEL, f"{room} 1")
+            pipe.publish(CHANNEL, f"{room} 1 {self._origin}")
             pipe.execute()
             return state
 
@@ -416,7 +416,7 @@ class RedisStore:
             pipe.multi()
             pipe.delete(*_room_keys(room))
             pipe.srem(ROOMS, room)
-            pipe.publish(CHANNEL, f"{room} 0")
+            pipe.publish(CHANNEL, f"{room} 0 {self._origin}")
             pipe.execute()
 
         self._transaction(room, step)
@@ -511,13 +511,13 @@ class RedisStore:
 
     # --- changes from every process --------------------------------------------------------------
 
-    def listen(self, on_change: Callable[[str, int, int | None], None]) -> None:
+    def listen(self, on_change: Callable[[str, int, Growth | None], None]) -> None:
         self._listener = threading.Thread(
             target=self._listen, args=(on_change,), name="redis-listener", daemon=True
         )
         self._listener.start()
 
-    def _listen(self, on_change: Callable[[str, int, int | None], None]) -> None:
+    def _listen(self, on_change: Callable[[str, int, Growth | None], None]) -> None:
         backoff = 0.1
         while not self._stopped.is_set():
             pubsub = self._client.pubsub(ignore_subscribe_messages=True)
@@ -538,8 +538,11 @@ class RedisStore:
                     notice = pubsub.get_message(timeout=1.0)
                     if notice is None:
                         continue
-                    room, version, *grown = notice["data"].decode().split(" ")
-                    on_change(room, int(version), int(grown[0]) if grown else None)
+                    room, version, origin, *growth = notice["data"].decode().split(" ", 5)
+                    if origin == self._origin:
+                        continue  # this process's own change: taken in as it committed
+                    grown = Growth(int(growth[0]), int(growth[1]), growth[2]) if growth else None
+                    on_change(room, int(version), grown)
             except (RedisError, OSError) as error:
                 if self._stopped.is_set():
                     break
