@@ -6,6 +6,7 @@ reply workers. The end-to-end suite (tests/e2e/test_redis.py) does the same with
 
 from __future__ import annotations
 
+import shutil
 import threading
 from collections.abc import Callable, Iterator
 
@@ -308,3 +309,33 @@ def test_a_reply_grows_on_every_process_and_a_stop_on_another_keeps_the_words_so
     room_a.post(alice.id, "Another")  # the worker takes the next turn, and its reply grows anew
     wait_until(lambda: len(texts(room_b, Role.ASSISTANT)) == 2 and not room_b.busy, "the next reply")
     assert texts(room_b, Role.ASSISTANT)[1] == "Answer to Another"
+
+
+def test_redis_back_without_its_last_writes_is_taken_afresh_by_every_process(
+    redis_server, make_hub, tmp_path
+):
+    url = f"redis://127.0.0.1:{redis_server.port}/0"
+    a, b = make_hub(url, heartbeat_timeout_seconds=30), make_hub(url, heartbeat_timeout_seconds=30)
+    room_a, alice = a.join("lobby", "id-alice", "Alice", "tab-a")
+    room_b, bob = b.join("lobby", "id-bob", "Bob", "tab-b")
+    wait_until(lambda: texts(room_a) == texts(room_b), "both processes to show both joins")
+    redis_server.client().bgrewriteaof()  # the append-only files as they stand, to go back to
+    wait_until(
+        lambda: not redis_server.client().info("persistence")["aof_rewrite_in_progress"], "the rewrite"
+    )
+    shutil.copytree(redis_server.folder / "appendonlydir", tmp_path / "saved")
+    room_a.post(alice.id, "Lost with the crash")
+    wait_until(lambda: "Answer to Lost with the crash" in texts(room_b) and not room_b.busy, "the reply")
+
+    redis_server.kill()  # and back from the copy: as after a machine that went down before an fsync
+    shutil.rmtree(redis_server.folder / "appendonlydir")
+    shutil.copytree(tmp_path / "saved", redis_server.folder / "appendonlydir")
+    redis_server.start()
+    for room in (room_a, room_b):  # each copy was ahead of Redis; before, both kept it and followed nothing
+        wait_until(lambda room=room: "Lost with the crash" not in texts(room), "the copy to be taken afresh")
+        assert room.resets == 1, "pages are told to draw the room again"
+
+    room_b.post(bob.id, "Back after the crash?")
+    for room in (room_a, room_b):
+        wait_until(lambda room=room: "Answer to Back after the crash?" in texts(room), "the next reply")
+    assert texts(room_a) == texts(room_b)

@@ -53,7 +53,7 @@ from typing import Any, NamedTuple
 
 import redis
 from pydantic import TypeAdapter
-from redis.backoff import ExponentialWithJitterBackoff
+from redis.backoff import ExponentialWithJitterBackoff, NoBackoff
 from redis.exceptions import RedisError, WatchError
 from redis.retry import Retry
 
@@ -264,6 +264,9 @@ class RedisStore:
             # redis-py's own default is 10 retries: a stalled Redis would hold a page for a minute.
             retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.5), RETRIES),
         )
+        # The listener's own client never retries by itself: redis-py would reconnect and subscribe again
+        # unseen, and whatever was announced meanwhile (or a Redis that restarted) would go unnoticed.
+        self._listening = redis.Redis.from_url(url, **options, retry=Retry(NoBackoff(), 0))
         self._renew = self._client.register_script(_RENEW)
         self._release = self._client.register_script(_RELEASE)
         self._max = self._client.register_script(_MAX)
@@ -520,7 +523,7 @@ class RedisStore:
     def _listen(self, on_change: Callable[[str, int, Growth | None], None]) -> None:
         backoff = 0.1
         while not self._stopped.is_set():
-            pubsub = self._client.pubsub(ignore_subscribe_messages=True)
+            pubsub = self._listening.pubsub(ignore_subscribe_messages=True)
             try:
                 pubsub.subscribe(CHANNEL)
                 # Whatever changed while nobody listened (a start, a lost connection) is read now; a
@@ -528,10 +531,10 @@ class RedisStore:
                 # so every room is taken afresh.
                 run_id = self._client.info("server").get("run_id")
                 again = self._run_id is not None and run_id != self._run_id
-                self._run_id = run_id
                 if again:
                     log.warning("redis restarted (run id %s); taking every room afresh", run_id)
                 on_change("", 0 if again else -1, None)
+                self._run_id = run_id  # only once every room was taken afresh (Redis may still be loading)
                 self.problem = None
                 backoff = 0.1
                 while not self._stopped.is_set():
@@ -543,7 +546,8 @@ class RedisStore:
                         continue  # this process's own change: taken in as it committed
                     grown = Growth(int(growth[0]), int(growth[1]), growth[2]) if growth else None
                     on_change(room, int(version), grown)
-            except (RedisError, OSError) as error:
+            except (RedisError, OSError, StoreUnavailable) as error:
+                # A notice whose read failed is not lost: listening again reads whatever it missed.
                 if self._stopped.is_set():
                     break
                 log.warning("redis listener: %s; listening again in %.1f s", error, backoff)
@@ -561,6 +565,7 @@ class RedisStore:
         if self._listener is not None and self._listener is not threading.current_thread():
             self._listener.join(timeout=3)
         self._client.close()
+        self._listening.close()
 
     def ping(self) -> None:
         with self._reaching():

@@ -392,7 +392,7 @@ def test_the_lease_holders_connection_cut_and_black_holed_mid_reply_and_every_pa
     send(alice, STORY)
     wait_until(lambda: streaming(redis_server), DEADLINE_SECONDS, "the reply to start")
     proxy = holders_proxy()
-    proxy.cut_after(b"EXEC", b'"status":"streaming"')
+    proxy.cut_after(b"EVALSHA", b"chat:room:lobby:reply")  # the script that appends the reply's words
     wait_until(lambda: proxy.cuts == 1, DEADLINE_SECONDS, "a write of the reply to be cut after it went out")
     wait_until(lambda: finished_reply(bob, OFFLINE_REPLY_END), DEADLINE_SECONDS, "the reply to end")
     reply = newest_reply(redis_server)
