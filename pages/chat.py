@@ -17,6 +17,9 @@ if room.private:
     )
 else:
     st.caption(f"Room **{room.name}** · invite people with this link: {ui.share_link(room)}")
+instructions_slot = st.empty()  # what the room is for, in one line: kept up to date by the live page
+with instructions_slot.container():
+    ui.instructions_line(room.instructions)
 ui.assistant_banner(settings, hub.assistant.label)
 me = ui.current_participant(room)
 people_slot, policy_slot = ui.sidebar(room, me, settings, hub.assistant.label)
@@ -30,7 +33,12 @@ if me is None:
 ui.post(room, me, st.chat_input("Send message", key="message", accept_file="multiple"))
 live.earlier_messages_button(room.view())
 slots = live.Slots(
-    people=people_slot, policy=policy_slot, messages=st.container(), busy=st.empty(), stop=st.empty()
+    people=people_slot,
+    policy=policy_slot,
+    messages=st.container(),
+    busy=st.empty(),
+    stop=st.empty(),
+    instructions=instructions_slot,
 )
 ui.show_refusal()
 st.toggle(

@@ -1,16 +1,21 @@
-"""The room page: who is here, which assistant answers and how, and what the room has used so far."""
+"""The room page: what the room is for, who is here and who hosts, which assistant answers and how, and
+what the room has used so far. The host's controls (Remove, Lock room) show only to the host."""
 
 import streamlit as st
 
 from shared import navigation, ui
+from shared.errors import ChatError
+from shared.room import MAX_INSTRUCTIONS_CHARS
 
 navigation.own_navigation()
 settings = ui.settings_or_stop()
 hub = ui.get_hub()
 room = ui.current_room()
-view = room.view()
-
 st.title(f":material/info: Room {room.name}")
+me = ui.current_participant(room)  # a browser the host removed sees one sentence here, and nothing more
+view = room.view()
+name = settings.assistant_name
+
 columns = st.columns(4)
 columns[0].metric("People here", len(view.participants))
 columns[1].metric("Messages", sum(m.role.value != "system" for m in view.messages))
@@ -20,12 +25,78 @@ budget = settings.daily_token_budget
 today = f"{room.tokens_today():,}" + (f" of {budget:,}" if budget else "")
 columns[3].metric("Tokens today", today, help=ui.budget_help(budget))
 
+st.subheader("Room instructions")
+if me is None:
+    st.markdown(ui.escape_markdown(view.instructions) if view.instructions else "*None written yet.*")
+    st.caption("Join the room on the chat page to write them.")
+else:
+    with st.form("instructions"):
+        text = st.text_area(
+            "Room instructions",
+            value=view.instructions,
+            max_chars=MAX_INSTRUCTIONS_CHARS,
+            placeholder="e.g. Book club for Dune; be the facilitator, ask one question at a time.",
+            help=f"What this room is for and how {name} should take part, up to "
+            f"{MAX_INSTRUCTIONS_CHARS:,} characters. Anyone here may change them and everyone is told; "
+            f"{name} reads them with every reply, after the app's own rules, which they cannot change.",
+        )
+        saved = st.form_submit_button("Save instructions", icon=":material/save:")
+    if saved:
+        try:
+            room.set_instructions(me.id, text)
+        except ChatError as refusal:
+            st.error(str(refusal))
+        else:
+            st.session_state.instructions_saved = True  # session key: say so once, after the rerun
+            st.rerun()
+    if st.session_state.pop("instructions_saved", False):
+        st.success(f"Saved. Everyone in the room was told, and {name} reads them from its next reply on.")
+
 st.subheader("People")
-ui.people(view.participants, None)
+ui.people(view.participants, me.id if me else None, view.host, view.status.locked)
+if me is not None and view.host == me.id:
+    # Drawn for the host alone; the room checks who is host again on every action.
+    with st.container(border=True):
+        st.markdown("**Host controls** · you opened this room, or were here longest")
+        for person in view.participants:
+            if person.id == me.id:
+                continue
+            left, right = st.columns([3, 1])
+            left.markdown(f":material/person: {ui.escape_markdown(person.nickname)}")
+            if right.button(
+                "Remove",
+                key=f"remove-{person.id}",
+                icon=":material/person_remove:",
+                help=f"{person.nickname} leaves at once, and their browser cannot join again while the "
+                "room is open.",
+            ):
+                try:
+                    room.remove_participant(me.id, person.id)
+                except ChatError as refusal:
+                    st.error(str(refusal))
+                else:
+                    st.rerun()
+        locked = st.toggle(
+            "Lock room",
+            value=view.status.locked,
+            key=f"lock-{view.status.locked}",
+            help="Nobody new may join while the room is locked; the people inside stay. The Rooms page shows it.",
+        )
+        if locked != view.status.locked:
+            try:
+                room.lock(me.id, locked)
+            except ChatError as refusal:
+                st.error(str(refusal))
+            else:
+                st.rerun()
+
 st.subheader("Assistant")
+answered, passed = room.decisions()
 st.markdown(
-    f"**{ui.escape_markdown(settings.assistant_name)}** · {hub.assistant.label}  \n"
-    f"Replies to: **{ui.POLICY_LABELS[view.policy].lower()}**"
+    f"**{ui.escape_markdown(name)}** · {hub.assistant.label}  \n"
+    f"Replies to: **{ui.POLICY_LABELS[view.policy].lower()}**  \n"
+    f"When it can help: **{answered}** batch{'es' if answered != 1 else ''} answered, "
+    f"**{passed}** let pass"
 )
 st.caption(f"Room opened {ui.local_time(view.created_at, with_date=True)}.")
 st.subheader("Transcript")

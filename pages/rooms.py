@@ -25,8 +25,9 @@ for room in rooms:
     count = len(room.view().participants)
     st.page_link(
         ui.CHAT_PAGE,
-        label=f"**{room.name}** · {count} {'person' if count == 1 else 'people'}",
-        icon=":material/forum:",
+        label=f"**{room.name}** · {count} {'person' if count == 1 else 'people'}"
+        + (" · locked: nobody new may join" if room.locked else ""),
+        icon=":material/lock:" if room.locked else ":material/forum:",
         query_params={ui.ROOM_PARAM: room.name},
     )
 if not rooms:

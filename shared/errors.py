@@ -57,3 +57,11 @@ class AttachmentRefused(MessageRefused):
 
 class CatchUpRefused(ChatError):
     """A catch-up summary was not made (one is already being written, or the person asks too often)."""
+
+
+class HostOnly(ChatError):
+    """Only the room's host may do this (remove a person, lock the room); nothing changed."""
+
+
+class JoinRemoved(JoinRefused):
+    """The host removed this browser's person from the room: it may not join again while the room is open."""

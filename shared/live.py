@@ -29,7 +29,9 @@ from shared.ui import (
     bubble,
     escape_markdown,
     get_catch_ups,
+    instructions_line,
     people,
+    policy_help,
     render_message,
     session_id,
 )
@@ -59,6 +61,7 @@ class Slots:
     messages: DeltaGenerator  # a container: one placeholder per message is added to it
     busy: DeltaGenerator  # who the assistant is replying to, and who waits next
     stop: DeltaGenerator  # the Stop button while a reply is written
+    instructions: DeltaGenerator | None = None  # the room's instructions in one line, under the title
 
 
 def visible_messages(view: RoomView) -> list[Message]:
@@ -162,6 +165,7 @@ class LivePage:
         self.reveal: _Reveal | None = None  # the reply being written, while this page shows it word by word
         self.next_redraw = 0.0
         self.status: RoomStatus | None = None
+        self.participants: tuple[Participant, ...] = ()
         self.problem = problem
         self.problem_shown: str | None = None
         self.session = session_id()
@@ -191,7 +195,7 @@ class LivePage:
         # last element: empty elements take the place of every message they drew beyond these.
         while self.slots_used < self.drawn_before:
             self._new_slot()
-        self.people(view.participants)
+        self.participants = view.participants
         self.show_status(view.status)
 
     def apply(self, changes: RoomChanges) -> None:
@@ -201,7 +205,8 @@ class LivePage:
         if changes.messages:
             self.mark_seen(changes.messages[-1].id)
         if changes.participants is not None:
-            self.people(changes.participants)
+            self.participants = changes.participants
+            self.people()
         if changes.status != self.status:
             self.show_status(changes.status)
 
@@ -300,9 +305,10 @@ class LivePage:
                 )
                 st.markdown(job.text)
 
-    def people(self, participants: tuple[Participant, ...]) -> None:
+    def people(self) -> None:
+        status = self.status
         with self.slots.people.container():
-            people(participants, self.my_id)
+            people(self.participants, self.my_id, status and status.host, bool(status and status.locked))
 
     def show_status(self, status: RoomStatus) -> None:
         before, self.status = self.status, status
@@ -320,6 +326,13 @@ class LivePage:
             self.stop_button(status)
         if before is None or before.policy_changes != status.policy_changes:
             self.policy_control(status)
+        if before is None or (before.host, before.locked) != (status.host, status.locked):
+            self.people()
+        if self.slots.instructions is not None and (
+            before is None or before.instructions != status.instructions
+        ):
+            with self.slots.instructions.container():
+                instructions_line(status.instructions)
 
     def stop_button(self, status: RoomStatus) -> None:
         """While a reply is written anyone may stop it; a click belongs to the turn it was drawn for."""
@@ -344,8 +357,7 @@ class LivePage:
                 index=list(POLICY_LABELS).index(status.policy),
                 format_func=POLICY_LABELS.get,
                 key=f"policy-{status.policy_changes}",
-                help=f"Only when mentioned: {name} answers messages that contain @{name}, knowing what "
-                "was said before.",
+                help=policy_help(name),
             )
         if chosen is not status.policy:
             self.room.set_reply_policy(self.my_id, chosen)

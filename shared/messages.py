@@ -29,6 +29,8 @@ class ReplyPolicy(StrEnum):
 
     EVERY_MESSAGE = "every"
     WHEN_MENTIONED = "mentioned"
+    # After each batch of messages, a small stateless request decides whether the assistant answers.
+    WHEN_HELPFUL = "helpful"
 
 
 class Status(StrEnum):
@@ -133,6 +135,24 @@ class StopSignal(threading.Event):
 
 
 @dataclass(frozen=True)
+class Decision:
+    """Whether the assistant answers a batch of messages (reply policy "When it can help"), and why."""
+
+    answer: bool
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Messages said since the last decision (reply policy "When it can help"): should the assistant answer?"""
+
+    room: str
+    messages: tuple[Message, ...]  # the new messages, oldest first
+    history: tuple[Message, ...]  # finished messages before them, for judging what the new ones need
+    room_instructions: str = ""
+
+
+@dataclass(frozen=True)
 class Turn:
     """What the assistant is asked to answer: the people's new messages and what it should know."""
 
@@ -154,6 +174,9 @@ class Turn:
     # Tokens the model reported for this turn, added up by the assistant as its responses end (also
     # for a reply that broke off: it was paid for). The worker records them in the room's state.
     usage: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
+    # What the room's people wrote about its purpose ("Room instructions"); the assistant takes it after
+    # the app's own instructions, quoted, so it cannot remove them.
+    room_instructions: str = ""
 
     @property
     def addressees(self) -> tuple[str, ...]:

@@ -40,6 +40,7 @@ def to_json(view: RoomView) -> str:
         {
             "room": view.name,
             "created_at": view.created_at.isoformat(timespec="seconds"),
+            "instructions": view.instructions,
             "messages": [
                 {
                     "id": m.id,
@@ -63,6 +64,13 @@ def to_json(view: RoomView) -> str:
 
 def to_markdown(view: RoomView) -> str:
     lines = [f"# Room {view.name}", "", f"Started {view.created_at:%Y-%m-%d %H:%M} UTC.", ""]
+    if view.instructions:
+        lines += [
+            "Room instructions:",
+            "",
+            *("> " + line if line else ">" for line in view.instructions.splitlines()),
+            "",
+        ]
     for m in view.messages:
         if m.role is Role.ASSISTANT and not m.text:
             continue

@@ -24,6 +24,7 @@ from shared.errors import AttachmentRefused, JoinRefused, MessageRefused, RoomRe
 from shared.hub import DEFAULT_ROOM, Hub, RoomNameInvalid, clean_room_name
 from shared.messages import Attachment, Message, Participant, ReplyPolicy, Role, Status
 from shared.room import Room
+from shared.room.hosting import REMOVED
 from shared.store import StoreUnavailable
 
 log = logging.getLogger(__name__)
@@ -141,6 +142,7 @@ def participant_token() -> str:
 def current_participant(room: Room) -> Participant | None:
     """This browser's person in the room: a reload or a second tab of someone present gets back in."""
     token = participant_token()
+    removed_stop(room)
     participant = room.attach(token, session_id())
     if participant is None and st.session_state.get("nickname") and room.left_on_purpose(token):
         st.session_state.nickname = ""  # they pressed Leave, perhaps in another tab: that is final
@@ -408,7 +410,7 @@ def sidebar(
         st.header("In this room")
         people_slot = st.empty()
         with people_slot.container():
-            people(view.participants, me.id if me is not None else None)
+            people(view.participants, me.id if me is not None else None, view.host, view.status.locked)
         st.markdown(f":material/pets: **{escape_markdown(settings.assistant_name)}** · {assistant_label}")
         policy_slot = st.empty()
         if me is not None:
@@ -419,19 +421,56 @@ def sidebar(
     return people_slot, policy_slot
 
 
-def people(participants: tuple[Participant, ...], my_id: str | None) -> None:
+def people(
+    participants: tuple[Participant, ...], my_id: str | None, host: str | None = None, locked: bool = False
+) -> None:
     """Who is here, as one element however many they are (the live page must not leave a name behind)."""
     lines = [
-        f":material/person: {escape_markdown(p.nickname)}" + (" (you)" if p.id == my_id else "")
+        f":material/person: {escape_markdown(p.nickname)}"
+        + (" (host)" if p.id == host else "")
+        + (" (you)" if p.id == my_id else "")
         for p in participants
     ]
+    if locked:
+        lines.append(":material/lock: *Locked by the host: nobody new may join.*")
     st.markdown("  \n".join(lines) or "*Nobody yet.*")
+
+
+INSTRUCTIONS_LINE_CHARS = 160  # of the room's instructions, on the line under the chat page's title
+
+
+def instructions_line(text: str) -> None:
+    """The room's instructions in one short line (escaped: people wrote them), or nothing; one element."""
+    if not text:
+        st.empty()
+        return
+    flat = " ".join(text.split())
+    short = flat[:INSTRUCTIONS_LINE_CHARS] + ("…" if len(flat) > INSTRUCTIONS_LINE_CHARS else "")
+    st.caption(f":material/description: **Room instructions:** {escape_markdown(short)}")
+
+
+def removed_stop(room: Room) -> None:
+    """A browser whose person the host removed sees one sentence on every page of the room, and no form."""
+    if room.removed(participant_token()):
+        st.session_state.nickname = ""
+        st.error(REMOVED, icon=":material/person_remove:")
+        st.stop()
 
 
 POLICY_LABELS = {
     ReplyPolicy.EVERY_MESSAGE: "Every message",
     ReplyPolicy.WHEN_MENTIONED: "Only when mentioned",
+    ReplyPolicy.WHEN_HELPFUL: "When it can help",
 }
+
+
+def policy_help(name: str) -> str:
+    return (
+        f"Every message: {name} answers each batch of messages. Only when mentioned: {name} answers "
+        f"messages that contain @{name}, knowing what was said before. When it can help: after each batch "
+        f"of messages a small separate request decides whether {name} has something useful to say (a "
+        f"mention always gets an answer); what it lets pass it still hears with its next reply."
+    )
 
 
 def transcript_downloads(room: Room) -> None:

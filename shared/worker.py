@@ -13,13 +13,14 @@ import time
 from typing import TYPE_CHECKING, Protocol
 
 from shared.errors import AssistantError, ChatError, ConversationLost, ReplyNotWritten
+from shared.messages import Decision
 
 if TYPE_CHECKING:
     from contextlib import AbstractContextManager
 
     from shared.assistant import Assistant
     from shared.config import Settings
-    from shared.messages import Turn
+    from shared.messages import Batch, Turn
     from shared.store import Store
 
 log = logging.getLogger(__name__)
@@ -67,7 +68,10 @@ class WorkerRoom(Protocol):
     def set_conversation(self, conversation: str) -> bool: ...
     def forget_conversation(self) -> None: ...
     def notice(self, text: str, *, failure: bool = False) -> None: ...
+    def record_usage(self, usage: dict[str, int]) -> None: ...
     def tokens_today(self) -> int: ...
+    def take_batch(self) -> Batch | None: ...
+    def settle_batch(self, batch: Batch, decision: Decision) -> bool: ...
 
 
 class ReplyWorker(threading.Thread):
@@ -100,12 +104,55 @@ class ReplyWorker(threading.Thread):
             return None
         return conversation
 
-    def _answer_one_turn(self) -> bool:
-        """Answer the queued messages in one turn; False if there was none to answer."""
+    def _decide(self) -> bool:
+        """Reply policy "When it can help": decide whether to answer the messages said since the last
+        decision (one stateless request); False if there were none to decide about."""
         room = self.room
+        try:
+            batch = room.take_batch()
+        except ChatError:
+            return False
+        if batch is None:
+            return False
+        budget = room.settings.daily_token_budget
+        usage: dict[str, int] = {}
+        if budget and room.tokens_today() >= budget:
+            # Past the budget no request is made; a mention still gets the budget's sentence.
+            decision = Decision(False, "the room's daily token budget is spent")
+        else:
+            try:
+                decision = room.assistant.decide(batch, usage)
+            except Exception as error:
+                if not isinstance(error, AssistantError):
+                    log.exception("room %s: deciding whether to answer failed", room.name)
+                name = room.settings.assistant_name
+                failure = _failure_text(name, error).replace(
+                    "could not reply", "could not decide whether to answer"
+                )
+                with contextlib.suppress(ChatError):
+                    room.notice(f"{failure.rstrip('.')}. Mention @{name} to ask it directly.", failure=True)
+                decision = Decision(False, "the decision failed")
+            finally:
+                room.record_usage(usage)  # a decision counts against DAILY_TOKEN_BUDGET like a turn
+        log.info(
+            "room %s: %s a batch of %d (%s)",
+            room.name,
+            "answering" if decision.answer else "letting pass",
+            len(batch.messages),
+            decision.reason,
+        )
+        with contextlib.suppress(ChatError):
+            room.settle_batch(batch, decision)
+        return True
+
+    def _answer_one_turn(self) -> bool:
+        """Decide about a batch if there is one, then answer the queued messages in one turn; False if
+        there was nothing to do."""
+        room = self.room
+        decided = self._decide()
         turn = room.start_turn()
         if turn is None:
-            return False
+            return decided
         if self._over_budget(turn):
             return True
         conversation = self._open_conversation()

@@ -15,7 +15,7 @@ import traceback
 from collections import deque
 from collections.abc import Callable, Iterator
 
-from shared.assistant import Turn
+from shared.assistant import Batch, Decision, Turn
 from shared.config import Settings
 from shared.worker import ReplyWorker
 
@@ -105,6 +105,9 @@ class ScriptedAssistant:
         self.closed: list[str] = []
         self.summaries: list[tuple[tuple, str]] = []  # (messages, for whom) of each catch-up asked for
         self._replies: deque[tuple[Step, ...]] = deque()
+        self.batches: list[Batch] = []  # every batch a decision was asked about ("When it can help")
+        self.decision_tokens = 0  # what each decision reports it cost
+        self._decisions: deque[Decision | BaseException] = deque()
         self._open_failures: deque[BaseException] = deque()
         self._close_gates: deque[Gate] = deque()
         self._summary_gates: deque[Gate] = deque()
@@ -186,6 +189,21 @@ class ScriptedAssistant:
         if gate is not None:
             gate.pass_through()
         return f"Summary for {for_nickname} of " + " + ".join(m.text for m in messages)
+
+    def will_decide(self, *outcomes: Decision | BaseException) -> None:
+        """Script the next decisions ("When it can help"); unscripted, a batch with a "?" is answered."""
+        with self._lock:
+            self._decisions.extend(outcomes)
+
+    def decide(self, batch: Batch, usage: dict[str, int] | None = None) -> Decision:
+        with self._lock:
+            self.batches.append(batch)
+            outcome = self._decisions.popleft() if self._decisions else None
+        if usage is not None:
+            usage["total_tokens"] = usage.get("total_tokens", 0) + self.decision_tokens
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome or Decision(any("?" in m.text for m in batch.messages), "scripted default")
 
     @staticmethod
     def default_reply(turn: Turn) -> tuple[str, ...]:

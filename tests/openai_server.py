@@ -315,6 +315,11 @@ class OpenAIServer:
             "incomplete_details": None,
             "usage": None,
         }
+        if (
+            not isinstance(behaviour, Say)
+            and (body.get("text") or {}).get("format", {}).get("type") == "json_schema"
+        ):
+            behaviour = Say(default_decision(items))  # a structured answer was asked for: a reply decision
         planned = self._plan(items, behaviour)
         if not body.get("stream"):
             response["output"] = [self._keep(conversation, item) for item in planned]
@@ -387,6 +392,14 @@ def default_reply(items: list[dict[str, Any]]) -> str:
                 return f"Hello {match['nickname']}! You said: {match['text']}"
             return f"Hello! You said: {said}"
     return "Hello!"
+
+
+def default_decision(items: list[dict[str, Any]]) -> str:
+    """A reply decision: yes when the chat's new lines hold a question (a sentence ending in "?")."""
+    chat = "".join(_text_of(item.get("content")) for item in items if item.get("role") == "user")
+    new = chat.rsplit("New:\n", 1)[-1]
+    asked = re.search(r"\?(\s|$)", new) is not None
+    return json.dumps({"answer": asked, "reason": "a question" if asked else "no question"})
 
 
 def _text_of(content: Any) -> str:

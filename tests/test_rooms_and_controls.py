@@ -34,9 +34,9 @@ def test_rooms_are_separate_people_and_conversations():
     send(alice, "Chapter three was great")
     wait_until(lambda: not get_room("book-club").busy)
     bob.run()
-    assert sidebar_people(bob) == [":material/person: Bob (you)"]
+    assert sidebar_people(bob) == [":material/person: Bob (host) (you)"]
     assert all("Chapter three" not in text for _, text in conversation(bob))
-    assert sidebar_people(carol) == [":material/person: Alice (you)"]
+    assert sidebar_people(carol) == [":material/person: Alice (host) (you)"]
     assert [m.text for m in get_room("chess").view().messages if m.role is Role.USER] == []
     assert get_room("book-club").view().participants[0].nickname == "Alice"
 

@@ -10,12 +10,21 @@ from typing import TYPE_CHECKING, Protocol
 
 # What a turn is lives with the other things said in a room (`shared.messages`), so that the tools and
 # the room can use it without importing the assistants; it is named here too, as part of the seam.
-from shared.messages import Message, StopSignal, Turn
+from shared.messages import Batch, Decision, Message, StopSignal, Turn
 
 if TYPE_CHECKING:
     from shared.config import Settings
 
-__all__ = ["USAGE_KEYS", "Assistant", "StopSignal", "Turn", "add_usage", "make_assistant"]
+__all__ = [
+    "USAGE_KEYS",
+    "Assistant",
+    "Batch",
+    "Decision",
+    "StopSignal",
+    "Turn",
+    "add_usage",
+    "make_assistant",
+]
 
 
 class Assistant(Protocol):
@@ -37,6 +46,11 @@ class Assistant(Protocol):
         """A short summary of `messages` for one person who missed them, made apart from any conversation
         (nothing is stored with the room's); the tokens it cost are added to `usage`; raise AssistantError
         if that fails."""
+
+    def decide(self, batch: Batch, usage: dict[str, int] | None = None) -> Decision:
+        """Whether the assistant should answer `batch` (reply policy "When it can help"): one small request
+        apart from any conversation (nothing is stored); its tokens are added to `usage`; raise
+        AssistantError if that fails."""
 
 
 USAGE_KEYS = ("input_tokens", "output_tokens", "total_tokens")

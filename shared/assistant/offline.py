@@ -13,7 +13,17 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
 from shared.attachments import kind_and_size
-from shared.messages import Attachment, Message, Role, Turn, escape_markdown, nothing_missed, said
+from shared.messages import (
+    Attachment,
+    Batch,
+    Decision,
+    Message,
+    Role,
+    Turn,
+    escape_markdown,
+    nothing_missed,
+    said,
+)
 from shared.tools import spoken_time
 
 if TYPE_CHECKING:
@@ -25,6 +35,7 @@ OFFLINE_NOTICE = (
 )
 _ASKS_TIME = re.compile(r"\b(time|date|day|today|clock)\b", re.IGNORECASE)
 _ASKS_WHO = re.compile(r"\b(who|here|people|present|online|room)\b", re.IGNORECASE)
+_ASKS = re.compile(r"\?(\s|$)")  # a sentence that ends in a question mark
 _QUOTE_WORDS = 24
 CATCH_UP_LINES = 3  # the last lines an offline catch-up quotes
 
@@ -86,6 +97,9 @@ class OfflineAssistant:
         if _ASKS_WHO.search(asked):
             present = [escape_markdown(n) for n in turn.present]
             lines.append(f"In the room right now: {join_names(present) or 'nobody'}.")
+        if turn.room_instructions:
+            # No model can follow them here, so the demo assistant says what they ask of it.
+            lines.append(f"This room's instructions ask of me: {_quote(turn.room_instructions)}.")
         if not any(m.role is Role.ASSISTANT for m in turn.history):
             lines.append(OFFLINE_NOTICE)
         return "\n\n".join(lines)
@@ -104,6 +118,13 @@ class OfflineAssistant:
             for m in spoken[-CATCH_UP_LINES:]
         )
         return f"While you were away, {escape_markdown(for_nickname)}: {who}. The last few lines:\n\n{last}"
+
+    def decide(self, batch: Batch, usage: dict[str, int] | None = None) -> Decision:
+        """Answer a question (a sentence ending in "?"); let everything else pass. No model, no tokens."""
+        asked = [m for m in batch.messages if _ASKS.search(m.text)]
+        if asked:
+            return Decision(True, f"{asked[-1].author} asked a question")
+        return Decision(False, "nobody asked a question")
 
     def reply(self, conversation: str, turn: Turn) -> Iterator[str]:
         # Split keeping the whitespace, so the pieces join back to exactly the composed text.

@@ -16,6 +16,7 @@ from shared.errors import JoinRefused, RoomClosed
 from shared.messages import Participant, Role
 from shared.nicknames import clean_nickname, nickname_key
 from shared.room.core import CLOSED, RoomCore
+from shared.room.hosting import check_may_join, hand_host_on, take_host_if_none
 from shared.store import RoomChange, StoreUnavailable
 
 # A tab of someone who pressed Leave notices within a third of the heartbeat timeout (its live page
@@ -61,6 +62,7 @@ class Presence(RoomCore):
             if participant_id in state.participants:
                 change.nothing()
                 return state.participants[participant_id]
+            check_may_join(state, participant_id)
             taken = {nickname_key(p.nickname) for p in state.participants.values()}
             if nickname_key(nickname) in taken:
                 raise JoinRefused(
@@ -75,6 +77,7 @@ class Presence(RoomCore):
                 participant_id, nickname, self._now()
             )
             state.empty_since = None
+            take_host_if_none(state, participant_id)
             change.add(Role.SYSTEM, f"{nickname} joined.", self._now())
             change.people_changed = True
             return participant
@@ -150,6 +153,7 @@ class Presence(RoomCore):
             state.empty_since = self._clock()
         change.add(Role.SYSTEM, f"{participant.nickname} left.", self._now())
         change.people_changed = True
+        hand_host_on(change, self._now())
 
     def reap(self) -> None:
         """Remove people whose tabs closed more than the grace period ago, or went silent."""

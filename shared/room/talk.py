@@ -45,6 +45,7 @@ class Talk(RoomCore):
                 raise MessageRefused(GONE)
             self._check_rate(change, participant_id)
             asks = state.policy is ReplyPolicy.EVERY_MESSAGE or mentions(text, self.settings.assistant_name)
+            deciding = state.policy is ReplyPolicy.WHEN_HELPFUL and not asks
             message = change.add(
                 Role.USER,
                 text,
@@ -57,11 +58,15 @@ class Talk(RoomCore):
             for attachment, _ in attachments:
                 state.attachment_messages[attachment.id] = message.id
             self._mark_dropped(change, dropped)
-            (state.queue if asks else state.context).append(message.id)
+            if asks and state.undecided:  # a mention answers now: what was said before it goes along
+                state.context.extend(state.undecided)
+                state.undecided = []
+            (state.queue if asks else state.undecided if deciding else state.context).append(message.id)
             return message
 
         with self._record.lock:
-            likely_asks = self._record.state.policy is ReplyPolicy.EVERY_MESSAGE
+            # "When it can help": the worker decides about every batch, so it must be there too.
+            likely_asks = self._record.state.policy is not ReplyPolicy.WHEN_MENTIONED
         if likely_asks or mentions(text, self.settings.assistant_name):
             self._ensure_worker()  # before the message: it waits for it, and the sender sees it first
         # The bytes go first (a change may run more than once); a refused message takes them back.
@@ -77,7 +82,7 @@ class Talk(RoomCore):
             if isinstance(refused, RoomClosed):
                 raise MessageRefused(GONE) from None
             raise
-        if message.status is Status.QUEUED:
+        if message.status is Status.QUEUED or likely_asks:
             self._ensure_worker()
         return message
 
@@ -118,10 +123,15 @@ class Talk(RoomCore):
                 return
             state.policy = policy
             state.policy_changes += 1
+            # Messages not yet decided about were said without asking: the next turn hears them.
+            state.context.extend(state.undecided)
+            state.undecided = []
             name = self.settings.assistant_name
-            when = (
-                "every message" if policy is ReplyPolicy.EVERY_MESSAGE else f"only when mentioned as @{name}"
-            )
+            when = {
+                ReplyPolicy.EVERY_MESSAGE: "every message",
+                ReplyPolicy.WHEN_MENTIONED: f"only when mentioned as @{name}",
+                ReplyPolicy.WHEN_HELPFUL: f"when it can help (and when mentioned as @{name})",
+            }[policy]
             change.add(Role.SYSTEM, f"{participant.nickname} set {name} to reply to {when}.", self._now())
 
         self._change(set_policy)

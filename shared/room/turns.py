@@ -67,6 +67,7 @@ class Turns(RoomCore):
                 if not self._here or record.state.closed:
                     return WorkerTask.STOP
                 wanted = bool(record.state.queue) or record.state.turn is not None
+                wanted = wanted or bool(record.state.undecided)  # "When it can help": a batch to decide
                 wait = self._next_try - time.monotonic()
                 if wanted and wait <= 0:
                     return WorkerTask.ANSWER
@@ -187,6 +188,7 @@ class Turns(RoomCore):
                 now=self._now(),
                 context=context,
                 number=state.turns,
+                room_instructions=state.instructions,
                 files={
                     a.id: data
                     for m in (*context, *messages)

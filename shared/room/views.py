@@ -18,6 +18,9 @@ class RoomStatus:
     turn: int  # counts turns, so that one turn's Stop button is not the next one's
     policy: ReplyPolicy
     policy_changes: int  # counts policy changes, so a page redraws its control when someone changes it
+    host: str | None = None  # the host's participant id
+    locked: bool = False  # nobody new may join
+    instructions: str = ""  # the room's instructions, as its people wrote them
 
     @property
     def busy(self) -> bool:
@@ -34,6 +37,9 @@ class RoomStatus:
             turn=state.turns,
             policy=state.policy,
             policy_changes=state.policy_changes,
+            host=state.host,
+            locked=state.locked,
+            instructions=state.instructions,
         )
 
 
@@ -70,6 +76,14 @@ class RoomView:
     @property
     def policy(self) -> ReplyPolicy:
         return self.status.policy
+
+    @property
+    def host(self) -> str | None:
+        return self.status.host
+
+    @property
+    def instructions(self) -> str:
+        return self.status.instructions
 
     @property
     def reply(self) -> Message | None:

@@ -99,6 +99,19 @@ class RoomState:
     usage_day: str | None = None  # the UTC day (ISO) `tokens_on_day` counts, for DAILY_TOKEN_BUDGET
     tokens_on_day: int = 0
     usage: dict[str, int] = field(default_factory=dict)  # tokens the model used for the room, by kind
+    # What the room is for, written by its people ("Room instructions"): shown on its pages, in the
+    # transcript's header, and given to the assistant with every turn after the app's own instructions.
+    instructions: str = ""
+    instructions_changes: int = 0
+    # The host (a participant id): whoever opened the room, then the longest-present person. Only the host
+    # may remove people and lock the room; every such rule checks this, whatever the page showed.
+    host: str | None = None
+    locked: bool = False  # nobody new may join; the people inside stay
+    removed: list[str] = field(default_factory=list)  # participant ids the host removed, for the room's life
+    # Reply policy "When it can help": messages said since the last decision, and what decisions said.
+    undecided: list[int] = field(default_factory=list)
+    batches_answered: int = 0
+    batches_passed: int = 0
     # The ids of the last changes committed (Redis): a change whose EXEC committed but whose reply was
     # lost finds its id here when it runs again, and is not made twice.
     recent_changes: list[str] = field(default_factory=list)
