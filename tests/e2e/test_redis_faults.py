@@ -172,16 +172,24 @@ def test_redis_hung_for_six_seconds_mid_reply_and_every_page_shows_every_reply(
     no_tracebacks(a, b)
 
 
-def test_the_lease_holder_killed_mid_reply_and_the_survivors_pages_show_every_reply(
-    redis_apps, redis_server, new_page
-):
-    a, b = redis_apps(2, WORD_DELAY_MS="300")  # slow words: the reply is still being written at the kill
+def a_reply_being_written(redis_apps, redis_server, new_page):
+    """Alice on process A and Bob on B; Alice asks, and a slow reply (300 ms a word) is being written.
+    Returns the processes, the pages, and the process whose worker writes the reply (holds the lease)."""
+    a, b = redis_apps(2, WORD_DELAY_MS="300")
     alice, bob = new_page(), new_page()
     join(alice, a.url, "Alice")
     join(bob, b.url, "Bob")
     send(alice, "Take your time with this one")
     wait_until(lambda: "writing…" in reply_text(bob), DEADLINE_SECONDS, "Bob to see the reply start")
     holder = lease_holder(redis_server, [a, b])
+    assert holder is not None, "a reply is being written, so one process holds the room's lease"
+    return a, b, alice, bob, holder
+
+
+def test_the_lease_holder_killed_mid_reply_and_the_survivors_pages_show_every_reply(
+    redis_apps, redis_server, new_page
+):
+    a, b, alice, bob, holder = a_reply_being_written(redis_apps, redis_server, new_page)
     survivor, page, nickname = (b, bob, "Bob") if holder is a else (a, alice, "Alice")
     holder.kill()
     send(page, "Are you still there?")
@@ -199,14 +207,7 @@ def test_the_lease_holder_killed_mid_reply_and_the_survivors_pages_show_every_re
 def test_the_lease_holder_hung_longer_than_the_lease_mid_reply_is_taken_over_and_writes_nothing_more(
     redis_apps, redis_server, new_page
 ):
-    a, b = redis_apps(2, WORD_DELAY_MS="300")  # slow words: the reply is still being written at the hang
-    alice, bob = new_page(), new_page()
-    join(alice, a.url, "Alice")
-    join(bob, b.url, "Bob")
-    send(alice, "Take your time with this one")
-    wait_until(lambda: "writing…" in reply_text(bob), DEADLINE_SECONDS, "Bob to see the reply start")
-    holder = lease_holder(redis_server, [a, b])
-    assert holder is not None, "a reply is being written, so one process holds the room's lease"
+    a, b, alice, bob, holder = a_reply_being_written(redis_apps, redis_server, new_page)
     other_page, other_name = (bob, "Bob") if holder is a else (alice, "Alice")
     hung_page, hung_name = (alice, "Alice") if holder is a else (bob, "Bob")
 
