@@ -26,9 +26,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 # A reply's words are written into the room at most this often (pages redraw a reply at most ten times
-# a second anyway); its first words at once. Through Redis each write is a transaction every process
-# reads back (about 13 commands with two processes), so words are gathered longer; pages still reveal
-# them one by one at WORD_DELAY_MS from the text in hand.
+# a second anyway); its first words at once. Through Redis each write is a script of six commands
+# whose notice every process takes in, so words are gathered longer; pages still reveal them one by one
+# at WORD_DELAY_MS from the text in hand.
 REPLY_WRITE_SECONDS = 0.1
 SHARED_REPLY_WRITE_SECONDS = 0.3
 
