@@ -118,13 +118,23 @@ class RoomCore:
             self._synced(state)
 
     def _take_afresh(self) -> None:
+        """The store restarted: if it came back behind this copy (it lost its last writes), take the room
+        afresh; if not, this is an ordinary catch-up and the pages carry on undisturbed."""
         with self._sync_lock:
             state, messages = self.store.read(self.name, 0)
             with self._record.lock:
                 if state is None or state.generation != self.generation:
                     self._gone()
                     return
-                self._record.reset(state, messages)
+                held = self._record.state.version
+                if state.version < held:
+                    self._record.reset(state, messages)
+                elif state.version > held:
+                    changed = sorted(((m, v) for m, v in messages if v > held), key=lambda pair: pair[1])
+                    news = state.news_version != self._record.state.news_version
+                    self._record.apply(state, changed, news=news)
+                else:
+                    return
             self._synced(state)
 
     @property

@@ -53,7 +53,7 @@ from typing import Any, NamedTuple
 
 import redis
 from pydantic import TypeAdapter
-from redis.backoff import ExponentialWithJitterBackoff, NoBackoff
+from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import RedisError, WatchError
 from redis.retry import Retry
 
@@ -264,9 +264,6 @@ class RedisStore:
             # redis-py's own default is 10 retries: a stalled Redis would hold a page for a minute.
             retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.5), RETRIES),
         )
-        # The listener's own client never retries by itself: redis-py would reconnect and subscribe again
-        # unseen, and whatever was announced meanwhile (or a Redis that restarted) would go unnoticed.
-        self._listening = redis.Redis.from_url(url, **options, retry=Retry(NoBackoff(), 0))
         self._renew = self._client.register_script(_RENEW)
         self._release = self._client.register_script(_RELEASE)
         self._max = self._client.register_script(_MAX)
@@ -523,22 +520,21 @@ class RedisStore:
     def _listen(self, on_change: Callable[[str, int, Growth | None], None]) -> None:
         backoff = 0.1
         while not self._stopped.is_set():
-            pubsub = self._listening.pubsub(ignore_subscribe_messages=True)
+            pubsub = self._client.pubsub(ignore_subscribe_messages=True)
             try:
                 pubsub.subscribe(CHANNEL)
-                # Whatever changed while nobody listened (a start, a lost connection) is read now; a
-                # Redis that restarted (another run id) may have come back without its last writes,
-                # so every room is taken afresh.
-                run_id = self._client.info("server").get("run_id")
-                again = self._run_id is not None and run_id != self._run_id
-                if again:
-                    log.warning("redis restarted (run id %s); taking every room afresh", run_id)
-                on_change("", 0 if again else -1, None)
-                self._run_id = run_id  # only once every room was taken afresh (Redis may still be loading)
+                # redis-py reconnects and subscribes again by itself, unseen: told here, the listener
+                # reads whatever was announced meanwhile (and notices a Redis that restarted).
+                reconnects = _Reconnects()
+                pubsub.connection.register_connect_callback(reconnects.noticed)
+                self._catch_up(on_change)
                 self.problem = None
                 backoff = 0.1
                 while not self._stopped.is_set():
                     notice = pubsub.get_message(timeout=1.0)
+                    if reconnects.happened.is_set():
+                        reconnects.happened.clear()
+                        self._catch_up(on_change)
                     if notice is None:
                         continue
                     room, version, origin, *growth = notice["data"].decode().split(" ", 5)
@@ -560,16 +556,36 @@ class RedisStore:
                 with contextlib.suppress(Exception):
                     pubsub.close()
 
+    def _catch_up(self, on_change: Callable[[str, int, Growth | None], None]) -> None:
+        """Whatever changed while nobody listened (a start, a lost connection) is read now; a Redis that
+        restarted (another run id) may have come back without its last writes, so every room is then
+        taken afresh. The run id is kept only once that worked (Redis may still be loading)."""
+        run_id = self._client.info("server").get("run_id")
+        again = self._run_id is not None and run_id != self._run_id
+        if again:
+            log.warning("redis restarted (run id %s); taking every room afresh", run_id)
+        on_change("", 0 if again else -1, None)
+        self._run_id = run_id
+
     def close(self) -> None:
         self._stopped.set()
         if self._listener is not None and self._listener is not threading.current_thread():
             self._listener.join(timeout=3)
         self._client.close()
-        self._listening.close()
 
     def ping(self) -> None:
         with self._reaching():
             self._client.ping()
+
+
+class _Reconnects:
+    """Told by redis-py each time the listener's connection is made again (a method: it keeps a weak one)."""
+
+    def __init__(self) -> None:
+        self.happened = threading.Event()
+
+    def noticed(self, connection: Any) -> None:
+        self.happened.set()
 
 
 class RedisFiles:
