@@ -34,7 +34,10 @@ CHROMIUM_ARGS = [
 # most one task later than the DOM change the person would see.
 OBSERVER = r"""
 (() => {
-  const bench = (window.__bench = { seen: {}, done: {}, firstWords: {}, sentAt: null });
+  const bench = (window.__bench = {
+    seen: {}, done: {}, firstWords: {}, arrived: {}, sentAt: null,
+    counts: { frames: 0, bytes: 0, mutations: 0 },
+  });
   const TOKEN = /\bbm\d{6}\b/g;
   const ASSISTANT = %(assistant)s;
   const stamp = (record, text) => {
@@ -56,12 +59,29 @@ OBSERVER = r"""
     }
   };
   new MutationObserver((mutations) => {
+    bench.counts.mutations += mutations.length;
     for (const m of mutations) {
       if (m.type === "characterData") stamp(bench.seen, m.target.textContent || "");
       for (const node of m.addedNodes) stamp(bench.seen, node.textContent || "");
     }
     bubbles();
   }).observe(document, { subtree: true, childList: true, characterData: true });
+  // When a token first reached the page over Streamlit's websocket, before React drew it: splits a
+  // delay into the server's part and the browser's. Our listener is added first, so it runs first.
+  const latin1 = new TextDecoder("latin1");
+  const Native = window.WebSocket;
+  window.WebSocket = function (...args) {
+    const socket = new Native(...args);
+    socket.addEventListener("message", (event) => {
+      if (!(event.data instanceof ArrayBuffer)) return;
+      bench.counts.frames += 1;
+      bench.counts.bytes += event.data.byteLength;
+      stamp(bench.arrived, latin1.decode(event.data));
+    });
+    return socket;
+  };
+  window.WebSocket.prototype = Native.prototype;
+  Object.assign(window.WebSocket, { CONNECTING: 0, OPEN: 1, CLOSING: 2, CLOSED: 3 });
   // Capture phase: runs before Streamlit's own handler sends the message.
   document.addEventListener("keydown", (e) => {
     if (e.key === "Enter" && e.target.tagName === "TEXTAREA") bench.sentAt = Date.now() / 1000;
@@ -80,7 +100,8 @@ PROGRESS = """() => {
   });
   const busy = fresh('[data-testid="stMarkdownContainer"]').some(
     (e) => (e.textContent || "").includes("is replying to"));
-  return { seen: b.seen || {}, done: b.done || {}, firstWords: b.firstWords || {},
+  return { seen: b.seen || {}, done: b.done || {}, firstWords: b.firstWords || {}, arrived: b.arrived || {},
+           counts: b.counts || {},
            enabled: !!box && !box.disabled, sentAt: b.sentAt ?? null, writing, busy };
 }"""
 
@@ -149,9 +170,17 @@ class BrowserPage:
         progress = self.progress
         progress.seen, progress.done = state["seen"], state["done"]
         progress.first_words, progress.input_enabled = state["firstWords"], state["enabled"]
+        progress.arrived, progress.counts = state["arrived"], state["counts"]
         progress.writing, progress.busy = state["writing"], state["busy"]
         progress.joined = True
         return progress
+
+    async def start_trace(self, categories: list[str]) -> None:
+        """A Chromium performance trace (of the whole browser: every page's renderer is in it)."""
+        await self._browser.start_tracing(page=self._page, categories=categories)
+
+    async def stop_trace(self) -> bytes:
+        return await self._browser.stop_tracing()
 
     async def close(self) -> None:
         if self._context is not None:

@@ -48,6 +48,9 @@ class Progress:
     done: dict[str, float] = field(default_factory=dict)  # token -> first time a finished reply quoted it
     # token -> first time a reply being written showed it; the bench's replies start with their token
     first_words: dict[str, float] = field(default_factory=dict)
+    # token -> first time a websocket frame carrying it reached the page, before it was drawn (Chromium)
+    arrived: dict[str, float] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)  # frames, bytes and DOM mutations so far (Chromium)
     input_enabled: bool = False  # the message box as last drawn
     joined: bool = False
     errors: list[str] = field(default_factory=list)  # error boxes shown, e.g. a refused message

@@ -451,12 +451,64 @@ def markdown(summary: dict[str, Any], before: dict[str, Any] | None = None, imag
         f"sessions]({image})",
         "",
     ]
+    lines += browser_time(summary)
     notes = [(r, n) for r in summary["runs"] for n in r.get("notes", [])]
     if notes:
         lines += ["## Notes from the runs", ""]
         lines += [f"- {_series(r)} {r['plan']['clients']} N={r['plan']['sessions']}: {n}" for r, n in notes]
         lines.append("")
     return "\n".join(lines)
+
+
+def browser_time(summary: dict[str, Any]) -> list[str]:
+    """Chromium runs: how a message's delay splits between reaching the page and being drawn there, what a
+    watching page receives and redraws, and (with --trace) where each renderer's main thread spent its time."""
+    runs = [r for r in summary["runs"] if r.get("delivery_reached_page") or r.get("trace")]
+    if not runs:
+        return []
+    lines = [
+        "## Where a real browser spends the time",
+        "",
+        "| run | message shown, p50 / p95 | reached the page, p50 / p95 | drawn after reaching it, p50 / p95 "
+        "| a watching page, per s: frames / kB / DOM mutations |",
+        "|---|---|---|---|---|",
+    ]
+    for r in runs:
+        traffic = r.get("passive_page_traffic") or {}
+        lines.append(
+            f"| {_series(r)} {r['plan']['clients']} N={r['plan']['sessions']} "
+            f"| {_stats(r.get('delivery'), ('p50_ms', 'p95_ms'))} "
+            f"| {_stats(r.get('delivery_reached_page'), ('p50_ms', 'p95_ms'))} "
+            f"| {_stats(r.get('delivery_drawn_after_reaching'), ('p50_ms', 'p95_ms'))} "
+            f"| {traffic.get('frames_per_s', '–')} / {traffic.get('kb_per_s', '–')} "
+            f"/ {traffic.get('mutations_per_s', '–')} |"
+        )
+    lines.append("")
+    for r in runs:
+        renderers = (r.get("trace") or {}).get("renderers") or []
+        if not renderers:
+            continue
+        seconds = r["trace"]["seconds"]
+        lines += [
+            f"Trace of the {seconds:g} s while the messages went round ({len(renderers)} renderers, one per "
+            "page): each main thread's self time by kind of work, in ms.",
+            "",
+        ]
+        kinds = sorted(
+            {k for x in renderers for k in x["by_kind_ms"]},
+            key=lambda k: -renderers[0]["by_kind_ms"].get(k, 0),
+        )
+        lines.append("| renderer | busy | " + " | ".join(kinds) + " |")
+        lines.append("|---|---|" + "---|" * len(kinds))
+        for x in renderers:
+            cells = " | ".join(_num(x["by_kind_ms"].get(k), 0) for k in kinds)
+            lines.append(f"| {x['pid']} | {x['busy_share']:.0%} | {cells} |")
+        hottest = renderers[0]["functions"][:8]
+        if hottest:
+            lines += ["", f"Hottest JavaScript in renderer {renderers[0]['pid']} (sampled self time):", ""]
+            lines += [f"- {f['ms']:g} ms `{f['function']}`" for f in hottest]
+        lines.append("")
+    return lines
 
 
 def _never_shown(run: dict[str, Any]) -> bool:

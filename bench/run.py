@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -219,6 +220,11 @@ def main(argv: list[str] | None = None) -> int:
         default=2,
         help="app processes sharing the sessions in the --redis runs (default 2)",
     )
+    parser.add_argument(
+        "--trace",
+        action="store_true",
+        help="Chromium runs: record a performance trace while the messages go round (bench/trace.py)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s", datefmt="%H:%M:%S"
@@ -240,6 +246,8 @@ def main(argv: list[str] | None = None) -> int:
         redis=args.redis,
         processes=args.processes,
     )
+    if args.trace:
+        plan_list = [replace(p, trace=True) if p.clients == "chromium" else p for p in plan_list]
     if any(p.clients == "chromium" for p in plan_list) and not chromium_path():
         log.warning("no Chromium found (apt-get install chromium): skipping the Chromium pages")
         plan_list = [p for p in plan_list if p.clients != "chromium"]

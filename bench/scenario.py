@@ -20,6 +20,7 @@ from typing import Any
 
 import psutil
 
+from bench import trace
 from bench.emulator import EmulatedSession, RefusedError
 from bench.model import BenchModel
 from bench.server import (
@@ -82,6 +83,9 @@ class Plan:
     # Each app process on a core of its own, as a deployment of several processes runs them; the clients
     # then run where they may (on a 2-core machine they share the app's cores, which only slows the app).
     own_cores: bool = False
+    # Chromium pages only: record a performance trace of the browser while the measured messages go
+    # round (bench/trace.py), saved beside the server's log and summed up in the result.
+    trace: bool = False
 
     def __post_init__(self) -> None:
         if self.processes > 1 and not self.redis:
@@ -195,7 +199,7 @@ async def run_plan(plan: Plan, log_dir: Path, browser=None) -> dict[str, Any]:
             result["app_version"] = app_version()  # the code this server loaded
             clients: list = []
             try:
-                await _measure(plan, server, model, browser, clients, result, redis)
+                await _measure(plan, server, model, browser, clients, result, redis, log_dir)
             except RefusedError as error:
                 log.warning("%s: the app refused to run: %s", plan.label, error)
                 result["refused"] = str(error)
@@ -220,6 +224,7 @@ async def _measure(
     clients: list,
     result: dict,
     redis: RedisWatch | None = None,
+    log_dir: Path | None = None,
 ) -> None:
     started = server.usage()
     result["server_rss_mb_at_start"] = round(started.rss_bytes / 2**20, 1)
@@ -265,6 +270,9 @@ async def _measure(
     psutil.cpu_percent(percpu=True)
     first = server.usage()
     posting_commands, posting_redis_cpu = (redis.commands(), redis.cpu_seconds()) if redis else ({}, 0.0)
+    tracing = plan.trace and clients and hasattr(clients[0], "start_trace")
+    if tracing:
+        await clients[0].start_trace(trace.CATEGORIES)
     try:
         result.update(await _posts(plan, server, clients, model, posts, result))
         if redis is not None:
@@ -276,6 +284,12 @@ async def _measure(
                 posting_cpu_ms_per_s=round(1000 * (redis.cpu_seconds() - posting_redis_cpu) / seconds, 2),
             )
     finally:
+        if tracing:
+            data = await clients[0].stop_trace()
+            path = (log_dir or Path(".")) / f"trace-{plan.label}.json"
+            path.write_bytes(data)
+            result["trace"] = {"path": str(path), **trace.summarize(trace.load(path))}
+            log.info("%s: %s", plan.label, trace.brief(result["trace"]))
         result["client_loop_lag"] = await lag.stop()
         others = _others_on_server_core(plan, psutil.cpu_percent(percpu=True), first, server.usage())
         result["others_on_server_core_while_posting_percent"] = others
@@ -523,6 +537,7 @@ async def _posts(
     senders = list(dict.fromkeys(senders))  # distinct, in order
     passive = [c for c in clients if c not in senders]
     runs_before = {c: c.progress.full_runs for c in clients}
+    counts_before = {c: dict(c.progress.counts) for c in passive}
     cpu = CpuSampler(server)
     cpu.start()
     began = time.monotonic()
@@ -571,6 +586,9 @@ async def _posts(
     besides = len(model.requests) - mark - responses
 
     delivery: list[float] = []  # one per (message, other session)
+    # Chromium pages: until the frame carrying it reached the page, and from there until it was drawn
+    reached: list[float] = []
+    drawn: list[float] = []
     everyone: list[float] = []  # per message: until the last other session showed it
     first_word_sender: list[float] = []
     first_word_others: list[float] = []
@@ -582,6 +600,11 @@ async def _posts(
     for sender, token, moment, during in sent:
         seen = [c.progress.seen.get(token) for c in clients if c is not sender]
         delivery += [t - moment for t in seen if t is not None]
+        for c in clients:
+            arrived, shown = c.progress.arrived.get(token), c.progress.seen.get(token)
+            if c is not sender and arrived is not None and shown is not None:
+                reached.append(arrived - moment)
+                drawn.append(shown - arrived)
         lost = token in dropped  # counted as dropped, not as missing: no page had it to show
         missing["delivery"] += 0 if lost else sum(t is None for t in seen)
         if seen and all(t is not None for t in seen):
@@ -631,12 +654,32 @@ async def _posts(
         "posting_seconds": round(phase_seconds, 1),
         "delivery": percentiles(delivery),
         "delivery_to_everyone": percentiles(everyone),
+        "delivery_reached_page": percentiles(reached) if reached else None,
+        "delivery_drawn_after_reaching": percentiles(drawn) if drawn else None,
+        "passive_page_traffic": _traffic(passive, counts_before, phase_seconds),
         "first_word_sender": percentiles(first_word_sender),
         "first_word_others": percentiles(first_word_others),
         "missing": missing,
         "streaming": _streaming_cpu(samples, [w for w in model.streamed if w[0] >= began]),
         "full_runs": _full_runs(passive, runs_before, turns),
         "messages": messages,
+    }
+
+
+def _traffic(passive: list, before: dict, seconds: float) -> dict[str, float] | None:
+    """Chromium pages whose person did nothing: websocket frames, kilobytes and DOM mutations a second."""
+    pages = [c for c in passive if c.progress.counts]
+    if not pages or seconds <= 0:
+        return None
+
+    def rate(key: str, scale: float = 1) -> float:
+        total = sum(c.progress.counts.get(key, 0) - before[c].get(key, 0) for c in pages)
+        return round(total / len(pages) / seconds / scale, 1)
+
+    return {
+        "frames_per_s": rate("frames"),
+        "kb_per_s": rate("bytes", 1000),
+        "mutations_per_s": rate("mutations"),
     }
 
 

@@ -11,10 +11,11 @@ from __future__ import annotations
 import asyncio
 import math
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 
 import pytest
 
-from bench import report
+from bench import report, trace
 from bench.browser import chromium_path
 from bench.run import measure, plans
 from bench.scenario import Plan
@@ -23,8 +24,8 @@ from tests.conftest import missing_part
 from tests.redis_server import redis_server_path
 
 
-def smoke(clients: str, tmp_path, **options) -> dict:
-    plan_list = [p for p in plans(smoke=True, **options) if p.clients == clients]
+def smoke(clients: str, tmp_path, *, trace: bool = False, **options) -> dict:
+    plan_list = [replace(p, trace=trace) for p in plans(smoke=True, **options) if p.clients == clients]
     # A thread of its own: the end-to-end tests' Playwright keeps an event loop on the main thread.
     with ThreadPoolExecutor(max_workers=1) as pool:
         run = pool.submit(asyncio.run, measure(plan_list, smoke=True, log_dir=tmp_path / "logs"))
@@ -151,9 +152,36 @@ def test_sessions_on_two_processes_share_one_room_through_redis(tmp_path):
 def test_chromium_pages_see_every_message(tmp_path):
     if chromium_path() is None:
         missing_part("no Chromium here (apt-get install chromium): the emulated sessions are still measured")
-    summary = smoke("chromium", tmp_path)
+    summary = smoke("chromium", tmp_path, trace=True)
     assert summary["runs"]
     for run in summary["runs"]:
         assert_everyone_saw_everything(run)
         assert_the_model_is_asked_once_per_turn_and_never_on_refresh(run)
         assert run["idle"]["server_rss_mb"] > 0
+        # Each delay splits into reaching the page and being drawn there, for every (message, page).
+        reached, drawn = run["delivery_reached_page"], run["delivery_drawn_after_reaching"]
+        assert reached["n"] == drawn["n"] == run["delivery"]["n"]
+        assert reached["p50_ms"] <= run["delivery"]["max_ms"] and drawn["p50_ms"] >= 0
+        assert run["passive_page_traffic"]["frames_per_s"] > 0
+        # The trace: every page's renderer, its main thread's work by kind, the functions it ran.
+        renderers = run["trace"]["renderers"]
+        assert len(renderers) >= run["plan"]["sessions"]
+        assert all(r["by_kind_ms"].get("scripting", 0) > 0 and r["functions"] for r in renderers)
+    assert "## Where a real browser spends the time" in (tmp_path / "bench.md").read_text()
+
+
+def test_a_trace_is_summed_up_by_self_time_on_each_renderer_main_thread():
+    events = [
+        {"ph": "M", "name": "thread_name", "pid": 1, "tid": 10, "args": {"name": "CrRendererMain"}},
+        {"ph": "M", "name": "thread_name", "pid": 1, "tid": 11, "args": {"name": "Compositor"}},
+        # a 10 ms task: a 6 ms call that laid out for 2 ms; then a 3 ms paint; another thread's work
+        {"ph": "X", "name": "RunTask", "pid": 1, "tid": 10, "ts": 1000, "dur": 10000},
+        {"ph": "X", "name": "FunctionCall", "pid": 1, "tid": 10, "ts": 2000, "dur": 6000},
+        {"ph": "X", "name": "Layout", "pid": 1, "tid": 10, "ts": 3000, "dur": 2000},
+        {"ph": "X", "name": "Paint", "pid": 1, "tid": 10, "ts": 20000, "dur": 3000},
+        {"ph": "X", "name": "FunctionCall", "pid": 1, "tid": 11, "ts": 2000, "dur": 50000},
+    ]
+    [renderer] = trace.summarize(events)["renderers"]
+    assert renderer["busy_ms"] == 13.0
+    assert renderer["by_event_ms"] == {"RunTask": 4.0, "FunctionCall": 4.0, "Paint": 3.0, "Layout": 2.0}
+    assert renderer["by_kind_ms"] == {"other": 4.0, "scripting": 4.0, "paint": 3.0, "layout": 2.0}
