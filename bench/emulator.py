@@ -50,7 +50,8 @@ class Progress:
     first_words: dict[str, float] = field(default_factory=dict)
     # token -> first time a websocket frame carrying it reached the page, before it was drawn (Chromium)
     arrived: dict[str, float] = field(default_factory=dict)
-    counts: dict[str, int] = field(default_factory=dict)  # frames, bytes and DOM mutations so far (Chromium)
+    # frames, bytes and (Chromium) DOM mutations or (emulated) deltas received so far
+    counts: dict[str, int] = field(default_factory=dict)
     input_enabled: bool = False  # the message box as last drawn
     joined: bool = False
     errors: list[str] = field(default_factory=list)  # error boxes shown, e.g. a refused message
@@ -227,6 +228,9 @@ class EmulatedSession:
                 self.bytes_in += len(frame)
                 message = ForwardMsg()
                 message.ParseFromString(frame)
+                counts = self.progress.counts
+                counts["frames"], counts["bytes"] = self.forward_msgs, self.bytes_in
+                counts["deltas"] = counts.get("deltas", 0) + (message.WhichOneof("type") == "delta")
                 self._handle(message, now)
                 self._changed.set()
         except ConnectionClosed as closed:

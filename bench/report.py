@@ -463,14 +463,14 @@ def markdown(summary: dict[str, Any], before: dict[str, Any] | None = None, imag
 def browser_time(summary: dict[str, Any]) -> list[str]:
     """Chromium runs: how a message's delay splits between reaching the page and being drawn there, what a
     watching page receives and redraws, and (with --trace) where each renderer's main thread spent its time."""
-    runs = [r for r in summary["runs"] if r.get("delivery_reached_page") or r.get("trace")]
+    runs = [r for r in summary["runs"] if r.get("passive_page_traffic") or r.get("trace")]
     if not runs:
         return []
     lines = [
         "## Where a real browser spends the time",
         "",
         "| run | message shown, p50 / p95 | reached the page, p50 / p95 | drawn after reaching it, p50 / p95 "
-        "| a watching page, per s: frames / kB / DOM mutations |",
+        "| a watching page, per s: frames / kB / DOM mutations or deltas |",
         "|---|---|---|---|---|",
     ]
     for r in runs:
@@ -481,7 +481,7 @@ def browser_time(summary: dict[str, Any]) -> list[str]:
             f"| {_stats(r.get('delivery_reached_page'), ('p50_ms', 'p95_ms'))} "
             f"| {_stats(r.get('delivery_drawn_after_reaching'), ('p50_ms', 'p95_ms'))} "
             f"| {traffic.get('frames_per_s', '–')} / {traffic.get('kb_per_s', '–')} "
-            f"/ {traffic.get('mutations_per_s', '–')} |"
+            f"/ {traffic.get('mutations_per_s', traffic.get('deltas_per_s', '–'))} |"
         )
     lines.append("")
     for r in runs:

@@ -667,7 +667,8 @@ async def _posts(
 
 
 def _traffic(passive: list, before: dict, seconds: float) -> dict[str, float] | None:
-    """Chromium pages whose person did nothing: websocket frames, kilobytes and DOM mutations a second."""
+    """Pages whose person did nothing: websocket frames, kilobytes, and DOM mutations (Chromium) or deltas
+    (emulated sessions) a second."""
     pages = [c for c in passive if c.progress.counts]
     if not pages or seconds <= 0:
         return None
@@ -676,11 +677,12 @@ def _traffic(passive: list, before: dict, seconds: float) -> dict[str, float] | 
         total = sum(c.progress.counts.get(key, 0) - before[c].get(key, 0) for c in pages)
         return round(total / len(pages) / seconds / scale, 1)
 
-    return {
-        "frames_per_s": rate("frames"),
-        "kb_per_s": rate("bytes", 1000),
-        "mutations_per_s": rate("mutations"),
-    }
+    counted = {"frames_per_s": rate("frames"), "kb_per_s": rate("bytes", 1000)}
+    if "mutations" in pages[0].progress.counts:
+        counted["mutations_per_s"] = rate("mutations")
+    if "deltas" in pages[0].progress.counts:
+        counted["deltas_per_s"] = rate("deltas")
+    return counted
 
 
 def _full_runs(passive: list, before: dict, turns: int) -> dict[str, Any] | None:
