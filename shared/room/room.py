@@ -16,16 +16,15 @@ from typing import TYPE_CHECKING
 
 from shared.attachments import MB
 from shared.errors import ChatError, MessageRefused, RoomClosed
-from shared.messages import Attachment, Message, Participant, ReplyPolicy, Role, Status
+from shared.messages import Attachment, Batch, Decision, Message, Participant, ReplyPolicy, Role, Status, Turn
 from shared.nicknames import clean_nickname
-from shared.room import hosting, lifetime, presence, talk, turns
-from shared.room.for_worker import RoomForWorker, keep_spending, utc_day
+from shared.room import decisions, hosting, lifetime, presence, talk, turns
 from shared.room.mirror import Mirror
 from shared.room.seen import SeenMarks
 from shared.room.views import RoomChanges, RoomStatus, RoomView
 from shared.store import Growth, RoomChange, RoomGone, RoomState, Store, StoreUnavailable, T
 from shared.store.memory import MemoryStore
-from shared.worker import ReplyWorker
+from shared.worker import ReplyWorker, WorkerTask
 
 if TYPE_CHECKING:
     from shared.assistant import Assistant
@@ -149,7 +148,7 @@ class Room:
 
     def tokens_today(self) -> int:
         """Tokens this room's assistant used since midnight UTC."""
-        today = utc_day(self._now())
+        today = turns.utc_day(self._now())
         return self._read(lambda state: state.tokens_on_day if state.usage_day == today else 0)
 
     def conversation(self) -> str | None:
@@ -340,21 +339,87 @@ class Room:
     def record_usage(self, usage: dict[str, int]) -> None:
         """Count the tokens a catch-up or a decision used (a turn's are counted as it finishes): in the
         room's totals and against today's (UTC) budget. Kept in the store, so every process counts them."""
-        today = utc_day(self._now())
+        today = turns.utc_day(self._now())
         with contextlib.suppress(RoomClosed, StoreUnavailable):
-            keep_spending(self, today, self._change(partial(turns.record_usage, today=today, usage=usage)))
+            self._keep_spending(today, self._change(partial(turns.record_usage, today=today, usage=usage)))
 
     def holding(self) -> bool:
         """Whether this process's worker holds the room's lease and may write turns."""
         worker = self._worker
         return worker is not None and worker.holding()
 
+    # --- what the worker asks of the room (`shared.worker.WorkerRoom`): each rule with its fence --
+
+    def next_task(self, not_before: float, recheck: float | None) -> WorkerTask:
+        """Block until the worker has something to do: answer the queued messages, or stop.
+
+        "Answer" also when a turn is open that no worker of this process writes (its writer may have
+        died, and taking the lease tells), and for messages awaiting a decision.
+        """
+        record = self._record
+        with record.lock:
+            while True:
+                state = record.state
+                if not self._mirror.here or state.closed:
+                    return WorkerTask.STOP
+                wanted = bool(state.queue) or state.turn is not None or bool(state.undecided)
+                wait = not_before - time.monotonic()
+                if wanted and wait <= 0:
+                    return WorkerTask.ANSWER
+                record.changed.wait(wait if wanted else recheck)
+
+    def adopt(self, fence: int) -> None:
+        self._change(lambda change: turns.adopt(change, fence, self._now()))
+
+    def start_turn(self, fence: int | None) -> Turn | None:
+        files = self.attachments.get
+        return self._change(lambda change: turns.start_turn(change, self.name, fence, self._now(), files))
+
+    def begin_reply(self, turn: Turn, fence: int | None, text: str) -> tuple[bool, int | None]:
+        author = self.settings.assistant_name
+        return self._change(lambda change: turns.begin_reply(change, turn, fence, text, author, self._now()))
+
+    def took_growth(self, growth: Growth, version: int) -> None:
+        self._mirror.take_growth(growth, version)
+
+    def finish_turn(
+        self, turn: Turn, fence: int | None, began: int | None, error: str | None, *, carry_over: bool
+    ) -> None:
+        today = turns.utc_day(self._now())
+        rule = partial(turns.finish_turn, turn=turn, fence=fence, began=began, today=today, error=error)
+        tokens = self._change(lambda change: rule(change, carry_over=carry_over, now=self._now()))
+        self._keep_spending(today, tokens)
+
+    def set_conversation(self, conversation: str, fence: int | None) -> bool:
+        """Keep the opened conversation; False if the room closed or another worker took it (close it)."""
+        try:
+            return self._change(partial(turns.set_conversation, conversation=conversation, fence=fence))
+        except (RoomClosed, StoreUnavailable):
+            return False
+
+    def forget_conversation(self) -> None:
+        with contextlib.suppress(RoomClosed, StoreUnavailable):
+            self._change(turns.forget_conversation)
+
+    def take_batch(self, fence: int | None) -> Batch | None:
+        return self._change(partial(decisions.take_batch, fence=fence, room=self.name))
+
+    def settle_batch(self, fence: int | None, batch: Batch, decision: Decision) -> bool:
+        return self._change(partial(decisions.settle_batch, fence=fence, batch=batch, decision=decision))
+
+    def _keep_spending(self, today: str, tokens: int | None) -> None:
+        """A room's count for the day is kept apart from it too: its next opening today (on any
+        process) starts from it."""
+        if tokens is not None:
+            with contextlib.suppress(StoreUnavailable):
+                self.store.keep_spending(self.name, today, tokens)
+
     def _ensure_worker(self) -> None:
         with self._worker_lock:
             if not self._mirror.here or (self._worker is not None and self._worker.is_alive()):
                 return
             died = self._worker is not None
-            self._worker = ReplyWorker(RoomForWorker(self, self._mirror, self._change, self._now))
+            self._worker = ReplyWorker(self)
             self._worker.start()
         if died:
             log.error("room %s: the reply worker stopped unexpectedly; starting a new one", self.name)

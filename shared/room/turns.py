@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime
 
 from shared.messages import Role, Status, Turn
 from shared.store import RoomChange, RoomState, TurnRecord
@@ -23,6 +23,11 @@ from shared.store import RoomChange, RoomState, TurnRecord
 HISTORY_FOR_TURN = 50  # finished messages handed to assistants that keep no state of their own
 BROKE_OFF = "The assistant's reply broke off because its worker stopped."
 LOST_REPLY = "The assistant's reply was lost: the rooms' store came back without its last writes."
+
+
+def utc_day(now: datetime) -> str:
+    """The UTC day (ISO) a room's daily token budget counts."""
+    return now.astimezone(UTC).date().isoformat()
 
 
 def writes(state: RoomState, turn_number: int, fence: int | None) -> bool:
