@@ -25,11 +25,10 @@ from shared.assistant import Assistant, make_assistant
 from shared.config import Settings
 from shared.errors import ChatError, RoomClosed, RoomRefused
 from shared.messages import Participant
-from shared.room import CLOSE_WAIT_SECONDS, Room
-from shared.room.core import CLOSED
-from shared.room.turns import HOLDER
+from shared.room import CLOSE_WAIT_SECONDS, CLOSED, Room
 from shared.sessions import Sessions
 from shared.store import Growth, Store, StoreUnavailable, make_store
+from shared.worker.lease import HOLDER
 
 log = logging.getLogger(__name__)
 

@@ -1,25 +1,31 @@
 """The room: its people, their messages, the queue awaiting a reply, and the reply in progress.
 
-The rules are written once, in four parts, over the store seam (`shared.store`: memory or Redis):
-- `core`: how a rule changes the room, how pages read and follow it, closing;
-- `presence`: joining, browser sessions coming and going, leaving, the reaper's rule;
+The rules are written once, as plain functions over one change to the room's state (`shared.store`'s
+`RoomChange`, made atomically in memory or Redis), each testable without a room, grouped by theme:
+- `presence`: joining, leaving, the reaper letting go of people who went away;
 - `talk`: posting and its limits, the reply policy, Stop;
-- `turns`: the reply worker's lease, its turns and the reply as it grows, the conversation;
+- `turns`: a worker taking the room, starting a turn, beginning and ending its reply, counting tokens,
+  the conversation;
+- `closing`: closing the room, for good or once it is idle and empty;
 - `hosting`: the room's instructions, its host, removing people and locking the room;
 - `decisions`: reply policy "When it can help", whether the assistant answers a batch of messages.
+
+One object runs them: `Room` (`room.py`), with this process's copy of the room (`mirror.py`), the
+browser sessions showing it and what they drew (`seen.py`), and its reply worker (`shared.worker`, which
+owns its lease, its turn and the pace of its writes). What pages read is in `views.py`.
 """
 
 from __future__ import annotations
 
-from shared.room.core import CLOSE_WAIT_SECONDS, RoomCore, utcnow
-from shared.room.decisions import Decisions
-from shared.room.hosting import MAX_INSTRUCTIONS_CHARS, Hosting
-from shared.room.presence import Presence
-from shared.room.talk import Talk, mentions
-from shared.room.turns import HISTORY_FOR_TURN, Turns
+from shared.room.hosting import MAX_INSTRUCTIONS_CHARS
+from shared.room.presence import CLOSED
+from shared.room.room import CLOSE_WAIT_SECONDS, Room, utcnow
+from shared.room.talk import mentions
+from shared.room.turns import HISTORY_FOR_TURN
 from shared.room.views import RoomChanges, RoomStatus, RoomView
 
 __all__ = [
+    "CLOSED",
     "CLOSE_WAIT_SECONDS",
     "HISTORY_FOR_TURN",
     "MAX_INSTRUCTIONS_CHARS",
@@ -30,10 +36,3 @@ __all__ = [
     "mentions",
     "utcnow",
 ]
-
-
-class Room(Presence, Talk, Hosting, Decisions, Turns, RoomCore):
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        if self.store.shared:
-            self._ensure_worker()  # any process may have to take over a room whose worker died

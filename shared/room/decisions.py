@@ -12,7 +12,6 @@ from __future__ import annotations
 from dataclasses import replace
 
 from shared.messages import Batch, Decision, Status
-from shared.room.core import RoomCore
 from shared.store import RoomChange
 
 HISTORY_FOR_DECISION = 20  # earlier messages a decision sees, to judge what the new ones need
@@ -54,15 +53,3 @@ def settle_batch(change: RoomChange, fence: int | None, batch: Batch, decision: 
         state.batches_passed += 1
         state.context.extend(ids)
     return True
-
-
-class Decisions(RoomCore):
-    _fence: int | None = None  # the lease this process's worker holds (see `Turns`)
-
-    def take_batch(self) -> Batch | None:
-        fence = self._fence
-        return self._change(lambda change: take_batch(change, fence, self.name))
-
-    def settle_batch(self, batch: Batch, decision: Decision) -> bool:
-        fence = self._fence
-        return self._change(lambda change: settle_batch(change, fence, batch, decision))

@@ -4,7 +4,7 @@ The host is whoever opened the room (its first person), then, when the host leav
 longest. Only the host may remove someone or lock the room, and every such rule checks who is host in the
 room's state as it is now: a page that drew a host control once proves nothing.
 
-Each rule is a plain function over a `RoomChange` (testable without a room); `Hosting` runs them.
+Each rule is a plain function over a `RoomChange` (testable without a room); `Room` runs them.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from datetime import datetime
 
 from shared.errors import HostOnly, JoinRefused, JoinRemoved, MessageRefused
 from shared.messages import Role
-from shared.room.core import RoomCore
 from shared.store import RoomChange, RoomState
 
 MAX_INSTRUCTIONS_CHARS = 2_000
@@ -119,44 +118,3 @@ def set_locked(change: RoomChange, host_id: str, locked: bool, now: datetime) ->
     what = "locked the room: nobody new may join" if locked else "unlocked the room: anyone may join again"
     change.add(Role.SYSTEM, f"{host} {what}.", now)
     change.people_changed = True  # the host's controls and the people list show the lock
-
-
-class Hosting(RoomCore):
-    @property
-    def instructions(self) -> str:
-        with self._record.lock:
-            return self._record.state.instructions
-
-    @property
-    def host(self) -> str | None:
-        with self._record.lock:
-            return self._record.state.host
-
-    @property
-    def locked(self) -> bool:
-        with self._record.lock:
-            return self._record.state.locked
-
-    def removed(self, participant_id: str) -> bool:
-        """Whether the host removed this browser's person from the room (for the room's life)."""
-        with self._record.lock:
-            return participant_id in self._record.state.removed
-
-    def decisions(self) -> tuple[int, int]:
-        """Reply policy "When it can help": how many batches the assistant answered, and let pass."""
-        with self._record.lock:
-            state = self._record.state
-            return state.batches_answered, state.batches_passed
-
-    def set_instructions(self, participant_id: str, text: str) -> None:
-        text = clean_instructions(text)
-        self._change(lambda change: set_instructions(change, participant_id, text, self._now()))
-
-    def remove_participant(self, host_id: str, participant_id: str) -> None:
-        """Raises `HostOnly` unless `host_id` is the host now."""
-        self._change(lambda change: remove(change, host_id, participant_id, self._now()))
-        self.store.forget_presence(self.name, participant_id)
-
-    def lock(self, host_id: str, locked: bool = True) -> None:
-        """Raises `HostOnly` unless `host_id` is the host now."""
-        self._change(lambda change: set_locked(change, host_id, locked, self._now()))

@@ -78,7 +78,7 @@ class RoomState:
     message_count: int = 0  # message ids run 1..message_count
     participants: dict[str, Participant] = field(default_factory=dict)
     # Pressed Leave (participant -> when): their other tabs do not rejoin them quietly. Kept only as long
-    # as those tabs need to notice (`Presence.LEFT_KEPT_HEARTBEATS`), so it does not grow with every leave.
+    # as those tabs need to notice (`shared.room.presence.LEFT_KEPT_HEARTBEATS`), so it does not grow with every leave.
     left_on_purpose: dict[str, float] = field(default_factory=dict)
     recent_posts: dict[str, list[float]] = field(default_factory=dict)  # participant id -> post times
     empty_since: float | None = None

@@ -1,0 +1,74 @@
+"""A room's life: what a new room holds, and the rules for closing it (for good, or once it is idle and
+empty) and for taking the conversation that is to be closed with it.
+
+A room is decided closed and marked so in one change: a join either comes first (the room is no longer
+empty and stays) or finds it closed (and the hub gives a fresh one). With Redis, exactly one process
+closes it. Nothing here waits for the model's server: `Room.finish_closing` does that afterwards.
+
+Each rule is a plain function over a `RoomChange` (testable without a room); `Room` runs them.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from shared.messages import Message, Role
+from shared.room.turns import end_turn
+from shared.store import RoomChange, RoomState
+
+
+def fresh_room(
+    assistant_name: str, now: datetime, clock: float, invite_secret: str | None, spent: tuple[str | None, int]
+) -> tuple[RoomState, Message]:
+    """A new room's state and its first message. `invite_secret`: a private room's (it is listed nowhere
+    and lets in only who brings it); `spent`: the UTC day and tokens of an earlier opening, carried over
+    when the room reopens the same day."""
+    state = RoomState.fresh(now)
+    state.empty_since = clock
+    state.invite_secret = invite_secret
+    state.usage_day, state.tokens_on_day = spent
+    text = f"Welcome to the room! {assistant_name} answers every message."
+    return state, Message(id=1, role=Role.SYSTEM, text=text, created_at=state.created_at)
+
+
+def idle_and_empty(state: RoomState, clock: float, grace: float) -> bool:
+    """Nobody has been here for `grace` seconds, and no reply is written or waited for."""
+    return (
+        state.empty_since is not None
+        and clock - state.empty_since >= grace
+        and state.turn is None
+        and not state.queue
+    )
+
+
+def mark_closed(change: RoomChange, now: datetime) -> None:
+    """The room closes: a reply in progress keeps what it had (its late words are dropped), and the
+    conversation is set aside to be closed."""
+    state = change.state
+    if state.closed:
+        change.nothing()
+        return
+    if state.turn is not None:
+        end_turn(change, now)
+    state.closed = True
+    if state.conversation is not None:
+        state.conversation_to_close, state.conversation = state.conversation, None
+
+
+def close_if_idle(change: RoomChange, clock: float, grace: float, now: datetime) -> bool:
+    """Close the room if it is idle and empty (see `idle_and_empty`); True if this run did."""
+    state = change.state
+    if state.closed or not idle_and_empty(state, clock, grace):
+        change.nothing()
+        return False
+    mark_closed(change, now)
+    return True
+
+
+def take_conversation_to_close(change: RoomChange) -> str | None:
+    """The conversation of a room marked closed, taken once, for closing at the model's server."""
+    conversation = change.state.conversation_to_close
+    if conversation is None:
+        change.nothing()
+    change.state.conversation_to_close = None
+    return conversation

@@ -1,0 +1,482 @@
+"""`Room`: the one object a process holds for a room. It runs the room's rules as atomic changes in the
+store, keeps this process's copy of the room (`Mirror`), the browser sessions here and what their pages
+drew, and the room's reply worker; every method that changes the room is a few lines around one rule."""
+
+from __future__ import annotations
+
+import contextlib
+import hmac
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from functools import partial
+from typing import TYPE_CHECKING
+
+from shared.attachments import MB
+from shared.errors import ChatError, MessageRefused, RoomClosed
+from shared.messages import Attachment, Batch, Decision, Message, Participant, ReplyPolicy, Role, Status, Turn
+from shared.nicknames import clean_nickname
+from shared.room import decisions, hosting, lifetime, presence, talk, turns
+from shared.room.mirror import Mirror
+from shared.room.seen import SeenMarks
+from shared.room.views import RoomChanges, RoomStatus, RoomView
+from shared.store import Growth, RoomChange, RoomGone, RoomState, Store, StoreUnavailable, T
+from shared.store.memory import MemoryStore
+from shared.worker import ReplyWorker, WorkerTask
+
+if TYPE_CHECKING:
+    from shared.assistant import Assistant
+    from shared.config import Settings
+
+log = logging.getLogger(__name__)
+
+CLOSE_WAIT_SECONDS = 5.0
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Room:
+    def __init__(
+        self,
+        name: str,
+        settings: Settings,
+        assistant: Assistant,
+        store: Store | None = None,
+        *,
+        now: Callable[[], datetime] = utcnow,
+        clock: Callable[[], float] = time.monotonic,
+        open_only: bool = False,
+        invite_secret: str | None = None,
+        spent: tuple[str | None, int] = (None, 0),
+    ):
+        self.name = name
+        self.settings = settings
+        self.assistant = assistant
+        self.store: Store = store if store is not None else MemoryStore()
+        self._now = now
+        self._clock = clock  # presence, rate limits and emptiness; wall time when processes share rooms
+        self._worker: ReplyWorker | None = None
+        self._worker_lock = threading.Lock()
+        fresh, welcome = lifetime.fresh_room(settings.assistant_name, now(), clock(), invite_secret, spent)
+        self._mirror = Mirror.open(
+            self.store, name, fresh, welcome, open_only=open_only, on_synced=self._tell_worker
+        )
+        self._record = self._mirror.record  # read under its lock: this process's copy of the room
+        self.generation = self._record.state.generation
+        self.created_at = self._record.state.created_at
+        # Attached files' bytes, kept apart from the messages (which carry only what each file is).
+        self.attachments = self.store.files(name, settings.max_room_attachments_mb * MB)
+        self._seen = SeenMarks(self.store, name)  # this process's sessions and what their pages drew
+        if self.store.shared:
+            self._ensure_worker()  # any process may have to take over a room whose worker died
+
+    # --- changing the room ---------------------------------------------------------------------
+
+    def _change(self, rule: Callable[[RoomChange], T]) -> T:
+        """Apply one rule as an atomic change; raise RoomClosed if the room is gone from the store."""
+        last: list[RoomChange] = []  # the run that committed (Redis may run the rule more than once)
+
+        def checked(change: RoomChange) -> T:
+            if change.state.generation != self.generation:
+                raise RoomGone(self.name)
+            last[:] = [change]
+            return rule(change)
+
+        try:
+            result = self.store.change(self.name, checked)
+        except RoomGone:
+            self._mirror.gone()
+            raise RoomClosed(presence.CLOSED) from None
+        self._mirror.take_own(last[0])
+        return result
+
+    def sync(self, version: int | None = None, grown: Growth | None = None, *, again: bool = False) -> None:
+        """Catch up with a change another process announced (see `Mirror.sync`)."""
+        self._mirror.sync(version, grown, again=again)
+
+    def notice(self, text: str, *, failure: bool = False) -> None:
+        """A system line everyone sees; a failure is shown as one."""
+        status = Status.ERROR if failure else Status.COMPLETE
+        self._change(lambda change: change.add(Role.SYSTEM, text, self._now(), status=status))
+
+    # --- reading -------------------------------------------------------------------------------
+
+    @property
+    def version(self) -> int:
+        return self._record.state.version
+
+    @property
+    def resets(self) -> int:
+        """How often this copy was taken afresh (a page that drew it before draws it all again)."""
+        return self._record.resets
+
+    def view(self) -> RoomView:
+        return self._mirror.view(self.created_at)
+
+    def changes_since(self, version: int) -> RoomChanges:
+        return self._mirror.changes_since(version)
+
+    def wait_for_change(self, since_version: int, timeout: float, *, reply_growth: bool = True) -> int:
+        return self._mirror.wait_for_change(since_version, timeout, reply_growth=reply_growth)
+
+    def _read(self, what: Callable[[RoomState], T]) -> T:
+        with self._record.lock:
+            return what(self._record.state)
+
+    @property
+    def busy(self) -> bool:
+        """Whether a reply is being written or messages wait for one."""
+        with self._record.lock:
+            return RoomStatus.of(self._record).busy
+
+    @property
+    def closed(self) -> bool:
+        return not self._mirror.here or self._record.state.closed
+
+    @property
+    def serving(self) -> bool:
+        """Whether this process still serves the room (it did not close, and the process goes on)."""
+        return self._mirror.here
+
+    def token_usage(self) -> dict[str, int]:
+        """Tokens the model has used for this room since it opened (turns and catch-ups), on any process."""
+        return self._read(lambda state: dict(state.usage))
+
+    def tokens_today(self) -> int:
+        """Tokens this room's assistant used since midnight UTC."""
+        today = turns.utc_day(self._now())
+        return self._read(lambda state: state.tokens_on_day if state.usage_day == today else 0)
+
+    def conversation(self) -> str | None:
+        return self._read(lambda state: state.conversation)
+
+    @property
+    def instructions(self) -> str:
+        return self._read(lambda state: state.instructions)
+
+    @property
+    def host(self) -> str | None:
+        return self._read(lambda state: state.host)
+
+    @property
+    def locked(self) -> bool:
+        return self._read(lambda state: state.locked)
+
+    def removed(self, participant_id: str) -> bool:
+        """Whether the host removed this browser's person from the room (for the room's life)."""
+        return self._read(lambda state: participant_id in state.removed)
+
+    def decisions(self) -> tuple[int, int]:
+        """Reply policy "When it can help": how many batches the assistant answered, and let pass."""
+        return self._read(lambda state: (state.batches_answered, state.batches_passed))
+
+    @property
+    def invite_secret(self) -> str | None:
+        return self._record.state.invite_secret
+
+    @property
+    def private(self) -> bool:
+        return self.invite_secret is not None
+
+    def admits(self, invite: str | None) -> bool:
+        """Whether `invite` opens this room: any public room, a private one only with its secret."""
+        secret = self.invite_secret
+        if secret is None:
+            return True
+        return bool(invite) and hmac.compare_digest(invite.encode(), secret.encode())
+
+    def here(self, participant_id: str) -> bool:
+        """Whether the person is in the room now, as this process's copy says."""
+        return self._read(lambda state: participant_id in state.participants) and not self.closed
+
+    def left_on_purpose(self, participant_id: str) -> bool:
+        return self._read(lambda state: participant_id in state.left_on_purpose)
+
+    # --- people --------------------------------------------------------------------------------
+
+    def join(self, participant_id: str, nickname: str, session_id: str) -> Participant:
+        """Add a person, or attach one more browser session of a person already here."""
+        nickname = clean_nickname(nickname, self.settings.assistant_name)
+        self.store.seen(self.name, participant_id, session_id, self._clock())  # before: the reaper sees it
+        most = self.settings.max_participants
+        participant = self._change(lambda c: presence.join(c, participant_id, nickname, most, self._now()))
+        self._seen.attach(session_id)
+        return participant
+
+    def attach(self, participant_id: str, session_id: str) -> Participant | None:
+        """A browser session shows the room (a heartbeat); None if the person is no longer here."""
+        return self.attach_all([(participant_id, session_id)]).get(session_id)
+
+    def attach_all(self, sessions: list[tuple[str, str]]) -> dict[str, Participant]:
+        """Browser sessions (participant, session) show the room: one heartbeat for all of them, one
+        store command. Returns the sessions whose person is still here, by session id."""
+        here = self._read(
+            lambda state: {s: state.participants[p] for p, s in sessions if p in state.participants}
+        )
+        if not here or self.closed:
+            return {}
+        self._seen.beat(sessions, here, self._clock())
+        return here
+
+    def detach(self, participant_id: str, session_id: str) -> None:
+        """A browser session went away; the person leaves after the grace period unless one comes back."""
+        here = self._read(lambda state: participant_id in state.participants)
+        self._seen.detach(participant_id, session_id, self._clock(), here=here)
+
+    def leave(self, participant_id: str) -> None:
+        """The person pressed Leave: they leave from every tab, and no tab of theirs rejoins them quietly."""
+        timeout = self.settings.heartbeat_timeout_seconds
+        self._change(lambda c: presence.leave(c, participant_id, timeout, self._clock(), self._now()))
+        self.store.forget_presence(self.name, participant_id)
+
+    def reap(self) -> None:
+        """Remove people whose tabs closed more than the grace period ago, or went silent."""
+        timeout, grace = self.settings.heartbeat_timeout_seconds, self.settings.leave_grace_seconds
+        present = self._read(lambda state: set(state.participants))
+        seen = self.store.presence(self.name)
+        leaving, strangers = presence.who_went_away(seen, present, self._clock(), timeout, grace)
+        for participant_id in strangers:  # a join that never happened
+            self.store.forget_presence(self.name, participant_id)
+        if not leaving:
+            return
+        self._change(lambda change: presence.reap(change, leaving, self._clock(), self._now()))
+        for participant_id in leaving:
+            self.store.forget_presence(self.name, participant_id)
+
+    def watchers(self) -> int:
+        """How many browser sessions of this process show the room now."""
+        return self._seen.watchers()
+
+    def mark_seen(self, participant_id: str, session_id: str, message_id: int) -> None:
+        self._seen.mark(participant_id, session_id, message_id)
+
+    def flush_seen(self, *, now: bool = False) -> None:
+        self._seen.flush(now=now)
+
+    def last_seen(self, participant_id: str) -> int | None:
+        return self._seen.last(participant_id)
+
+    # --- the room's host -----------------------------------------------------------------------
+
+    def set_instructions(self, participant_id: str, text: str) -> None:
+        text = hosting.clean_instructions(text)
+        self._change(lambda change: hosting.set_instructions(change, participant_id, text, self._now()))
+
+    def remove_participant(self, host_id: str, participant_id: str) -> None:
+        """Raises `HostOnly` unless `host_id` is the host now."""
+        self._change(lambda change: hosting.remove(change, host_id, participant_id, self._now()))
+        self.store.forget_presence(self.name, participant_id)
+
+    def lock(self, host_id: str, locked: bool = True) -> None:
+        """Raises `HostOnly` unless `host_id` is the host now."""
+        self._change(lambda change: hosting.set_locked(change, host_id, locked, self._now()))
+
+    # --- talk ----------------------------------------------------------------------------------
+
+    def post(
+        self, participant_id: str, text: str, attachments: Sequence[tuple[Attachment, bytes]] = ()
+    ) -> Message:
+        """Add a person's message (and the files they attached, already checked) and queue it for the
+        assistant."""
+        settings = self.settings
+        text = talk.clean_message(text, settings.max_message_chars, attached=bool(attachments))
+        # "When it can help": the worker decides about every batch, so it must be there too.
+        likely_asks = self._read(lambda state: state.policy is not ReplyPolicy.WHEN_MENTIONED)
+        if likely_asks or talk.mentions(text, settings.assistant_name):
+            self._ensure_worker()  # before the message: it waits for it, and the sender sees it first
+        # The bytes go first (a change may run more than once); a refused message takes them back.
+        dropped = [
+            old for attachment, data in attachments for old in self.attachments.put(attachment.id, data)
+        ]
+        rule = partial(
+            talk.post,
+            participant_id=participant_id,
+            text=text,
+            attachments=[attachment for attachment, _ in attachments],
+            dropped=dropped,
+            assistant_name=settings.assistant_name,
+            rate=(settings.rate_limit_messages, settings.rate_limit_seconds),
+        )
+        try:
+            message = self._change(lambda change: rule(change, clock=self._clock(), now=self._now()))
+        except (MessageRefused, RoomClosed, StoreUnavailable) as refused:
+            for attachment, _ in attachments:
+                with contextlib.suppress(StoreUnavailable):
+                    self.attachments.drop(attachment.id)
+            if isinstance(refused, RoomClosed):
+                raise MessageRefused(talk.GONE) from None
+            raise
+        if message.status is Status.QUEUED or likely_asks:
+            self._ensure_worker()
+        return message
+
+    def check_rate(self, participant_id: str) -> None:
+        """Count a request other than a message (a catch-up) against the person's flood limit."""
+        limit, window = self.settings.rate_limit_messages, self.settings.rate_limit_seconds
+        self._change(lambda change: talk.check_rate(change, participant_id, limit, window, self._clock()))
+
+    def set_reply_policy(self, participant_id: str, policy: ReplyPolicy) -> None:
+        """Anyone present may change when the assistant speaks; everyone is told."""
+        name = self.settings.assistant_name
+        self._change(lambda change: talk.set_policy(change, participant_id, policy, name, self._now()))
+
+    def stop_reply(self, participant_id: str, turn_number: int | None = None) -> None:
+        """Stop the reply being written, at once for everyone; its text so far stays.
+
+        The turn ends here, whatever the assistant is doing (a tool round, a retry, a stalled stream): the
+        worker hears it (on another process, when the change reaches it), the assistant's stream closes,
+        and its late words are dropped. With `turn_number`, only that turn is stopped.
+        """
+        self._change(lambda change: talk.stop(change, participant_id, turn_number, self._now()))
+        self._tell_worker()
+
+    # --- the reply worker --------------------------------------------------------------------
+
+    def record_usage(self, usage: dict[str, int]) -> None:
+        """Count the tokens a catch-up or a decision used (a turn's are counted as it finishes): in the
+        room's totals and against today's (UTC) budget. Kept in the store, so every process counts them."""
+        today = turns.utc_day(self._now())
+        with contextlib.suppress(RoomClosed, StoreUnavailable):
+            self._keep_spending(today, self._change(partial(turns.record_usage, today=today, usage=usage)))
+
+    def holding(self) -> bool:
+        """Whether this process's worker holds the room's lease and may write turns."""
+        worker = self._worker
+        return worker is not None and worker.holding()
+
+    # --- what the worker asks of the room (`shared.worker.WorkerRoom`): each rule with its fence --
+
+    def next_task(self, not_before: float, recheck: float | None) -> WorkerTask:
+        """Block until the worker has something to do: answer the queued messages, or stop.
+
+        "Answer" also when a turn is open that no worker of this process writes (its writer may have
+        died, and taking the lease tells), and for messages awaiting a decision.
+        """
+        record = self._record
+        with record.lock:
+            while True:
+                state = record.state
+                if not self._mirror.here or state.closed:
+                    return WorkerTask.STOP
+                wanted = bool(state.queue) or state.turn is not None or bool(state.undecided)
+                wait = not_before - time.monotonic()
+                if wanted and wait <= 0:
+                    return WorkerTask.ANSWER
+                record.changed.wait(wait if wanted else recheck)
+
+    def adopt(self, fence: int) -> None:
+        self._change(lambda change: turns.adopt(change, fence, self._now()))
+
+    def start_turn(self, fence: int | None) -> Turn | None:
+        files = self.attachments.get
+        return self._change(lambda change: turns.start_turn(change, self.name, fence, self._now(), files))
+
+    def begin_reply(self, turn: Turn, fence: int | None, text: str) -> tuple[bool, int | None]:
+        author = self.settings.assistant_name
+        return self._change(lambda change: turns.begin_reply(change, turn, fence, text, author, self._now()))
+
+    def took_growth(self, growth: Growth, version: int) -> None:
+        self._mirror.take_growth(growth, version)
+
+    def finish_turn(
+        self, turn: Turn, fence: int | None, began: int | None, error: str | None, *, carry_over: bool
+    ) -> None:
+        today = turns.utc_day(self._now())
+        rule = partial(turns.finish_turn, turn=turn, fence=fence, began=began, today=today, error=error)
+        tokens = self._change(lambda change: rule(change, carry_over=carry_over, now=self._now()))
+        self._keep_spending(today, tokens)
+
+    def set_conversation(self, conversation: str, fence: int | None) -> bool:
+        """Keep the opened conversation; False if the room closed or another worker took it (close it)."""
+        try:
+            return self._change(partial(turns.set_conversation, conversation=conversation, fence=fence))
+        except (RoomClosed, StoreUnavailable):
+            return False
+
+    def forget_conversation(self) -> None:
+        with contextlib.suppress(RoomClosed, StoreUnavailable):
+            self._change(turns.forget_conversation)
+
+    def take_batch(self, fence: int | None) -> Batch | None:
+        return self._change(partial(decisions.take_batch, fence=fence, room=self.name))
+
+    def settle_batch(self, fence: int | None, batch: Batch, decision: Decision) -> bool:
+        return self._change(partial(decisions.settle_batch, fence=fence, batch=batch, decision=decision))
+
+    def _keep_spending(self, today: str, tokens: int | None) -> None:
+        """A room's count for the day is kept apart from it too: its next opening today (on any
+        process) starts from it."""
+        if tokens is not None:
+            with contextlib.suppress(StoreUnavailable):
+                self.store.keep_spending(self.name, today, tokens)
+
+    def _ensure_worker(self) -> None:
+        with self._worker_lock:
+            if not self._mirror.here or (self._worker is not None and self._worker.is_alive()):
+                return
+            died = self._worker is not None
+            self._worker = ReplyWorker(self)
+            self._worker.start()
+        if died:
+            log.error("room %s: the reply worker stopped unexpectedly; starting a new one", self.name)
+            with contextlib.suppress(ChatError):
+                self.notice("The assistant's worker stopped unexpectedly and was restarted.")
+
+    def _tell_worker(self) -> None:
+        """The copy changed: the worker hears whether the turn it writes is still its own (a Stop)."""
+        worker = self._worker
+        if worker is not None:
+            with self._record.lock:
+                state = self._record.state
+                number, fence = (state.turn.number if state.turn else None), state.fence
+            worker.hear(number, fence)
+
+    # --- closing -------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the room for good: stop the worker and close the assistant's conversation."""
+        with contextlib.suppress(RoomClosed):
+            self._change(lambda change: lifetime.mark_closed(change, self._now()))
+        self.finish_closing()
+
+    def close_if_idle_and_empty(self) -> bool:
+        """Close the room if it is idle and empty; True if this call did. Then call `finish_closing`.
+        Decided and marked in one change (see `shared.room.lifetime`)."""
+        grace = self.settings.room_empty_grace_seconds
+        with self._record.lock:  # this process's copy says it is in use: no need to ask the store
+            state = self._record.state
+            if state.empty_since is None or state.turn is not None or state.queue:
+                return False
+        try:  # the clock is read inside the change: with Redis, each run reads it afresh
+            return self._change(lambda c: lifetime.close_if_idle(c, self._clock(), grace, self._now()))
+        except RoomClosed:
+            return False
+
+    def finish_closing(self) -> None:
+        """Close the conversation of a room marked closed, forget its data; may wait on the server."""
+        try:
+            conversation = self._change(lifetime.take_conversation_to_close)
+        except RoomClosed:
+            conversation = None
+        if conversation is not None:
+            try:
+                self.assistant.close_conversation(conversation)
+            except Exception:
+                log.exception("room %s: closing the conversation failed", self.name)
+        with contextlib.suppress(StoreUnavailable):
+            self.attachments.clear()
+        self.store.delete(self.name, self.generation)
+        self.leave_process(closing=True)
+
+    def leave_process(self, *, closing: bool = False) -> None:
+        """This process stops serving the room: it closed (`closing`: the reply being written stops), or
+        the process stops and the room lives on in Redis (a reply in progress is not cut short here; if
+        the process exits before it ends, another one takes the room over)."""
+        self._mirror.gone()
+        worker = self._worker
+        if closing and worker is not None:
+            worker.stop(wait=CLOSE_WAIT_SECONDS)
