@@ -1,0 +1,96 @@
+"""Routing between the app's pages: the menu, which room a page shows (`?room=`, a private room's
+`?invite=`), and the app's own navigation on every visit, the first one included.
+
+Streamlit runs a main script that has a `pages/` folder beside it in its older automatic multipage mode
+until some session has called `st.navigation` (`PagesManager.uses_pages_directory` in
+`streamlit/runtime/pages_manager.py`, `_mpa_v1` in `streamlit/runtime/scriptrunner/script_runner.py`).
+So on a fresh server a first visit straight to /about runs `pages/about.py` without `app.py`, under a
+menu of file names ("app, about, chat, room, rooms"). Every page script calls `own_navigation()` first.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import streamlit as st
+from streamlit.runtime.pages_manager import PagesManager
+from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+from shared.errors import RoomRefused
+from shared.hub import DEFAULT_ROOM, RoomNameInvalid, clean_room_name
+from shared.room import Room
+from shared.store import StoreUnavailable
+from shared.web.resources import get_hub, wait_for_the_store
+from shared.web.session import session
+
+log = logging.getLogger(__name__)
+
+ROOM_PARAM = "room"
+INVITE_PARAM = "invite"  # a private room's secret, in its invite link
+CHAT_PAGE = "pages/chat.py"
+ROOM_PAGE = "pages/room.py"
+ROOMS_PAGE = "pages/rooms.py"
+ABOUT_PAGE = "pages/about.py"
+
+
+def app_navigation() -> st.Page:
+    """Set up the page and the navigation between the app's pages; returns the page to show."""
+    st.set_page_config(page_title="Shared chat room", page_icon=":material/forum:", layout="centered")
+    return st.navigation(
+        [
+            st.Page(CHAT_PAGE, title="Chat room", icon=":material/forum:", default=True),
+            st.Page(ROOM_PAGE, title="This room", icon=":material/info:"),
+            st.Page(ROOMS_PAGE, title="Rooms", icon=":material/meeting_room:"),
+            st.Page(ABOUT_PAGE, title="About", icon=":material/help:"),
+        ]
+    )
+
+
+def own_navigation() -> None:
+    """In a run that Streamlit's automatic menu started, put the app's own navigation in its place."""
+    if not PagesManager.uses_pages_directory:
+        return
+    log.info("a page was opened before app.py set up the navigation; setting it up now")
+    ctx = get_script_run_ctx()
+    # `st.navigation` replaces the menu in this same run and turns the automatic mode off for the whole
+    # process. No rerun: it would drop what the person sent with this run. It also marks what follows as
+    # the main script's; the page's widgets must keep the identity they have in every other run.
+    with ctx.run_with_active_hash(ctx.pages_manager.current_page_script_hash):
+        app_navigation()
+
+
+def room_name() -> str:
+    """The room this page shows: `?room=` in the address, else the last one, else the lobby."""
+    raw = st.query_params.get(ROOM_PARAM) or session.room
+    try:
+        name = clean_room_name(raw)
+    except RoomNameInvalid as error:
+        st.error(str(error), icon=":material/meeting_room:")
+        st.page_link(CHAT_PAGE, label="Go to the lobby", query_params={ROOM_PARAM: DEFAULT_ROOM})
+        st.stop()
+    session.room = name
+    if st.query_params.get(ROOM_PARAM) != name:
+        st.query_params[ROOM_PARAM] = name
+    return name
+
+
+def current_room() -> Room:
+    """The room this page shows, or a page that says why it cannot be shown (private, closed, too many)."""
+    name = room_name()
+    invites = session.invites  # room name -> invite secret this session used
+    invite = st.query_params.get(INVITE_PARAM) or invites.get(name)
+    try:
+        room = get_hub().room(name, invite)
+    except StoreUnavailable as trouble:
+        wait_for_the_store(get_hub(), trouble)
+    except RoomRefused as refusal:
+        st.error(str(refusal), icon=":material/lock:")
+        st.page_link(ROOMS_PAGE, label="See the open rooms", icon=":material/meeting_room:")
+        st.stop()
+    if room.private:
+        invites[name] = invite  # so the sidebar's pages, which drop the address, still show it
+        if st.query_params.get(INVITE_PARAM) != invite:
+            st.query_params[INVITE_PARAM] = invite  # a reload keeps working
+    elif INVITE_PARAM in st.query_params:
+        del st.query_params[INVITE_PARAM]
+    return room
