@@ -1,11 +1,11 @@
 """Routing between the app's pages: the menu, which room a page shows (`?room=`, a private room's
-`?invite=`), and the app's own navigation on every visit, the first one included.
+`?invite=`), and the app's own navigation on a first visit straight to a page.
 
-Streamlit runs a main script that has a `pages/` folder beside it in its older automatic multipage mode
-until some session has called `st.navigation` (`PagesManager.uses_pages_directory` in
-`streamlit/runtime/pages_manager.py`, `_mpa_v1` in `streamlit/runtime/scriptrunner/script_runner.py`).
-So on a fresh server a first visit straight to /about runs `pages/about.py` without `app.py`, under a
-menu of file names ("app, about, chat, room, rooms"). Every page script calls `own_navigation()` first.
+On a fresh server Streamlit runs a main script with a `pages/` folder beside it in its older automatic
+multipage mode, until some session calls `st.navigation`: a first visit straight to /about runs
+`pages/about.py` without `app.py`, under a menu of file names ("app, about, chat, room, rooms"). So every
+page script calls `own_navigation()` first: in such a run it sets up the app's navigation (which turns
+that mode off for the whole process) and runs the page again, now through `app.py`.
 """
 
 from __future__ import annotations
@@ -13,8 +13,6 @@ from __future__ import annotations
 import logging
 
 import streamlit as st
-from streamlit.runtime.pages_manager import PagesManager
-from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from shared.errors import RoomRefused
 from shared.hub import DEFAULT_ROOM, RoomNameInvalid, clean_room_name
@@ -31,12 +29,14 @@ CHAT_PAGE = "pages/chat.py"
 ROOM_PAGE = "pages/room.py"
 ROOMS_PAGE = "pages/rooms.py"
 ABOUT_PAGE = "pages/about.py"
+_navigation_set = False  # whether this process has called `st.navigation` (see `own_navigation`)
 
 
 def app_navigation() -> st.Page:
     """Set up the page and the navigation between the app's pages; returns the page to show."""
+    global _navigation_set
     st.set_page_config(page_title="Shared chat room", page_icon=":material/forum:", layout="centered")
-    return st.navigation(
+    page = st.navigation(
         [
             st.Page(CHAT_PAGE, title="Chat room", icon=":material/forum:", default=True),
             st.Page(ROOM_PAGE, title="This room", icon=":material/info:"),
@@ -44,19 +44,23 @@ def app_navigation() -> st.Page:
             st.Page(ABOUT_PAGE, title="About", icon=":material/help:"),
         ]
     )
+    _navigation_set = True
+    return page
 
 
 def own_navigation() -> None:
-    """In a run that Streamlit's automatic menu started, put the app's own navigation in its place."""
-    if not PagesManager.uses_pages_directory:
+    """In a run that Streamlit's automatic menu started, put the app's own navigation in its place.
+
+    Streamlit leaves that mode for good in the first `st.navigation` of the process, which is always
+    `app_navigation`'s: until then, a page script runs without `app.py` only in that mode. The rerun
+    runs the same page, at the same address, through `app.py`, so its widgets have the identity they have
+    in every other run; nothing was drawn or sent yet (this is a session's first run).
+    """
+    if _navigation_set:
         return
     log.info("a page was opened before app.py set up the navigation; setting it up now")
-    ctx = get_script_run_ctx()
-    # `st.navigation` replaces the menu in this same run and turns the automatic mode off for the whole
-    # process. No rerun: it would drop what the person sent with this run. It also marks what follows as
-    # the main script's; the page's widgets must keep the identity they have in every other run.
-    with ctx.run_with_active_hash(ctx.pages_manager.current_page_script_hash):
-        app_navigation()
+    app_navigation()
+    st.rerun()
 
 
 def room_name() -> str:
