@@ -11,7 +11,16 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 WEB = ROOT / "shared" / "web"
-PAGE_SIDE = [ROOT / "app.py", *sorted((ROOT / "pages").glob("*.py")), *sorted(WEB.glob("*.py"))]
+# The page side: the page scripts, and every module of the app that imports Streamlit when it loads.
+PAGE_SIDE = [
+    ROOT / "app.py",
+    *sorted((ROOT / "pages").glob("*.py")),
+    *sorted(
+        p
+        for p in (ROOT / "shared").rglob("*.py")
+        if re.search(r"^(import streamlit|from streamlit)", p.read_text(encoding="utf-8"), re.MULTILINE)
+    ),
+]
 MOST_LINES = 250
 
 
@@ -46,7 +55,7 @@ def app_sources() -> dict[Path, str]:
 
 
 def test_only_the_session_module_touches_streamlits_session_state():
-    touching = {str(p) for p, text in app_sources().items() if "session_state" in text}
+    touching = {str(p) for p, text in app_sources().items() if re.search(r"session_state\s*[.\[]", text)}
     assert touching == {"shared/web/session.py"}
 
 
@@ -57,7 +66,7 @@ def test_every_session_key_used_anywhere_is_named_in_the_session_object():
     used: set[str] = set()
     for path, text in app_sources().items():
         if path.name != "session.py":  # the app reads and writes its keys as `session.<key>`
-            used |= set(re.findall(r"\bsession\.(?!take\b|keys\b)(\w+)", text))
+            used |= set(re.findall(r"\bsession\.(?!take\b|keys\b|py\b)(\w+)", text))
         used |= {k for k, _ in re.findall(r"""\bkey=f?["']([\w-]+?)(\{|["'])""", text)}
     for path in (ROOT / "tests").rglob("*.py"):  # the tests read some, as the app keeps them
         used |= set(re.findall(r"""session_state\[["'](\w+)["']\]""", path.read_text(encoding="utf-8")))
@@ -70,3 +79,11 @@ def test_the_wait_between_touches_of_the_session_is_written_once():
     """Touching the session between slices of a wait is where Streamlit stops a replaced run: one loop."""
     writers = [str(p) for p, text in app_sources().items() if re.search(r"session\.live_beat\s*=", text)]
     assert writers == ["shared/web/session.py"]
+
+
+def test_the_slots_are_streamlits_delta_generators():
+    """The page side names the type of `st.empty()` in its type hints (README: private Streamlit)."""
+    import streamlit as st
+    from streamlit.delta_generator import DeltaGenerator
+
+    assert isinstance(st.empty(), DeltaGenerator) and isinstance(st.container(), DeltaGenerator)
