@@ -87,3 +87,16 @@ def test_the_slots_are_streamlits_delta_generators():
     from streamlit.delta_generator import DeltaGenerator
 
     assert isinstance(st.empty(), DeltaGenerator) and isinstance(st.container(), DeltaGenerator)
+
+
+def test_the_readme_and_the_packages_docstring_name_every_module_of_the_web_side():
+    import shared.web
+
+    [row] = [
+        line
+        for line in (ROOT / "README.md").read_text(encoding="utf-8").splitlines()
+        if line.startswith("| `shared/web/` |")
+    ]
+    modules = {p.name for p in WEB.glob("*.py") if p.name != "__init__.py"}
+    assert modules == set(re.findall(r"`(\w+\.py)`", row))
+    assert modules == set(re.findall(r"`(\w+\.py)`", shared.web.__doc__))
