@@ -11,9 +11,9 @@ import contextlib
 import streamlit as st
 from starlette.middleware import Middleware
 
-from shared import ui
 from shared.identity import BrowserCookie
-from shared.navigation import app_navigation
+from shared.web import resources
+from shared.web.routing import app_navigation
 
 
 @contextlib.asynccontextmanager
@@ -21,7 +21,7 @@ async def _lifespan(_app: st.App):
     yield None
     # Served this way, uvicorn ends the process by raising SIGTERM again after its graceful shutdown, so
     # `atexit` never runs: close every room's conversation here.
-    await asyncio.to_thread(ui.shutdown_hub)
+    await asyncio.to_thread(resources.shutdown_hub)
 
 
 app = st.App("app.py", middleware=[Middleware(BrowserCookie)], lifespan=_lifespan)

@@ -4,14 +4,15 @@ import dataclasses
 
 import streamlit as st
 
-from shared import navigation, ui
+from shared.web import resources, routing
+from shared.web.messages import escape_markdown
 
-navigation.own_navigation()
-settings = ui.settings_or_stop()
-hub = ui.get_hub()
+routing.own_navigation()
+settings = resources.settings_or_stop()
+hub = resources.get_hub()
 
 st.title(":material/help: About this app")
-name = ui.escape_markdown(settings.assistant_name)
+name = escape_markdown(settings.assistant_name)
 if settings.offline:
     kind = "the offline demo assistant: no AI model is connected, so it only greets people, tells the time and says who is here"
 else:
@@ -30,7 +31,7 @@ page draws from the room's memory: refreshing a page never calls the model.
 """
 )
 st.subheader("Assistant")
-st.markdown(f"{ui.escape_markdown(settings.assistant_name)} · {hub.assistant.label}")
+st.markdown(f"{escape_markdown(settings.assistant_name)} · {hub.assistant.label}")
 st.subheader("Settings in effect")
 st.caption(
     "For the whole app, every room alike. They are read once, when the app starts: changing one takes a "

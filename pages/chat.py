@@ -2,36 +2,28 @@
 
 import streamlit as st
 
-from shared import live, navigation, ui
+from shared.web import chat_box, conversation, header, live, membership, resources, routing, sidebar
+from shared.web.join_form import join_form
 
-navigation.own_navigation()
-settings = ui.settings_or_stop()
-hub = ui.get_hub()
-room = ui.current_room()
+routing.own_navigation()
+settings = resources.settings_or_stop()
+hub = resources.get_hub()
+room = routing.current_room()
 
 st.title(":material/forum: Shared chat room")
-if room.private:
-    st.caption(
-        f":material/lock: Private room **{room.name}** · listed nowhere; only this invite link lets people in: "
-        f"`{ui.share_link(room)}`"
-    )
-else:
-    st.caption(f"Room **{room.name}** · invite people with this link: {ui.share_link(room)}")
+header.invite_line(room)
 instructions_slot = st.empty()  # what the room is for, in one line: kept up to date by the live page
 with instructions_slot.container():
-    ui.instructions_line(room.instructions)
-ui.assistant_banner(settings, hub.assistant.label)
-me = ui.current_participant(room)
-people_slot, policy_slot = ui.sidebar(room, me, settings, hub.assistant.label)
+    header.instructions_line(room.instructions)
+header.assistant_banner(settings, hub.assistant.label)
+me = membership.current_participant(room)
+people_slot, policy_slot = sidebar.sidebar(room, me, settings, hub.assistant.label)
 if me is None:
-    ui.join_form(room)
+    join_form(room)
     st.stop()
 
-# The box never closes: Streamlit drops what a disabled widget sends, and a message written while the
-# assistant replies simply waits for the next turn.
-# Pictures and PDFs come along; their type is checked from their content, not the name (`ui.post`).
-ui.post(room, me, st.chat_input("Send message", key="message", accept_file="multiple"))
-live.earlier_messages_button(room.view())
+chat_box.post(room, me, chat_box.chat_box())
+conversation.earlier_messages_button(room.view())
 slots = live.Slots(
     people=people_slot,
     policy=policy_slot,
@@ -40,7 +32,7 @@ slots = live.Slots(
     stop=st.empty(),
     instructions=instructions_slot,
 )
-ui.show_refusal()
+chat_box.show_refusal()
 st.toggle(
     "Stream replies", value=True, key="stream_replies", help="Show the reply word by word as it is written."
 )

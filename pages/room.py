@@ -3,16 +3,19 @@ what the room has used so far. The host's controls (Remove, Lock room) show only
 
 import streamlit as st
 
-from shared import navigation, ui
 from shared.errors import ChatError
 from shared.room import MAX_INSTRUCTIONS_CHARS
+from shared.web import header, membership, resources, routing, sidebar
+from shared.web.messages import escape_markdown, local_time
+from shared.web.session import Session, session
 
-navigation.own_navigation()
-settings = ui.settings_or_stop()
-hub = ui.get_hub()
-room = ui.current_room()
+routing.own_navigation()
+settings = resources.settings_or_stop()
+hub = resources.get_hub()
+room = routing.current_room()
 st.title(f":material/info: Room {room.name}")
-me = ui.current_participant(room)  # a browser the host removed sees one sentence here, and nothing more
+# A browser the host removed sees one sentence here, and nothing more.
+me = membership.current_participant(room)
 view = room.view()
 name = settings.assistant_name
 
@@ -20,14 +23,14 @@ columns = st.columns(4)
 columns[0].metric("People here", len(view.participants))
 columns[1].metric("Messages", sum(m.role.value != "system" for m in view.messages))
 usage = room.token_usage()
-columns[2].metric("Tokens used", f"{usage.get('total_tokens', 0):,}", help=ui.usage_help(usage))
+columns[2].metric("Tokens used", f"{usage.get('total_tokens', 0):,}", help=header.usage_help(usage))
 budget = settings.daily_token_budget
 today = f"{room.tokens_today():,}" + (f" of {budget:,}" if budget else "")
-columns[3].metric("Tokens today", today, help=ui.budget_help(budget))
+columns[3].metric("Tokens today", today, help=header.budget_help(budget))
 
 st.subheader("Room instructions")
 if me is None:
-    st.markdown(ui.escape_markdown(view.instructions) if view.instructions else "*None written yet.*")
+    st.markdown(escape_markdown(view.instructions) if view.instructions else "*None written yet.*")
     st.caption("Join the room on the chat page to write them.")
 else:
     with st.form("instructions"):
@@ -47,13 +50,13 @@ else:
         except ChatError as refusal:
             st.error(str(refusal))
         else:
-            st.session_state.instructions_saved = True  # session key: say so once, after the rerun
+            session.instructions_saved = True  # said once, after the rerun
             st.rerun()
-    if st.session_state.pop("instructions_saved", False):
+    if session.take(Session.instructions_saved):
         st.success(f"Saved. Everyone in the room was told, and {name} reads them from its next reply on.")
 
 st.subheader("People")
-ui.people(view.participants, me.id if me else None, view.host, view.status.locked)
+sidebar.people(view.participants, me.id if me else None, view.host, view.status.locked)
 if me is not None and view.host == me.id:
     # Drawn for the host alone; the room checks who is host again on every action.
     with st.container(border=True):
@@ -62,7 +65,7 @@ if me is not None and view.host == me.id:
             if person.id == me.id:
                 continue
             left, right = st.columns([3, 1])
-            left.markdown(f":material/person: {ui.escape_markdown(person.nickname)}")
+            left.markdown(f":material/person: {escape_markdown(person.nickname)}")
             if right.button(
                 "Remove",
                 key=f"remove-{person.id}",
@@ -93,11 +96,11 @@ if me is not None and view.host == me.id:
 st.subheader("Assistant")
 answered, passed = room.decisions()
 st.markdown(
-    f"**{ui.escape_markdown(name)}** · {hub.assistant.label}  \n"
-    f"Replies to: **{ui.POLICY_LABELS[view.policy].lower()}**  \n"
+    f"**{escape_markdown(name)}** · {hub.assistant.label}  \n"
+    f"Replies to: **{sidebar.POLICY_LABELS[view.policy].lower()}**  \n"
     f"When it can help: **{answered}** batch{'es' if answered != 1 else ''} answered, "
     f"**{passed}** let pass"
 )
-st.caption(f"Room opened {ui.local_time(view.created_at, with_date=True)}.")
+st.caption(f"Room opened {local_time(view.created_at, with_date=True)}.")
 st.subheader("Transcript")
-ui.transcript_downloads(room)
+sidebar.transcript_downloads(room)

@@ -2,14 +2,14 @@
 
 import streamlit as st
 
-from shared import navigation, ui
 from shared.errors import RoomRefused
 from shared.hub import RoomNameInvalid, clean_room_name
 from shared.store import StoreUnavailable
+from shared.web import resources, routing
 
-navigation.own_navigation()
-ui.settings_or_stop()
-hub = ui.get_hub()
+routing.own_navigation()
+resources.settings_or_stop()
+hub = resources.get_hub()
 
 st.title(":material/meeting_room: Rooms")
 st.caption("Each room has its own people, conversation and assistant memory. Nothing crosses between rooms.")
@@ -20,15 +20,15 @@ try:
         (r for r in hub.rooms() if not r.private), key=lambda r: (-len(r.view().participants), r.name)
     )
 except StoreUnavailable as trouble:
-    ui.wait_for_the_store(hub, trouble)
+    resources.wait_for_the_store(hub, trouble)
 for room in rooms:
     count = len(room.view().participants)
     st.page_link(
-        ui.CHAT_PAGE,
+        routing.CHAT_PAGE,
         label=f"**{room.name}** · {count} {'person' if count == 1 else 'people'}"
         + (" · locked: nobody new may join" if room.locked else ""),
         icon=":material/lock:" if room.locked else ":material/forum:",
-        query_params={ui.ROOM_PARAM: room.name},
+        query_params={routing.ROOM_PARAM: room.name},
     )
 if not rooms:
     st.caption("No public room is open right now: start one below.")
@@ -46,7 +46,7 @@ if opened:
     except (RoomNameInvalid, RoomRefused) as error:
         st.error(str(error))
     else:
-        params = {ui.ROOM_PARAM: room.name}
+        params = {routing.ROOM_PARAM: room.name}
         if room.private:
-            params[ui.INVITE_PARAM] = room.invite_secret
-        st.switch_page(ui.CHAT_PAGE, query_params=params)
+            params[routing.INVITE_PARAM] = room.invite_secret
+        st.switch_page(routing.CHAT_PAGE, query_params=params)

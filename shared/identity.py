@@ -38,9 +38,9 @@ Send = Callable[[Message], Awaitable[None]]
 
 def cookie_secret() -> str:
     """`server.cookieSecret`: random per process unless set; set it alike on every process of one address."""
-    from streamlit import config
+    import streamlit as st
 
-    return config.get_option("server.cookieSecret")
+    return st.get_option("server.cookieSecret")
 
 
 def _signer(secret: str) -> Signer:

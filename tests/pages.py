@@ -15,7 +15,7 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 import shared.hub
-import shared.live
+import shared.web.live
 from shared.assistant import Turn
 from shared.assistant.offline import OfflineAssistant
 from shared.config import Settings
@@ -43,7 +43,7 @@ def fresh_app(monkeypatch):
     for variable in ("OPENAI_API_KEY", "OPENAI_ASSISTANT_ID"):
         monkeypatch.delenv(variable, raising=False)
     monkeypatch.setenv("WORD_DELAY_MS", "0")
-    monkeypatch.setattr(shared.live, "LIVE_RUN_SECONDS", 0.1)
+    monkeypatch.setattr(shared.web.live, "LIVE_RUN_SECONDS", 0.1)
     st.cache_resource.clear()
     yield
     st.cache_resource.clear()
@@ -65,7 +65,7 @@ def gated(monkeypatch) -> list[GatedAssistant]:
 
 def open_page(token: str | None = None, room: str | None = None) -> AppTest:
     """A new tab; with `token`, of the browser that has that identity (AppTest sends no cookie, so the
-    identity the cookie would give is put where `ui.participant_token` keeps it)."""
+    identity the cookie would give is put where `membership.participant_token` keeps it)."""
     at = AppTest.from_file(APP, default_timeout=15)
     if token:
         at.session_state["token"] = token
@@ -120,7 +120,7 @@ def wait_until(at_predicate, deadline_seconds: float = 10) -> None:
 
 
 def get_room(name: str = "lobby"):
-    from shared.ui import get_hub
+    from shared.web.resources import get_hub
 
     return get_hub().room(name)
 

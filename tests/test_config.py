@@ -283,3 +283,27 @@ def test_env_file_values_stay_out_of_the_environment(sources):
     assert settings.openai_api_key == SECRET_KEY
     assert settings.openai_base_url is None and settings.assistant_name == "CatGPT"
     assert "OPENAI_BASE_URL" not in os.environ and "OPENAI_API_KEY" not in os.environ
+
+
+def test_streamlit_still_copies_top_level_secrets_over_the_environment(tmp_path):
+    """What `real_environment` sees past: loading the secrets (public `st.secrets`) overwrites a variable
+    of the same name in `os.environ`, while the process's start environment keeps the real value. If an
+    upgrade of Streamlit stops overwriting it, this fails: `real_environment` may then go."""
+    import subprocess
+    import sys
+
+    (tmp_path / ".streamlit").mkdir()
+    (tmp_path / ".streamlit" / "secrets.toml").write_text('CHATROOM_PROBE = "from secrets"\n')
+    probe = (
+        "import os, streamlit as st\n"
+        "st.secrets.to_dict()\n"
+        "from shared.config import _startup_environment\n"
+        "print(os.environ['CHATROOM_PROBE'], '|', _startup_environment()['CHATROOM_PROBE'])\n"
+    )
+    env = {**os.environ, "CHATROOM_PROBE": "from the environment", "HOME": str(tmp_path)}
+    env["PYTHONPATH"] = str(config.ENV_FILE.parent)
+    shown = subprocess.run(
+        [sys.executable, "-c", probe], cwd=tmp_path, env=env, capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+    assert shown == "from secrets | from the environment"

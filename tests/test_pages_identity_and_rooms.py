@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared.ui import get_hub
+from shared.web.resources import get_hub
 from tests.pages import errors, get_room, join, open_page
 
 pytestmark = pytest.mark.usefixtures("fresh_app")

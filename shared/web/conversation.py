@@ -1,0 +1,171 @@
+"""The conversation on the chat page: which messages it shows, one placeholder per message in the room's
+order, each message drawn once and redrawn in place when it changes, the reply being written revealed
+at the page's pace, and "Show earlier messages"."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+import streamlit as st
+
+from shared.config import Settings
+from shared.messages import Message, Role, Status
+from shared.room import Room, RoomView
+from shared.web.catch_up_box import CatchUpBox, catch_up_since
+from shared.web.messages import render_message, render_writing
+from shared.web.reveal import Reveal, redraw_interval
+from shared.web.session import session
+
+if TYPE_CHECKING:
+    from streamlit.delta_generator import DeltaGenerator
+
+PAGE_OF_MESSAGES = 50  # how many of the latest messages a page shows before "Show earlier messages"
+
+
+def visible_messages(view: RoomView) -> list[Message]:
+    """The messages a page shows at the start of its run: the latest ones, from where the last run began.
+
+    The first message stays put across the person's own reruns until twice a page of messages is shown,
+    so a rerun redraws the same messages in the same places (nothing moves, nothing is briefly doubled).
+    """
+    shown = [m for m in view.messages if not (m.role is Role.ASSISTANT and not m.text)]
+    limit = session.shown_limit or PAGE_OF_MESSAGES
+    latest = shown[-limit:]
+    if not latest:
+        return latest
+    room_key, first = session.first_shown or (None, 0)
+    kept = [m for m in shown if m.id >= first]
+    if room_key != (view.name, view.created_at) or first > latest[0].id or len(kept) > 2 * limit:
+        kept = latest
+        session.first_shown = ((view.name, view.created_at), latest[0].id)
+    return kept
+
+
+def earlier_messages_button(view: RoomView) -> None:
+    """Older messages on demand, so a long history costs nothing until someone asks for it."""
+    slot = st.empty()  # one element either way, so the elements after it keep their places on a rerun
+    limit = session.shown_limit or PAGE_OF_MESSAGES
+    if len(view.messages) <= limit:
+        slot.empty()
+    elif slot.button("Show earlier messages", key="earlier", icon=":material/expand_less:"):
+        session.shown_limit = limit + PAGE_OF_MESSAGES
+        del session.first_shown
+        st.rerun()
+
+
+class Conversation:
+    """The messages of one page, in a container of placeholders made by the page script."""
+
+    def __init__(self, room: Room, my_id: str, settings: Settings, container: DeltaGenerator):
+        self.room, self.my_id, self.settings, self.container = room, my_id, settings, container
+        self.stream = session.stream_replies
+        self.word_delay = settings.word_delay_ms / 1000
+        self.first_shown = 0  # older messages are not on this page
+        self.placeholders: dict[int, DeltaGenerator] = {}
+        self.slots_used = 0  # elements in the container, placeholders of messages or not
+        self.drawn_before = session.message_slots  # how many earlier runs left there
+        self.reveal: Reveal | None = None  # the reply being written, while this page shows it word by word
+        self.next_redraw = 0.0
+        self.session = session.session_id
+        self.seen = 0  # the newest message this page told the room it showed
+        self.catch_up = CatchUpBox(room, my_id, settings)
+
+    def draw_all(self, view: RoomView) -> None:
+        shown = visible_messages(view)
+        self.first_shown = shown[0].id if shown else 0
+        since = catch_up_since(self.room, view, self.my_id)
+        self.catch_up.reread()
+        for message in shown:
+            if since is not None and message.id > since:
+                self.catch_up.divider(view, since, self._new_slot())
+                since = None
+            self.message(message)
+        if since is not None:
+            self.catch_up.divider(view, since, self._new_slot())
+        self.mark_seen(view.messages[-1].id if view.messages else 0)
+        # A run never ends, so Streamlit never clears what the page's previous runs drew past this one's
+        # last element: empty elements take the place of every message they drew beyond these.
+        while self.slots_used < self.drawn_before:
+            self._new_slot()
+
+    def apply(self, changed: tuple[Message, ...]) -> None:
+        for message in changed:
+            if message.id >= self.first_shown:
+                self.message(message)
+        if changed:
+            self.mark_seen(changed[-1].id)
+
+    def message(self, message: Message) -> None:
+        self._placeholder(message.id)  # made now, so the page keeps the room's order
+        if self.reveal is not None and self.reveal.message.id == message.id:
+            self.reveal.message = message  # a finished reply is still revealed at the page's pace
+            return self.draw_reply()
+        if message.role is Role.ASSISTANT and message.status is Status.STREAMING:
+            if self.reveal is not None:  # the next reply started: the last one is shown whole
+                earlier, self.reveal = self.reveal.message, None
+                self.message(earlier)
+            self.reveal = Reveal(message)
+            return self.draw_reply()
+        with self._placeholder(message.id).container():
+            render_message(message, self.my_id, self.room.attachments)
+
+    def draw_reply(self) -> None:
+        """The reply being written: the words due so far, at most once per redraw interval."""
+        reply = self.reveal
+        if reply is None:
+            return
+        now = time.monotonic()
+        if not self.stream:
+            if reply.message.status is not Status.STREAMING:
+                self.reveal = None
+                self.message(reply.message)
+            elif reply.drawn < 0:
+                reply.drawn = 0  # the typing line is drawn once
+                self._writing(reply.message.id, None)
+            return
+        if now < self.next_redraw:
+            return
+        reply.step(self.word_delay, now)
+        if reply.done:
+            self.reveal = None
+            self.message(reply.message)
+        elif reply.drawn != reply.shown:
+            reply.drawn = reply.shown
+            self.next_redraw = now + redraw_interval(self.room.watchers())
+            self._writing(reply.message.id, reply.message.text[: reply.shown])
+
+    def wait(self, version: int, slice_seconds: float) -> int:
+        """Wait for what this page must show next; an idle page wakes once a slice, and costs little."""
+        reveal = self.reveal
+        if reveal is not None and self.stream and reveal.shown < len(reveal.message.text):
+            # Words in hand are revealed at the next redraw; until then only other news wakes the page.
+            timeout = min(max(0.0, self.next_redraw - time.monotonic()), slice_seconds)
+            return self.room.wait_for_change(version, timeout, reply_growth=False)
+        # Caught up: the reply's next words wake a page that streams it; one that does not needs its end.
+        return self.room.wait_for_change(version, slice_seconds, reply_growth=self.stream)
+
+    def mark_seen(self, message_id: int) -> None:
+        """Tell the room how far this page has shown it (the room tells the store once a second, for every
+        page of the process at once)."""
+        if message_id > self.seen:
+            self.seen = message_id
+            self.room.mark_seen(self.my_id, self.session, message_id)
+
+    def _writing(self, message_id: int, text: str | None) -> None:
+        with self._placeholder(message_id).container():
+            render_writing(self.settings.assistant_name, text)
+
+    def _placeholder(self, message_id: int) -> DeltaGenerator:
+        if message_id not in self.placeholders:
+            self.placeholders[message_id] = self._new_slot()
+        return self.placeholders[message_id]
+
+    def _new_slot(self) -> DeltaGenerator:
+        with self.container:
+            slot = st.empty()
+        self.slots_used += 1
+        # What the page may show, left by this run or an earlier one (a run stopped while drawing leaves
+        # fewer elements than the page holds).
+        session.message_slots = max(self.drawn_before, self.slots_used)
+        return slot

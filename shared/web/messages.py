@@ -1,0 +1,142 @@
+"""How a message looks: one chat bubble per message (its header, text, attached files and a note), the
+reply being written, and times in the browser's time zone."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import streamlit as st
+
+from shared import messages
+from shared.attachments import AttachmentStore, human_size, preview
+from shared.messages import Attachment, Message, Role, Status
+
+AVATARS = {"me": ":material/person:", "them": ":material/group:", Role.ASSISTANT: ":material/pets:"}
+PICTURE_WIDTH = 360  # pixels: a photo is shown this wide at most (its full size is a click away)
+_file_keys = itertools.count()  # each drawing of a download button needs a key of its own
+
+
+def escape_markdown(text: str) -> str:
+    """Show a nickname exactly as typed, never as formatting, links or HTML (the rule the offline assistant
+    uses too, in `shared/messages.py`)."""
+    return messages.escape_markdown(text)
+
+
+def local_time(moment: datetime, *, with_date: bool = False) -> str:
+    """The time in the browser's time zone (UTC when the browser does not say)."""
+    try:
+        zone = ZoneInfo(st.context.timezone) if st.context.timezone else None
+    except Exception:  # an unknown zone name from the browser: UTC is good enough
+        zone = None
+    form = "%Y-%m-%d %H:%M" if with_date else "%H:%M"
+    return moment.astimezone(zone).strftime(form) if zone else moment.strftime(form + " UTC")
+
+
+def render_message(message: Message, my_id: str, files: AttachmentStore | None = None) -> None:
+    """One message. A bubble always holds the same elements (header, text, one per attached file, note),
+    so the live page can redraw it in place without leaving an old note behind."""
+    when = local_time(message.created_at)
+    if message.role is Role.SYSTEM:
+        if message.status is Status.ERROR:  # a failure everyone should notice
+            st.caption(f":red[:material/error: {escape_markdown(message.text)}] · {when}")
+        else:
+            st.caption(f":material/info: {escape_markdown(message.text)} · {when}")
+        return
+    if message.role is Role.ASSISTANT:
+        to = ", ".join(escape_markdown(n) for n in message.reply_to)
+        note = {
+            Status.ERROR: ":material/warning: This reply broke off before it was finished.",
+            Status.STOPPED: f":material/stop_circle: Stopped by {escape_markdown(message.stopped_by)}.",
+        }.get(message.status)
+        bubble(
+            Role.ASSISTANT,
+            f"**{escape_markdown(message.author)}** · {when}" + (f" · to {to}" if to else ""),
+            message.text,
+            note,
+        )
+        return
+    mine = message.participant_id == my_id
+    note = {
+        Status.QUEUED: ":material/schedule: waiting for the assistant",
+        Status.UNANSWERED: ":material/replay: not answered: it goes to the assistant again with the next message",
+    }.get(message.status)
+    bubble(
+        "me" if mine else "them",
+        f"**{escape_markdown(message.author)}**" + (" (you)" if mine else "") + f" · {when}",
+        message.text,
+        note,
+        files=message.attachments,
+        kept=files,
+    )
+
+
+def render_writing(assistant_name: str, text: str | None) -> None:
+    """The reply being written: the words shown so far, or (not streamed) that it is typing."""
+    name = escape_markdown(assistant_name)
+    bubble(Role.ASSISTANT, f"**{name}** · writing…", text or f"*{name} is typing…*")
+
+
+def bubble(
+    who: Role | str,
+    header: str,
+    text: str,
+    note: str | None = None,
+    files: tuple[Attachment, ...] = (),
+    kept: AttachmentStore | None = None,
+) -> None:
+    name = "assistant" if who is Role.ASSISTANT else "user"
+    with st.chat_message(name, avatar=AVATARS[who]):
+        st.caption(header)
+        st.markdown(text)
+        for file in files:
+            attachment(file, kept)
+        note_slot = st.empty()
+        if note:
+            note_slot.caption(note)
+        else:
+            note_slot.empty()
+
+
+class _NotKept(Exception):
+    """The room no longer keeps a file's bytes (raised, so that the cache below keeps no answer)."""
+
+
+@st.cache_data(max_entries=500, show_spinner=False)
+def _preview(attachment_id: str, _kept: AttachmentStore) -> bytes:
+    """A picture at its display size, made once per attachment: its bytes are read (with Redis, fetched)
+    only the first time, not on every drawing of every page (the id names the bytes: `_kept` is not
+    hashed)."""
+    data = _kept.get(attachment_id)
+    if data is None:
+        raise _NotKept(attachment_id)
+    return preview(data, PICTURE_WIDTH)
+
+
+def attachment(file: Attachment, kept: AttachmentStore | None) -> None:
+    """One attached file as one element: the picture, a download button for a PDF, or a line saying it
+    is gone. `kept`: the room's files' bytes."""
+    name = escape_markdown(file.name)
+    gone = f":material/hide_image: {name} ({human_size(file.size)}) is no longer kept by the room."
+    if file.dropped or kept is None:
+        st.caption(gone)
+    elif file.is_image:
+        try:
+            picture = _preview(file.id, kept)
+        except _NotKept:
+            st.caption(gone)
+        else:
+            st.image(picture, caption=name, width=min(file.width or PICTURE_WIDTH, PICTURE_WIDTH))
+    elif (data := kept.get(file.id)) is None:
+        st.caption(gone)
+    else:
+        st.download_button(
+            f"{name} · {human_size(file.size)}",
+            lambda data=data: data,  # handed over when clicked, not copied into every page's drawing
+            file_name=file.name,
+            mime=file.mime,
+            icon=":material/picture_as_pdf:",
+            on_click="ignore",
+            key=f"file-{file.id}-{next(_file_keys)}",
+        )
