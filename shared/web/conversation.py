@@ -13,7 +13,7 @@ from shared.config import Settings
 from shared.messages import Message, Role, Status
 from shared.room import Room, RoomView
 from shared.web.catch_up_box import CatchUpBox, catch_up_since
-from shared.web.messages import render_message, render_writing
+from shared.web.messages import Drawn, Parts, message_parts, redraw, writing_parts
 from shared.web.reveal import Reveal, redraw_interval
 from shared.web.session import session
 
@@ -63,6 +63,7 @@ class Conversation:
         self.word_delay = settings.word_delay_ms / 1000
         self.first_shown = 0  # older messages are not on this page
         self.placeholders: dict[int, DeltaGenerator] = {}
+        self.drawn: dict[int, Drawn] = {}  # what each placeholder shows, part by part
         self.slots_used = 0  # elements in the container, placeholders of messages or not
         self.drawn_before = session.message_slots  # how many earlier runs left there
         self.reveal: Reveal | None = None  # the reply being written, while this page shows it word by word
@@ -107,8 +108,7 @@ class Conversation:
                 self.message(earlier)
             self.reveal = Reveal(message)
             return self.draw_reply()
-        with self._placeholder(message.id).container():
-            render_message(message, self.my_id, self.room.attachments)
+        self._redraw(message.id, message_parts(message, self.my_id))
 
     def draw_reply(self) -> None:
         """The reply being written: the words due so far, at most once per redraw interval."""
@@ -153,8 +153,12 @@ class Conversation:
             self.room.mark_seen(self.my_id, self.session, message_id)
 
     def _writing(self, message_id: int, text: str | None) -> None:
-        with self._placeholder(message_id).container():
-            render_writing(self.settings.assistant_name, text)
+        self._redraw(message_id, writing_parts(self.settings.assistant_name, text))
+
+    def _redraw(self, message_id: int, parts: Parts) -> None:
+        """Only what changed since this run drew the message goes to the page."""
+        slot = self._placeholder(message_id)
+        self.drawn[message_id] = redraw(slot, self.drawn.get(message_id), parts, self.room.attachments)
 
     def _placeholder(self, message_id: int) -> DeltaGenerator:
         if message_id not in self.placeholders:
