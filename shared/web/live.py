@@ -30,8 +30,9 @@ if TYPE_CHECKING:
 
 # How long an idle page waits before it touches Streamlit, where Streamlit stops a run that was replaced by
 # a rerun (which starts at once in a thread of its own: fast reruns) or whose tab closed. Each slice costs
-# an idle page one wake-up; a longer one only lets a replaced run linger that long.
-WAIT_SLICE_SECONDS = 0.25
+# an idle page one wake-up (0.25 s slices cost an idle Chromium page twice the server CPU of these); a
+# longer one only lets a replaced run, or the run of a closed tab, linger that long.
+WAIT_SLICE_SECONDS = 0.5
 # Pages follow the room until their person acts or the tab closes; the AppTest suite sets a bound so that
 # a run ends and its page can be read.
 LIVE_RUN_SECONDS: float | None = None
