@@ -27,7 +27,7 @@ MOST_LINES = 250
 @pytest.mark.parametrize(
     ("file", "what"),
     [
-        ("messages.py", r"^def render_message\("),  # where a message is drawn
+        ("messages.py", r"^def redraw\("),  # where a message is drawn
         ("conversation.py", r"^class Conversation\b"),  # where the list of messages is drawn
         ("sidebar.py", r"^def sidebar\("),  # where the sidebar is drawn
         ("status_line.py", r"^class StatusLine\b"),  # the replying line and Stop

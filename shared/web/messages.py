@@ -79,11 +79,6 @@ def writing_parts(assistant_name: str, text: str | None) -> Parts:
     return Parts(Role.ASSISTANT, f"**{name}** · writing…", text or f"*{name} is typing…*")
 
 
-def render_message(message: Message, my_id: str, files: AttachmentStore | None = None) -> None:
-    """One message, drawn whole."""
-    draw(message_parts(message, my_id), files)
-
-
 @dataclasses.dataclass
 class Drawn:
     """A message as drawn on the page, with a handle on each part that may change alone."""
