@@ -59,6 +59,53 @@ class Attachment:
         return self.mime.startswith("image/")
 
 
+# The reactions anyone can put on a message, in the order the page shows them.
+REACTIONS = ("👍", "❤️", "😂", "😮", "🎉")
+
+# How much of a message a reply quotes (its first line, cut to this many characters).
+QUOTE_CHARS = 120
+
+
+@dataclass(frozen=True)
+class Quote:
+    """The message a person's message replies to, as it was when they replied."""
+
+    id: int  # the quoted message's id in the room
+    author: str
+    text: str  # its first line, at most QUOTE_CHARS characters ("" for a message of files only)
+
+
+@dataclass(frozen=True)
+class Source:
+    """A web page the assistant's reply cites (a `url_citation` of the web search tool)."""
+
+    url: str
+    title: str = ""
+
+
+@dataclass(frozen=True)
+class Activity:
+    """What the assistant is doing while it writes a reply ("searching the web…", "drawing…"); an
+    assistant yields one between pieces of text, and `Activity("")` when that is over."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class Picture:
+    """A picture the assistant made for its reply (the image generation tool): it goes into the room like
+    a file a person attached."""
+
+    data: bytes
+    mime: str  # image/png, image/jpeg or image/webp
+    name: str  # a file name for it, e.g. "drawing-1.png"
+
+
+# What an assistant's `reply` yields: pieces of text, and now and then what it is doing, a source it
+# cites or a picture it made.
+ReplyPiece = str | Activity | Source | Picture
+
+
 @dataclass(frozen=True)
 class Message:
     id: int
@@ -71,6 +118,12 @@ class Message:
     reply_to: tuple[str, ...] = ()  # for a reply: the nicknames it answers
     stopped_by: str = ""  # for a stopped reply: who pressed Stop
     attachments: tuple[Attachment, ...] = ()  # files a person attached, in the order they chose them
+    quote: Quote | None = None  # a person's message: the message it replies to
+    # Who reacted how: (emoji, nicknames in the order they reacted), emojis in REACTIONS order, none empty.
+    reactions: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    deleted: bool = False  # its author took it back: text, files, quote and reactions are gone
+    sources: tuple[Source, ...] = ()  # an assistant's reply: the web pages it cites, each once
+    activity: str = ""  # an assistant's reply while it is written: what it is doing besides writing
 
 
 @dataclass(frozen=True)

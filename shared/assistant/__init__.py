@@ -10,16 +10,20 @@ from typing import TYPE_CHECKING, Protocol
 
 # What a turn is lives with the other things said in a room (`shared.messages`), so that the tools and
 # the room can use it without importing the assistants; it is named here too, as part of the seam.
-from shared.messages import Batch, Decision, Message, StopSignal, Turn
+from shared.messages import Activity, Batch, Decision, Message, Picture, ReplyPiece, Source, StopSignal, Turn
 
 if TYPE_CHECKING:
     from shared.config import Settings
 
 __all__ = [
     "USAGE_KEYS",
+    "Activity",
     "Assistant",
     "Batch",
     "Decision",
+    "Picture",
+    "ReplyPiece",
+    "Source",
     "StopSignal",
     "Turn",
     "add_usage",
@@ -34,8 +38,15 @@ class Assistant(Protocol):
     def open_conversation(self, room: str) -> str:
         """Return a handle for a new conversation; raise AssistantError if that fails."""
 
-    def reply(self, conversation: str, turn: Turn) -> Iterator[str]:
-        """Yield the reply's text in pieces as it is written; raise AssistantError on failure."""
+    def reply(self, conversation: str, turn: Turn) -> Iterator[ReplyPiece]:
+        """Yield the reply's text in pieces as it is written, and between them what the assistant is doing
+        (`Activity`), the sources it cites (`Source`) and the pictures it makes (`Picture`); raise
+        AssistantError on failure."""
+
+    def forget(self, conversation: str, messages: Sequence[Message]) -> None:
+        """Take messages their authors deleted out of the conversation (with their files), so the model
+        no longer sees them; one never sent, or already gone, is no error. Raise AssistantError if that
+        fails."""
 
     def close_conversation(self, conversation: str) -> None:
         """Forget the conversation (its token counts too); must not raise for one that is already gone."""
