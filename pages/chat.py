@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from shared.web import chat_box, conversation, header, live, membership, resources, routing, sidebar
+from shared.web import actions, chat_box, conversation, header, live, membership, resources, routing, sidebar
 from shared.web.join_form import join_form
 
 routing.own_navigation()
@@ -33,7 +33,8 @@ slots = live.Slots(
     instructions=instructions_slot,
 )
 chat_box.show_refusal()
+actions.pending(room, me.id)
 st.toggle(
     "Stream replies", value=True, key="stream_replies", help="Show the reply word by word as it is written."
 )
-live.follow_room(room, me.id, settings, slots, lambda: hub.problem)
+live.follow_room(room, me, settings, slots, lambda: hub.problem)

@@ -39,12 +39,15 @@ def post(room: Room, participant: Participant, sent: object) -> None:
     if not text.strip() and not attached:
         session.refusal = (" ".join(refusals) + " Nothing was sent.", "")
         return
+    replying = session.take(Session.replying_to)
     try:
-        room.post(participant.id, text, attached)
+        room.post(participant.id, text, attached, replying_to=replying[0] if replying else None)
     except MessageRefused as refusal:
         session.refusal = (" ".join([str(refusal), *refusals]), text)
+        session.replying_to = replying  # still replying when they send it again
     except StoreUnavailable:
         session.refusal = ("Your message was not sent: the room cannot be reached just now.", text)
+        session.replying_to = replying
     else:
         if refusals:
             session.refusal = (" ".join(refusals) + " The rest of your message was sent.", "")

@@ -12,6 +12,7 @@ import streamlit as st
 from shared.config import Settings
 from shared.messages import Message, Role, Status
 from shared.room import Room, RoomView
+from shared.web.actions import Menu, draw_menu
 from shared.web.catch_up_box import CatchUpBox, catch_up_since
 from shared.web.messages import Drawn, Parts, message_parts, redraw, writing_parts
 from shared.web.reveal import Reveal, redraw_interval
@@ -57,8 +58,12 @@ def earlier_messages_button(view: RoomView) -> None:
 class Conversation:
     """The messages of one page, in a container of placeholders made by the page script."""
 
-    def __init__(self, room: Room, my_id: str, settings: Settings, container: DeltaGenerator):
+    def __init__(
+        self, room: Room, my_id: str, settings: Settings, container: DeltaGenerator, my_name: str = ""
+    ):
         self.room, self.my_id, self.settings, self.container = room, my_id, settings, container
+        self.my_name = my_name  # their own reactions show selected
+        self.menus: dict[int, int] = {}  # how many times this run drew each message's row of actions
         self.stream = session.stream_replies
         self.word_delay = settings.word_delay_ms / 1000
         self.first_shown = 0  # older messages are not on this page
@@ -108,7 +113,7 @@ class Conversation:
                 self.message(earlier)
             self.reveal = Reveal(message)
             return self.draw_reply()
-        self._redraw(message.id, message_parts(message, self.my_id))
+        self._redraw(message.id, message_parts(message, self.my_id, self.my_name))
 
     def draw_reply(self) -> None:
         """The reply being written: the words due so far, at most once per redraw interval."""
@@ -153,12 +158,22 @@ class Conversation:
             self.room.mark_seen(self.my_id, self.session, message_id)
 
     def _writing(self, message_id: int, text: str | None) -> None:
-        self._redraw(message_id, writing_parts(self.settings.assistant_name, text))
+        self._redraw(message_id, writing_parts(self.settings.assistant_name, text, message_id))
 
     def _redraw(self, message_id: int, parts: Parts) -> None:
         """Only what changed since this run drew the message goes to the page."""
         slot = self._placeholder(message_id)
-        self.drawn[message_id] = redraw(slot, self.drawn.get(message_id), parts, self.room.attachments)
+        drawn = self.drawn.get(message_id)
+        self.drawn[message_id] = redraw(slot, drawn, parts, self.room.attachments, self._draw_menu)
+
+    def _draw_menu(self, slot: DeltaGenerator, row: Menu | None) -> None:
+        """A message's row of actions; each drawing in this run gets a key of its own."""
+        if row is None:
+            slot.empty()
+            return
+        drawing = self.menus.get(row.message_id, 0)
+        self.menus[row.message_id] = drawing + 1
+        draw_menu(slot, row, drawing, self.room, self.my_id)
 
     def _placeholder(self, message_id: int) -> DeltaGenerator:
         if message_id not in self.placeholders:

@@ -18,9 +18,11 @@ from typing import TYPE_CHECKING
 import streamlit as st
 
 from shared.config import Settings
+from shared.messages import Participant
 from shared.room import Room, RoomChanges, RoomStatus
 from shared.web.conversation import Conversation
 from shared.web.header import instructions_line
+from shared.web.messages import ANCHOR_STYLE
 from shared.web.session import waits
 from shared.web.sidebar import LiveSidebar
 from shared.web.status_line import StatusLine
@@ -52,11 +54,11 @@ class Slots:
 
 
 class LivePage:
-    def __init__(self, room: Room, my_id: str, settings: Settings, slots: Slots):
-        self.room, self.my_id, self.slots = room, my_id, slots
-        self.conversation = Conversation(room, my_id, settings, slots.messages)
-        self.status_line = StatusLine(room, my_id, settings, slots.busy, slots.stop)
-        self.sidebar = LiveSidebar(room, my_id, settings, slots.people, slots.policy)
+    def __init__(self, room: Room, me: Participant, settings: Settings, slots: Slots):
+        self.room, self.my_id, self.slots = room, me.id, slots
+        self.conversation = Conversation(room, me.id, settings, slots.messages, me.nickname)
+        self.status_line = StatusLine(room, me.id, settings, slots.busy, slots.stop)
+        self.sidebar = LiveSidebar(room, me.id, settings, slots.people, slots.policy)
         self.status: RoomStatus | None = None
         self.version = 0  # of the room, as this page shows it
         self.alive_every = settings.heartbeat_timeout_seconds / 3
@@ -105,11 +107,12 @@ class LivePage:
 
 
 def follow_room(
-    room: Room, my_id: str, settings: Settings, slots: Slots, problem: Callable[[], str | None]
+    room: Room, me: Participant, settings: Settings, slots: Slots, problem: Callable[[], str | None]
 ) -> None:
     """The live conversation of the chat page; runs until Streamlit stops the run.
 
     `problem`: a sentence to show while the rooms' store cannot be reached, else None.
     """
-    st.markdown(HIDE_RUNNING_INDICATOR, unsafe_allow_html=True)  # our own fixed style, no user text
-    LivePage(room, my_id, settings, slots).follow(problem)
+    # Our own fixed styles, no user text.
+    st.markdown(HIDE_RUNNING_INDICATOR + ANCHOR_STYLE, unsafe_allow_html=True)
+    LivePage(room, me, settings, slots).follow(problem)

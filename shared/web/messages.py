@@ -14,9 +14,15 @@ import streamlit as st
 from shared import messages
 from shared.attachments import AttachmentStore, human_size, preview
 from shared.messages import Attachment, Message, Role, Status
+from shared.web.actions import Menu, menu
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from streamlit.delta_generator import DeltaGenerator
+
+    # Draws a message's row of actions (or nothing, for None) in a slot.
+    DrawMenu = Callable[[DeltaGenerator, Menu | None], None]
 
 AVATARS = {"me": ":material/person:", "them": ":material/group:", Role.ASSISTANT: ":material/pets:"}
 PICTURE_WIDTH = 360  # pixels: a photo is shown this wide at most (its full size is a click away)
@@ -48,9 +54,23 @@ class Parts:
     text: str = ""
     note: str | None = None
     files: tuple[Attachment, ...] = ()
+    quote: str = ""  # the message it replies to, one line linking to it
+    menu: Menu | None = None  # reactions, Reply, Delete; None: nobody can act on it (yet)
+    anchor: int | None = None  # the message's id: a quote's link scrolls here
 
 
-def message_parts(message: Message, my_id: str) -> Parts:
+def quote_line(message: Message) -> str:
+    """The line above a reply's text: whom it replies to and what they said, linked to that message."""
+    quote = message.quote
+    if quote is None:
+        return ""
+    if not quote.author:  # its author deleted it
+        return f":material/reply: [*a deleted message*](#m-{quote.id})"
+    said = f" “{escape_markdown(quote.text)}”" if quote.text else ""
+    return f":material/reply: [**{escape_markdown(quote.author)}**{said}](#m-{quote.id})"
+
+
+def message_parts(message: Message, my_id: str, my_name: str = "") -> Parts:
     when = local_time(message.created_at)
     if message.role is Role.SYSTEM:
         if message.status is Status.ERROR:  # a failure everyone should notice
@@ -63,20 +83,25 @@ def message_parts(message: Message, my_id: str) -> Parts:
             Status.STOPPED: f":material/stop_circle: Stopped by {escape_markdown(message.stopped_by)}.",
         }.get(message.status)
         header = f"**{escape_markdown(message.author)}** · {when}" + (f" · to {to}" if to else "")
-        return Parts(Role.ASSISTANT, header, message.text, note)
+        row = menu(message, my_id, my_name)
+        return Parts(Role.ASSISTANT, header, message.text, note, menu=row, anchor=message.id)
     mine = message.participant_id == my_id
     note = {
         Status.QUEUED: ":material/schedule: waiting for the assistant",
         Status.UNANSWERED: ":material/replay: not answered: it goes to the assistant again with the next message",
     }.get(message.status)
     header = f"**{escape_markdown(message.author)}**" + (" (you)" if mine else "") + f" · {when}"
-    return Parts("me" if mine else "them", header, message.text, note, message.attachments)
+    who = "me" if mine else "them"
+    if message.deleted:
+        return Parts(who, header, ":material/delete: *message deleted*", anchor=message.id)
+    row = menu(message, my_id, my_name)
+    return Parts(who, header, message.text, note, message.attachments, quote_line(message), row, message.id)
 
 
-def writing_parts(assistant_name: str, text: str | None) -> Parts:
+def writing_parts(assistant_name: str, text: str | None, anchor: int | None = None) -> Parts:
     """The reply being written: the words shown so far, or (not streamed) that it is typing."""
     name = escape_markdown(assistant_name)
-    return Parts(Role.ASSISTANT, f"**{name}** · writing…", text or f"*{name} is typing…*")
+    return Parts(Role.ASSISTANT, f"**{name}** · writing…", text or f"*{name} is typing…*", anchor=anchor)
 
 
 @dataclasses.dataclass
@@ -87,28 +112,50 @@ class Drawn:
     header: DeltaGenerator | None = None  # None: a system line, redrawn whole
     text: DeltaGenerator | None = None
     note: DeltaGenerator | None = None
+    quote: DeltaGenerator | None = None
+    menu: DeltaGenerator | None = None
 
 
-def draw(parts: Parts, files: AttachmentStore | None = None) -> Drawn:
-    """A bubble always holds the same elements (header, text, one per attached file, note), so a redraw
-    in place replaces each of them and leaves no old note behind."""
+# Anchors take no room (their element is lifted out of the bubble's flow, and moves with the bubble), and
+# a link to one scrolls its message to just under the page's top bar.
+ANCHOR_STYLE = (
+    "<style>div[data-testid='stElementContainer']:has(.m-anchor){position:absolute}"
+    "[data-testid='stChatMessage']{position:relative}.m-anchor{scroll-margin-top:4rem}</style>"
+)
+
+
+def draw(parts: Parts, files: AttachmentStore | None = None, draw_menu: DrawMenu | None = None) -> Drawn:
+    """A bubble always holds the same elements (anchor, header, quote, text, one per attached file, note,
+    actions), so a redraw in place replaces each of them and leaves no old note behind."""
     if parts.who is Role.SYSTEM:
         st.caption(parts.header)
         return Drawn(parts)
     name = "assistant" if parts.who is Role.ASSISTANT else "user"
     with st.chat_message(name, avatar=AVATARS[parts.who]):
-        header, text = st.empty(), st.empty()
+        if parts.anchor is not None:  # our own markup and a number: no text of anyone's
+            st.html(f'<div id="m-{int(parts.anchor)}" class="m-anchor"></div>')
+        header, quote, text = st.empty(), st.empty(), st.empty()
         header.caption(parts.header)
+        if parts.quote:
+            quote.caption(parts.quote)
         text.markdown(parts.text)
         for file in parts.files:
             attachment(file, files)
-        note = st.empty()
+        note, row = st.empty(), st.empty()
         if parts.note:
             note.caption(parts.note)
-    return Drawn(parts, header, text, note)
+        if draw_menu is not None:
+            draw_menu(row, parts.menu)
+    return Drawn(parts, header, text, note, quote, row)
 
 
-def redraw(slot: DeltaGenerator, drawn: Drawn | None, parts: Parts, files: AttachmentStore | None) -> Drawn:
+def redraw(
+    slot: DeltaGenerator,
+    drawn: Drawn | None,
+    parts: Parts,
+    files: AttachmentStore | None,
+    draw_menu: DrawMenu | None = None,
+) -> Drawn:
     """Bring the message drawn in `slot` up to `parts`, sending only what changed: a reply being written
     costs its text (not a new bubble of four elements), a message the assistant took its note.
 
@@ -121,10 +168,10 @@ def redraw(slot: DeltaGenerator, drawn: Drawn | None, parts: Parts, files: Attac
     if (
         drawn is None
         or drawn.header is None
-        or (parts.who, parts.files) != (drawn.parts.who, drawn.parts.files)
+        or (parts.who, parts.files, parts.anchor) != (drawn.parts.who, drawn.parts.files, drawn.parts.anchor)
     ):
         with slot.container():
-            return draw(parts, files)
+            return draw(parts, files, draw_menu)
     if parts.header != drawn.parts.header:
         drawn.header.caption(parts.header)
     if parts.text != drawn.parts.text:
@@ -134,6 +181,13 @@ def redraw(slot: DeltaGenerator, drawn: Drawn | None, parts: Parts, files: Attac
             drawn.note.caption(parts.note)
         else:
             drawn.note.empty()
+    if parts.quote != drawn.parts.quote and drawn.quote is not None:
+        if parts.quote:
+            drawn.quote.caption(parts.quote)
+        else:
+            drawn.quote.empty()
+    if parts.menu != drawn.parts.menu and drawn.menu is not None and draw_menu is not None:
+        draw_menu(drawn.menu, parts.menu)
     drawn.parts = parts
     return drawn
 

@@ -64,6 +64,11 @@ class Session:
     )
     # --- the chat box (shared/web/chat_box.py) ---
     refusal = Key[tuple[str, str] | None]("Why the last message was not sent, and its text to copy.")
+    # --- acting on a message (shared/web/actions.py) ---
+    replying_to = Key[tuple[int, str, str] | None](
+        "(message id, author, first line): the message this person's next message replies to."
+    )
+    deleting = Key[tuple[int, str] | None]("(message id, first line): their message they asked to delete.")
     # --- the conversation (shared/web/conversation.py) ---
     shown_limit = Key[int | None]("How many of the latest messages the chat page shows (grows by a page).")
     first_shown = Key[tuple[tuple[str, Any], int] | None](
@@ -97,7 +102,19 @@ class Session:
         "lock-": "the host's *Lock room* toggle, per state",
         "remove-": "the host's *Remove*, per person (`remove-<participant id>`)",
         "file-": "a file's download button, per drawing (`file-<attachment id>-<n>`)",
+        "act-": "a message's reactions, Reply and Delete, per drawing in a run (`act-<message id>-<n>`)",
+        "delete-yes": "*Delete*, confirming the delete of one's own message",
+        "delete-no": "*Keep it*, taking the delete back",
+        "reply-cancel": "*Cancel* beside *Replying to*",
     }
+
+    def widget(self, key: str) -> Any:
+        """The value of the widget with this key (a keyed family's member: `act-12-0`), None if none."""
+        return st.session_state.get(key)
+
+    def set_widget(self, key: str, value: Any) -> None:
+        """Set what the widget with this key shows, before it is drawn (or in its callback)."""
+        st.session_state[key] = value
 
     def take(self, key: Key[T]) -> T:
         """A one-time note (`session.take(Session.refusal)`): its value, forgotten once read."""

@@ -1,0 +1,149 @@
+"""What a person can do to a message on the chat page: react (👍 ❤️ 😂 😮 🎉, one of each, toggled), reply
+to it, and delete their own; and, above the chat box, the message they are replying to or about to delete.
+
+Each message has one row of pills for all of it (one element, not seven buttons). The row is drawn inside
+the live run and redrawn there when its reactions change, so each drawing has a key of its own
+(`act-<message id>-<n>`, n counting this run's drawings of it); a click is handled by the callback the
+drawing carries, which Streamlit runs before the rerun, whichever drawing was clicked.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import streamlit as st
+
+from shared.errors import MessageRefused
+from shared.messages import QUOTE_CHARS, REACTIONS, Message, Role, Status, escape_markdown
+from shared.store import StoreUnavailable
+from shared.web.session import Session, session
+
+if TYPE_CHECKING:
+    from streamlit.delta_generator import DeltaGenerator
+
+    from shared.room import Room
+
+REPLY, DELETE = "reply", "delete"
+_LABELS = {REPLY: ":material/reply: Reply", DELETE: ":material/delete: Delete"}
+
+
+@dataclass(frozen=True)
+class Menu:
+    """What a message's row of pills shows: its reactions (emoji, who), and whether it is the viewer's."""
+
+    message_id: int
+    reactions: tuple[tuple[str, tuple[str, ...]], ...]
+    mine: bool  # the viewer wrote it: they may delete it
+    my_name: str  # the viewer's nickname: their own reactions are shown selected
+    quote: tuple[str, str]  # (author, first line) for the box's "Replying to"
+
+
+def menu(message: Message, my_id: str, my_name: str) -> Menu | None:
+    """The row of a message people can act on; None for a system line, a reply being written, a deleted
+    message."""
+    if message.role is Role.SYSTEM or message.deleted or message.status is Status.STREAMING:
+        return None
+    mine = message.role is Role.USER and message.participant_id == my_id
+    return Menu(message.id, message.reactions, mine, my_name, (message.author, first_line(message)))
+
+
+def first_line(message: Message) -> str:
+    """What a reply quotes of a message: its first line, cut short; a message of files only says so."""
+    line = message.text.strip().split("\n", 1)[0].strip()
+    if not line and message.attachments:
+        line = ", ".join(file.name for file in message.attachments)
+    return line if len(line) <= QUOTE_CHARS else line[: QUOTE_CHARS - 1] + "…"
+
+
+def draw_menu(slot: DeltaGenerator, row: Menu | None, drawing: int, room: Room, my_id: str) -> None:
+    """The row of pills in `slot` (emptied for None). `drawing`: how many times this run drew it before."""
+    if row is None:
+        slot.empty()
+        return
+    counts = dict(row.reactions)
+    options = [*REACTIONS, REPLY, *([DELETE] if row.mine else [])]
+    mine = [emoji for emoji, who in row.reactions if row.my_name in who]
+    # Who reacted how, as the row's label (shown only when someone did).
+    who = " · ".join(
+        f"{emoji} {', '.join(escape_markdown(n) for n in names)}" for emoji, names in row.reactions
+    )
+    key = f"act-{row.message_id}-{drawing}"
+    session.set_widget(key, mine)  # the pills show this person's reactions as the room holds them
+    slot.pills(
+        who or "Reactions",
+        options,
+        selection_mode="multi",
+        format_func=lambda option: _LABELS.get(option) or _count(option, counts),
+        key=key,
+        on_change=_acted,
+        args=(room, my_id, row, key, tuple(mine)),
+        label_visibility="visible" if who else "collapsed",
+    )
+
+
+def _count(emoji: str, counts: dict[str, tuple[str, ...]]) -> str:
+    return f"{emoji} {len(counts[emoji])}" if counts.get(emoji) else emoji
+
+
+def _acted(room: Room, my_id: str, row: Menu, key: str, before: tuple[str, ...]) -> None:
+    """A click on a message's row (run by Streamlit before the rerun): the pill that changed is the action."""
+    now = session.widget(key) or []
+    clicked = set(now) ^ set(before)
+    try:
+        for option in clicked:
+            if option == REPLY:
+                session.replying_to = (row.message_id, *row.quote)
+            elif option == DELETE:
+                session.deleting = (row.message_id, row.quote[1])
+            else:
+                room.react(my_id, row.message_id, option)
+    except MessageRefused as refusal:
+        session.refusal = (str(refusal), "")
+    except StoreUnavailable:
+        session.refusal = ("That did not reach the room: it cannot be reached just now.", "")
+
+
+def pending(room: Room, my_id: str) -> None:
+    """Above the chat box: the message being replied to (with Cancel), or the delete to confirm. Always
+    one element, so the live page leaves nothing stale behind."""
+    slot = st.empty()
+    deleting, replying = session.deleting, session.replying_to
+    if deleting is not None:
+        message_id, line = deleting
+        with slot.container(border=True):
+            st.caption(f":material/delete: Delete your message “{escape_markdown(line)}” for everyone?")
+            with st.container(horizontal=True):
+                st.button("Delete", key="delete-yes", type="primary", on_click=_delete, args=(room, my_id))
+                st.button("Keep it", key="delete-no", on_click=_forget_delete)
+    elif replying is not None:
+        _, author, line = replying
+        with slot.container(horizontal=True, vertical_alignment="center"):
+            st.caption(
+                f":material/reply: Replying to **{escape_markdown(author)}**: “{escape_markdown(line)}”"
+            )
+            st.button(
+                "Cancel", key="reply-cancel", icon=":material/close:", type="tertiary", on_click=_no_reply
+            )
+    else:
+        slot.empty()
+
+
+def _delete(room: Room, my_id: str) -> None:
+    deleting = session.take(Session.deleting)
+    if deleting is None:
+        return
+    try:
+        room.delete_message(my_id, deleting[0])
+    except MessageRefused as refusal:
+        session.refusal = (str(refusal), "")
+    except StoreUnavailable:
+        session.refusal = ("Your message was not deleted: the room cannot be reached just now.", "")
+
+
+def _forget_delete() -> None:
+    del session.deleting
+
+
+def _no_reply() -> None:
+    del session.replying_to
