@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from shared.messages import Message, Role, Status
+from shared.messages import QUOTE_CHARS, Message, Quote, Role, Status
+from shared.web.actions import first_line
 from shared.web.messages import Drawn, Parts, message_parts, redraw, writing_parts
 
 
@@ -63,7 +64,7 @@ def test_a_message_the_assistant_took_sends_only_its_note():
 
 def test_a_finished_reply_sends_its_header_and_the_rest_of_its_text():
     log: list = []
-    shown = drawn(writing_parts("CatGPT", "Hello"), log)
+    shown = drawn(writing_parts("CatGPT", "Hello", 4), log)
     when = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
     done = Message(
         id=4, role=Role.ASSISTANT, text="Hello Bob!", created_at=when, author="CatGPT", reply_to=("Bob",)
@@ -71,3 +72,53 @@ def test_a_finished_reply_sends_its_header_and_the_rest_of_its_text():
     redraw(None, shown, message_parts(done, "a"), None)
     assert [(part, kind) for part, kind, _ in log] == [("header", "caption"), ("text", "markdown")]
     assert "to Bob" in log[0][2] and log[1][2] == "Hello Bob!"
+
+
+def _said(**fields) -> Message:
+    when = datetime(2026, 12, 4, 12, 0, tzinfo=UTC)
+    return Message(
+        **{
+            "id": 7,
+            "role": Role.USER,
+            "text": "Lunch?",
+            "created_at": when,
+            "author": "Alice",
+            "participant_id": "a",
+        }
+        | fields
+    )
+
+
+def test_a_reaction_redraws_only_the_row_of_actions():
+    log: list = []
+    menus: list = []
+    shown = drawn(message_parts(_said(), "b", "Bob"), log)
+    shown.menu = Handle(log, "menu")
+    reacted = _said(reactions=(("👍", ("Bob",)),))
+    after = redraw(None, shown, message_parts(reacted, "b", "Bob"), None, lambda slot, row: menus.append(row))
+    assert log == [] and len(menus) == 1
+    assert menus[0].reactions == (("👍", ("Bob",)),) and not menus[0].mine
+    assert after.parts.menu == menus[0]
+
+
+def test_only_the_author_gets_delete_and_nobody_acts_on_system_lines_or_replies_being_written():
+    assert message_parts(_said(), "a", "Alice").menu.mine
+    assert not message_parts(_said(), "b", "Bob").menu.mine
+    assert message_parts(_said(role=Role.SYSTEM, author=""), "a").menu is None
+    writing = _said(role=Role.ASSISTANT, author="CatGPT", participant_id="", status=Status.STREAMING)
+    assert message_parts(writing, "a").menu is None
+    assert message_parts(_said(role=Role.ASSISTANT, author="CatGPT", participant_id=""), "a").menu is not None
+
+
+def test_a_deleted_message_shows_that_it_was_deleted_and_nothing_of_it():
+    parts = message_parts(_said(text="", deleted=True), "b", "Bob")
+    assert "message deleted" in parts.text and parts.menu is None and not parts.files and not parts.quote
+
+
+def test_a_reply_shows_its_quote_linked_to_the_message_escaped_or_that_it_was_deleted():
+    quoted = message_parts(_said(id=9, quote=Quote(7, "Al*ce", "[click](http://x)")), "b")
+    assert quoted.quote.endswith("(#m-7)") and r"Al\*ce" in quoted.quote and r"\[click\]" in quoted.quote
+    gone = message_parts(_said(id=9, quote=Quote(7, "", "")), "b")
+    assert "a deleted message" in gone.quote and "(#m-7)" in gone.quote
+    assert first_line(_said(text="  first line\nsecond")) == "first line"
+    assert len(first_line(_said(text="x" * 500))) == QUOTE_CHARS

@@ -1,0 +1,115 @@
+"""Reply to a message, react to it, delete your own: two people on two Chromium pages, in one process and
+in two processes that share the room through a real Redis (Alice's page on one, Bob's on the other)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.e2e.conftest import ARTIFACTS, DEADLINE_SECONDS, wait_until
+from tests.e2e.test_two_people import MESSAGE, SIDEBAR, bubble_texts, join, send
+
+pytestmark = pytest.mark.e2e
+
+
+def bubble(page, text: str):
+    """The one message bubble on the page holding `text`."""
+    return page.locator(MESSAGE).filter(has_text=text)
+
+
+def pill(page, text: str, name: str):
+    """A pill (reaction, Reply, Delete) under the message holding `text`, by its label's start."""
+    return bubble(page, text).get_by_role("button", name=re.compile("^" + re.escape(name)))
+
+
+def only_when_mentioned(alice, bob) -> None:
+    """The assistant keeps out of it (its replies would quote what people said)."""
+    alice.locator(SIDEBAR).get_by_text("Only when mentioned").click()
+    for page in (alice, bob):
+        wait_until(
+            lambda page=page: (
+                page.locator(SIDEBAR).get_by_role("radio", name="Only when mentioned").is_checked()
+            ),
+            DEADLINE_SECONDS,
+            "the policy on both pages",
+        )
+
+
+@pytest.fixture(params=["one process", "two processes through Redis"])
+def two_pages(request, app_server, new_page):
+    """Alice's and Bob's pages, both in the lobby: on one app process, or on two sharing a Redis."""
+    if request.param == "one process":
+        server = app_server(WORD_DELAY_MS="0")
+        urls = (server.url, server.url)
+    else:
+        a, b = request.getfixturevalue("redis_apps")(2, WORD_DELAY_MS="0")
+        urls = (a.url, b.url)
+    alice, bob = new_page(), new_page()
+    join(alice, urls[0], "Alice")
+    join(bob, urls[1], "Bob")
+    return request.param, alice, bob
+
+
+def test_reply_react_and_delete_reach_the_other_page(two_pages):
+    how, alice, bob = two_pages
+    shot = how.replace(" ", "-")
+    only_when_mentioned(alice, bob)
+    first = "Lunch at noon on Friday?"
+    send(alice, first)
+    for page in (alice, bob):
+        wait_until(lambda page=page: bubble(page, first).count() == 1, DEADLINE_SECONDS, "Alice's message")
+
+    # A reaction: Bob's thumbs up shows on Alice's page with a count and who; clicked again, it goes.
+    pill(bob, first, "👍").click()
+    for page in (alice, bob):
+        wait_until(
+            lambda page=page: (
+                pill(page, first, "👍 1").count() == 1 and "👍 Bob" in bubble(page, first).inner_text()
+            ),
+            DEADLINE_SECONDS,
+            "Bob's 👍 with its count and his name",
+        )
+    pill(alice, first, "🎉").click()
+    wait_until(lambda: pill(bob, first, "🎉 1").count() == 1, DEADLINE_SECONDS, "Alice's 🎉 on Bob's page")
+    bob.screenshot(path=str(ARTIFACTS / f"actions-reaction-{shot}.png"), full_page=True)
+    pill(bob, first, "👍 1").click()  # toggled off
+    wait_until(lambda: pill(alice, first, "👍 1").count() == 0, DEADLINE_SECONDS, "Bob's 👍 taken back")
+    assert pill(alice, first, "🎉 1").count() == 1
+
+    # Only the author may delete: Bob has no Delete under Alice's message, Alice has.
+    assert pill(bob, first, "Delete").count() == 0
+    assert pill(alice, first, "Delete").count() == 1
+
+    # A reply: Bob replies to Alice's message; both pages show the quote linked to her message.
+    pill(bob, first, "Reply").click()
+    bob.get_by_text("Replying to Alice").wait_for(timeout=DEADLINE_SECONDS * 1000)
+    answer = "Yes, noon works for me"
+    send(bob, answer)
+    for page in (alice, bob):
+        wait_until(lambda page=page: bubble(page, answer).count() == 1, DEADLINE_SECONDS, "Bob's reply")
+        link = bubble(page, answer).locator("a[href^='#m-']")
+        assert link.count() == 1 and "Alice" in link.inner_text() and first in link.inner_text()
+        target = link.get_attribute("href")
+        assert page.locator(target).count() == 1, "the quote links to a message on the page"
+    assert bob.get_by_text("Replying to Alice").count() == 0, "the box no longer replies once it is sent"
+    alice.screenshot(path=str(ARTIFACTS / f"actions-reply-{shot}.png"), full_page=True)
+
+    # A delete: Alice takes her message back, after saying yes; everyone sees "message deleted", the
+    # reply's quote says "a deleted message", and her words are gone from both pages.
+    pill(alice, first, "Delete").click()
+    confirm = alice.get_by_text("for everyone?")
+    confirm.wait_for(timeout=DEADLINE_SECONDS * 1000)
+    alice.get_by_role("button", name="Delete", exact=True).last.click()
+    for page in (alice, bob):
+        wait_until(
+            lambda page=page: (
+                not any(first in text for text in bubble_texts(page))
+                and bubble(page, "message deleted").count() == 1
+                and "a deleted message" in bubble(page, answer).inner_text()
+            ),
+            DEADLINE_SECONDS,
+            "the message deleted on every page",
+        )
+    assert pill(bob, "message deleted", "👍").count() == 0, "a deleted message takes no reactions"
+    alice.screenshot(path=str(ARTIFACTS / f"actions-delete-{shot}.png"), full_page=True)
