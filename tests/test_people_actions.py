@@ -13,7 +13,7 @@ import pytest
 
 from shared import transcript
 from shared.attachments import check_upload
-from shared.errors import MessageRefused
+from shared.errors import AssistantError, MessageRefused
 from shared.hub import Hub
 from shared.messages import QUOTE_CHARS, REACTIONS, Message, Quote, Role, Status
 from shared.room import Room
@@ -293,9 +293,28 @@ def test_a_message_deleted_while_its_turn_is_answered_is_forgotten_after_that_tu
     assert assistant.forgotten[0][1] == (said.id,)
 
 
-def test_a_failed_turn_does_not_send_a_message_deleted_during_it_again(room, assistant):
-    from shared.errors import AssistantError
+def test_when_the_assistant_cannot_forget_everyone_is_told_and_the_room_goes_on(room, assistant, monkeypatch):
+    def refuse(conversation, messages):
+        raise AssistantError("The server did not answer.")
 
+    monkeypatch.setattr(assistant, "forget", refuse)
+    alice = join(room, "Alice")
+    seen = room.post(alice, "oops")
+    answered(room)
+    room.delete_message(alice, seen.id)
+
+    wait_until(lambda: not room.to_forget(), "the worker to give up, once")
+    [line] = [m for m in room.view().messages if m.role is Role.SYSTEM and "deleted message" in m.text]
+    assert line.status is Status.ERROR
+    assert line.text == (
+        "CatGPT could not forget a deleted message: The server did not answer; it may still remember it."
+    )
+    room.post(alice, "still there?")
+    answered(room)
+    assert assistant.texts_of_turns()[-1] == ["still there?"]
+
+
+def test_a_failed_turn_does_not_send_a_message_deleted_during_it_again(room, assistant):
     alice = join(room, "Alice")
     gate = Gate()
     assistant.will_reply(gate, AssistantError("server down", delivered=False))
