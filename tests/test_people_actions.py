@@ -279,18 +279,31 @@ def test_a_message_the_assistant_saw_is_forgotten_by_the_idle_worker_and_left_ou
     assert assistant.forgotten == [(conversation, (seen.id,))], "forgotten once"
 
 
-def test_a_message_deleted_while_its_turn_is_answered_is_forgotten_after_that_turn(room, assistant):
-    alice = join(room, "Alice")
+def test_a_message_deleted_while_its_turn_is_answered_is_forgotten_before_the_next_turn(
+    room, assistant, monkeypatch
+):
+    turns_before_forgetting: list[int] = []
+    forget = assistant.forget
+
+    def counting(conversation, messages):
+        turns_before_forgetting.append(len(assistant.turns))
+        forget(conversation, messages)
+
+    monkeypatch.setattr(assistant, "forget", counting)
+    alice, bob = join(room, "Alice"), join(room, "Bob")
     gate = Gate()
     assistant.will_reply("Reading", gate, " it")
     said = room.post(alice, "read this")
     gate.wait_reached()
     room.delete_message(alice, said.id)
+    room.post(bob, "next question")  # waits for the next turn
     assert assistant.forgotten == [], "never while a response runs on the conversation"
 
     gate.open()
-    wait_until(lambda: assistant.forgotten, "the worker to take it back once the turn ended")
+    answered(room)
     assert assistant.forgotten[0][1] == (said.id,)
+    assert turns_before_forgetting == [1], "after the turn it was in, before the next one"
+    assert assistant.texts_of_turns() == [["read this"], ["next question"]]
 
 
 def test_when_the_assistant_cannot_forget_everyone_is_told_and_the_room_goes_on(room, assistant, monkeypatch):
