@@ -560,3 +560,38 @@ def test_a_crowd_reacting_replying_and_deleting_while_it_posts_shows_every_messa
     forgotten = [i for _, ids in assistant.forgotten for i in ids]
     assert sorted(forgotten) == sorted(set(forgotten)) and set(forgotten) <= deleted
     assert set(forgotten) | (deleted - set(taken)) == deleted, "each deleted message forgotten or never sent"
+
+
+def test_a_deletion_waiting_to_be_forgotten_outlives_the_process_whose_worker_stalled(
+    shared_redis, assistant
+):
+    url = shared_redis.fresh_url()
+    hubs: list[Hub] = []
+
+    def hub() -> Hub:
+        store = RedisStore(url, lease_seconds=0.5)
+        hubs.append(Hub(fast_settings(redis_url=url), lambda _s: assistant, reap_every=0.05, store=store))
+        return hubs[-1]
+
+    try:
+        a = hub()
+        room_a, alice = a.join("lobby", "id-alice", "Alice", "tab-a")
+        gate = Gate()
+        assistant.will_reply("Once upon", gate, " a time")
+        said = room_a.post(alice.id, "Tell me a story")
+        gate.wait_reached()
+        room_a.delete_message(alice.id, said.id)  # in the turn A's worker writes: to forget after it
+        a.store.renew_lease = lambda room, fence: True  # type: ignore[method-assign]  # A stalls
+        room_b = hub().room("lobby")
+
+        wait_until(lambda: assistant.forgotten, "B's worker to take the room over and forget it", 10)
+        gate.open()  # A wakes up: its turn is over, and the job is not its any more
+        room_b.post(alice.id, "Still there?")
+        wait_until(lambda: len(assistant.turns) == 2 and not room_b.busy, "the next turn")
+        assert [ids for _, ids in assistant.forgotten] == [(said.id,)]
+        assert assistant.texts_of_turns()[1] == ["Still there?"], "the deleted message is not sent again"
+    finally:
+        assistant.open_all_gates()
+        for each in hubs:
+            each.shutdown()
+        wait_for_workers_to_end(*(each.store for each in hubs))

@@ -438,10 +438,11 @@ class Room:
         with contextlib.suppress(RoomClosed, StoreUnavailable):
             self._change(turns.forget_conversation)
 
-    def to_forget(self) -> list[Message]:
+    def to_forget(self, fence: int | None = None) -> list[Message]:
         """Deleted messages the assistant saw, as they were sent, for the worker to take out of the
-        conversation."""
-        return self._read(lambda state: list(state.to_forget))
+        conversation; with `fence`, none unless that worker writes the room's turns (a stale one must
+        not delete items twice: the second time it could find another message's twin)."""
+        return self._read(lambda state: list(state.to_forget) if fence in (None, state.fence) else [])
 
     def forgot(self, fence: int | None, message_ids: list[int]) -> bool:
         """Those messages are out of the conversation (or the worker gave up on them)."""

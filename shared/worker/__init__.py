@@ -235,8 +235,8 @@ class ReplyWorker(threading.Thread):
     def _forget(self) -> bool:
         """Take messages their authors deleted out of the conversation, between turns (never while a
         response runs on it); False if there were none, or the room could not be told."""
-        room = self.room
-        messages = room.to_forget()
+        room, fence = self.room, self.fence
+        messages = room.to_forget(fence) if fence is not None else []
         if not messages:
             return False
         conversation = room.conversation()
@@ -251,7 +251,7 @@ class ReplyWorker(threading.Thread):
                 with contextlib.suppress(ChatError):
                     room.notice(f"{failure.rstrip('.')}; it may still remember it.", failure=True)
         try:
-            return room.forgot(self.fence, [m.id for m in messages])
+            return room.forgot(fence, [m.id for m in messages])
         except (RoomClosed, StoreUnavailable):
             return False
 

@@ -59,8 +59,9 @@ class WorkerRoom(Protocol):
     def notice(self, text: str, *, failure: bool = False) -> None: ...
     def record_usage(self, usage: dict[str, int]) -> None: ...
     def tokens_today(self) -> int: ...
-    def to_forget(self) -> list[Message]:
-        """Messages their authors deleted after the assistant saw them, as they were sent."""
+    def to_forget(self, fence: int | None = None) -> list[Message]:
+        """Messages their authors deleted after the assistant saw them, as they were sent (with `fence`,
+        none unless that worker writes the room's turns)."""
 
     def forgot(self, fence: int | None, message_ids: list[int]) -> bool:
         """Those messages are out of the conversation (or the worker gave up on them)."""
