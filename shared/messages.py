@@ -134,8 +134,9 @@ class Participant:
 
 
 def said(messages: Iterable[Message]) -> list[Message]:
-    """What people and the assistant said (text or files): no system lines, no empty reply yet."""
-    return [m for m in messages if m.role is not Role.SYSTEM and (m.text or m.attachments)]
+    """What people and the assistant said (text or files): no system lines, no empty reply yet, and no
+    message its author took back (its page still shows "message deleted"; nothing else may use it)."""
+    return [m for m in messages if m.role is not Role.SYSTEM and not m.deleted and (m.text or m.attachments)]
 
 
 def nothing_missed(nickname: str) -> str:

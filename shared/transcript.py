@@ -1,7 +1,9 @@
 """The room's transcript for people to take away: Markdown to read, JSON to process.
 
-Every message appears exactly once, in order, with its author, role, time and status. Attached files are
-listed (Markdown) or described (JSON: name, type, size, picture size); their bytes stay with the room.
+Every message appears exactly once, in order, with its author, role, time and status, the message it
+replies to (quoted), and who reacted how; a message its author took back appears as "message deleted".
+Attached files are listed (Markdown) or described (JSON: name, type, size, picture size); their bytes
+stay with the room.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import json
 from datetime import datetime
 
 from shared.attachments import kind_and_size
-from shared.messages import Attachment, Message, Role, Status
+from shared.messages import Attachment, Message, Quote, Role, Status
 from shared.room import RoomView
 
 
@@ -35,6 +37,23 @@ def _file_line(attachment: Attachment) -> str:
     return f"- attached `{name}` ({kind_and_size(attachment)}{pixels}){gone}"
 
 
+def _quote(quote: Quote) -> dict[str, object]:
+    if not quote.author:
+        return {"id": quote.id, "deleted": True}
+    return {"id": quote.id, "author": quote.author, "text": quote.text}
+
+
+def _quote_line(quote: Quote) -> str:
+    if not quote.author:
+        return "↪ replying to a deleted message"
+    return f"↪ replying to **{quote.author}**: {json.dumps(quote.text, ensure_ascii=False)}"
+
+
+def _reactions_line(message: Message) -> str:
+    """`(👍 Alice, Bob) (❤️ Carol)`"""
+    return " ".join(f"({emoji} {', '.join(names)})" for emoji, names in message.reactions)
+
+
 def to_json(view: RoomView) -> str:
     return json.dumps(
         {
@@ -52,6 +71,9 @@ def to_json(view: RoomView) -> str:
                     **({"reply_to": list(m.reply_to)} if m.reply_to else {}),
                     **({"stopped_by": m.stopped_by} if m.stopped_by else {}),
                     **({"attachments": [_file(a) for a in m.attachments]} if m.attachments else {}),
+                    **({"replying_to": _quote(m.quote)} if m.quote else {}),
+                    **({"reactions": {e: list(names) for e, names in m.reactions}} if m.reactions else {}),
+                    **({"deleted": True} if m.deleted else {}),
                 }
                 for m in view.messages
                 if not (m.role is Role.ASSISTANT and not m.text)
@@ -82,11 +104,18 @@ def to_markdown(view: RoomView) -> str:
             Status.STOPPED: f" (stopped by {m.stopped_by})",
             Status.STREAMING: " (still being written)",
         }.get(m.status, "")
+        if m.deleted:
+            lines += [f"**{m.author}** · {_when(m)}", "", "> *message deleted*", ""]
+            continue
+        lines += [f"**{m.author}** · {_when(m)}{note}", ""]
+        if m.quote:
+            lines += [_quote_line(m.quote), ""]
         # A blockquote keeps each message's own Markdown readable without letting it swallow the next.
-        quoted = "\n".join("> " + line if line else ">" for line in m.text.splitlines())
-        lines += [f"**{m.author}** · {_when(m)}{note}", "", quoted, ""]
+        lines += ["\n".join("> " + line if line else ">" for line in m.text.splitlines()), ""]
         if m.attachments:
             lines += [*map(_file_line, m.attachments), ""]
+        if m.reactions:
+            lines += [_reactions_line(m), ""]
     return "\n".join(lines)
 
 

@@ -103,6 +103,7 @@ class ScriptedAssistant:
         self.reply_threads: list[threading.Thread] = []  # the thread each turn was asked on
         self.opened: dict[str, str] = {}  # conversation handle -> the room it was opened for
         self.closed: list[str] = []
+        self.forgotten: list[tuple[str, tuple[int, ...]]] = []  # (conversation, message ids) of each forget
         self.summaries: list[tuple[tuple, str]] = []  # (messages, for whom) of each catch-up asked for
         self._replies: deque[tuple[Step, ...]] = deque()
         self.batches: list[Batch] = []  # every batch a decision was asked about ("When it can help")
@@ -167,6 +168,10 @@ class ScriptedAssistant:
                 raise step
             else:
                 yield step
+
+    def forget(self, conversation: str, messages) -> None:
+        with self._lock:
+            self.forgotten.append((conversation, tuple(m.id for m in messages)))
 
     def close_conversation(self, conversation: str) -> None:
         with self._lock:

@@ -107,6 +107,7 @@ class OpenAIServer:
             "items": deque(),
         }
         self._in_flight: set[str] = set()  # conversations with a response running
+        self.deleted_items: list[tuple[str, dict[str, Any]]] = []  # (conversation, item) of each item deleted
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._ids = itertools.count(1)
@@ -235,9 +236,25 @@ class OpenAIServer:
             return exchange.send_json(200, _page(added, has_more=False))
         if rest[1:] == ["items"] and method == "GET":
             return exchange.send_json(200, self._items_page(conversation, query))
+        if len(rest) == 3 and rest[1] == "items" and method == "DELETE":
+            return self._delete_item(exchange, conversation, rest[2])
         exchange.send_json(
             404, error_body(f"Unknown path {method} /v1/conversations/{'/'.join(rest)}.", None)
         )
+
+    def _delete_item(self, exchange: _Handler, conversation: str, item_id: str) -> None:
+        """DELETE /v1/conversations/{id}/items/{item_id}: the item leaves the conversation (recorded in
+        `deleted_items`); the answer is the conversation, as OpenAI's is."""
+        with self._lock:
+            items = self.conversations[conversation]["items"]
+            found = next((item for item in items if item["id"] == item_id), None)
+            if found is not None:
+                items.remove(found)
+                self.deleted_items.append((conversation, found))
+        if found is None:
+            message = f"Item with id '{item_id}' not found."
+            return exchange.send_json(404, error_body(message, None, param="item_id"))
+        exchange.send_json(200, self._conversation(conversation))
 
     def _conversation(self, conversation: str) -> dict[str, Any]:
         with self._lock:

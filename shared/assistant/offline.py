@@ -77,6 +77,9 @@ class OfflineAssistant:
     def close_conversation(self, conversation: str) -> None:
         pass
 
+    def forget(self, conversation: str, messages: Sequence[Message]) -> None:
+        """Nothing to forget: each reply is made from its turn alone, which leaves deleted messages out."""
+
     def compose(self, turn: Turn) -> str:
         """The whole reply to a turn."""
         # The reply is Markdown and a nickname may hold Markdown ("# Huge"): every name goes in escaped.

@@ -12,6 +12,8 @@ only where running it twice does no harm:
   no list call to find it): it holds no items and costs no tokens, only its `{"room": name}` metadata.
 - `conversations.delete`: 2 retries. Deleting twice is harmless: the second gets 404, which counts as done.
 - `conversations.items.list`: 2 retries (reading changes nothing).
+- `conversations.items.delete` (a message its author took back): 2 retries. Deleting twice is harmless:
+  the second gets 404, which counts as done.
 - `conversations.items.create` (tool outputs a failed turn left unanswered): never retried. Had the first
   POST arrived, the outputs would be added twice. If it fails, the next turn reads the conversation's
   latest items and sends only the outputs still missing, with its own input.
@@ -50,7 +52,17 @@ import openai
 from shared.assistant import add_usage
 from shared.attachments import kind_and_size
 from shared.errors import AssistantError, ConversationLost
-from shared.messages import Batch, Decision, Message, Role, Turn, escape_markdown, nothing_missed, said
+from shared.messages import (
+    QUOTE_CHARS,
+    Batch,
+    Decision,
+    Message,
+    Role,
+    Turn,
+    escape_markdown,
+    nothing_missed,
+    said,
+)
 from shared.tools import TOOL_SCHEMAS, call_tool, spoken_time
 
 if TYPE_CHECKING:
@@ -66,6 +78,7 @@ class Call(enum.Enum):
     CLOSE = "conversations.delete"
     READ_ITEMS = "conversations.items.list"
     ADD_ITEMS = "conversations.items.create"
+    DELETE_ITEM = "conversations.items.delete"
     RESPOND = "responses.create"
     RESPOND_LOCAL = "responses.create (local mode)"
     SUMMARIZE = "responses.create (catch-up)"
@@ -78,6 +91,7 @@ RETRIES = {
     Call.CLOSE: 2,
     Call.READ_ITEMS: 2,
     Call.ADD_ITEMS: 0,
+    Call.DELETE_ITEM: 2,
     Call.RESPOND: 0,
     Call.RESPOND_LOCAL: 2,
     Call.SUMMARIZE: 2,
@@ -85,6 +99,7 @@ RETRIES = {
 }
 LOCKED_RETRY_DELAYS = (0.5, 1.0, 2.0)  # seconds to wait before each retry of a busy conversation
 RECENT_ITEMS = 100  # items read back to see which owed tool outputs a conversation already has
+FORGET_ITEMS = 2_000  # items read back, newest first, to find the ones deleted messages were sent as
 MAX_ROUNDS = 5  # model responses per turn: the first, then one per round of tool calls it asks for
 MAX_NAMES = 50  # nicknames listed in the instructions
 # Passed explicitly when OPENAI_BASE_URL is unset: the SDK would otherwise read OPENAI_BASE_URL from the
@@ -166,7 +181,7 @@ def message_item(message: Message, files: Mapping[str, bytes] | None = None) -> 
     """
     if message.role is Role.ASSISTANT:
         return {"type": "message", "role": "assistant", "content": message.text}
-    text = f"[{message.author}] {message.text}"
+    text = f"{author_tag(message)} {message.text}"
     if not message.attachments:
         return {"type": "message", "role": "user", "content": text}
     parts: list[dict[str, Any]] = []
@@ -180,6 +195,45 @@ def message_item(message: Message, files: Mapping[str, bytes] | None = None) -> 
             text += f"\n(attached {_file_note(attachment)})"
             parts.append(_file_part(attachment, data))
     return {"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}, *parts]}
+
+
+def author_tag(message: Message) -> str:
+    """Who says a person's message, and what it replies to: `[Bob]`, `[Bob, replying to Alice: "..."]`
+    (the quote bounded), or `[Bob, replying to a deleted message]`."""
+    quote = message.quote
+    if quote is None:
+        return f"[{message.author}]"
+    if not quote.author:
+        return f"[{message.author}, replying to a deleted message]"
+    quoted = json.dumps(quote.text[:QUOTE_CHARS], ensure_ascii=False)
+    return f"[{message.author}, replying to {quote.author}: {quoted}]"
+
+
+def sent_as(message: Message, text: str) -> bool:
+    """Whether a conversation item's text is the one `message_item` made for `message` (its file notes
+    after it vary with whether the bytes were still kept). A reply is matched by its author and text
+    alone: the message it quoted may have been deleted since, which blanks the quote in the room but
+    not in the item already sent."""
+    files = "\n(attached " if message.attachments else ""
+    if message.quote is None:
+        lead = f"[{message.author}] {message.text}"
+        return text.startswith(lead + files) if files else text == lead
+    tail = f"] {message.text}"
+    matches = tail + files in text if files else text.endswith(tail)
+    return text.startswith(f"[{message.author}, replying to ") and matches
+
+
+def _item_text(item: Any) -> str:
+    """A user message item's text as the server lists it: plain, or its `input_text` parts."""
+    content = getattr(item, "content", None)
+    if isinstance(content, str):
+        return content
+    texts = []
+    for part in content or ():
+        kind = part.get("type") if isinstance(part, dict) else getattr(part, "type", None)
+        if kind == "input_text":
+            texts.append(part.get("text", "") if isinstance(part, dict) else getattr(part, "text", ""))
+    return "".join(texts)
 
 
 def _file_note(attachment: Any) -> str:
@@ -328,6 +382,44 @@ class OpenAIAssistant:
             log.warning("deleting conversation %s failed: %s", conversation, self._describe(error))
         else:
             log.info("deleted conversation %s", conversation)
+
+    def forget(self, conversation: str, messages: Sequence[Message]) -> None:
+        """Delete the items deleted messages were sent as (their files are parts of the same items).
+
+        Found by content, not by ids kept when they were sent: a response does not return the ids of its
+        input items, so keeping them would cost a list call on every turn and a record per message, and
+        would be lost with a process that dies before writing it. The text sent for a message follows
+        from the message alone (`message_item`), so any process can find it later. Two identical
+        messages from one person are one and the same to the model; the newest such item goes.
+        In local mode there is nothing to delete: every request resends the history, which leaves
+        deleted messages out.
+        """
+        wanted = [m for m in messages if m.role is Role.USER]
+        if self._local or not wanted:
+            return
+        found: list[str] = []
+        try:
+            page = self._api[Call.READ_ITEMS].conversations.items.list(conversation, order="desc", limit=100)
+            for index, item in enumerate(page):  # the SDK reads the next pages as needed
+                if index >= FORGET_ITEMS or not wanted:
+                    break
+                if item.type != "message" or getattr(item, "role", None) != "user":
+                    continue
+                text = _item_text(item)
+                match = next((m for m in wanted if sent_as(m, text)), None)
+                if match is not None:
+                    wanted.remove(match)
+                    found.append(item.id)
+            for item_id in found:
+                with contextlib.suppress(openai.NotFoundError):  # already gone: that is what we want
+                    self._api[Call.DELETE_ITEM].conversations.items.delete(
+                        item_id, conversation_id=conversation
+                    )
+        except openai.NotFoundError:
+            return  # the conversation is gone, and what it held with it
+        except openai.OpenAIError as error:
+            raise self._explain(error, delivered=False) from error
+        log.info("conversation %s: deleted %d items of deleted messages", conversation, len(found))
 
     # --- replies ---------------------------------------------------------------------------------
 

@@ -3,9 +3,10 @@
 The rules are written once, as plain functions over one change to the room's state (`shared.store`'s
 `RoomChange`, made atomically in memory or Redis), each testable without a room, grouped by theme:
 - `presence`: joining, leaving, the reaper letting go of people who went away;
-- `talk`: posting and its limits, the reply policy, Stop;
+- `talk`: posting and its limits, replying to a message, reactions, taking one's message back, the
+  reply policy, Stop;
 - `turns`: a worker taking the room, starting a turn, beginning and ending its reply, counting tokens,
-  the conversation;
+  the conversation and the deleted messages it must forget;
 - `closing`: closing the room, for good or once it is idle and empty;
 - `hosting`: the room's instructions, its host, removing people and locking the room;
 - `decisions`: reply policy "When it can help", whether the assistant answers a batch of messages.

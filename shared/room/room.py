@@ -278,10 +278,16 @@ class Room:
     # --- talk ----------------------------------------------------------------------------------
 
     def post(
-        self, participant_id: str, text: str, attachments: Sequence[tuple[Attachment, bytes]] = ()
+        self,
+        participant_id: str,
+        text: str,
+        attachments: Sequence[tuple[Attachment, bytes]] = (),
+        *,
+        replying_to: int | None = None,
     ) -> Message:
         """Add a person's message (and the files they attached, already checked) and queue it for the
-        assistant."""
+        assistant. `replying_to`: the id of the message it replies to, which it quotes (its first line);
+        raises `MessageRefused` if that is no message a person or the assistant said."""
         settings = self.settings
         text = talk.clean_message(text, settings.max_message_chars, attached=bool(attachments))
         # "When it can help": the worker decides about every batch, so it must be there too.
@@ -298,6 +304,7 @@ class Room:
             text=text,
             attachments=[attachment for attachment, _ in attachments],
             dropped=dropped,
+            replying_to=replying_to,
             assistant_name=settings.assistant_name,
             rate=(settings.rate_limit_messages, settings.rate_limit_seconds),
         )
@@ -313,6 +320,36 @@ class Room:
         if message.status is Status.QUEUED or likely_asks:
             self._ensure_worker()
         return message
+
+    def react(self, participant_id: str, message_id: int, emoji: str) -> None:
+        """Put one of `REACTIONS` on a message, or take it away again (one of each per person). Raises
+        `MessageRefused` (nothing changes) for another emoji, a room notice, an unknown or deleted message,
+        or past the person's flood limit."""
+        rate = (self.settings.rate_limit_messages, self.settings.rate_limit_seconds)
+        rule = partial(
+            talk.react, participant_id=participant_id, message_id=message_id, emoji=emoji, rate=rate
+        )
+        self._refusing_when_gone(lambda change: rule(change, clock=self._clock()))
+
+    def delete_message(self, participant_id: str, message_id: int) -> None:
+        """Take back one's own message: everyone sees "message deleted" in its place, its files' bytes go,
+        it leaves the queue if it is still waiting, and if the assistant saw it the worker takes it out of
+        the conversation before its next turn (or soon, when idle). Raises `MessageRefused` (nothing
+        changes) for someone else's message, a room notice, an unknown one, or past the flood limit."""
+        rate = (self.settings.rate_limit_messages, self.settings.rate_limit_seconds)
+        rule = partial(talk.delete, participant_id=participant_id, message_id=message_id, rate=rate)
+        files = self._refusing_when_gone(lambda change: rule(change, clock=self._clock()))
+        for attachment_id in files:
+            with contextlib.suppress(StoreUnavailable):
+                self.attachments.drop(attachment_id)
+        if self._read(lambda state: bool(state.to_forget)):
+            self._ensure_worker()
+
+    def _refusing_when_gone(self, rule: Callable[[RoomChange], T]) -> T:
+        try:
+            return self._change(rule)
+        except RoomClosed:
+            raise MessageRefused(talk.GONE) from None
 
     def check_rate(self, participant_id: str) -> None:
         """Count a request other than a message (a catch-up) against the person's flood limit."""
@@ -362,7 +399,7 @@ class Room:
                 state = record.state
                 if not self._mirror.here or state.closed:
                     return WorkerTask.STOP
-                wanted = bool(state.queue) or state.turn is not None or bool(state.undecided)
+                wanted = bool(state.queue or state.undecided or state.to_forget) or state.turn is not None
                 wait = not_before - time.monotonic()
                 if wanted and wait <= 0:
                     return WorkerTask.ANSWER
@@ -400,6 +437,16 @@ class Room:
     def forget_conversation(self) -> None:
         with contextlib.suppress(RoomClosed, StoreUnavailable):
             self._change(turns.forget_conversation)
+
+    def to_forget(self, fence: int | None = None) -> list[Message]:
+        """Deleted messages the assistant saw, as they were sent, for the worker to take out of the
+        conversation; with `fence`, none unless that worker writes the room's turns (a stale one must
+        not delete items twice: the second time it could find another message's twin)."""
+        return self._read(lambda state: list(state.to_forget) if fence in (None, state.fence) else [])
+
+    def forgot(self, fence: int | None, message_ids: list[int]) -> bool:
+        """Those messages are out of the conversation (or the worker gave up on them)."""
+        return self._change(partial(turns.forgotten, fence=fence, message_ids=message_ids))
 
     def take_batch(self, fence: int | None) -> Batch | None:
         return self._change(partial(decisions.take_batch, fence=fence, room=self.name))

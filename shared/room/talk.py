@@ -1,4 +1,5 @@
-"""What people say and decide: the rules for posting (with its limits), when the assistant speaks, and Stop.
+"""What people say and decide: the rules for posting (with its limits), replying to a message, reacting to
+one, taking one's own back, when the assistant speaks, and Stop.
 
 Each rule is a plain function over a `RoomChange` (testable without a room); `Room` runs them.
 """
@@ -12,13 +13,19 @@ from dataclasses import replace
 from datetime import datetime
 
 from shared.errors import MessageRefused
-from shared.messages import Attachment, Message, ReplyPolicy, Role, Status
+from shared.messages import QUOTE_CHARS, REACTIONS, Attachment, Message, Quote, ReplyPolicy, Role, Status
 from shared.room.turns import end_turn
-from shared.store import RoomChange
+from shared.store import RoomChange, RoomState
 
 # Control characters other than newline and tab would garble the page or the model's input.
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 GONE = "You are no longer in the room. Join again to send messages."
+# {outcome}: "nothing changed", or for a reply "nothing was sent".
+NO_SUCH_MESSAGE = "That message is not in this room, so {outcome}."
+ROOM_NOTE = "That is a note from the room, not a message someone sent, so {outcome}."
+NOT_A_REACTION = f"Reactions are {' '.join(REACTIONS)}; that is not one of them, so nothing changed."
+DELETED = "That message was deleted, so nothing changed."
+ONLY_AUTHOR = "Only the person who sent a message can delete it, so nothing changed."
 
 
 def mentions(text: str, name: str) -> bool:
@@ -71,14 +78,17 @@ def post(
     rate: tuple[int, float],
     clock: float,
     now: datetime,
+    replying_to: int | None = None,
 ) -> Message:
     """Add a person's message: queued for the assistant, or kept as what the next turn hears, or left for
     the assistant to decide about, by the room's reply policy. `rate`: (messages, seconds) allowed;
-    `dropped`: attachments whose bytes went to make room for these."""
+    `dropped`: attachments whose bytes went to make room for these; `replying_to`: the id of the message
+    it replies to, quoted as it is now (a deleted one as "a deleted message")."""
     state = change.state
     participant = state.participants.get(participant_id)
     if participant is None or state.closed:
         raise MessageRefused(GONE)
+    quote = None if replying_to is None else quote_of(_said_message(change, replying_to, "nothing was sent"))
     check_rate(change, participant_id, *rate, clock)
     asks = state.policy is ReplyPolicy.EVERY_MESSAGE or mentions(text, assistant_name)
     deciding = state.policy is ReplyPolicy.WHEN_HELPFUL and not asks
@@ -90,9 +100,12 @@ def post(
         participant_id=participant_id,
         status=Status.QUEUED if asks else Status.COMPLETE,
         attachments=tuple(attachments),
+        quote=quote,
     )
     for attachment in attachments:
         state.attachment_messages[attachment.id] = message.id
+    if quote is not None:
+        state.quoted_by.setdefault(quote.id, []).append(message.id)
     mark_dropped(change, dropped)
     if asks and state.undecided:  # a mention answers now: what was said before it goes along
         state.context.extend(state.undecided)
@@ -133,3 +146,130 @@ def stop(change: RoomChange, participant_id: str, turn_number: int | None, now: 
         change.nothing()
         return
     end_turn(change, now, stopped_by=participant.nickname)
+
+
+# --- replies, reactions and taking a message back ----------------------------------------------------
+
+
+def quote_of(message: Message) -> Quote:
+    """What a reply shows of the message it answers: its author and first line, at most QUOTE_CHARS."""
+    if message.deleted:
+        return Quote(message.id, "", "")
+    lines = message.text.strip().splitlines()
+    first = lines[0].strip() if lines else ""
+    if len(first) > QUOTE_CHARS:
+        first = first[: QUOTE_CHARS - 1].rstrip() + "…"
+    return Quote(message.id, message.author, first)
+
+
+def _said_message(change: RoomChange, message_id: int, outcome: str = "nothing changed") -> Message:
+    """The message a person points at (to reply, react or delete): one a person or the assistant said."""
+    if not isinstance(message_id, int) or not 1 <= message_id <= change.state.message_count:
+        raise MessageRefused(NO_SUCH_MESSAGE.format(outcome=outcome))
+    message = change.message(message_id)
+    if message.role is Role.SYSTEM:
+        raise MessageRefused(ROOM_NOTE.format(outcome=outcome))
+    return message
+
+
+def toggled(
+    reactions: tuple[tuple[str, tuple[str, ...]], ...], emoji: str, nickname: str
+) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """`reactions` with `nickname`'s `emoji` added, or taken away if it was there; in REACTIONS order,
+    none empty."""
+    who = dict(reactions)
+    names = who.get(emoji, ())
+    who[emoji] = tuple(n for n in names if n != nickname) if nickname in names else (*names, nickname)
+    return tuple((e, who[e]) for e in REACTIONS if who.get(e))
+
+
+def react(
+    change: RoomChange,
+    participant_id: str,
+    message_id: int,
+    emoji: str,
+    *,
+    rate: tuple[int, float],
+    clock: float,
+) -> None:
+    """A person puts a reaction on a message, or takes theirs away (one of each per person). The model
+    never sees reactions; they count against the person's flood limit like messages."""
+    state = change.state
+    participant = state.participants.get(participant_id)
+    if participant is None or state.closed:
+        raise MessageRefused(GONE)
+    if emoji not in REACTIONS:
+        raise MessageRefused(NOT_A_REACTION)
+    message = _said_message(change, message_id)
+    if message.deleted:
+        raise MessageRefused(DELETED)
+    check_rate(change, participant_id, *rate, clock)
+    change.put(replace(message, reactions=toggled(message.reactions, emoji, participant.nickname)))
+
+
+def delete(
+    change: RoomChange, participant_id: str, message_id: int, *, rate: tuple[int, float], clock: float
+) -> tuple[str, ...]:
+    """A person takes back their own message: everyone sees "message deleted" in its place; its text,
+    files, quote and reactions go, and replies quoting it show "a deleted message". Still waiting, it
+    leaves the queue; already seen by the assistant (or being answered), it is kept in `to_forget` for
+    the worker to take out of the conversation. Returns the ids of its files, whose bytes the room drops."""
+    state = change.state
+    if participant_id not in state.participants or state.closed:
+        raise MessageRefused(GONE)
+    message = _said_message(change, message_id)
+    if message.participant_id != participant_id:
+        raise MessageRefused(ONLY_AUTHOR)
+    if message.deleted:  # pressed twice, or in two tabs: it is gone already
+        change.nothing()
+        return ()
+    check_rate(change, participant_id, *rate, clock)
+    change.put(
+        replace(
+            message,
+            text="",
+            attachments=(),
+            quote=None,
+            reactions=(),
+            deleted=True,
+            status=Status.COMPLETE,
+        )
+    )
+    _unquote(change, message)
+    for attachment in message.attachments:
+        state.attachment_messages.pop(attachment.id, None)
+    if not _unqueue(state, message_id):
+        state.to_forget.append(message)
+    return tuple(a.id for a in message.attachments)
+
+
+def _unquote(change: RoomChange, message: Message) -> None:
+    """Replies quoting the message show "a deleted message"; its own quote is no longer a reply's."""
+    state = change.state
+    for reply in change.messages(state.quoted_by.pop(message.id, [])):
+        if reply.quote is not None and reply.quote.id == message.id:
+            change.put(replace(reply, quote=Quote(message.id, "", "")))
+    if message.quote is not None and message.id in state.quoted_by.get(message.quote.id, []):
+        replies = [i for i in state.quoted_by[message.quote.id] if i != message.id]
+        if replies:
+            state.quoted_by[message.quote.id] = replies
+        else:
+            del state.quoted_by[message.quote.id]
+
+
+def _unqueue(state: RoomState, message_id: int) -> bool:
+    """Take the message out of whatever waits for the assistant; True if it was waiting there, never
+    sent. One in the turn being answered went to the model: it leaves the turn (a failed turn must not
+    send it again), and it is not "waiting"."""
+    waiting = False
+    for ids in (state.queue, state.undecided, state.context, state.carried_over):
+        if message_id in ids:
+            ids.remove(message_id)
+            waiting = True
+    turn = state.turn
+    if turn is not None:
+        for ids in (turn.message_ids, turn.context_ids):
+            if message_id in ids:
+                ids.remove(message_id)
+                waiting = False
+    return waiting

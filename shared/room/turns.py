@@ -183,6 +183,18 @@ def finish_turn(
     return tokens
 
 
+def forgotten(change: RoomChange, fence: int | None, message_ids: list[int]) -> bool:
+    """The worker took these deleted messages out of the conversation (or gave up): they leave
+    `to_forget`. False if this worker no longer writes the room's turns."""
+    state = change.state
+    left = [m for m in state.to_forget if m.id not in message_ids]
+    if fence is None or state.fence != fence or len(left) == len(state.to_forget):
+        change.nothing()
+        return False
+    state.to_forget = left
+    return True
+
+
 def set_conversation(change: RoomChange, conversation: str, fence: int | None) -> bool:
     """Keep the conversation the worker opened; False if the room closed or another worker took it."""
     state = change.state

@@ -112,6 +112,13 @@ class RoomState:
     undecided: list[int] = field(default_factory=list)
     batches_answered: int = 0
     batches_passed: int = 0
+    # Replies by what they quote (message id -> ids of the messages replying to it), so taking a message
+    # back blanks its quotes without reading the whole room.
+    quoted_by: dict[int, list[int]] = field(default_factory=dict)
+    # Messages taken back after the assistant saw them, as they were sent (the room no longer has their
+    # text): the worker takes them out of the conversation before its next turn, then drops them here.
+    # Kept in the state so a process that dies before that leaves the job to the next worker.
+    to_forget: list[Message] = field(default_factory=list)
     # The ids of the last changes committed (Redis): a change whose EXEC committed but whose reply was
     # lost finds its id here when it runs again, and is not made twice.
     recent_changes: list[str] = field(default_factory=list)
@@ -221,13 +228,14 @@ class RoomChange:
         return self.messages([message_id])[0]
 
     def history(self, before_id: int, limit: int) -> tuple[Message, ...]:
-        """The last `limit` messages from people and the assistant before message `before_id`."""
+        """The last `limit` messages from people and the assistant before message `before_id` (none that
+        its author took back)."""
         found: list[Message] = []
         end = before_id - 1
         while end >= 1 and len(found) < limit:
             start = max(1, end - 2 * limit + 1)
             chunk = self.messages(list(range(start, end + 1)))
-            found = [m for m in chunk if m.role is not Role.SYSTEM] + found
+            found = [m for m in chunk if m.role is not Role.SYSTEM and not m.deleted] + found
             end = start - 1
         return tuple(found[-limit:])
 

@@ -232,13 +232,37 @@ class ReplyWorker(threading.Thread):
             room.settle_batch(self.fence, batch, decision)
         return True
 
+    def _forget(self) -> bool:
+        """Take messages their authors deleted out of the conversation, between turns (never while a
+        response runs on it); False if there were none, or the room could not be told."""
+        room, fence = self.room, self.fence
+        messages = room.to_forget(fence) if fence is not None else []
+        if not messages:
+            return False
+        conversation = room.conversation()
+        if conversation is not None:  # none open: the next one never holds them
+            try:
+                room.assistant.forget(conversation, messages)
+            except Exception as error:
+                # Tried once: a failing server would otherwise hold every turn behind it. Everyone is told.
+                log.warning("room %s: taking %d deleted messages back failed", room.name, len(messages))
+                failure = _failure_text(room.settings.assistant_name, error)
+                failure = failure.replace("could not reply", "could not forget a deleted message")
+                with contextlib.suppress(ChatError):
+                    room.notice(f"{failure.rstrip('.')}; it may still remember it.", failure=True)
+        try:
+            return room.forgot(fence, [m.id for m in messages])
+        except (RoomClosed, StoreUnavailable):
+            return False
+
     def _answer_one_turn(self) -> bool:
-        """Decide about a batch if there is one, then answer the queued messages in one turn; False if
-        there was nothing to do."""
+        """Take deleted messages out of the conversation, decide about a batch if there is one, then
+        answer the queued messages in one turn; False if there was nothing to do."""
+        forgot = self._forget()
         decided = self._decide()
         turn = self._start_turn()
         if turn is None:
-            return decided
+            return decided or forgot
         if self._over_budget(turn):
             return True
         conversation = self._open_conversation()

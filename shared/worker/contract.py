@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Protocol
 if TYPE_CHECKING:
     from shared.assistant import Assistant
     from shared.config import Settings
-    from shared.messages import Batch, Decision, Turn
+    from shared.messages import Batch, Decision, Message, Turn
     from shared.store import Growth, Store
 
 
@@ -59,5 +59,12 @@ class WorkerRoom(Protocol):
     def notice(self, text: str, *, failure: bool = False) -> None: ...
     def record_usage(self, usage: dict[str, int]) -> None: ...
     def tokens_today(self) -> int: ...
+    def to_forget(self, fence: int | None = None) -> list[Message]:
+        """Messages their authors deleted after the assistant saw them, as they were sent (with `fence`,
+        none unless that worker writes the room's turns)."""
+
+    def forgot(self, fence: int | None, message_ids: list[int]) -> bool:
+        """Those messages are out of the conversation (or the worker gave up on them)."""
+
     def take_batch(self, fence: int | None) -> Batch | None: ...
     def settle_batch(self, fence: int | None, batch: Batch, decision: Decision) -> bool: ...
