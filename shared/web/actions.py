@@ -2,9 +2,11 @@
 to it, and delete their own; and, above the chat box, the message they are replying to or about to delete.
 
 Each message has one row of pills for all of it (one element, not seven buttons). The row is drawn inside
-the live run and redrawn there when its reactions change, so each drawing has a key of its own
-(`act-<message id>-<n>`, n counting this run's drawings of it); a click is handled by the callback the
-drawing carries, which Streamlit runs before the rerun, whichever drawing was clicked.
+the live run and redrawn there when its reactions change, so each redraw needs a key of its own
+(`act-<message id>-<n>`); a click is handled by the callback the drawing carries, which Streamlit runs
+before the rerun, whichever drawing was clicked. A new run draws the row first with the key the page
+shows (`Session.menu_drawings`): the browser keeps an earlier run's keyed element that a new run puts
+another element in place of, beside it, until the run ends, and a live run never does.
 """
 
 from __future__ import annotations

@@ -63,7 +63,7 @@ class Conversation:
     ):
         self.room, self.my_id, self.settings, self.container = room, my_id, settings, container
         self.my_name = my_name  # their own reactions show selected
-        self.menus: dict[int, int] = {}  # how many times this run drew each message's row of actions
+        self.menus: set[int] = set()  # the messages whose row of actions this run drew
         self.stream = session.stream_replies
         self.word_delay = settings.word_delay_ms / 1000
         self.first_shown = 0  # older messages are not on this page
@@ -167,12 +167,14 @@ class Conversation:
         self.drawn[message_id] = redraw(slot, drawn, parts, self.room.attachments, self._draw_menu)
 
     def _draw_menu(self, slot: DeltaGenerator, row: Menu | None) -> None:
-        """A message's row of actions; each drawing in this run gets a key of its own."""
+        """A message's row of actions: first with the key the page shows, then a new key per redraw."""
         if row is None:
             slot.empty()
             return
-        drawing = self.menus.get(row.message_id, 0)
-        self.menus[row.message_id] = drawing + 1
+        shown = session.menu_drawings
+        drawing = shown.get(row.message_id, 0) + (row.message_id in self.menus)
+        shown[row.message_id] = drawing
+        self.menus.add(row.message_id)
         draw_menu(slot, row, drawing, self.room, self.my_id)
 
     def _placeholder(self, message_id: int) -> DeltaGenerator:

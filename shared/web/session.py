@@ -68,6 +68,9 @@ class Session:
     replying_to = Key[tuple[int, str, str] | None](
         "(message id, author, first line): the message this person's next message replies to."
     )
+    menu_drawings = Key[dict[int, int]](
+        "Message id -> n of the key (`act-<id>-<n>`) its row of actions has on the page now.", made=dict
+    )
     deleting = Key[tuple[int, str] | None]("(message id, first line): their message they asked to delete.")
     # --- the conversation (shared/web/conversation.py) ---
     shown_limit = Key[int | None]("How many of the latest messages the chat page shows (grows by a page).")

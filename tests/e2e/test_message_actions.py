@@ -18,9 +18,30 @@ def bubble(page, text: str):
     return page.locator(MESSAGE).filter(has_text=text)
 
 
-def pill(page, text: str, name: str):
-    """A pill (reaction, Reply, Delete) under the message holding `text`, by its label's start."""
-    return bubble(page, text).get_by_role("button", name=re.compile("^" + re.escape(name)))
+class Pills:
+    """The pills (reactions, Reply, Delete) under one message whose label ends with `name` ("👍 1",
+    "Reply"): Streamlit draws a leading emoji or icon apart from the rest of the label."""
+
+    def __init__(self, page, text: str, name: str):
+        self.buttons = bubble(page, text).get_by_role("button")
+        self.name = re.sub(r"\s+", "", name)
+
+    def matching(self) -> list[int]:
+        """The indexes of the pills that match (read at once: the row may be redrawn meanwhile)."""
+        texts = self.buttons.evaluate_all("buttons => buttons.map(b => b.innerText)")
+        return [i for i, text in enumerate(texts) if re.sub(r"\s+", "", text).endswith(self.name)]
+
+    def count(self) -> int:
+        return len(self.matching())
+
+    def click(self) -> None:
+        wait_until(lambda: self.count() == 1, DEADLINE_SECONDS, f"the pill {self.name}")
+        self.buttons.nth(self.matching()[0]).click()
+
+
+def pill(page, text: str, name: str) -> Pills:
+    """The pill labelled `name` under the message holding `text`."""
+    return Pills(page, text, name)
 
 
 def only_when_mentioned(alice, bob) -> None:
