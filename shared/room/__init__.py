@@ -6,6 +6,7 @@ The rules are written once, as plain functions over one change to the room's sta
 - `talk`: posting and its limits, the reply policy, Stop;
 - `turns`: a worker taking the room, starting a turn, beginning and ending its reply, counting tokens,
   the conversation;
+- `dress`: what the reply carries besides its words (what the assistant is doing, sources, pictures);
 - `closing`: closing the room, for good or once it is idle and empty;
 - `hosting`: the room's instructions, its host, removing people and locking the room;
 - `decisions`: reply policy "When it can help", whether the assistant answers a batch of messages.
