@@ -2,15 +2,17 @@
 
 Every message appears exactly once, in order, with its author, role, time and status. Attached files are
 listed (Markdown) or described (JSON: name, type, size, picture size); their bytes stay with the room.
+A picture the assistant drew is listed like an attached file; the web pages a reply cites follow it.
 """
 
 from __future__ import annotations
 
 import json
 from datetime import datetime
+from urllib.parse import quote
 
 from shared.attachments import kind_and_size
-from shared.messages import Attachment, Message, Role, Status
+from shared.messages import Attachment, Message, Role, Source, Status
 from shared.room import RoomView
 
 
@@ -35,6 +37,19 @@ def _file_line(attachment: Attachment) -> str:
     return f"- attached `{name}` ({kind_and_size(attachment)}{pixels}){gone}"
 
 
+SAFE_IN_ADDRESSES = ":/?#@!$&'()*+,;=%~-._"  # what a cited address keeps as it is in `<...>`
+
+
+def _source_line(source: Source) -> str:
+    title = (source.title or source.url).replace("`", "'")
+    return f"- source: `{title}` <{quote(source.url, safe=SAFE_IN_ADDRESSES)}>"
+
+
+def _shown(message: Message) -> bool:
+    """Not an assistant's reply with nothing in it yet (no words, no picture)."""
+    return not (message.role is Role.ASSISTANT and not message.text and not message.attachments)
+
+
 def to_json(view: RoomView) -> str:
     return json.dumps(
         {
@@ -52,9 +67,14 @@ def to_json(view: RoomView) -> str:
                     **({"reply_to": list(m.reply_to)} if m.reply_to else {}),
                     **({"stopped_by": m.stopped_by} if m.stopped_by else {}),
                     **({"attachments": [_file(a) for a in m.attachments]} if m.attachments else {}),
+                    **(
+                        {"sources": [{"url": s.url, "title": s.title} for s in m.sources]}
+                        if m.sources
+                        else {}
+                    ),
                 }
                 for m in view.messages
-                if not (m.role is Role.ASSISTANT and not m.text)
+                if _shown(m)
             ],
         },
         ensure_ascii=False,
@@ -72,7 +92,7 @@ def to_markdown(view: RoomView) -> str:
             "",
         ]
     for m in view.messages:
-        if m.role is Role.ASSISTANT and not m.text:
+        if not _shown(m):
             continue
         if m.role is Role.SYSTEM:
             lines += [f"*{_when(m)} · {m.text}*", ""]
@@ -85,8 +105,10 @@ def to_markdown(view: RoomView) -> str:
         # A blockquote keeps each message's own Markdown readable without letting it swallow the next.
         quoted = "\n".join("> " + line if line else ">" for line in m.text.splitlines())
         lines += [f"**{m.author}** · {_when(m)}{note}", "", quoted, ""]
-        if m.attachments:
+        if m.attachments:  # a picture the assistant drew is listed like an attached file
             lines += [*map(_file_line, m.attachments), ""]
+        if m.sources:
+            lines += [*map(_source_line, m.sources), ""]
     return "\n".join(lines)
 
 

@@ -251,3 +251,39 @@ def test_through_redis_both_processes_see_the_sources_and_the_picture(shared_red
         for hub in hubs:
             hub.shutdown()
         wait_for_workers_to_end(*(hub.store for hub in hubs))
+
+
+# --- how the page and the transcript show them ------------------------------------------------------
+
+
+def test_sources_are_links_only_for_web_addresses_and_their_titles_are_never_markup():
+    from shared.web.messages import sources_line
+
+    line = sources_line(
+        [
+            Source("https://example.org/a (b)?q=<x>", "All about *cats* [here](javascript:x)"),
+            Source("javascript:alert(1)", "click me"),
+            Source("https://example.com/", ""),
+        ]
+    )
+
+    assert (
+        "[All about \\*cats\\* \\[here\\]\\(javascript\\:x\\)](https://example.org/a%20%28b%29?q=%3Cx%3E)"
+        in line
+    )
+    assert "click me" in line and "](javascript" not in line
+    assert "(https://example.com/)" in line
+
+
+def test_the_transcript_names_the_drawn_picture_and_lists_the_sources(open_room, server):
+    from shared.transcript import to_json, to_markdown
+
+    room = open_room()
+    server.script(Search("Found it.", SOURCES[:1]), Draw(b64(png())))
+    ask(room, "look it up")
+    ask(room, "draw it")
+
+    markdown, data = to_markdown(room.view()), to_json(room.view())
+    assert "- source: `All about *cats*` <https://example.org/cats>" in markdown
+    assert "- attached `drawing-1.png` (PNG picture" in markdown
+    assert '"url": "https://example.org/cats"' in data and '"name": "drawing-1.png"' in data

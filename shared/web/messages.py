@@ -1,19 +1,21 @@
-"""How a message looks: one chat bubble per message (its header, text, attached files and a note), the
-reply being written, and times in the browser's time zone."""
+"""How a message looks: one chat bubble per message (its header, text, attached files, the sources a reply
+cites and a note), the reply being written, and times in the browser's time zone."""
 
 from __future__ import annotations
 
 import dataclasses
 import itertools
+from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
+from urllib.parse import quote, urlsplit
 from zoneinfo import ZoneInfo
 
 import streamlit as st
 
 from shared import messages
 from shared.attachments import AttachmentStore, human_size, preview
-from shared.messages import Attachment, Message, Role, Status
+from shared.messages import Attachment, Message, Role, Source, Status
 
 if TYPE_CHECKING:
     from streamlit.delta_generator import DeltaGenerator
@@ -48,6 +50,25 @@ class Parts:
     text: str = ""
     note: str | None = None
     files: tuple[Attachment, ...] = ()
+    sources: str = ""  # the web pages a reply cites, as one line of Markdown links
+
+
+# What a link's address keeps as it is: the characters of a URL that mean nothing to Markdown.
+SAFE_IN_LINKS = ":/?#@!$&'*+,;=%~-._"
+
+
+def sources_line(sources: Sequence[Source]) -> str:
+    """The pages a reply cites as Markdown links: titles escaped, and only http(s) addresses become links
+    (quoted, so no address can end the link early or carry markup); anything else is shown as text."""
+    shown = []
+    for source in sources:
+        title = escape_markdown(source.title.strip() or source.url)
+        parts = urlsplit(source.url)
+        if parts.scheme in ("http", "https") and parts.hostname:
+            shown.append(f"[{title}]({quote(source.url, safe=SAFE_IN_LINKS)})")
+        else:
+            shown.append(title)
+    return ":material/travel_explore: Sources: " + " · ".join(shown) if shown else ""
 
 
 def message_parts(message: Message, my_id: str) -> Parts:
@@ -63,7 +84,10 @@ def message_parts(message: Message, my_id: str) -> Parts:
             Status.STOPPED: f":material/stop_circle: Stopped by {escape_markdown(message.stopped_by)}.",
         }.get(message.status)
         header = f"**{escape_markdown(message.author)}** · {when}" + (f" · to {to}" if to else "")
-        return Parts(Role.ASSISTANT, header, message.text, note)
+        # A picture the assistant drew shows like an attached one.
+        return Parts(
+            Role.ASSISTANT, header, message.text, note, message.attachments, sources_line(message.sources)
+        )
     mine = message.participant_id == my_id
     note = {
         Status.QUEUED: ":material/schedule: waiting for the assistant",
@@ -87,11 +111,12 @@ class Drawn:
     header: DeltaGenerator | None = None  # None: a system line, redrawn whole
     text: DeltaGenerator | None = None
     note: DeltaGenerator | None = None
+    sources: DeltaGenerator | None = None
 
 
 def draw(parts: Parts, files: AttachmentStore | None = None) -> Drawn:
-    """A bubble always holds the same elements (header, text, one per attached file, note), so a redraw
-    in place replaces each of them and leaves no old note behind."""
+    """A bubble always holds the same elements (header, text, one per attached file, sources, note), so a
+    redraw in place replaces each of them and leaves no old note behind."""
     if parts.who is Role.SYSTEM:
         st.caption(parts.header)
         return Drawn(parts)
@@ -102,10 +127,13 @@ def draw(parts: Parts, files: AttachmentStore | None = None) -> Drawn:
         text.markdown(parts.text)
         for file in parts.files:
             attachment(file, files)
+        sources = st.empty()
+        if parts.sources:
+            sources.caption(parts.sources)
         note = st.empty()
         if parts.note:
             note.caption(parts.note)
-    return Drawn(parts, header, text, note)
+    return Drawn(parts, header, text, note, sources)
 
 
 def redraw(slot: DeltaGenerator, drawn: Drawn | None, parts: Parts, files: AttachmentStore | None) -> Drawn:
@@ -129,6 +157,11 @@ def redraw(slot: DeltaGenerator, drawn: Drawn | None, parts: Parts, files: Attac
         drawn.header.caption(parts.header)
     if parts.text != drawn.parts.text:
         drawn.text.markdown(parts.text)
+    if parts.sources != drawn.parts.sources and drawn.sources is not None:
+        if parts.sources:
+            drawn.sources.caption(parts.sources)
+        else:
+            drawn.sources.empty()
     if parts.note != drawn.parts.note:
         if parts.note:
             drawn.note.caption(parts.note)
