@@ -34,8 +34,8 @@ class StatusLine:
         if status.replying_to:
             to = ", ".join(escape_markdown(n) for n in status.replying_to)
             line = f":material/edit: **{name}** is replying to {to}…"
-            if status.activity:  # a hosted tool runs: "is searching the web…", "is drawing…"
-                line = f":material/hourglass_top: **{name}** is {escape_markdown(status.activity)} (replying to {to})"
+            if status.activity:  # a hosted tool runs: "searching the web…", "drawing…"
+                line = f":material/hourglass_top: **{name}** is replying to {to} · {escape_markdown(status.activity)}"
             self.busy.caption(line + (f" · next: {waiting}" if waiting else ""))
         elif waiting:
             self.busy.caption(f":material/schedule: {waiting} · waiting for **{name}**")
