@@ -20,6 +20,8 @@ from tests.fakes import wait_for_workers_to_end, wait_until
 from tests.openai_server import Draw, OpenAIServer, Search
 from tests.test_openai_assistant import NOW, make_assistant, person, settings_for
 
+pytestmark = pytest.mark.promise_hosted_tools
+
 SOURCES = (
     ("https://example.org/cats", "All about *cats*"),
     ("https://example.com/whiskers", "Whiskers [and] more"),
@@ -166,6 +168,19 @@ def test_everyone_sees_searching_the_web_while_it_runs(open_room, server):
 
     assert room.view().status.activity == ""
     assert [m for m in room.view().messages if m.role is Role.ASSISTANT][-1].text == "Found it."
+
+
+def test_stop_while_searching_ends_the_turn_and_clears_what_the_assistant_was_doing(open_room, server):
+    room = open_room()
+    server.script(Search("Too late.", SOURCES, seconds=30.0))
+
+    room.post(person("Alice"), "look it up")
+    wait_until(lambda: room.view().status.activity == SEARCHING, "the search to start")
+    room.stop_reply(person("Alice"))
+
+    reply = [m for m in room.view().messages if m.role is Role.ASSISTANT][-1]
+    assert (reply.status, reply.activity, reply.stopped_by) == (Status.STOPPED, "", "Alice")
+    assert room.view().status.activity == "" and not room.busy
 
 
 def test_a_drawn_picture_is_kept_like_an_attachment_on_the_reply(open_room, server):

@@ -17,7 +17,7 @@ from tests.e2e.conftest import ARTIFACTS, DEADLINE_SECONDS, wait_until
 from tests.e2e.test_two_people import join, main_text, reply_text, send, turn_over
 from tests.openai_server import API_KEY, Draw, Search
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.promise_hosted_tools]
 
 SOURCES = (
     ("https://example.org/cats", "All about cats"),
