@@ -115,8 +115,8 @@ class Drawn:
 
 
 def draw(parts: Parts, files: AttachmentStore | None = None) -> Drawn:
-    """A bubble always holds the same elements (header, text, one per attached file, sources, note), so a
-    redraw in place replaces each of them and leaves no old note behind."""
+    """A bubble always holds the same elements (header, text, one per attached file, a reply's sources,
+    note), so a redraw in place replaces each of them and leaves no old note behind."""
     if parts.who is Role.SYSTEM:
         st.caption(parts.header)
         return Drawn(parts)
@@ -127,8 +127,8 @@ def draw(parts: Parts, files: AttachmentStore | None = None) -> Drawn:
         text.markdown(parts.text)
         for file in parts.files:
             attachment(file, files)
-        sources = st.empty()
-        if parts.sources:
+        sources = st.empty() if parts.who is Role.ASSISTANT else None  # only a reply cites pages
+        if sources is not None and parts.sources:
             sources.caption(parts.sources)
         note = st.empty()
         if parts.note:
