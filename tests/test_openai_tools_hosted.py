@@ -229,6 +229,7 @@ def test_a_drawing_that_is_no_picture_is_refused_with_a_sentence_and_the_room_go
 
     reply = ask(room, "draw a cat")
 
+    assert system_lines(room)[-1].startswith("CatGPT could not reply: ")
     assert sentence in system_lines(room)[-1]
     assert not reply.attachments
     assert room.attachments.size == 0

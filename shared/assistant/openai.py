@@ -277,7 +277,7 @@ def _sources(item: Any) -> list[Source]:
     ]
 
 
-def _picture(item: Any, number: int, assistant: str) -> Picture:
+def _picture(item: Any, number: int) -> Picture:
     """The picture an `image_generation_call` made; AssistantError if there is none, or it is no picture.
 
     Only a first look: the worker checks it as it checks a person's attachment before the room keeps it.
@@ -285,17 +285,17 @@ def _picture(item: Any, number: int, assistant: str) -> Picture:
     if item.status == "failed" or not item.result:
         error = getattr(item, "error", None)
         why = f": {error.message}" if error is not None and error.message else ""
-        raise AssistantError(f"{assistant} could not draw the picture{why}.", delivered=True)
+        raise AssistantError(f"The picture could not be drawn{why}.", delivered=True)
     try:
         data = base64.b64decode(item.result, validate=True)
     except (binascii.Error, ValueError) as error:
         raise AssistantError(
-            f"The picture {assistant} drew arrived unreadable (not base64).", delivered=True
+            "The picture it drew arrived unreadable (not base64).", delivered=True
         ) from error
     mime = sniff(data)
     if mime is None or not mime.startswith("image/"):
         raise AssistantError(
-            f"What {assistant} drew was not a PNG, JPEG, GIF or WebP picture, so it was not shown.",
+            "What it drew was not a PNG, JPEG, GIF or WebP picture, so it is not shown.",
             delivered=True,
         )
     extension = KINDS[mime].split()[0].lower()
@@ -503,7 +503,7 @@ class OpenAIAssistant:
                     yield from self._doing("", progress)
                     if event.item.type == "image_generation_call":
                         progress.pictures += 1
-                        yield _picture(event.item, progress.pictures, self.name)
+                        yield _picture(event.item, progress.pictures)
                 elif event.type == "response.output_item.done":
                     if event.item.type == "message":
                         yield from self._cite(_sources(event.item), progress)

@@ -186,7 +186,7 @@ class ReplyWorker(threading.Thread):
         try:
             writing, made = self.room.dress_reply(turn, self.fence, **dressing)
         except AttachmentRefused as refused:
-            raise AssistantError(f"the picture it drew was refused: {refused}", delivered=True) from None
+            raise AssistantError(f"The picture it drew was refused: {refused}", delivered=True) from None
         except RoomClosed:
             return False
         except StoreUnavailable:
