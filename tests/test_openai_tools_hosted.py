@@ -15,10 +15,13 @@ from shared.assistant.openai import DRAWING, SEARCHING, OpenAIAssistant
 from shared.hub import Hub
 from shared.messages import Activity, Message, Picture, Role, Source, Status, Turn
 from shared.room import Room
+from shared.room.dress import dress_reply
+from shared.room.turns import end_turn
 from shared.store.redis import RedisStore
 from tests.fakes import wait_for_workers_to_end, wait_until
 from tests.openai_server import Draw, OpenAIServer, Search
 from tests.test_openai_assistant import NOW, make_assistant, person, settings_for
+from tests.test_room_rules import FENCE, HeldRoom
 
 pytestmark = pytest.mark.promise_hosted_tools
 
@@ -303,3 +306,43 @@ def test_the_transcript_names_the_drawn_picture_and_lists_the_sources(open_room,
     assert "- source: `All about *cats*` <https://example.org/cats>" in markdown
     assert "- attached `drawing-1.png` (PNG picture" in markdown
     assert '"url": "https://example.org/cats"' in data and '"name": "drawing-1.png"' in data
+
+
+# --- the rule alone (no room, store or worker behind it) -----------------------------------------
+
+
+def held_turn() -> tuple[HeldRoom, Turn]:
+    held = HeldRoom()
+    held.state.fence = FENCE
+    held.join("Alice")
+    held.post("Alice", "look it up")
+    turn = held.start_turn()
+    assert turn is not None
+    return held, turn
+
+
+def dress(held: HeldRoom, turn: Turn, fence: int | None = FENCE, **dressing) -> tuple[bool, int | None]:
+    dressing = {"activity": None, "sources": (), "pictures": (), "dropped": (), **dressing}
+    return held.run(dress_reply, turn, fence, author="CatGPT", now=NOW, **dressing)
+
+
+def test_an_activity_before_any_words_makes_the_reply_and_each_source_is_kept_once():
+    held, turn = held_turn()
+
+    writing, reply_id = dress(held, turn, activity=SEARCHING)
+    dress(held, turn, sources=[Source("https://a.example/", "A")])
+    dress(held, turn, sources=[Source("https://a.example/", "A again"), Source("https://b.example/")])
+
+    reply = held.messages[reply_id]
+    assert writing and reply_id == held.state.reply_id
+    assert (reply.text, reply.status, reply.activity) == ("", Status.STREAMING, SEARCHING)
+    assert [s.url for s in reply.sources] == ["https://a.example/", "https://b.example/"]
+    held.run(end_turn, NOW)
+    assert held.messages[reply_id].activity == ""
+
+
+def test_a_worker_that_no_longer_writes_the_turn_dresses_nothing():
+    held, turn = held_turn()
+
+    assert dress(held, turn, FENCE + 1, activity=DRAWING) == (False, None)
+    assert held.last.skip and held.state.reply_id is None
