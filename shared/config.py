@@ -63,6 +63,9 @@ class Settings:
     max_room_attachments_mb: int = 100
     max_rooms: int = 100
     daily_token_budget: int = 0
+    # OpenAI's hosted tools, each off by default: every use is billed on top of the tokens.
+    web_search: bool = False
+    image_generation: bool = False
 
     @property
     def offline(self) -> bool:
@@ -131,6 +134,21 @@ def _text(max_chars: int) -> Callable[[str], str]:
     return parse
 
 
+_ON = ("on", "true", "yes", "1")
+_OFF = ("off", "false", "no", "0")
+
+
+def _switch(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value not in _ON + _OFF:
+        raise ValueError
+    return value in _ON
+
+
+_switch.allowed = "`on` or `off`"  # type: ignore[attr-defined]
+_switch.rules = ("`on`", "`off`")  # type: ignore[attr-defined]
+
+
 def _url(raw: str) -> str:
     value = raw.strip()
     if not value.startswith(("http://", "https://")) or not urlsplit(value).hostname or " " in value:
@@ -182,6 +200,8 @@ PARSERS: dict[str, Callable[[str], Any]] = {
     "MAX_ROOM_ATTACHMENTS_MB": _integer(1, 10_000),
     "MAX_ROOMS": _integer(1, 10_000),
     "DAILY_TOKEN_BUDGET": _integer(0, 1_000_000_000, zero="no budget"),
+    "WEB_SEARCH": _switch,
+    "IMAGE_GENERATION": _switch,
 }
 assert set(PARSERS) == {f.name.upper() for f in fields(Settings)}
 

@@ -4,15 +4,17 @@ Every message appears exactly once, in order, with its author, role, time and st
 replies to (quoted), and who reacted how; a message its author took back appears as "message deleted".
 Attached files are listed (Markdown) or described (JSON: name, type, size, picture size); their bytes
 stay with the room.
+A picture the assistant drew is listed like an attached file; the web pages a reply cites follow it.
 """
 
 from __future__ import annotations
 
 import json
 from datetime import datetime
+from urllib.parse import quote
 
 from shared.attachments import kind_and_size
-from shared.messages import Attachment, Message, Quote, Role, Status
+from shared.messages import Attachment, Message, Quote, Role, Source, Status
 from shared.room import RoomView
 
 
@@ -54,6 +56,19 @@ def _reactions_line(message: Message) -> str:
     return " ".join(f"({emoji} {', '.join(names)})" for emoji, names in message.reactions)
 
 
+SAFE_IN_ADDRESSES = ":/?#@!$&'()*+,;=%~-._"  # what a cited address keeps as it is in `<...>`
+
+
+def _source_line(source: Source) -> str:
+    title = (source.title or source.url).replace("`", "'")
+    return f"- source: `{title}` <{quote(source.url, safe=SAFE_IN_ADDRESSES)}>"
+
+
+def _shown(message: Message) -> bool:
+    """Not an assistant's reply with nothing in it yet (no words, no picture)."""
+    return not (message.role is Role.ASSISTANT and not message.text and not message.attachments)
+
+
 def to_json(view: RoomView) -> str:
     return json.dumps(
         {
@@ -74,9 +89,14 @@ def to_json(view: RoomView) -> str:
                     **({"replying_to": _quote(m.quote)} if m.quote else {}),
                     **({"reactions": {e: list(names) for e, names in m.reactions}} if m.reactions else {}),
                     **({"deleted": True} if m.deleted else {}),
+                    **(
+                        {"sources": [{"url": s.url, "title": s.title} for s in m.sources]}
+                        if m.sources
+                        else {}
+                    ),
                 }
                 for m in view.messages
-                if not (m.role is Role.ASSISTANT and not m.text)
+                if _shown(m)
             ],
         },
         ensure_ascii=False,
@@ -94,7 +114,7 @@ def to_markdown(view: RoomView) -> str:
             "",
         ]
     for m in view.messages:
-        if m.role is Role.ASSISTANT and not m.text:
+        if not _shown(m):
             continue
         if m.role is Role.SYSTEM:
             lines += [f"*{_when(m)} · {m.text}*", ""]
@@ -112,8 +132,10 @@ def to_markdown(view: RoomView) -> str:
             lines += [_quote_line(m.quote), ""]
         # A blockquote keeps each message's own Markdown readable without letting it swallow the next.
         lines += ["\n".join("> " + line if line else ">" for line in m.text.splitlines()), ""]
-        if m.attachments:
+        if m.attachments:  # a picture the assistant drew is listed like an attached file
             lines += [*map(_file_line, m.attachments), ""]
+        if m.sources:
+            lines += [*map(_source_line, m.sources), ""]
         if m.reactions:
             lines += [_reactions_line(m), ""]
     return "\n".join(lines)

@@ -42,6 +42,27 @@ class CallFunction:
 
 
 @dataclass(frozen=True)
+class Search:
+    """Search the web (a `web_search_call`, `seconds` long), then reply with `text` citing `sources`
+    ((url, title) pairs) as `url_citation` annotations."""
+
+    text: str
+    sources: tuple[tuple[str, str], ...]
+    query: str = "what was asked"
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class Draw:
+    """Draw a picture (an `image_generation_call`, `seconds` long, whose `result` is `picture_b64`, one
+    partial image first), then reply with `text`."""
+
+    picture_b64: str
+    text: str = "Here it is."
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
 class Refuse:
     """Answer with an HTTP error before anything is streamed."""
 
@@ -347,6 +368,10 @@ class OpenAIServer:
         for index, item in enumerate(planned):
             if item["type"] == "function_call":
                 stream.function_call(index, item)
+            elif item["type"] == "web_search_call":
+                stream.web_search(index, item, behaviour.seconds)
+            elif item["type"] == "image_generation_call":
+                stream.image_generation(index, item, behaviour.seconds)
             elif not stream.message(index, item, behaviour if isinstance(behaviour, BreakOff) else None):
                 return stream.break_off(behaviour.how, response)
             response["output"].append(self._keep(conversation, item))
@@ -367,6 +392,38 @@ class OpenAIServer:
             return (
                 [_message(self._new_id("msg"), behaviour.text_before)] if behaviour.text_before else []
             ) + [call]
+        if isinstance(behaviour, Search):
+            search = {
+                "type": "web_search_call",
+                "id": self._new_id("ws"),
+                "status": "completed",
+                "action": {
+                    "type": "search",
+                    "query": behaviour.query,
+                    "sources": [{"type": "url", "url": url} for url, _ in behaviour.sources],
+                },
+            }
+            citations = [
+                {
+                    "type": "url_citation",
+                    "url": url,
+                    "title": title,
+                    "start_index": 0,
+                    "end_index": len(behaviour.text),
+                }
+                for url, title in behaviour.sources
+            ]
+            return [search, _message(self._new_id("msg"), behaviour.text, citations)]
+        if isinstance(behaviour, Draw):
+            drawing = {
+                "type": "image_generation_call",
+                "id": self._new_id("ig"),
+                "status": "completed",
+                "result": behaviour.picture_b64,
+                "output_format": "png",
+                "revised_prompt": "a picture",
+            }
+            return [drawing, _message(self._new_id("msg"), behaviour.text)]
         text = behaviour.text if isinstance(behaviour, Say) else default_reply(items)
         return [_message(self._new_id("msg"), text)]
 
@@ -455,13 +512,13 @@ def _unanswered_calls(earlier: list[dict[str, Any]], new: list[dict[str, Any]]) 
     return None
 
 
-def _message(item_id: str, text: str) -> dict[str, Any]:
+def _message(item_id: str, text: str, annotations: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     return {
         "type": "message",
         "id": item_id,
         "role": "assistant",
         "status": "completed",
-        "content": [{"type": "output_text", "text": text, "annotations": []}],
+        "content": [{"type": "output_text", "text": text, "annotations": annotations or []}],
     }
 
 
@@ -504,7 +561,7 @@ class _EventStream:
 
     def message(self, index: int, item: dict[str, Any], breaking: BreakOff | None) -> bool:
         """Stream a message item; False if `breaking` stopped it partway."""
-        text = item["content"][0]["text"]
+        text, annotations = item["content"][0]["text"], item["content"][0]["annotations"]
         ids = {"item_id": item["id"], "output_index": index}
         self.send(
             "response.output_item.added",
@@ -519,8 +576,17 @@ class _EventStream:
             if self._delay and number:  # the first words at once, as a model's first token
                 self._wait(self._delay)
             self.send("response.output_text.delta", **ids, content_index=0, delta=piece, logprobs=[])
+        for number, annotation in enumerate(annotations):
+            self.send(
+                "response.output_text.annotation.added",
+                **ids,
+                content_index=0,
+                annotation_index=number,
+                annotation=annotation,
+            )
         self.send("response.output_text.done", **ids, content_index=0, text=text, logprobs=[])
-        self.send("response.content_part.done", **ids, content_index=0, part={**part, "text": text})
+        done = {**part, "text": text, "annotations": annotations}
+        self.send("response.content_part.done", **ids, content_index=0, part=done)
         self.send("response.output_item.done", output_index=index, item=item)
         return True
 
@@ -535,6 +601,40 @@ class _EventStream:
         self.send(
             "response.function_call_arguments.done", **ids, name=item["name"], arguments=item["arguments"]
         )
+        self.send("response.output_item.done", output_index=index, item=item)
+
+    def web_search(self, index: int, item: dict[str, Any], seconds: float) -> None:
+        """A hosted web search: it runs `seconds` on the server's side; the app answers nothing."""
+        ids = {"item_id": item["id"], "output_index": index}
+        started = {
+            "type": "web_search_call",
+            "id": item["id"],
+            "status": "in_progress",
+            "action": {"type": "search"},
+        }
+        self.send("response.output_item.added", output_index=index, item=started)
+        self.send("response.web_search_call.in_progress", **ids)
+        self.send("response.web_search_call.searching", **ids)
+        self._wait(seconds)
+        self.send("response.web_search_call.completed", **ids)
+        self.send("response.output_item.done", output_index=index, item=item)
+
+    def image_generation(self, index: int, item: dict[str, Any], seconds: float) -> None:
+        """A hosted drawing: one partial image, `seconds` of drawing, then the picture in the item."""
+        ids = {"item_id": item["id"], "output_index": index}
+        started = {"type": "image_generation_call", "id": item["id"], "status": "in_progress", "result": None}
+        self.send("response.output_item.added", output_index=index, item=started)
+        self.send("response.image_generation_call.in_progress", **ids)
+        self.send("response.image_generation_call.generating", **ids)
+        self.send(
+            "response.image_generation_call.partial_image",
+            **ids,
+            partial_image_b64=item["result"],
+            partial_image_index=0,
+            output_format="png",
+        )
+        self._wait(seconds)
+        self.send("response.image_generation_call.completed", **ids)
         self.send("response.output_item.done", output_index=index, item=item)
 
     def break_off(self, how: str, response: dict[str, Any]) -> None:

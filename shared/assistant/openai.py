@@ -27,6 +27,11 @@ only where running it twice does no harm:
 - `responses.create` for a "When it can help" decision: 2 retries. Stateless too (`store: false`, no
   conversation, a structured yes/no): a retry at worst asks twice, and the room settles the batch once.
 
+OpenAI's hosted tools (`WEB_SEARCH`, `IMAGE_GENERATION`) run on OpenAI's side: the app answers no call for
+them. While one runs the reply says what the assistant is doing (`Activity`); a web search's citations
+(`url_citation` annotations) become `Source`s, and a drawn picture (base64 in its `image_generation_call`)
+a `Picture`. They are offered only in server mode: local servers have no such tools.
+
 Attached pictures go to the model as `input_image` parts and PDFs as `input_file` parts (data URLs). A
 server that refuses them (400, as local servers without vision do) is asked once more with the text alone,
 and the reply starts with one sentence saying so.
@@ -35,6 +40,7 @@ and the reply starts with one sentence saying so.
 from __future__ import annotations
 
 import base64
+import binascii
 import contextlib
 import enum
 import itertools
@@ -50,14 +56,18 @@ from urllib.parse import urlsplit
 import openai
 
 from shared.assistant import add_usage
-from shared.attachments import kind_and_size
+from shared.attachments import KINDS, kind_and_size, sniff
 from shared.errors import AssistantError, ConversationLost
 from shared.messages import (
     QUOTE_CHARS,
+    Activity,
     Batch,
     Decision,
     Message,
+    Picture,
+    ReplyPiece,
     Role,
+    Source,
     Turn,
     escape_markdown,
     nothing_missed,
@@ -136,6 +146,19 @@ DECISION_FORMAT = {
         },
     }
 }
+SEARCHING = "searching the web…"
+DRAWING = "drawing…"
+# The stream events of the hosted tools, and what the assistant is doing while they run ("" when done).
+TOOL_ACTIVITY = {
+    "response.web_search_call.in_progress": SEARCHING,
+    "response.web_search_call.searching": SEARCHING,
+    "response.web_search_call.completed": "",
+    "response.image_generation_call.in_progress": DRAWING,
+    "response.image_generation_call.generating": DRAWING,
+    "response.image_generation_call.partial_image": DRAWING,
+    "response.image_generation_call.completed": "",
+}
+HOSTED_CALLS = ("web_search_call", "image_generation_call")  # output items of tools run on OpenAI's side
 UNANSWERED = json.dumps({"status": "error", "message": "The reply stopped before this call was run."})
 
 
@@ -284,6 +307,46 @@ def _replayable(item: Any) -> dict[str, Any] | None:
     return None
 
 
+def _citations(annotations: Sequence[Any]) -> list[Source]:
+    """The web pages among an output text's annotations (its `url_citation`s)."""
+    return [Source(a.url, a.title or "") for a in annotations if getattr(a, "type", None) == "url_citation"]
+
+
+def _sources(item: Any) -> list[Source]:
+    """The web pages a finished message item cites."""
+    return [
+        source
+        for part in item.content
+        if part.type == "output_text"
+        for source in _citations(part.annotations or ())
+    ]
+
+
+def _picture(item: Any, number: int) -> Picture:
+    """The picture an `image_generation_call` made; AssistantError if there is none, or it is no picture.
+
+    Only a first look: the worker checks it as it checks a person's attachment before the room keeps it.
+    """
+    if item.status == "failed" or not item.result:
+        error = getattr(item, "error", None)
+        why = f": {error.message}" if error is not None and error.message else ""
+        raise AssistantError(f"The picture could not be drawn{why}.", delivered=True)
+    try:
+        data = base64.b64decode(item.result, validate=True)
+    except (binascii.Error, ValueError) as error:
+        raise AssistantError(
+            "The picture it drew arrived unreadable (not base64).", delivered=True
+        ) from error
+    mime = sniff(data)
+    if mime is None or not mime.startswith("image/"):
+        raise AssistantError(
+            "What it drew was not a PNG, JPEG, GIF or WebP picture, so it is not shown.",
+            delivered=True,
+        )
+    extension = KINDS[mime].split()[0].lower()
+    return Picture(data, mime, f"drawing-{number}.{extension}")
+
+
 def _call_output(call_id: str, output: str) -> dict[str, Any]:
     return {"type": "function_call_output", "call_id": call_id, "output": output}
 
@@ -307,6 +370,9 @@ class _Progress:
 
     delivered: bool = False  # the server accepted the turn's messages (a stream event arrived)
     wrote_text: bool = False
+    activity: str = ""  # what a hosted tool is doing now ("" when none runs)
+    cited: set[str] = field(default_factory=set)  # urls already yielded as sources
+    pictures: int = 0  # pictures drawn so far
     owed: dict[str, dict[str, Any]] = field(default_factory=dict)  # call id -> output not yet delivered
 
 
@@ -423,7 +489,7 @@ class OpenAIAssistant:
 
     # --- replies ---------------------------------------------------------------------------------
 
-    def reply(self, conversation: str, turn: Turn) -> Iterator[str]:
+    def reply(self, conversation: str, turn: Turn) -> Iterator[ReplyPiece]:
         progress = _Progress()
         try:
             yield from self._answer(conversation, turn, progress)
@@ -433,7 +499,7 @@ class OpenAIAssistant:
             if progress.owed and not self._local:
                 self._settle(conversation, list(progress.owed.values()))
 
-    def _answer(self, conversation: str, turn: Turn, progress: _Progress) -> Iterator[str]:
+    def _answer(self, conversation: str, turn: Turn, progress: _Progress) -> Iterator[ReplyPiece]:
         instructions = turn_instructions(self._settings.instructions, turn)
         # Without server state, every request carries the history and this turn's items so far.
         resent = [message_item(m) for m in turn.history] if self._local else []
@@ -485,8 +551,9 @@ class OpenAIAssistant:
         items: list[dict[str, Any]],
         progress: _Progress,
         turn: Turn,
-    ) -> Iterator[str]:
-        """Stream one response, yielding its text; return its output items for the next round.
+    ) -> Iterator[ReplyPiece]:
+        """Stream one response, yielding its text (and the hosted tools' activity, sources and pictures);
+        return its output items for the next round.
 
         Stopped (someone pressed Stop), it closes the stream at the next event, text or not.
         """
@@ -511,7 +578,18 @@ class OpenAIAssistant:
                         yield "\n\n"  # text after a round of tool calls starts a new paragraph
                     wrote_text = progress.wrote_text = True
                     yield event.delta
+                elif event.type in TOOL_ACTIVITY:
+                    yield from self._doing(TOOL_ACTIVITY[event.type], progress)
+                elif event.type == "response.output_text.annotation.added":
+                    yield from self._cite(_citations([event.annotation]), progress)
+                elif event.type == "response.output_item.done" and event.item.type in HOSTED_CALLS:
+                    yield from self._doing("", progress)
+                    if event.item.type == "image_generation_call":
+                        progress.pictures += 1
+                        yield _picture(event.item, progress.pictures)
                 elif event.type == "response.output_item.done":
+                    if event.item.type == "message":
+                        yield from self._cite(_sources(event.item), progress)
                     item = _replayable(event.item)
                     if item is not None:
                         output.append(item)
@@ -538,6 +616,30 @@ class OpenAIAssistant:
         return output or [item for item in map(_replayable, final.output) if item is not None]
 
     @staticmethod
+    def _doing(activity: str, progress: _Progress) -> Iterator[Activity]:
+        if activity != progress.activity:
+            progress.activity = activity
+            yield Activity(activity)
+
+    @staticmethod
+    def _cite(sources: Sequence[Source], progress: _Progress) -> Iterator[Source]:
+        """Each cited page once per reply: it is cited by its annotation event and its finished message."""
+        for source in sources:
+            if source.url not in progress.cited:
+                progress.cited.add(source.url)
+                yield source
+
+    def _hosted_tools(self) -> list[dict[str, Any]]:
+        """OpenAI's own tools the settings switch on; never in local mode, where servers have none."""
+        if self._local:
+            return []
+        settings = self._settings
+        return [
+            *([{"type": "web_search"}] if settings.web_search else []),
+            *([{"type": "image_generation"}] if settings.image_generation else []),
+        ]
+
+    @staticmethod
     def _events(stream: Any, turn: Turn) -> Iterator[Any]:
         """The stream's events; a stream closed because the turn was stopped just ends."""
         try:
@@ -554,7 +656,7 @@ class OpenAIAssistant:
             "model": self._settings.openai_model,
             "instructions": instructions,
             "input": items,
-            "tools": TOOL_SCHEMAS,
+            "tools": [*TOOL_SCHEMAS, *self._hosted_tools()],
             "stream": True,
         }
         if not self._local:

@@ -7,6 +7,7 @@ The rules are written once, as plain functions over one change to the room's sta
   reply policy, Stop;
 - `turns`: a worker taking the room, starting a turn, beginning and ending its reply, counting tokens,
   the conversation and the deleted messages it must forget;
+- `dress`: what the reply carries besides its words (what the assistant is doing, sources, pictures);
 - `closing`: closing the room, for good or once it is idle and empty;
 - `hosting`: the room's instructions, its host, removing people and locking the room;
 - `decisions`: reply policy "When it can help", whether the assistant answers a batch of messages.

@@ -14,11 +14,23 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import TYPE_CHECKING
 
-from shared.attachments import MB
+from shared.attachments import MB, check_upload
 from shared.errors import ChatError, MessageRefused, RoomClosed
-from shared.messages import Attachment, Batch, Decision, Message, Participant, ReplyPolicy, Role, Status, Turn
+from shared.messages import (
+    Attachment,
+    Batch,
+    Decision,
+    Message,
+    Participant,
+    Picture,
+    ReplyPolicy,
+    Role,
+    Source,
+    Status,
+    Turn,
+)
 from shared.nicknames import clean_nickname
-from shared.room import decisions, hosting, lifetime, presence, talk, turns
+from shared.room import decisions, dress, hosting, lifetime, presence, talk, turns
 from shared.room.mirror import Mirror
 from shared.room.seen import SeenMarks
 from shared.room.views import RoomChanges, RoomStatus, RoomView
@@ -415,6 +427,45 @@ class Room:
     def begin_reply(self, turn: Turn, fence: int | None, text: str) -> tuple[bool, int | None]:
         author = self.settings.assistant_name
         return self._change(lambda change: turns.begin_reply(change, turn, fence, text, author, self._now()))
+
+    def dress_reply(
+        self,
+        turn: Turn,
+        fence: int | None,
+        *,
+        activity: str | None = None,
+        sources: Sequence[Source] = (),
+        pictures: Sequence[Picture] = (),
+    ) -> tuple[bool, int | None]:
+        """Put on the turn's reply what the assistant is doing (`activity`; None leaves it, "" clears it),
+        the sources it cites and the pictures it drew (making the reply if no words came yet). Returns
+        whether the worker still writes the turn, and the reply's id.
+
+        A picture is checked like a person's attachment (`AttachmentRefused` if it is no real picture or
+        too big) and kept in the room's files, within MAX_ROOM_ATTACHMENTS_MB.
+        """
+        checked = [(check_upload(p.name, p.data, self.settings.max_attachment_mb), p.data) for p in pictures]
+        # The bytes go first (a change may run more than once); a turn that is over takes them back.
+        dropped = [old for attachment, data in checked for old in self.attachments.put(attachment.id, data)]
+        rule = partial(
+            dress.dress_reply,
+            turn=turn,
+            fence=fence,
+            activity=activity,
+            sources=sources,
+            pictures=[attachment for attachment, _ in checked],
+            dropped=dropped,
+            author=self.settings.assistant_name,
+        )
+        writing = False
+        try:
+            writing, reply_id = self._change(lambda change: rule(change, now=self._now()))
+        finally:
+            if not writing:
+                for attachment, _ in checked:
+                    with contextlib.suppress(StoreUnavailable):
+                        self.attachments.drop(attachment.id)
+        return writing, reply_id
 
     def took_growth(self, growth: Growth, version: int) -> None:
         self._mirror.take_growth(growth, version)

@@ -122,7 +122,8 @@ def end_turn(
     if state.reply_id is not None:
         reply = change.message(state.reply_id)
         status = Status.ERROR if error else Status.STOPPED if stopped_by else Status.COMPLETE
-        change.put(replace(reply, status=status, stopped_by=stopped_by))
+        # However the turn ends, the assistant is no longer doing anything ("searching the web…" goes).
+        change.put(replace(reply, status=status, stopped_by=stopped_by, activity=""))
         state.reply_id = None
     if turn is not None and carry_over:
         state.carried_over = turn.message_ids + state.carried_over

@@ -21,6 +21,9 @@ class RoomStatus:
     host: str | None = None  # the host's participant id
     locked: bool = False  # nobody new may join
     instructions: str = ""  # the room's instructions, as its people wrote them
+    activity: str = (
+        ""  # what the assistant does while it writes the reply ("searching the web…"), if anything
+    )
 
     @property
     def busy(self) -> bool:
@@ -40,6 +43,9 @@ class RoomStatus:
             host=state.host,
             locked=state.locked,
             instructions=state.instructions,
+            activity=record.messages[state.reply_id - 1].activity
+            if state.reply_id and state.reply_id <= len(record.messages)
+            else "",
         )
 
 

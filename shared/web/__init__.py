@@ -1,6 +1,7 @@
 """The web side: Streamlit glue, one module per part of the page a person sees.
 
 - `messages.py`: how a message looks (a chat bubble, its files, the reply being written)
+- `files.py`: how an attached file (or a drawn picture) looks in a message
 - `actions.py`: what a person can do to a message (react, reply, delete their own)
 - `conversation.py`: the message list on the chat page; `reveal.py`: how fast a reply's words appear;
   `catch_up_box.py`: "Catch me up" and the private summary

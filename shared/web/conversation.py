@@ -30,7 +30,7 @@ def visible_messages(view: RoomView) -> list[Message]:
     The first message stays put across the person's own reruns until twice a page of messages is shown,
     so a rerun redraws the same messages in the same places (nothing moves, nothing is briefly doubled).
     """
-    shown = [m for m in view.messages if not (m.role is Role.ASSISTANT and not m.text)]
+    shown = [m for m in view.messages if not (m.role is Role.ASSISTANT and not m.text and not m.attachments)]
     limit = session.shown_limit or PAGE_OF_MESSAGES
     latest = shown[-limit:]
     if not latest:

@@ -1,32 +1,33 @@
-"""How a message looks: one chat bubble per message (its header, text, attached files and a note), the
-reply being written, and times in the browser's time zone."""
+"""How a message looks: one chat bubble per message (its header, text, attached files, the sources a reply
+cites and a note), the reply being written, and times in the browser's time zone."""
 
 from __future__ import annotations
 
 import dataclasses
-import itertools
+from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
+from urllib.parse import quote, urlsplit
 from zoneinfo import ZoneInfo
 
 import streamlit as st
 
 from shared import messages
-from shared.attachments import AttachmentStore, human_size, preview
-from shared.messages import Attachment, Message, Role, Status
+from shared.messages import Attachment, Message, Role, Source, Status
 from shared.web.actions import Menu, menu
+from shared.web.files import attachment
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from streamlit.delta_generator import DeltaGenerator
 
+    from shared.attachments import AttachmentStore
+
     # Draws a message's row of actions (or nothing, for None) in a slot.
     DrawMenu = Callable[[DeltaGenerator, Menu | None], None]
 
 AVATARS = {"me": ":material/person:", "them": ":material/group:", Role.ASSISTANT: ":material/pets:"}
-PICTURE_WIDTH = 360  # pixels: a photo is shown this wide at most (its full size is a click away)
-_file_keys = itertools.count()  # each drawing of a download button needs a key of its own
 
 
 def escape_markdown(text: str) -> str:
@@ -57,6 +58,25 @@ class Parts:
     quote: str = ""  # the message it replies to, one line linking to it
     menu: Menu | None = None  # reactions, Reply, Delete; None: nobody can act on it (yet)
     anchor: int | None = None  # the message's id: a quote's link scrolls here
+    sources: str = ""  # the web pages a reply cites, as one line of Markdown links
+
+
+# What a link's address keeps as it is: the characters of a URL that mean nothing to Markdown.
+SAFE_IN_LINKS = ":/?#@!$&'*+,;=%~-._"
+
+
+def sources_line(sources: Sequence[Source]) -> str:
+    """The pages a reply cites as Markdown links: titles escaped, and only http(s) addresses become links
+    (quoted, so no address can end the link early or carry markup); anything else is shown as text."""
+    shown = []
+    for source in sources:
+        title = escape_markdown(source.title.strip() or source.url)
+        parts = urlsplit(source.url)
+        if parts.scheme in ("http", "https") and parts.hostname:
+            shown.append(f"[{title}]({quote(source.url, safe=SAFE_IN_LINKS)})")
+        else:
+            shown.append(title)
+    return ":material/travel_explore: Sources: " + " · ".join(shown) if shown else ""
 
 
 def quote_line(message: Message) -> str:
@@ -84,7 +104,17 @@ def message_parts(message: Message, my_id: str, my_name: str = "") -> Parts:
         }.get(message.status)
         header = f"**{escape_markdown(message.author)}** · {when}" + (f" · to {to}" if to else "")
         row = menu(message, my_id, my_name)
-        return Parts(Role.ASSISTANT, header, message.text, note, menu=row, anchor=message.id)
+        # A picture the assistant drew shows like an attached one.
+        return Parts(
+            Role.ASSISTANT,
+            header,
+            message.text,
+            note,
+            message.attachments,
+            menu=row,
+            anchor=message.id,
+            sources=sources_line(message.sources),
+        )
     mine = message.participant_id == my_id
     note = {
         Status.QUEUED: ":material/schedule: waiting for the assistant",
@@ -114,6 +144,7 @@ class Drawn:
     note: DeltaGenerator | None = None
     quote: DeltaGenerator | None = None
     menu: DeltaGenerator | None = None
+    sources: DeltaGenerator | None = None
 
 
 # Anchors take no room (their element is lifted out of the bubble's flow, and moves with the bubble), and
@@ -125,8 +156,8 @@ ANCHOR_STYLE = (
 
 
 def draw(parts: Parts, files: AttachmentStore | None = None, draw_menu: DrawMenu | None = None) -> Drawn:
-    """A bubble always holds the same elements (anchor, header, quote, text, one per attached file, note,
-    actions), so a redraw in place replaces each of them and leaves no old note behind."""
+    """A bubble always holds the same elements (anchor, header, quote, text, one per attached file, a
+    reply's sources, note, actions), so a redraw in place replaces each of them and leaves no old note behind."""
     if parts.who is Role.SYSTEM:
         st.caption(parts.header)
         return Drawn(parts)
@@ -141,12 +172,15 @@ def draw(parts: Parts, files: AttachmentStore | None = None, draw_menu: DrawMenu
         text.markdown(parts.text)
         for file in parts.files:
             attachment(file, files)
+        sources = st.empty() if parts.who is Role.ASSISTANT else None  # only a reply cites pages
+        if sources is not None and parts.sources:
+            sources.caption(parts.sources)
         note, row = st.empty(), st.empty()
         if parts.note:
             note.caption(parts.note)
         if draw_menu is not None:
             draw_menu(row, parts.menu)
-    return Drawn(parts, header, text, note, quote, row)
+    return Drawn(parts, header, text, note, quote, row, sources)
 
 
 def redraw(
@@ -176,6 +210,11 @@ def redraw(
         drawn.header.caption(parts.header)
     if parts.text != drawn.parts.text:
         drawn.text.markdown(parts.text)
+    if parts.sources != drawn.parts.sources and drawn.sources is not None:
+        if parts.sources:
+            drawn.sources.caption(parts.sources)
+        else:
+            drawn.sources.empty()
     if parts.note != drawn.parts.note:
         if parts.note:
             drawn.note.caption(parts.note)
@@ -190,46 +229,3 @@ def redraw(
         draw_menu(drawn.menu, parts.menu)
     drawn.parts = parts
     return drawn
-
-
-class _NotKept(Exception):
-    """The room no longer keeps a file's bytes (raised, so that the cache below keeps no answer)."""
-
-
-@st.cache_data(max_entries=500, show_spinner=False)
-def _preview(attachment_id: str, _kept: AttachmentStore) -> bytes:
-    """A picture at its display size, made once per attachment: its bytes are read (with Redis, fetched)
-    only the first time, not on every drawing of every page (the id names the bytes: `_kept` is not
-    hashed)."""
-    data = _kept.get(attachment_id)
-    if data is None:
-        raise _NotKept(attachment_id)
-    return preview(data, PICTURE_WIDTH)
-
-
-def attachment(file: Attachment, kept: AttachmentStore | None) -> None:
-    """One attached file as one element: the picture, a download button for a PDF, or a line saying it
-    is gone. `kept`: the room's files' bytes."""
-    name = escape_markdown(file.name)
-    gone = f":material/hide_image: {name} ({human_size(file.size)}) is no longer kept by the room."
-    if file.dropped or kept is None:
-        st.caption(gone)
-    elif file.is_image:
-        try:
-            picture = _preview(file.id, kept)
-        except _NotKept:
-            st.caption(gone)
-        else:
-            st.image(picture, caption=name, width=min(file.width or PICTURE_WIDTH, PICTURE_WIDTH))
-    elif (data := kept.get(file.id)) is None:
-        st.caption(gone)
-    else:
-        st.download_button(
-            f"{name} · {human_size(file.size)}",
-            lambda data=data: data,  # handed over when clicked, not copied into every page's drawing
-            file_name=file.name,
-            mime=file.mime,
-            icon=":material/picture_as_pdf:",
-            on_click="ignore",
-            key=f"file-{file.id}-{next(_file_keys)}",
-        )

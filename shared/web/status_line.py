@@ -1,5 +1,5 @@
-"""The status line under the conversation: whom the assistant is replying to and who waits next, Stop
-while a reply is written, and a warning while the rooms' store cannot be reached."""
+"""The status line under the conversation: whom the assistant is replying to (and what it is doing, such
+as searching the web) and who waits next, Stop while a reply is written, and a warning while the rooms' store cannot be reached."""
 
 from __future__ import annotations
 
@@ -34,6 +34,8 @@ class StatusLine:
         if status.replying_to:
             to = ", ".join(escape_markdown(n) for n in status.replying_to)
             line = f":material/edit: **{name}** is replying to {to}…"
+            if status.activity:  # a hosted tool runs: "searching the web…", "drawing…"
+                line = f":material/hourglass_top: **{name}** is replying to {to} · {escape_markdown(status.activity)}"
             self.busy.caption(line + (f" · next: {waiting}" if waiting else ""))
         elif waiting:
             self.busy.caption(f":material/schedule: {waiting} · waiting for **{name}**")

@@ -15,8 +15,15 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from shared.errors import AssistantError, ChatError, ConversationLost, ReplyNotWritten, RoomClosed
-from shared.messages import Decision
+from shared.errors import (
+    AssistantError,
+    AttachmentRefused,
+    ChatError,
+    ConversationLost,
+    ReplyNotWritten,
+    RoomClosed,
+)
+from shared.messages import Activity, Decision, ReplyPiece, Source
 from shared.store import LOST, Growth, StoreUnavailable
 from shared.worker.contract import WorkerRoom, WorkerTask
 from shared.worker.lease import LEASE_RETRY_SECONDS, Lease
@@ -162,6 +169,32 @@ class ReplyWorker(threading.Thread):
             self._reply_id, self._reply_bytes = made, len(text.encode())
         return writing
 
+    def _dress(self, turn: Turn, piece: ReplyPiece) -> bool:
+        """Put what is not words on the reply at once (what the assistant is doing, a source, a picture),
+        making the reply if no words came yet; False: the turn is over, write no more.
+
+        A picture the room refuses (no real picture, too big) ends the turn with a sentence saying so.
+        """
+        if self.fence is None or not self.holding():
+            return False
+        if isinstance(piece, Activity):
+            dressing = {"activity": piece.text}
+        elif isinstance(piece, Source):
+            dressing = {"sources": (piece,)}
+        else:
+            dressing = {"pictures": (piece,)}
+        try:
+            writing, made = self.room.dress_reply(turn, self.fence, **dressing)
+        except AttachmentRefused as refused:
+            raise AssistantError(f"The picture it drew was refused: {refused}", delivered=True) from None
+        except RoomClosed:
+            return False
+        except StoreUnavailable:
+            raise ReplyNotWritten from None
+        if made is not None and self._reply_id is None:
+            self._reply_id, self._reply_bytes = made, 0  # made without words: they are appended to it
+        return writing
+
     def _finish(self, turn: Turn, error: str | None = None, *, carry_over: bool = False) -> None:
         """End the turn: complete, or kept as far as it got with `error` shown to all; with `carry_over`
         the assistant never saw its messages. A turn already over stays as it ended; its tokens count."""
@@ -299,8 +332,17 @@ class ReplyWorker(threading.Thread):
             pending, written_at, writing = "", 0.0, True
             every = SHARED_REPLY_WRITE_SECONDS if room.store.shared else REPLY_WRITE_SECONDS
             try:
-                for text in pieces:
-                    pending += text
+                for piece in pieces:
+                    if not isinstance(piece, str):
+                        # After the words before it, and at once: everyone sees what the assistant does.
+                        if pending:
+                            sending, pending, writing = pending, "", False
+                            writing = self._write(turn, sending)
+                        writing = writing and self._dress(turn, piece)
+                        if not writing:
+                            break
+                        continue
+                    pending += piece
                     # The first words at once, then at most one write per `every`: each write
                     # is a change every page (and with Redis, every process) takes in.
                     if time.monotonic() - written_at >= every:

@@ -7,9 +7,11 @@ import enum
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from shared.assistant import Assistant
     from shared.config import Settings
-    from shared.messages import Batch, Decision, Message, Turn
+    from shared.messages import Batch, Decision, Message, Picture, Source, Turn
     from shared.store import Growth, Store
 
 
@@ -44,6 +46,19 @@ class WorkerRoom(Protocol):
     def start_turn(self, fence: int | None) -> Turn | None: ...
     def begin_reply(self, turn: Turn, fence: int | None, text: str) -> tuple[bool, int | None]:
         """Whether the worker still writes the turn, and the reply's id if this made it."""
+
+    def dress_reply(
+        self,
+        turn: Turn,
+        fence: int | None,
+        *,
+        activity: str | None = None,
+        sources: Sequence[Source] = (),
+        pictures: Sequence[Picture] = (),
+    ) -> tuple[bool, int | None]:
+        """Put what the assistant is doing, the sources it cites and the pictures it drew on the turn's
+        reply (made if no words came yet); whether the worker still writes the turn, and the reply's id.
+        Raises `AttachmentRefused` for a picture that is no real one."""
 
     def took_growth(self, growth: Growth, version: int) -> None:
         """The worker appended to the reply in the store (`Store.grow`): the room's copy takes it."""
