@@ -105,6 +105,7 @@ def test_reply_react_and_delete_reach_the_other_page(two_pages):
     # A reply: Bob replies to Alice's message; both pages show the quote linked to her message.
     pill(bob, first, "Reply").click()
     bob.get_by_text("Replying to Alice").wait_for(timeout=DEADLINE_SECONDS * 1000)
+    bob.screenshot(path=str(ARTIFACTS / f"actions-replying-{shot}.png"))
     answer = "Yes, noon works for me"
     send(bob, answer)
     for page in (alice, bob):
