@@ -72,7 +72,12 @@ class ActingPerson:
 
 def blank_zed_bubbles(page) -> list[str]:
     """Zed's messages the page shows without any text of theirs: deleted, in their place."""
-    return [t for t in user_bubbles(page) if "Zed ·" in t and not re.search(r"\bm\d{3}zed\b", t)]
+    # Zed's own bubbles, by their header (after the avatar's icon): "Zed · 12:00" (reactions show "👍 Zed").
+    return [
+        t
+        for t in user_bubbles(page)
+        if re.match(r"(\S+\s+)?Zed · \d", t) and not re.search(r"\bm\d{3}zed\b", t)
+    ]
 
 
 def test_a_crowd_pressing_enter_while_someone_reacts_and_deletes_shows_every_message_once(
