@@ -28,7 +28,6 @@ log = logging.getLogger(__name__)
 # Messages the benchmark measures carry a token like `bm000012`; everything else (history) has none.
 TOKEN = re.compile(r"\bbm\d{6}\b")
 WRITING = "writing…"  # the caption of a reply still being written
-HEADER_AT, TEXT_AT = 1, 3  # where a bubble holds its caption and its text (after the anchor, the quote)
 TYPING = "is typing…*"  # what a page that does not stream shows instead of the words
 BUSY = "is replying to"  # the caption a page shows while the assistant works on a turn
 HEARTBEAT_SECONDS = 15.0  # how often a Streamlit page tells the server it is alive
@@ -333,13 +332,14 @@ class EmulatedSession:
         if not caption:
             for token in TOKEN.findall(body):
                 self.progress.seen.setdefault(token, now)
-        # A message bubble (shared/web/messages.py `draw`) holds an anchor, a caption (who, when), the
-        # quote it replies to, then its text; find the pair this element completes.
-        if path[-1] == HEADER_AT and caption:
-            head, text = body, self._bodies.get((*path[:-1], TEXT_AT), (True, ""))
+        # A message bubble (shared/web/messages.py `draw`) holds a caption (who, when) just above its text
+        # (after an anchor, when a reply quotes it); find the pair this element completes.
+        index = path[-1]
+        if caption:
+            head, text = body, self._bodies.get((*path[:-1], index + 1), (True, ""))
             text = "" if text[0] else text[1]
-        elif path[-1] == TEXT_AT and not caption:
-            head, text = self._bodies.get((*path[:-1], HEADER_AT), (False, "")), body
+        elif index > 0:
+            head, text = self._bodies.get((*path[:-1], index - 1), (False, "")), body
             head = head[1] if head[0] else ""
         else:
             return

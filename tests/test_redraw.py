@@ -64,7 +64,7 @@ def test_a_message_the_assistant_took_sends_only_its_note():
 
 def test_a_finished_reply_sends_its_header_and_the_rest_of_its_text():
     log: list = []
-    shown = drawn(writing_parts("CatGPT", "Hello", 4), log)
+    shown = drawn(writing_parts("CatGPT", "Hello"), log)
     when = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
     done = Message(
         id=4, role=Role.ASSISTANT, text="Hello Bob!", created_at=when, author="CatGPT", reply_to=("Bob",)
@@ -112,13 +112,18 @@ def test_only_the_author_gets_delete_and_nobody_acts_on_system_lines_or_replies_
 
 def test_a_deleted_message_shows_that_it_was_deleted_and_nothing_of_it():
     parts = message_parts(_said(text="", deleted=True), "b", "Bob")
-    assert "message deleted" in parts.text and parts.menu is None and not parts.files and not parts.quote
+    assert "message deleted" in parts.text and parts.menu is None and not parts.files
 
 
 def test_a_reply_shows_its_quote_linked_to_the_message_escaped_or_that_it_was_deleted():
-    quoted = message_parts(_said(id=9, quote=Quote(7, "Al*ce", "[click](http://x)")), "b")
-    assert quoted.quote.endswith("(#m-7)") and r"Al\*ce" in quoted.quote and r"\[click\]" in quoted.quote
-    gone = message_parts(_said(id=9, quote=Quote(7, "", "")), "b")
-    assert "a deleted message" in gone.quote and "(#m-7)" in gone.quote
+    quoted = message_parts(_said(id=9, quote=Quote(7, "Al*ce", "[click](http://x)")), "b").header
+    assert quoted.endswith("(#m-7)") and r"Al\*ce" in quoted and r"\[click\]" in quoted
+    gone = message_parts(_said(id=9, quote=Quote(7, "", "")), "b").header
+    assert "a deleted message" in gone and "(#m-7)" in gone
+
+
+def test_only_a_quoted_message_holds_an_anchor():
+    assert message_parts(_said(), "b").anchor is None
+    assert message_parts(_said(), "b", quoted=True).anchor == 7
     assert first_line(_said(text="  first line\nsecond")) == "first line"
     assert len(first_line(_said(text="x" * 500))) == QUOTE_CHARS

@@ -95,9 +95,9 @@ def _acted(room: Room, my_id: str, row: Menu, key: str, before: tuple[str, ...])
     try:
         for option in clicked:
             if option == REPLY:
-                session.replying_to = (row.message_id, *row.quote)
+                session.replying_to = (room.name, row.message_id, *row.quote)
             elif option == DELETE:
-                session.deleting = (row.message_id, row.quote[1])
+                session.deleting = (room.name, row.message_id, row.quote[1])
             else:
                 room.react(my_id, row.message_id, option)
     except MessageRefused as refusal:
@@ -111,15 +111,15 @@ def pending(room: Room, my_id: str) -> None:
     one element, so the live page leaves nothing stale behind."""
     slot = st.empty()
     deleting, replying = session.deleting, session.replying_to
-    if deleting is not None:
-        message_id, line = deleting
+    if deleting is not None and deleting[0] == room.name:
+        _, _, line = deleting
         with slot.container(border=True):
             st.caption(f":material/delete: Delete your message “{escape_markdown(line)}” for everyone?")
             with st.container(horizontal=True):
                 st.button("Delete", key="delete-yes", type="primary", on_click=_delete, args=(room, my_id))
                 st.button("Keep it", key="delete-no", on_click=_forget_delete)
-    elif replying is not None:
-        _, author, line = replying
+    elif replying is not None and replying[0] == room.name:
+        _, _, author, line = replying
         with slot.container(horizontal=True, vertical_alignment="center"):
             st.caption(
                 f":material/reply: Replying to **{escape_markdown(author)}**: “{escape_markdown(line)}”"
@@ -133,10 +133,10 @@ def pending(room: Room, my_id: str) -> None:
 
 def _delete(room: Room, my_id: str) -> None:
     deleting = session.take(Session.deleting)
-    if deleting is None:
+    if deleting is None or deleting[0] != room.name:
         return
     try:
-        room.delete_message(my_id, deleting[0])
+        room.delete_message(my_id, deleting[1])
     except MessageRefused as refusal:
         session.refusal = (str(refusal), "")
     except StoreUnavailable:

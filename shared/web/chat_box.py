@@ -40,8 +40,9 @@ def post(room: Room, participant: Participant, sent: object) -> None:
         session.refusal = (" ".join(refusals) + " Nothing was sent.", "")
         return
     replying = session.take(Session.replying_to)
+    replying_to = replying[1] if replying and replying[0] == room.name else None  # not another room's
     try:
-        room.post(participant.id, text, attached, replying_to=replying[0] if replying else None)
+        room.post(participant.id, text, attached, replying_to=replying_to)
     except MessageRefused as refusal:
         session.refusal = (" ".join([str(refusal), *refusals]), text)
         session.replying_to = replying  # still replying when they send it again

@@ -4,6 +4,7 @@ at the page's pace, and "Show earlier messages"."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import TYPE_CHECKING
 
@@ -64,6 +65,7 @@ class Conversation:
         self.room, self.my_id, self.settings, self.container = room, my_id, settings, container
         self.my_name = my_name  # their own reactions show selected
         self.menus: set[int] = set()  # the messages whose row of actions this run drew
+        self.quoted: set[int] = set()  # the messages a reply quotes: each holds the anchor its link finds
         self.stream = session.stream_replies
         self.word_delay = settings.word_delay_ms / 1000
         self.first_shown = 0  # older messages are not on this page
@@ -78,6 +80,7 @@ class Conversation:
         self.catch_up = CatchUpBox(room, my_id, settings)
 
     def draw_all(self, view: RoomView) -> None:
+        self.quoted = {m.quote.id for m in view.messages if m.quote is not None}
         shown = visible_messages(view)
         self.first_shown = shown[0].id if shown else 0
         since = catch_up_since(self.room, view, self.my_id)
@@ -113,7 +116,20 @@ class Conversation:
                 self.message(earlier)
             self.reveal = Reveal(message)
             return self.draw_reply()
-        self._redraw(message.id, message_parts(message, self.my_id, self.my_name))
+        self._anchor(message)
+        parts = message_parts(message, self.my_id, self.my_name, quoted=message.id in self.quoted)
+        self._redraw(message.id, parts)
+
+    def _anchor(self, message: Message) -> None:
+        """A reply quotes a message for the first time: that message (if on the page) gets its anchor."""
+        quote = message.quote
+        if quote is None or quote.id in self.quoted:
+            return
+        self.quoted.add(quote.id)
+        drawn = self.drawn.get(quote.id)
+        writing = self.reveal is not None and self.reveal.message.id == quote.id
+        if drawn is not None and drawn.parts.who is not Role.SYSTEM and not writing:
+            self._redraw(quote.id, dataclasses.replace(drawn.parts, anchor=quote.id))
 
     def draw_reply(self) -> None:
         """The reply being written: the words due so far, at most once per redraw interval."""
@@ -158,7 +174,7 @@ class Conversation:
             self.room.mark_seen(self.my_id, self.session, message_id)
 
     def _writing(self, message_id: int, text: str | None) -> None:
-        self._redraw(message_id, writing_parts(self.settings.assistant_name, text, message_id))
+        self._redraw(message_id, writing_parts(self.settings.assistant_name, text))
 
     def _redraw(self, message_id: int, parts: Parts) -> None:
         """Only what changed since this run drew the message goes to the page."""

@@ -55,9 +55,8 @@ class Parts:
     text: str = ""
     note: str | None = None
     files: tuple[Attachment, ...] = ()
-    quote: str = ""  # the message it replies to, one line linking to it
     menu: Menu | None = None  # reactions, Reply, Delete; None: nobody can act on it (yet)
-    anchor: int | None = None  # the message's id: a quote's link scrolls here
+    anchor: int | None = None  # the message's id when a reply quotes it: the quote's link scrolls here
     sources: str = ""  # the web pages a reply cites, as one line of Markdown links
 
 
@@ -90,8 +89,11 @@ def quote_line(message: Message) -> str:
     return f":material/reply: [**{escape_markdown(quote.author)}**{said}](#m-{quote.id})"
 
 
-def message_parts(message: Message, my_id: str, my_name: str = "") -> Parts:
+def message_parts(message: Message, my_id: str, my_name: str = "", *, quoted: bool = False) -> Parts:
+    """What `message` shows to the person `my_id` (`my_name`); `quoted`: a reply on the page quotes it,
+    so it holds the anchor the quote links to (only then: an anchor is one more element per message)."""
     when = local_time(message.created_at)
+    anchor = message.id if quoted else None
     if message.role is Role.SYSTEM:
         if message.status is Status.ERROR:  # a failure everyone should notice
             return Parts(Role.SYSTEM, f":red[:material/error: {escape_markdown(message.text)}] · {when}")
@@ -112,7 +114,7 @@ def message_parts(message: Message, my_id: str, my_name: str = "") -> Parts:
             note,
             message.attachments,
             menu=row,
-            anchor=message.id,
+            anchor=anchor,
             sources=sources_line(message.sources),
         )
     mine = message.participant_id == my_id
@@ -123,15 +125,16 @@ def message_parts(message: Message, my_id: str, my_name: str = "") -> Parts:
     header = f"**{escape_markdown(message.author)}**" + (" (you)" if mine else "") + f" · {when}"
     who = "me" if mine else "them"
     if message.deleted:
-        return Parts(who, header, ":material/delete: *message deleted*", anchor=message.id)
-    row = menu(message, my_id, my_name)
-    return Parts(who, header, message.text, note, message.attachments, quote_line(message), row, message.id)
+        return Parts(who, header, ":material/delete: *message deleted*", anchor=anchor)
+    if message.quote is not None:  # under the author's name: one element less per message
+        header += "  \n" + quote_line(message)
+    return Parts(who, header, message.text, note, message.attachments, menu(message, my_id, my_name), anchor)
 
 
-def writing_parts(assistant_name: str, text: str | None, anchor: int | None = None) -> Parts:
+def writing_parts(assistant_name: str, text: str | None) -> Parts:
     """The reply being written: the words shown so far, or (not streamed) that it is typing."""
     name = escape_markdown(assistant_name)
-    return Parts(Role.ASSISTANT, f"**{name}** · writing…", text or f"*{name} is typing…*", anchor=anchor)
+    return Parts(Role.ASSISTANT, f"**{name}** · writing…", text or f"*{name} is typing…*")
 
 
 @dataclasses.dataclass
@@ -142,7 +145,6 @@ class Drawn:
     header: DeltaGenerator | None = None  # None: a system line, redrawn whole
     text: DeltaGenerator | None = None
     note: DeltaGenerator | None = None
-    quote: DeltaGenerator | None = None
     menu: DeltaGenerator | None = None
     sources: DeltaGenerator | None = None
 
@@ -156,8 +158,10 @@ ANCHOR_STYLE = (
 
 
 def draw(parts: Parts, files: AttachmentStore | None = None, draw_menu: DrawMenu | None = None) -> Drawn:
-    """A bubble always holds the same elements (anchor, header, quote, text, one per attached file, a
-    reply's sources, note, actions), so a redraw in place replaces each of them and leaves no old note behind."""
+    """A bubble always holds the same elements (header, text, one per attached file, a reply's sources,
+    note, actions; an anchor first when a reply quotes it), so a redraw in place replaces each of them and
+    leaves no old note behind. Each is drawn at once, not as a placeholder filled after: every element
+    sent is a message to the page, and the server wakes its event loop for each."""
     if parts.who is Role.SYSTEM:
         st.caption(parts.header)
         return Drawn(parts)
@@ -165,22 +169,17 @@ def draw(parts: Parts, files: AttachmentStore | None = None, draw_menu: DrawMenu
     with st.chat_message(name, avatar=AVATARS[parts.who]):
         if parts.anchor is not None:  # our own markup and a number: no text of anyone's
             st.html(f'<div id="m-{int(parts.anchor)}" class="m-anchor"></div>')
-        header, quote, text = st.empty(), st.empty(), st.empty()
-        header.caption(parts.header)
-        if parts.quote:
-            quote.caption(parts.quote)
-        text.markdown(parts.text)
+        header, text = st.caption(parts.header), st.markdown(parts.text)
         for file in parts.files:
             attachment(file, files)
-        sources = st.empty() if parts.who is Role.ASSISTANT else None  # only a reply cites pages
-        if sources is not None and parts.sources:
-            sources.caption(parts.sources)
-        note, row = st.empty(), st.empty()
-        if parts.note:
-            note.caption(parts.note)
+        sources = None
+        if parts.who is Role.ASSISTANT:  # only a reply cites pages
+            sources = st.caption(parts.sources) if parts.sources else st.empty()
+        note = st.caption(parts.note) if parts.note else st.empty()
+        row = st.empty()
         if draw_menu is not None:
             draw_menu(row, parts.menu)
-    return Drawn(parts, header, text, note, quote, row, sources)
+    return Drawn(parts, header, text, note, row, sources)
 
 
 def redraw(
@@ -220,11 +219,6 @@ def redraw(
             drawn.note.caption(parts.note)
         else:
             drawn.note.empty()
-    if parts.quote != drawn.parts.quote and drawn.quote is not None:
-        if parts.quote:
-            drawn.quote.caption(parts.quote)
-        else:
-            drawn.quote.empty()
     if parts.menu != drawn.parts.menu and drawn.menu is not None and draw_menu is not None:
         draw_menu(drawn.menu, parts.menu)
     drawn.parts = parts

@@ -65,13 +65,15 @@ class Session:
     # --- the chat box (shared/web/chat_box.py) ---
     refusal = Key[tuple[str, str] | None]("Why the last message was not sent, and its text to copy.")
     # --- acting on a message (shared/web/actions.py) ---
-    replying_to = Key[tuple[int, str, str] | None](
-        "(message id, author, first line): the message this person's next message replies to."
+    replying_to = Key[tuple[str, int, str, str] | None](
+        "(room, message id, author, first line): the message this person's next message replies to."
     )
     menu_drawings = Key[dict[int, int]](
         "Message id -> n of the key (`act-<id>-<n>`) its row of actions has on the page now.", made=dict
     )
-    deleting = Key[tuple[int, str] | None]("(message id, first line): their message they asked to delete.")
+    deleting = Key[tuple[str, int, str] | None](
+        "(room, message id, first line): their own message they asked to delete, to confirm."
+    )
     # --- the conversation (shared/web/conversation.py) ---
     shown_limit = Key[int | None]("How many of the latest messages the chat page shows (grows by a page).")
     first_shown = Key[tuple[tuple[str, Any], int] | None](
