@@ -23,6 +23,10 @@ if TYPE_CHECKING:
     from streamlit.delta_generator import DeltaGenerator
 
 PAGE_OF_MESSAGES = 50  # how many of the latest messages a page shows before "Show earlier messages"
+# A message that arrives while the page is live shows at once, its row of actions this much later: the row
+# is a widget, the costliest element of a bubble (a third of the server's time drawing a new message
+# for 100 sessions, under py-spy), and the message itself should not wait for it.
+ROW_DELAY_SECONDS = 0.5
 
 
 def visible_messages(view: RoomView) -> list[Message]:
@@ -66,6 +70,8 @@ class Conversation:
         self.my_name = my_name  # their own reactions show selected
         self.menus: set[int] = set()  # the messages whose row of actions this run drew
         self.quoted: set[int] = set()  # the messages a reply quotes: each holds the anchor its link finds
+        self.live = False  # past the first drawing of the page: rows of new messages come a little later
+        self.rows_due: dict[int, tuple[float, DeltaGenerator, Menu]] = {}  # message id -> (when, slot, row)
         self.stream = session.stream_replies
         self.word_delay = settings.word_delay_ms / 1000
         self.first_shown = 0  # older messages are not on this page
@@ -93,6 +99,7 @@ class Conversation:
         if since is not None:
             self.catch_up.divider(view, since, self._new_slot())
         self.mark_seen(view.messages[-1].id if view.messages else 0)
+        self.live = True
         # A run never ends, so Streamlit never clears what the page's previous runs drew past this one's
         # last element: empty elements take the place of every message they drew beyond these.
         while self.slots_used < self.drawn_before:
@@ -158,6 +165,9 @@ class Conversation:
 
     def wait(self, version: int, slice_seconds: float) -> int:
         """Wait for what this page must show next; an idle page wakes once a slice, and costs little."""
+        if self.rows_due:  # a row of actions is due: wake for it
+            due = min(when for when, _, _ in self.rows_due.values())
+            slice_seconds = min(slice_seconds, max(0.0, due - time.monotonic()))
         reveal = self.reveal
         if reveal is not None and self.stream and reveal.shown < len(reveal.message.text):
             # Words in hand are revealed at the next redraw; until then only other news wakes the page.
@@ -182,10 +192,24 @@ class Conversation:
         drawn = self.drawn.get(message_id)
         self.drawn[message_id] = redraw(slot, drawn, parts, self.room.attachments, self._draw_menu)
 
-    def _draw_menu(self, slot: DeltaGenerator, row: Menu | None) -> None:
+    def draw_due_rows(self) -> None:
+        """The rows of actions of messages that came while the page was live, once they are due."""
+        now = time.monotonic()
+        for message_id, (when, slot, row) in list(self.rows_due.items()):
+            if when <= now:
+                del self.rows_due[message_id]
+                self._draw_menu(slot, row, now=True)
+
+    def _draw_menu(self, slot: DeltaGenerator, row: Menu | None, *, now: bool = False) -> None:
         """A message's row of actions: first with the key the page shows, then a new key per redraw."""
-        if row is None:
+        if row is None:  # nobody can act on it any more (deleted): a row still due is not drawn
+            self.rows_due = {i: due for i, due in self.rows_due.items() if due[1] is not slot}
             slot.empty()
+            return
+        due = self.rows_due.get(row.message_id)
+        if not now and (due is not None or (self.live and row.message_id not in self.menus)):
+            when = due[0] if due is not None else time.monotonic() + ROW_DELAY_SECONDS
+            self.rows_due[row.message_id] = (when, slot, row)  # the latest row, at the first due time
             return
         shown = session.menu_drawings
         drawing = shown.get(row.message_id, 0) + (row.message_id in self.menus)

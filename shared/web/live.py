@@ -85,6 +85,7 @@ class LivePage:
                 self.version = changes.version
                 self.apply(changes)
             self.conversation.draw_reply()
+            self.conversation.draw_due_rows()
             if self.conversation.catch_up.job is not None:
                 self.conversation.catch_up.draw()
 
