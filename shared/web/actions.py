@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING
 import streamlit as st
 
 from shared.errors import MessageRefused
-from shared.messages import QUOTE_CHARS, REACTIONS, Message, Role, Status, escape_markdown
+from shared.messages import REACTIONS, Message, Quote, Role, Status, escape_markdown
+from shared.room.talk import quote_of
 from shared.store import StoreUnavailable
 from shared.web.session import Session, session
 
@@ -38,7 +39,7 @@ class Menu:
     reactions: tuple[tuple[str, tuple[str, ...]], ...]
     mine: bool  # the viewer wrote it: they may delete it
     my_name: str  # the viewer's nickname: their own reactions are shown selected
-    quote: tuple[str, str]  # (author, first line) for the box's "Replying to"
+    quote: Quote  # what a reply to it quotes, for the box's "Replying to"
 
 
 def menu(message: Message, my_id: str, my_name: str) -> Menu | None:
@@ -47,15 +48,13 @@ def menu(message: Message, my_id: str, my_name: str) -> Menu | None:
     if message.role is Role.SYSTEM or message.deleted or message.status is Status.STREAMING:
         return None
     mine = message.role is Role.USER and message.participant_id == my_id
-    return Menu(message.id, message.reactions, mine, my_name, (message.author, first_line(message)))
+    quote = Quote(message.id, message.author, first_line(message))
+    return Menu(message.id, message.reactions, mine, my_name, quote)
 
 
 def first_line(message: Message) -> str:
-    """What a reply quotes of a message: its first line, cut short; a message of files only says so."""
-    line = message.text.strip().split("\n", 1)[0].strip()
-    if not line and message.attachments:
-        line = ", ".join(file.name for file in message.attachments)
-    return line if len(line) <= QUOTE_CHARS else line[: QUOTE_CHARS - 1] + "…"
+    """What a reply quotes of a message (the room's rule, `quote_of`); a message of files only names them."""
+    return quote_of(message).text or ", ".join(file.name for file in message.attachments)
 
 
 def draw_menu(slot: DeltaGenerator, row: Menu | None, drawing: int, room: Room, my_id: str) -> None:
@@ -95,9 +94,9 @@ def _acted(room: Room, my_id: str, row: Menu, key: str, before: tuple[str, ...])
     try:
         for option in clicked:
             if option == REPLY:
-                session.replying_to = (room.name, row.message_id, *row.quote)
+                session.replying_to = (room.name, row.message_id, row.quote.author, row.quote.text)
             elif option == DELETE:
-                session.deleting = (room.name, row.message_id, row.quote[1])
+                session.deleting = (room.name, row.message_id, row.quote.text)
             else:
                 room.react(my_id, row.message_id, option)
     except MessageRefused as refusal:
