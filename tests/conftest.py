@@ -10,6 +10,7 @@ import pytest
 from tests.nginx_server import NginxMissing, NginxServer
 from tests.pages import fresh_app, gated  # noqa: F401  (pytest finds fixtures by name)
 from tests.redis_server import RedisMissing, RedisServer
+from tests.rooms import assistant, clock, make_room, room, store  # noqa: F401  (a real room on both stores)
 
 
 def missing_part(reason: str) -> None:

@@ -17,54 +17,10 @@ from shared.errors import AssistantError, MessageRefused
 from shared.hub import Hub
 from shared.messages import QUOTE_CHARS, REACTIONS, Message, Quote, Role, Status
 from shared.room import Room
-from shared.store import Store
-from shared.store.memory import MemoryStore
 from shared.store.redis import RedisStore
-from tests.fakes import Clock, Gate, ScriptedAssistant, fast_settings, wait_for_workers_to_end, wait_until
+from tests.fakes import Gate, fast_settings, wait_for_workers_to_end, wait_until
 
 PDF = b"%PDF-1.4\n1 0 obj << >> endobj\ntrailer << >>\n%%EOF\n"
-
-
-@pytest.fixture
-def assistant() -> ScriptedAssistant:
-    return ScriptedAssistant()
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture(params=["memory", "redis"])
-def store(request) -> Iterator[Store]:
-    """Every rule runs on both stores: a Redis room must keep quotes, reactions and deletions too."""
-    if request.param == "memory":
-        yield MemoryStore()
-        return
-    store = RedisStore(request.getfixturevalue("shared_redis").fresh_url())
-    yield store
-    store.close()
-
-
-@pytest.fixture
-def make_room(assistant, clock, store):
-    rooms: list[Room] = []
-
-    def make(**settings) -> Room:
-        room = Room("lobby", fast_settings(**settings), assistant, store, clock=clock)
-        rooms.append(room)
-        return room
-
-    yield make
-    assistant.open_all_gates()
-    for room in rooms:
-        room.close()
-    wait_for_workers_to_end(*{room.store for room in rooms})
-
-
-@pytest.fixture
-def room(make_room) -> Room:
-    return make_room()
 
 
 def join(room: Room, nickname: str) -> str:
