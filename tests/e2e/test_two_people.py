@@ -194,7 +194,10 @@ def test_a_long_room_leaves_no_ghost_of_a_finished_reply(app_server, new_page):
         )
         wait_until(lambda: turn_over(alice), DEADLINE_SECONDS, "the turn to end")
     wait_until(
-        lambda: "writing…" not in bob.locator('[data-testid="stMainBlockContainer"]').inner_text(),
+        lambda: (
+            "writing…" not in bob.locator('[data-testid="stMainBlockContainer"]').inner_text()
+            and all("Reply" in t for t in bubble_texts(bob))
+        ),  # a new message's row of actions comes 0.5 s later
         DEADLINE_SECONDS,
         "the last reply to settle",
     )
