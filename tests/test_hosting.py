@@ -12,7 +12,6 @@ from datetime import UTC, datetime
 import pytest
 
 import tests.test_redis_rooms as redis_tests
-import tests.test_room as room_tests
 from shared.assistant.offline import OfflineAssistant
 from shared.assistant.openai import turn_instructions
 from shared.errors import AssistantError, HostOnly, JoinRefused, JoinRemoved, MessageRefused
@@ -22,14 +21,8 @@ from shared.transcript import to_json, to_markdown
 from tests.fakes import fast_settings, wait_until
 from tests.test_room import join, replies, system_lines
 
-# The room tests' fixtures, by name: every rule here runs on both stores.
-assistant, clock, store, make_room, room = (
-    room_tests.assistant,
-    room_tests.clock,
-    room_tests.store,
-    room_tests.make_room,
-    room_tests.room,
-)
+# The room fixtures (`assistant`, `clock`, `store`, `make_room`, `room`) come from tests/rooms.py through
+# conftest: every rule here runs on both stores.
 make_hub = redis_tests.make_hub  # a hub per "process", on one Redis
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
