@@ -8,9 +8,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from shared.messages import QUOTE_CHARS, Message, Quote, Role, Status
-from shared.web.actions import first_line
+from shared.config import Settings
+from shared.messages import QUOTE_CHARS, Message, Quote, ReplyPolicy, Role, Status
+from shared.room import RoomStatus
+from shared.web.actions import Menu, first_line, reactions_line
 from shared.web.messages import Drawn, Parts, message_parts, redraw, writing_parts
+from shared.web.status_line import StatusLine
 
 
 class Handle:
@@ -127,3 +130,40 @@ def test_only_a_quoted_message_holds_an_anchor():
     assert message_parts(_said(), "b", quoted=True).anchor == 7
     assert first_line(_said(text="  first line\nsecond")) == "first line"
     assert len(first_line(_said(text="x" * 500))) == QUOTE_CHARS
+
+
+def test_a_messages_button_names_who_reacted_the_first_two_then_how_many_more_escaped():
+    quote = Quote(1, "Alice", "Lunch?")
+    assert reactions_line(Menu(1, (), False, "Bob", quote)) == ""  # nobody reacted: the icon alone
+    row = Menu(1, (("👍", ("Bob", "Zoë", "Ann", "Cy")), ("🎉", ("*Al*",))), False, "Bob", quote)
+    assert reactions_line(row) == "👍 Bob, Zoë +2 · 🎉 \\*Al\\*"
+
+
+class Slot(Handle):
+    """A placeholder the status line draws in; records what is sent to it."""
+
+    def warning(self, text: str, **_) -> None:
+        self.log.append((self.name, "warning", text))
+
+    def button(self, label: str, **_) -> bool:
+        self.log.append((self.name, "button", label))
+        return False
+
+
+def test_the_busy_line_is_sent_again_only_when_what_it_says_changes():
+    log: list = []
+    line = StatusLine(None, "a", Settings(), Slot(log, "busy"), Slot(log, "stop"))
+    replying = RoomStatus(("Alice",), (), 1, ReplyPolicy.EVERY_MESSAGE, 0)
+    line.show(replying)
+    assert [what for slot, *what in log if slot == "busy"] == [
+        ["caption", ":material/edit: **CatGPT** is replying to Alice…"]
+    ]
+    log.clear()
+    line.show(RoomStatus(("Alice",), (), 1, ReplyPolicy.EVERY_MESSAGE, 1))  # the policy's count: not said
+    assert log == []
+    line.show(RoomStatus(("Alice",), ("Bob",), 1, ReplyPolicy.EVERY_MESSAGE, 1))
+    assert log == [("busy", "caption", ":material/edit: **CatGPT** is replying to Alice… · next: Bob")]
+    log.clear()
+    line.show_problem("The room cannot be reached")  # a warning takes the line's place...
+    line.show_problem(None)  # ...and when it goes, the line is drawn again though it did not change
+    assert log[-1] == ("busy", "caption", ":material/edit: **CatGPT** is replying to Alice… · next: Bob")

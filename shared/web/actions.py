@@ -1,12 +1,15 @@
 """What a person can do to a message on the chat page: react (👍 ❤️ 😂 😮 🎉, one of each, toggled), reply
 to it, and delete their own; and, above the chat box, the message they are replying to or about to delete.
 
-Each message has one row of pills for all of it (one element, not seven buttons). The row is drawn inside
-the live run and redrawn there when its reactions change, so each redraw needs a key of its own
-(`act-<message id>-<n>`); a click is handled by the callback the drawing carries, which Streamlit runs
-before the rerun, whichever drawing was clicked. A new run draws the row first with the key the page
-shows (`Session.menu_drawings`): the browser keeps an earlier run's keyed element that a new run puts
-another element in place of, beside it, until the run ends, and a live run never does.
+Each message has one small button under it, labelled with its reactions and who made them; it opens the
+message's actions as one row of pills (one element, not seven buttons). Closed, the button is all the
+browser draws: a row of pills under every message cost each page more than the rest of its bubbles (the
+bench's Chromium pages, docs/bench.md). The row is drawn inside the live run and redrawn there when its
+reactions change, so each redraw needs a key of its own (`act-<message id>-<n>`); a click is handled by the
+callback the drawing carries, which Streamlit runs before the rerun, whichever drawing was clicked. A new
+run draws the row first with the key the page shows (`Session.menu_drawings`): the browser keeps an
+earlier run's keyed element that a new run puts another element in place of, beside it, until the run
+ends, and a live run never does.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ if TYPE_CHECKING:
 
 REPLY, DELETE = "reply", "delete"
 _LABELS = {REPLY: ":material/reply: Reply", DELETE: ":material/delete: Delete"}
+NAMES_SHOWN = 2  # on the button, per reaction: the first people who made it, then how many more
 
 
 @dataclass(frozen=True)
@@ -58,29 +62,37 @@ def first_line(message: Message) -> str:
 
 
 def draw_menu(slot: DeltaGenerator, row: Menu | None, drawing: int, room: Room, my_id: str) -> None:
-    """The row of pills in `slot` (emptied for None). `drawing`: how many times this run drew it before."""
+    """The message's button and the row of pills it opens, in `slot` (emptied for None). `drawing`: how
+    many times this run drew it before."""
     if row is None:
         slot.empty()
         return
     counts = dict(row.reactions)
     options = [*REACTIONS, REPLY, *([DELETE] if row.mine else [])]
     mine = [emoji for emoji, who in row.reactions if row.my_name in who]
-    # Who reacted how, as the row's label (shown only when someone did).
-    who = " · ".join(
-        f"{emoji} {', '.join(escape_markdown(n) for n in names)}" for emoji, names in row.reactions
-    )
     key = f"act-{row.message_id}-{drawing}"
     session.set_widget(key, mine)  # the pills show this person's reactions as the room holds them
-    slot.pills(
-        who or "Reactions",
-        options,
-        selection_mode="multi",
-        format_func=lambda option: _LABELS.get(option) or _count(option, counts),
-        key=key,
-        on_change=_acted,
-        args=(room, my_id, row, key, tuple(mine)),
-        label_visibility="visible" if who else "collapsed",
-    )
+    with slot.popover(reactions_line(row), icon=":material/add_reaction:", type="tertiary"):
+        st.pills(
+            "React, reply or delete" if row.mine else "React or reply",
+            options,
+            selection_mode="multi",
+            format_func=lambda option: _LABELS.get(option) or _count(option, counts),
+            key=key,
+            on_change=_acted,
+            args=(room, my_id, row, key, tuple(mine)),
+            label_visibility="collapsed",
+        )
+
+
+def reactions_line(row: Menu) -> str:
+    """Who reacted how, for the message's button: "👍 Bob, Zoë +2 · 🎉 Ann"; empty when nobody did."""
+    shown = []
+    for emoji, names in row.reactions:
+        first = ", ".join(escape_markdown(n) for n in names[:NAMES_SHOWN])
+        more = f" +{len(names) - NAMES_SHOWN}" if len(names) > NAMES_SHOWN else ""
+        shown.append(f"{emoji} {first}{more}")
+    return " · ".join(shown)
 
 
 def _count(emoji: str, counts: dict[str, tuple[str, ...]]) -> str:

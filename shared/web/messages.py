@@ -144,9 +144,9 @@ class Drawn:
     parts: Parts
     header: DeltaGenerator | None = None  # None: a system line, redrawn whole
     text: DeltaGenerator | None = None
-    note: DeltaGenerator | None = None
+    note: DeltaGenerator | None = None  # None: none drawn yet (a note that comes redraws the bubble)
     menu: DeltaGenerator | None = None
-    sources: DeltaGenerator | None = None
+    sources: DeltaGenerator | None = None  # None: none drawn yet, as for the note
 
 
 # Anchors take no room (their element is lifted out of the bubble's flow, and moves with the bubble), and
@@ -157,25 +157,32 @@ ANCHOR_STYLE = (
 )
 
 
-def draw(parts: Parts, files: AttachmentStore | None = None, draw_menu: DrawMenu | None = None) -> Drawn:
-    """A bubble always holds the same elements (header, text, one per attached file, a reply's sources,
-    note, actions; an anchor first when a reply quotes it), so a redraw in place replaces each of them and
-    leaves no old note behind. Each is drawn at once, not as a placeholder filled after: every element
-    sent is a message to the page, and the server wakes its event loop for each."""
+def draw(
+    slot: DeltaGenerator,
+    parts: Parts,
+    files: AttachmentStore | None = None,
+    draw_menu: DrawMenu | None = None,
+) -> Drawn:
+    """The message in `slot`, in place of what it held: its header, text, one element per attached file,
+    a reply's sources and a note when it has them, and its actions (an anchor first when a reply quotes
+    it). A redraw in place replaces each of them (a note that goes leaves an empty element), and a part
+    that comes later draws the bubble again, so nothing old is left behind. Each is drawn at once, not
+    as a placeholder filled after, and the bubble is the slot itself, in no container of its own: every
+    element sent is a message to the page, and the server wakes its event loop for each."""
     if parts.who is Role.SYSTEM:
-        st.caption(parts.header)
+        slot.caption(parts.header)
         return Drawn(parts)
     name = "assistant" if parts.who is Role.ASSISTANT else "user"
-    with st.chat_message(name, avatar=AVATARS[parts.who]):
+    with slot.chat_message(name, avatar=AVATARS[parts.who]):
         if parts.anchor is not None:  # our own markup and a number: no text of anyone's
             st.html(f'<div id="m-{int(parts.anchor)}" class="m-anchor"></div>')
         header, text = st.caption(parts.header), st.markdown(parts.text)
         for file in parts.files:
             attachment(file, files)
-        sources = None
-        if parts.who is Role.ASSISTANT:  # only a reply cites pages
-            sources = st.caption(parts.sources) if parts.sources else st.empty()
-        note = st.caption(parts.note) if parts.note else st.empty()
+        # A source line and a note are drawn only when there are any: most messages never get either, and
+        # one that does later (a reply that broke off, cited pages) is drawn again whole.
+        sources = st.caption(parts.sources) if parts.sources else None
+        note = st.caption(parts.note) if parts.note else None
         row = st.empty()
         if draw_menu is not None:
             draw_menu(row, parts.menu)
@@ -202,9 +209,10 @@ def redraw(
         drawn is None
         or drawn.header is None
         or (parts.who, parts.files, parts.anchor) != (drawn.parts.who, drawn.parts.files, drawn.parts.anchor)
+        or (parts.note and drawn.note is None)
+        or (parts.sources and drawn.sources is None)
     ):
-        with slot.container():
-            return draw(parts, files, draw_menu)
+        return draw(slot, parts, files, draw_menu)
     if parts.header != drawn.parts.header:
         drawn.header.caption(parts.header)
     if parts.text != drawn.parts.text:
@@ -214,7 +222,7 @@ def redraw(
             drawn.sources.caption(parts.sources)
         else:
             drawn.sources.empty()
-    if parts.note != drawn.parts.note:
+    if parts.note != drawn.parts.note and drawn.note is not None:
         if parts.note:
             drawn.note.caption(parts.note)
         else:

@@ -21,6 +21,7 @@ class StatusLine:
         self.busy, self.stop = busy, stop
         self.status: RoomStatus | None = None
         self.problem_shown: str | None = None
+        self.line_shown: str | None = None  # what the busy line shows ("" for nothing): unchanged, not resent
 
     def show(self, status: RoomStatus) -> None:
         before, self.status = self.status, status
@@ -29,6 +30,16 @@ class StatusLine:
             self.stop_button(status)
 
     def busy_line(self, status: RoomStatus) -> None:
+        line = self.line(status)
+        if line == self.line_shown:
+            return  # the status changed, but not what this line says of it: nothing to send
+        self.line_shown = line
+        if line:
+            self.busy.caption(line)
+        else:
+            self.busy.empty()
+
+    def line(self, status: RoomStatus) -> str:
         name = escape_markdown(self.settings.assistant_name)
         waiting = ", ".join(escape_markdown(n) for n in status.waiting)
         if status.replying_to:
@@ -36,11 +47,10 @@ class StatusLine:
             line = f":material/edit: **{name}** is replying to {to}…"
             if status.activity:  # a hosted tool runs: "searching the web…", "drawing…"
                 line = f":material/hourglass_top: **{name}** is replying to {to} · {escape_markdown(status.activity)}"
-            self.busy.caption(line + (f" · next: {waiting}" if waiting else ""))
-        elif waiting:
-            self.busy.caption(f":material/schedule: {waiting} · waiting for **{name}**")
-        else:
-            self.busy.empty()
+            return line + (f" · next: {waiting}" if waiting else "")
+        if waiting:
+            return f":material/schedule: {waiting} · waiting for **{name}**"
+        return ""
 
     def stop_button(self, status: RoomStatus) -> None:
         """While a reply is written anyone may stop it; a click belongs to the turn it was drawn for."""
@@ -61,5 +71,6 @@ class StatusLine:
         self.problem_shown = problem
         if problem:
             self.busy.warning(problem, icon=":material/cloud_off:")
+            self.line_shown = None  # the warning took the line's place
         elif self.status is not None:
             self.busy_line(self.status)

@@ -6,11 +6,15 @@ from __future__ import annotations
 import re
 
 import pytest
+from playwright.sync_api import Error as PlaywrightError
 
 from tests.e2e.conftest import ARTIFACTS, DEADLINE_SECONDS, wait_until
 from tests.e2e.test_two_people import MESSAGE, SIDEBAR, bubble_texts, join, send
 
 pytestmark = pytest.mark.e2e
+
+POPOVER_BUTTON = '[data-testid="stPopover"] button'  # under a message: opens its row of actions
+POPOVER_BODY = '[data-testid="stPopoverBody"]'  # the open row, drawn over the page
 
 
 def bubble(page, text: str):
@@ -19,15 +23,25 @@ def bubble(page, text: str):
 
 
 class Pills:
-    """The pills (reactions, Reply, Delete) under one message whose label ends with `name` ("👍 1",
-    "Reply"): Streamlit draws a leading emoji or icon apart from the rest of the label."""
+    """The pills (reactions, Reply, Delete) of one message whose label ends with `name` ("👍 1", "Reply"),
+    in the row its button (under the message holding `text`) opens: Streamlit draws a leading emoji or
+    icon apart from the rest of the label. A message nobody may act on has no button, and so no pills."""
 
     def __init__(self, page, text: str, name: str):
-        self.buttons = bubble(page, text).get_by_role("button")
+        self.opener = bubble(page, text).locator(POPOVER_BUTTON)
+        self.buttons = page.locator(POPOVER_BODY).get_by_role("button")
         self.name = re.sub(r"\s+", "", name)
 
     def matching(self) -> list[int]:
         """The indexes of the pills that match (read at once: the row may be redrawn meanwhile)."""
+        if self.opener.count() != 1:
+            return []
+        if self.opener.get_attribute("aria-expanded") != "true":
+            try:
+                self.opener.click(timeout=2000)
+                self.buttons.first.wait_for(timeout=2000)
+            except PlaywrightError:  # the message was redrawn meanwhile: asked again
+                return []
         texts = self.buttons.evaluate_all("buttons => buttons.map(b => b.innerText)")
         return [i for i, text in enumerate(texts) if re.sub(r"\s+", "", text).endswith(self.name)]
 
@@ -35,8 +49,19 @@ class Pills:
         return len(self.matching())
 
     def click(self) -> None:
-        wait_until(lambda: self.count() == 1, DEADLINE_SECONDS, f"the pill {self.name}")
-        self.buttons.nth(self.matching()[0]).click()
+        """Click the pill, opening the row again if a redraw of the message closed it meanwhile."""
+
+        def clicked() -> bool:
+            found = self.matching()
+            if len(found) != 1:
+                return False
+            try:
+                self.buttons.nth(found[0]).click(timeout=2000)
+            except PlaywrightError:  # the row closed under the pointer: a redraw of its message
+                return False
+            return True
+
+        wait_until(clicked, DEADLINE_SECONDS, f"the pill {self.name}")
 
 
 def pill(page, text: str, name: str) -> Pills:
@@ -95,12 +120,13 @@ def test_reply_react_and_delete_reach_the_other_page(two_pages):
     wait_until(lambda: pill(bob, first, "🎉 1").count() == 1, DEADLINE_SECONDS, "Alice's 🎉 on Bob's page")
     bob.screenshot(path=str(ARTIFACTS / f"actions-reaction-{shot}.png"), full_page=True)
     pill(bob, first, "👍 1").click()  # toggled off
-    wait_until(lambda: pill(alice, first, "👍 1").count() == 0, DEADLINE_SECONDS, "Bob's 👍 taken back")
-    assert pill(alice, first, "🎉 1").count() == 1
+    wait_until(lambda: pill(alice, first, "👍").count() == 1, DEADLINE_SECONDS, "Bob's 👍 taken back")
+    wait_until(lambda: pill(alice, first, "🎉 1").count() == 1, DEADLINE_SECONDS, "her 🎉 still there")
 
     # Only the author may delete: Bob has no Delete under Alice's message, Alice has.
+    wait_until(lambda: pill(bob, first, "Reply").count() == 1, DEADLINE_SECONDS, "Bob's row of actions")
     assert pill(bob, first, "Delete").count() == 0
-    assert pill(alice, first, "Delete").count() == 1
+    wait_until(lambda: pill(alice, first, "Delete").count() == 1, DEADLINE_SECONDS, "Delete under her own")
 
     # A reply: Bob replies to Alice's message; both pages show the quote linked to her message.
     pill(bob, first, "Reply").click()
@@ -122,7 +148,8 @@ def test_reply_react_and_delete_reach_the_other_page(two_pages):
     pill(alice, first, "Delete").click()
     confirm = alice.get_by_text("for everyone?")
     confirm.wait_for(timeout=DEADLINE_SECONDS * 1000)
-    alice.get_by_role("button", name="Delete", exact=True).last.click()
+    # The confirmation's button, not the pill of the row, which stays open over the page.
+    alice.locator(f"button:not({POPOVER_BODY} button)").filter(has_text=re.compile(r"^\s*Delete\s*$")).click()
     for page in (alice, bob):
         wait_until(
             lambda page=page: (

@@ -196,8 +196,8 @@ def test_a_long_room_leaves_no_ghost_of_a_finished_reply(app_server, new_page):
     wait_until(
         lambda: (
             "writing…" not in bob.locator('[data-testid="stMainBlockContainer"]').inner_text()
-            and all("Reply" in t for t in bubble_texts(bob))
-        ),  # a new message's row of actions comes 0.5 s later
+            and bob.locator(MESSAGE).count() == bob.locator(f"{MESSAGE} [data-testid='stPopover']").count()
+        ),  # a new message's button of actions comes 0.5 s later
         DEADLINE_SECONDS,
         "the last reply to settle",
     )
