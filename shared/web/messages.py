@@ -144,9 +144,9 @@ class Drawn:
     parts: Parts
     header: DeltaGenerator | None = None  # None: a system line, redrawn whole
     text: DeltaGenerator | None = None
-    note: DeltaGenerator | None = None  # None: none drawn yet (a note that comes redraws the bubble)
+    note: DeltaGenerator | None = None
     menu: DeltaGenerator | None = None
-    sources: DeltaGenerator | None = None  # None: none drawn yet, as for the note
+    sources: DeltaGenerator | None = None
 
 
 # Anchors take no room (their element is lifted out of the bubble's flow, and moves with the bubble), and
@@ -163,12 +163,13 @@ def draw(
     files: AttachmentStore | None = None,
     draw_menu: DrawMenu | None = None,
 ) -> Drawn:
-    """The message in `slot`, in place of what it held: its header, text, one element per attached file,
-    a reply's sources and a note when it has them, and its actions (an anchor first when a reply quotes
-    it). A redraw in place replaces each of them (a note that goes leaves an empty element), and a part
-    that comes later draws the bubble again, so nothing old is left behind. Each is drawn at once, not
-    as a placeholder filled after, and the bubble is the slot itself, in no container of its own: every
-    element sent is a message to the page, and the server wakes its event loop for each."""
+    """The message in `slot`, in place of what it held. A bubble always holds the same elements (header,
+    text, one per attached file, a reply's sources, note, actions; an anchor first when a reply quotes it),
+    empty ones included: the browser keeps what a bubble held past the elements a new run draws in it
+    (a live run never ends, so Streamlit never clears them), so a bubble drawn with fewer elements than
+    before would leave an old one behind. Each is drawn at once, not as a placeholder filled after, and
+    the bubble is the slot itself, in no container of its own: every element sent is a message to the
+    page, and the server wakes its event loop for each."""
     if parts.who is Role.SYSTEM:
         slot.caption(parts.header)
         return Drawn(parts)
@@ -179,10 +180,10 @@ def draw(
         header, text = st.caption(parts.header), st.markdown(parts.text)
         for file in parts.files:
             attachment(file, files)
-        # A source line and a note are drawn only when there are any: most messages never get either, and
-        # one that does later (a reply that broke off, cited pages) is drawn again whole.
-        sources = st.caption(parts.sources) if parts.sources else None
-        note = st.caption(parts.note) if parts.note else None
+        sources = None
+        if parts.who is Role.ASSISTANT:  # only a reply cites pages
+            sources = st.caption(parts.sources) if parts.sources else st.empty()
+        note = st.caption(parts.note) if parts.note else st.empty()
         row = st.empty()
         if draw_menu is not None:
             draw_menu(row, parts.menu)
@@ -209,8 +210,6 @@ def redraw(
         drawn is None
         or drawn.header is None
         or (parts.who, parts.files, parts.anchor) != (drawn.parts.who, drawn.parts.files, drawn.parts.anchor)
-        or (parts.note and drawn.note is None)
-        or (parts.sources and drawn.sources is None)
     ):
         return draw(slot, parts, files, draw_menu)
     if parts.header != drawn.parts.header:
@@ -222,7 +221,7 @@ def redraw(
             drawn.sources.caption(parts.sources)
         else:
             drawn.sources.empty()
-    if parts.note != drawn.parts.note and drawn.note is not None:
+    if parts.note != drawn.parts.note:
         if parts.note:
             drawn.note.caption(parts.note)
         else:
