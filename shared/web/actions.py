@@ -2,9 +2,9 @@
 to it, and delete their own; and, above the chat box, the message they are replying to or about to delete.
 
 Each message has one small button under it, labelled with its reactions and who made them; it opens the
-message's actions as one row of pills (one element, not seven buttons). Closed, the button is all the
-browser draws: a row of pills under every message cost each page more than the rest of its bubbles (the
-bench's Chromium pages, docs/bench.md). The row is drawn inside the live run and redrawn there when its
+message's actions as one row of pills (two elements, the popover and its pills, not seven buttons).
+Closed, the button is all the browser draws: a row of pills under every message cost each page more than
+the rest of its bubbles (the bench's Chromium pages, docs/bench.md). The row is drawn inside the live run and redrawn there when its
 reactions change, so each redraw needs a key of its own (`act-<message id>-<n>`); a click is handled by the
 callback the drawing carries, which Streamlit runs before the rerun, whichever drawing was clicked. A new
 run draws the row first with the key the page shows (`Session.menu_drawings`): the browser keeps an

@@ -9,11 +9,11 @@ import pytest
 from playwright.sync_api import Error as PlaywrightError
 
 from tests.e2e.conftest import ARTIFACTS, DEADLINE_SECONDS, wait_until
-from tests.e2e.test_two_people import MESSAGE, SIDEBAR, bubble_texts, join, send
+from tests.e2e.test_two_people import ACTIONS, MESSAGE, SIDEBAR, bubble_texts, join, send
 
 pytestmark = pytest.mark.e2e
 
-POPOVER_BUTTON = '[data-testid="stPopover"] button'  # under a message: opens its row of actions
+POPOVER_BUTTON = f"{ACTIONS} button"
 POPOVER_BODY = '[data-testid="stPopoverBody"]'  # the open row, drawn over the page
 
 

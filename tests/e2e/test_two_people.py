@@ -11,6 +11,7 @@ from tests.e2e.conftest import ARTIFACTS, DEADLINE_SECONDS, wait_until
 pytestmark = pytest.mark.e2e
 
 MESSAGE = '[data-testid="stChatMessage"]'
+ACTIONS = '[data-testid="stPopover"]'  # under a message: the button that opens its row of actions
 MAIN = '[data-testid="stMainBlockContainer"]'
 SIDEBAR = '[data-testid="stSidebar"]'
 
@@ -196,7 +197,7 @@ def test_a_long_room_leaves_no_ghost_of_a_finished_reply(app_server, new_page):
     wait_until(
         lambda: (
             "writing…" not in bob.locator('[data-testid="stMainBlockContainer"]').inner_text()
-            and bob.locator(MESSAGE).count() == bob.locator(f"{MESSAGE} [data-testid='stPopover']").count()
+            and bob.locator(MESSAGE).count() == bob.locator(f"{MESSAGE} {ACTIONS}").count()
         ),  # a new message's button of actions comes 0.5 s later
         DEADLINE_SECONDS,
         "the last reply to settle",
