@@ -14,7 +14,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from tests.e2e.conftest import ARTIFACTS, DEADLINE_SECONDS, wait_until
-from tests.e2e.test_two_people import MAIN, bubble_texts, join, reply_text, turn_over
+from tests.e2e.test_two_people import ACTIONS, MAIN, MESSAGE, bubble_texts, join, reply_text, turn_over
 from tests.openai_server import API_KEY, Say
 
 pytestmark = pytest.mark.e2e
@@ -177,6 +177,11 @@ def test_a_catch_up_shows_only_on_the_page_that_asked_and_changes_nothing_shared
     )
     assert "New since you were last here" not in alice.locator(MAIN).inner_text()
     [conversation] = openai_server.conversations
+    wait_until(  # the last reply's button of actions comes 0.5 s after it: Alice's page as it settles
+        lambda: alice.locator(MESSAGE).count() == alice.locator(f"{MESSAGE} {ACTIONS}").count(),
+        DEADLINE_SECONDS,
+        "Alice's page to settle",
+    )
     items_before, alice_before = openai_server.items(conversation), bubble_texts(alice)
     requests_before = len(openai_server.response_requests())
     summary = "Alice suggests lunch at noon on Friday and asks Bob to book the table."
