@@ -12,8 +12,6 @@ import json
 import os
 import shutil
 
-from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
-
 from bench.emulator import Progress
 
 CHROMIUM_ARGS = [
@@ -36,7 +34,7 @@ OBSERVER = r"""
 (() => {
   const bench = (window.__bench = {
     seen: {}, done: {}, firstWords: {}, arrived: {}, sentAt: null,
-    counts: { frames: 0, bytes: 0, mutations: 0 },
+    counts: { frames: 0, bytes: 0, mutations: 0, fullRuns: 0, fragmentRuns: 0 },
   });
   const TOKEN = /\bbm\d{6}\b/g;
   const ASSISTANT = %(assistant)s;
@@ -69,6 +67,35 @@ OBSERVER = r"""
   // When a token first reached the page over Streamlit's websocket, before React drew it: splits a
   // delay into the server's part and the browser's. Our listener is added first, so it runs first.
   const latin1 = new TextDecoder("latin1");
+  // The length-delimited fields of a protobuf message in bytes[start, end): field number -> [start, end).
+  const fields = (bytes, start, end) => {
+    const found = {};
+    let i = start;
+    const varint = () => {
+      let value = 0, shift = 0, byte;
+      do { byte = bytes[i++]; value += (byte & 127) * 2 ** shift; shift += 7; } while (byte & 128);
+      return value;
+    };
+    while (i < end) {
+      const key = varint(), wire = key & 7;
+      if (wire === 0) varint();
+      else if (wire === 1) i += 8;
+      else if (wire === 5) i += 4;
+      else if (wire === 2) { const length = varint(); found[key >>> 3] = [i, i + length]; i += length; }
+      else break;
+    }
+    return found;
+  };
+  // A script run starts with a ForwardMsg whose field 4 is `new_session`; a fragment's run names its
+  // fragments in metadata (2) -> run (6) -> fragment_ids (2). Counted here rather than by Playwright,
+  // which would copy every frame of every page out of the browser, on the core the pages share.
+  const countRun = (bytes) => {
+    const message = fields(bytes, 0, bytes.length);
+    if (!(4 in message)) return;
+    const metadata = message[2] ? fields(bytes, ...message[2]) : {};
+    const run = metadata[6] ? fields(bytes, ...metadata[6]) : {};
+    bench.counts[2 in run ? "fragmentRuns" : "fullRuns"] += 1;
+  };
   const Native = window.WebSocket;
   window.WebSocket = function (...args) {
     const socket = new Native(...args);
@@ -77,6 +104,7 @@ OBSERVER = r"""
       bench.counts.frames += 1;
       bench.counts.bytes += event.data.byteLength;
       stamp(bench.arrived, latin1.decode(event.data));
+      countRun(new Uint8Array(event.data));
     });
     return socket;
   };
@@ -128,23 +156,7 @@ class BrowserPage:
         self._context = await self._browser.new_context(viewport={"width": 1000, "height": 800})
         await self._context.add_init_script(OBSERVER % {"assistant": json.dumps(self.assistant)})
         self._page = await self._context.new_page()
-        self._page.on("websocket", self._watch_socket)
         await self._page.goto(self.base_url)
-
-    def _watch_socket(self, socket) -> None:
-        if socket.url.endswith("/_stcore/stream"):
-            socket.on("framereceived", self._frame)
-
-    def _frame(self, payload: bytes | str) -> None:
-        if isinstance(payload, str):
-            return  # Streamlit only sends binary frames
-        message = ForwardMsg()
-        message.ParseFromString(payload)
-        if message.WhichOneof("type") == "new_session":
-            if message.metadata.run.fragment_ids:
-                self.progress.fragment_runs += 1
-            else:
-                self.progress.full_runs += 1
 
     async def join(self, nickname: str, timeout: float) -> None:
         page = self._page
@@ -171,6 +183,8 @@ class BrowserPage:
         progress.seen, progress.done = state["seen"], state["done"]
         progress.first_words, progress.input_enabled = state["firstWords"], state["enabled"]
         progress.arrived, progress.counts = state["arrived"], state["counts"]
+        progress.full_runs = state["counts"].get("fullRuns", 0)
+        progress.fragment_runs = state["counts"].get("fragmentRuns", 0)
         progress.writing, progress.busy = state["writing"], state["busy"]
         progress.joined = True
         return progress

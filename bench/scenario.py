@@ -477,6 +477,8 @@ async def _idle(
         "others_on_server_core_percent": _others_on_server_core(plan, cores_busy, first, last),
     }
     idle["full_runs_per_session"] = round((sum(c.progress.full_runs for c in clients) - runs) / n, 2)
+    # Opening the page and joining are full runs: a count of none would mean the counting is broken.
+    idle["full_runs_joining_per_session"] = round(runs / n, 2)
     if plan.clients == "emulator":
         idle["client_cpu_ms_per_session_s"] = round(client_ms / seconds / n, 3)
         idle["forward_msgs_per_session_s"] = round(

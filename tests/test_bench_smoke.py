@@ -77,6 +77,7 @@ def assert_numbers_are_sane(run: dict) -> None:
 def assert_no_page_reruns_for_what_others_did(run: dict) -> None:
     """A page whose person did nothing follows the room without a full run (the live page's promise,
     and the bench's "full runs per turn" column): counted over every turn of the smoke run."""
+    assert run["idle"]["full_runs_joining_per_session"] >= 1  # opening the page and joining are counted
     runs = run["full_runs"]
     assert runs["passive_sessions"] == run["plan"]["sessions"] - run["senders"] >= 1
     assert runs["turns"] == run["posts"] - run["dropped"] >= 1
@@ -156,6 +157,7 @@ def test_chromium_pages_see_every_message(tmp_path):
     assert summary["runs"]
     for run in summary["runs"]:
         assert_everyone_saw_everything(run)
+        assert_no_page_reruns_for_what_others_did(run)
         assert_the_model_is_asked_once_per_turn_and_never_on_refresh(run)
         assert run["idle"]["server_rss_mb"] > 0
         # Each delay splits into reaching the page and being drawn there, for every (message, page).
