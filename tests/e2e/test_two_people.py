@@ -6,6 +6,7 @@ import time
 
 import pytest
 
+from shared.web.conversation import PAGE_OF_MESSAGES
 from tests.e2e.conftest import ARTIFACTS, DEADLINE_SECONDS, wait_until
 
 pytestmark = pytest.mark.e2e
@@ -183,12 +184,12 @@ def test_the_live_page_survives_a_network_blip_and_comes_back_after_streamlits_s
 
 
 def test_a_long_room_leaves_no_ghost_of_a_finished_reply(app_server, new_page):
-    """Past 50 messages the page shows a moving window; a full run must not leave an old bubble behind."""
+    """Past a page of messages the page shows a moving window; a full run must not leave an old bubble behind."""
     server = app_server(WORD_DELAY_MS="0", RATE_LIMIT_MESSAGES="1000")
     alice, bob = new_page(), new_page()
     join(alice, server.url, "Alice")
     join(bob, server.url, "Bob")
-    for n in range(27):  # each message and its answer: the room passes 50 messages
+    for n in range(PAGE_OF_MESSAGES // 2 + 2):  # each message and its answer: the room passes a page of them
         send(alice, f"filler {n}")
         wait_until(
             lambda n=n: f"filler {n}" in reply_text(bob), DEADLINE_SECONDS, f"the answer to filler {n}"
