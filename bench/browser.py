@@ -150,12 +150,15 @@ class BrowserPage:
         self._browser = browser
         self._context = None
         self._page = None
+        self._devtools = None
         self._progress_js = PROGRESS % {"assistant": json.dumps(assistant)}
 
     async def connect(self) -> None:
         self._context = await self._browser.new_context(viewport={"width": 1000, "height": 800})
         await self._context.add_init_script(OBSERVER % {"assistant": json.dumps(self.assistant)})
         self._page = await self._context.new_page()
+        self._devtools = await self._context.new_cdp_session(self._page)
+        await self._devtools.send("Performance.enable")  # Chromium's own counters of the renderer
         await self._page.goto(self.base_url)
 
     async def join(self, nickname: str, timeout: float) -> None:
@@ -188,6 +191,13 @@ class BrowserPage:
         progress.writing, progress.busy = state["writing"], state["busy"]
         progress.joined = True
         return progress
+
+    async def main_thread(self) -> tuple[float, float]:
+        """Seconds the renderer's main thread spent in tasks so far (running or waiting for a core), and
+        the renderer's clock in seconds, from Chromium's performance counters."""
+        reply = await self._devtools.send("Performance.getMetrics")
+        metrics = {m["name"]: m["value"] for m in reply["metrics"]}
+        return metrics["TaskDuration"], metrics["Timestamp"]
 
     async def start_trace(self, categories: list[str]) -> None:
         """A Chromium performance trace (of the whole browser: every page's renderer is in it)."""

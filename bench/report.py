@@ -34,6 +34,10 @@ def _stats(stats: dict[str, Any] | None, keys: tuple[str, ...] = ("p50_ms", "p95
     return " / ".join(_ms(stats[k]) for k in keys)
 
 
+def _percent_pair(share: dict[str, Any] | None) -> str:
+    return f"{share['mean']} / {share['max']}" if share else "–"
+
+
 def _num(value: float | None, digits: int) -> str:
     return "–" if value is None else f"{value:.{digits}f}"
 
@@ -470,18 +474,21 @@ def browser_time(summary: dict[str, Any]) -> list[str]:
         "## Where a real browser spends the time",
         "",
         "| run | message shown, p50 / p95 | reached the page, p50 / p95 | drawn after reaching it, p50 / p95 "
-        "| a watching page, per s: frames / kB / DOM mutations or deltas |",
-        "|---|---|---|---|---|",
+        "| a watching page, per s: frames / kB / DOM mutations or deltas "
+        "| each core busy, % | renderer main thread in a task, % of the time, mean / max |",
+        "|---|---|---|---|---|---|---|",
     ]
     for r in runs:
-        traffic = r.get("passive_page_traffic") or {}
+        traffic, busy = r.get("passive_page_traffic") or {}, r.get("busy_while_posting") or {}
         lines.append(
             f"| {_series(r)} {r['plan']['clients']} N={r['plan']['sessions']} "
             f"| {_stats(r.get('delivery'), ('p50_ms', 'p95_ms'))} "
             f"| {_stats(r.get('delivery_reached_page'), ('p50_ms', 'p95_ms'))} "
             f"| {_stats(r.get('delivery_drawn_after_reaching'), ('p50_ms', 'p95_ms'))} "
             f"| {traffic.get('frames_per_s', '–')} / {traffic.get('kb_per_s', '–')} "
-            f"/ {traffic.get('mutations_per_s', traffic.get('deltas_per_s', '–'))} |"
+            f"/ {traffic.get('mutations_per_s', traffic.get('deltas_per_s', '–'))} "
+            f"| {' / '.join(map(str, busy.get('cores_percent') or [])) or '–'} "
+            f"| {_percent_pair(busy.get('renderer_main_thread_percent'))} |"
         )
     lines.append("")
     for r in runs:

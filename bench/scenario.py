@@ -542,6 +542,7 @@ async def _posts(
     counts_before = {c: dict(c.progress.counts) for c in passive}
     cpu = CpuSampler(server)
     cpu.start()
+    threads_before, cores_before = await _main_threads(clients), psutil.cpu_times(percpu=True)
     began = time.monotonic()
     budget_ends = began + plan.posting_budget_seconds
     mark, responses_before = len(model.requests), len(model.sent("POST", "/v1/responses"))
@@ -583,6 +584,7 @@ async def _posts(
         limit,
     )
     phase_seconds = time.monotonic() - began
+    busy = _busy(cores_before, psutil.cpu_times(percpu=True), threads_before, await _main_threads(clients))
     samples = await cpu.stop()
     responses = len(model.sent("POST", "/v1/responses")) - responses_before
     besides = len(model.requests) - mark - responses
@@ -659,6 +661,7 @@ async def _posts(
         "delivery_reached_page": percentiles(reached) if reached else None,
         "delivery_drawn_after_reaching": percentiles(drawn) if drawn else None,
         "passive_page_traffic": _traffic(passive, counts_before, phase_seconds),
+        "busy_while_posting": busy,
         "first_word_sender": percentiles(first_word_sender),
         "first_word_others": percentiles(first_word_others),
         "missing": missing,
@@ -666,6 +669,34 @@ async def _posts(
         "full_runs": _full_runs(passive, runs_before, turns),
         "messages": messages,
     }
+
+
+async def _main_threads(clients: list) -> list[tuple[float, float]] | None:
+    """Chromium pages: each renderer main thread's time in tasks so far, and its clock (None otherwise)."""
+    if not clients or not all(hasattr(c, "main_thread") for c in clients):
+        return None
+    return list(await asyncio.gather(*(c.main_thread() for c in clients)))
+
+
+def _busy(cores_before, cores_after, threads_before, threads_after) -> dict[str, Any]:
+    """How busy each core of the machine was while the messages went round, and (Chromium) how much of
+    that time each page's renderer main thread spent in a task: time it had work, running or waiting
+    for a core. A page whose main thread has work nearly all the time draws news late."""
+    cores = [
+        round(100 * (1 - (b.idle - a.idle) / max(sum(b) - sum(a), 1e-9)))
+        for a, b in zip(cores_before, cores_after, strict=True)
+    ]
+    busy: dict[str, Any] = {"cores_percent": cores}
+    if threads_before and threads_after:
+        shares = [
+            100 * (b[0] - a[0]) / max(b[1] - a[1], 1e-9)
+            for a, b in zip(threads_before, threads_after, strict=True)
+        ]
+        busy["renderer_main_thread_percent"] = {
+            "mean": round(sum(shares) / len(shares)),
+            "max": round(max(shares)),
+        }
+    return busy
 
 
 def _traffic(passive: list, before: dict, seconds: float) -> dict[str, float] | None:

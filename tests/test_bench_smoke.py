@@ -13,6 +13,7 @@ import math
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
+import psutil
 import pytest
 
 from bench import report, trace
@@ -165,6 +166,11 @@ def test_chromium_pages_see_every_message(tmp_path):
         assert reached["n"] == drawn["n"] == run["delivery"]["n"]
         assert reached["p50_ms"] <= run["delivery"]["max_ms"] and drawn["p50_ms"] >= 0
         assert run["passive_page_traffic"]["frames_per_s"] > 0
+        # How busy the machine's cores and each page's renderer were while the messages went round.
+        busy = run["busy_while_posting"]
+        assert len(busy["cores_percent"]) == len(psutil.cpu_times(percpu=True))
+        assert all(0 <= c <= 100 for c in busy["cores_percent"]) and max(busy["cores_percent"]) > 0
+        assert 0 < busy["renderer_main_thread_percent"]["mean"] <= busy["renderer_main_thread_percent"]["max"]
         # The trace: every page's renderer, its main thread's work by kind, the functions it ran.
         renderers = run["trace"]["renderers"]
         assert len(renderers) >= run["plan"]["sessions"]
