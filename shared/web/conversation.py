@@ -56,8 +56,12 @@ def earlier_messages_button(view: RoomView) -> None:
     """Older messages on demand, so a long history costs nothing until someone asks for it."""
     slot = st.empty()  # one element either way, so the elements after it keep their places on a rerun
     limit = session.shown_limit or PAGE_OF_MESSAGES
-    if len(view.messages) <= limit:
+    if len(view.messages) <= limit and not session.shown_limit:
         slot.empty()
+    elif len(view.messages) <= limit:
+        # Pressed, and now every message is here. The button stays, greyed: the browser would keep the
+        # pressed one, faded, beside anything else drawn in its place (a live run never ends).
+        slot.button("Show earlier messages", key="earlier", icon=":material/expand_less:", disabled=True)
     elif slot.button("Show earlier messages", key="earlier", icon=":material/expand_less:"):
         session.shown_limit = limit + PAGE_OF_MESSAGES
         del session.first_shown

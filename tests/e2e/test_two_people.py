@@ -212,3 +212,10 @@ def test_a_long_room_leaves_no_ghost_of_a_finished_reply(app_server, new_page):
     bob.screenshot(path=str(ARTIFACTS / "long-room-bob.png"))
     after = bubble_texts(bob)
     assert after == before and len(after) == len(set(after)), "a bubble moved, vanished or shows twice"
+    # Pressed, it brings the rest of the room; with nothing earlier left, it stays greyed, and no faded
+    # copy of the pressed one lingers (the browser keeps a replaced widget while a run goes on).
+    bob.get_by_role("button", name="Show earlier messages").click()
+    pressed = bob.get_by_role("button", name="Show earlier messages")
+    wait_until(lambda: pressed.count() == 1 and pressed.is_disabled(), DEADLINE_SECONDS, "a greyed button")
+    assert bob.locator('[data-stale="true"]').get_by_text("Show earlier messages").count() == 0
+    assert bubble_texts(bob) == before, "every message was already on Bob's page, in the same order"
