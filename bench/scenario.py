@@ -675,7 +675,11 @@ async def _main_threads(clients: list) -> list[tuple[float, float]] | None:
     """Chromium pages: each renderer main thread's time in tasks so far, and its clock (None otherwise)."""
     if not clients or not all(hasattr(c, "main_thread") for c in clients):
         return None
-    return list(await asyncio.gather(*(c.main_thread() for c in clients)))
+    try:
+        return list(await asyncio.gather(*(c.main_thread() for c in clients)))
+    except Exception as error:  # a crashed or closed page: the run reports it elsewhere, not here
+        log.warning("a page's renderer counters could not be read: %s", error)
+        return None
 
 
 def _busy(cores_before, cores_after, threads_before, threads_after) -> dict[str, Any]:

@@ -9,8 +9,10 @@ import pytest
 import shared.hub
 from shared.assistant.offline import OfflineAssistant
 from shared.errors import AssistantError
+from shared.web.conversation import PAGE_OF_MESSAGES
 from tests.fakes import ScriptedAssistant
 from tests.pages import (
+    button,
     conversation,
     errors,
     get_room,
@@ -58,6 +60,28 @@ def test_late_joiner_sees_history():
     assert texts.index("first") < texts.index("second")
     assert sum(t.startswith("Hi Alice!") for t in texts) >= 1
     assert any("Alice joined." in n for n in notices(carol))
+
+
+def test_show_earlier_messages_brings_the_rest_of_the_room_and_another_room_opens_on_one_page(monkeypatch):
+    monkeypatch.setenv("RATE_LIMIT_MESSAGES", "1000")
+    join("Ann", room="long")
+    room = get_room("long")
+    [ann] = room.view().participants
+    for number in range(PAGE_OF_MESSAGES // 2 + 1):  # each is answered: the room passes a page of messages
+        room.post(ann.id, f"m{number}")
+        wait_until(lambda: not room.busy)
+    bob = join("Bob", room="long")  # comes in late: his page opens on the latest page of messages
+    earlier = button(bob, "Show earlier messages")
+    assert not earlier.disabled and "m0" not in [text for _, text in conversation(bob)]
+    earlier.click().run()
+    texts = [text for _, text in conversation(bob)]
+    assert texts[0] == "m0" and texts[-1].startswith("Hi Ann!"), "every message, the first one first"
+    assert any("Ann joined." in n for n in notices(bob))
+    assert button(bob, "Show earlier messages").disabled, "nothing earlier is left to show"
+    bob.query_params["room"] = "short"
+    short = bob.run()  # the same person, in a room of two lines
+    assert "Room **short**" in short.caption[0].value
+    assert all(b.label != "Show earlier messages" for b in short.button)
 
 
 @pytest.mark.promise_nickname_rules

@@ -55,6 +55,9 @@ def visible_messages(view: RoomView) -> list[Message]:
 def earlier_messages_button(view: RoomView) -> None:
     """Older messages on demand, so a long history costs nothing until someone asks for it."""
     slot = st.empty()  # one element either way, so the elements after it keep their places on a rerun
+    shown_in = (session.first_shown or (None, 0))[0]
+    if shown_in is not None and shown_in != (view.name, view.created_at):
+        del session.shown_limit  # another room: it opens on one page of its messages
     limit = session.shown_limit or PAGE_OF_MESSAGES
     if len(view.messages) <= limit and not session.shown_limit:
         slot.empty()
