@@ -40,33 +40,40 @@ def visible_messages(view: RoomView) -> list[Message]:
     so a rerun redraws the same messages in the same places (nothing moves, nothing is briefly doubled).
     """
     shown = [m for m in view.messages if not (m.role is Role.ASSISTANT and not m.text and not m.attachments)]
-    limit = session.shown_limit or PAGE_OF_MESSAGES
+    limit = page_limit(view)
     latest = shown[-limit:]
     if not latest:
         return latest
     room_key, first = session.first_shown or (None, 0)
     kept = [m for m in shown if m.id >= first]
-    if room_key != (view.name, view.created_at) or first > latest[0].id or len(kept) > 2 * limit:
+    if room_key != _room_key(view) or first > latest[0].id or len(kept) > 2 * limit:
         kept = latest
-        session.first_shown = ((view.name, view.created_at), latest[0].id)
+        session.first_shown = (_room_key(view), latest[0].id)
     return kept
+
+
+def _room_key(view: RoomView) -> tuple[str, object]:
+    return (view.name, view.created_at)  # a room opened again under the same name is another room
+
+
+def page_limit(view: RoomView) -> int:
+    """How many of this room's latest messages the page shows: one page, more once the person asked."""
+    room_key, limit = session.shown_limit or (None, PAGE_OF_MESSAGES)
+    return limit if room_key == _room_key(view) else PAGE_OF_MESSAGES
 
 
 def earlier_messages_button(view: RoomView) -> None:
     """Older messages on demand, so a long history costs nothing until someone asks for it."""
     slot = st.empty()  # one element either way, so the elements after it keep their places on a rerun
-    shown_in = (session.first_shown or (None, 0))[0]
-    if shown_in is not None and shown_in != (view.name, view.created_at):
-        del session.shown_limit  # another room: it opens on one page of its messages
-    limit = session.shown_limit or PAGE_OF_MESSAGES
-    if len(view.messages) <= limit and not session.shown_limit:
+    limit = page_limit(view)
+    if len(view.messages) <= limit and limit == PAGE_OF_MESSAGES:
         slot.empty()
     elif len(view.messages) <= limit:
         # Pressed, and now every message is here. The button stays, greyed: the browser would keep the
         # pressed one, faded, beside anything else drawn in its place (a live run never ends).
         slot.button("Show earlier messages", key="earlier", icon=":material/expand_less:", disabled=True)
     elif slot.button("Show earlier messages", key="earlier", icon=":material/expand_less:"):
-        session.shown_limit = limit + PAGE_OF_MESSAGES
+        session.shown_limit = (_room_key(view), limit + PAGE_OF_MESSAGES)
         del session.first_shown
         st.rerun()
 

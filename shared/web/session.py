@@ -75,7 +75,10 @@ class Session:
         "(room, message id, first line): their own message they asked to delete, to confirm."
     )
     # --- the conversation (shared/web/conversation.py) ---
-    shown_limit = Key[int | None]("How many of the latest messages the chat page shows (grows by a page).")
+    shown_limit = Key[tuple[tuple[str, Any], int] | None](
+        "((room, created_at), limit): how many of a room's latest messages the chat page shows, once more"
+        " than a page was asked for; any other room opens on one page."
+    )
     first_shown = Key[tuple[tuple[str, Any], int] | None](
         "((room, created_at), message id): the first message shown, kept across this tab's own reruns."
     )
