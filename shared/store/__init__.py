@@ -318,10 +318,12 @@ class Store(Protocol):
 
     # The reply worker's lease: one worker writes a room's turns at a time, across processes.
     def take_lease(self, room: str, holder: str) -> int | None:
-        """A new fence if the room's lease was free (now held by `holder`), else None."""
+        """A new fence if the room's lease was free (now held by `holder`), else None. Greater than every
+        fence handed out before, also those a store that lost its last writes forgot."""
 
     def renew_lease(self, room: str, fence: int) -> bool:
-        """Keep holding the lease; False if it was lost (expired and taken, or the store is gone)."""
+        """Keep holding the lease; False if it was lost (expired and taken, the store is gone, or it
+        restarted since the lease was taken and may have lost what the worker wrote)."""
 
     def release_lease(self, room: str, fence: int) -> None: ...
     def lease_free(self, room: str) -> bool: ...

@@ -12,7 +12,8 @@ Keys, for a room called NAME (room names are plain: a-z, digits, - and _; nothin
 - `chat:room:NAME:changes`: message id scored by the version of its last change (a sorted set), so a
   process catches up by reading only what changed after the version it holds
 - `chat:room:NAME:presence`: "participant session" -> when last seen (negative: went away then)
-- `chat:room:NAME:lease` / `:fence`: the reply worker's lease, "FENCE HOLDER", and the fence counter
+- `chat:room:NAME:lease` / `:fence`: the reply worker's lease, "FENCE HOLDER", and the fence counter (never
+  below Redis's clock in milliseconds, so it goes on rising after a Redis that lost its last writes)
   (every key of a room goes when it closes, and a room opened again under its name starts afresh)
 - `chat:room:NAME:seen`: participant -> the newest message a page of theirs showed ("Catch me up")
 - `chat:room:NAME:files` / `:file-order` / `:file-bytes`: attached files' bytes by attachment id, oldest
@@ -32,7 +33,7 @@ The Redis retry policy, for every kind of call, decided here:
 |---|---|---|
 | reads (GET, HGET, SMEMBERS, EXISTS, the read script) | redis-py sends it again, up to `RETRIES` times, with jittered backoff | a read changes nothing |
 | presence, "seen", the day's tokens, lease renewal and release (HSET, the max and lease scripts, SET) | the same | each sets a value: twice leaves what once leaves |
-| taking the lease (one script) | the same | sent again after a lost reply it finds the lease held and says so; that lease expires by itself |
+| taking the lease (one script, sent with INFO for the run id) | the same | sent again after a lost reply it finds the lease held and says so; that lease expires by itself |
 | a room's change (WATCH, MULTI ... EXEC) | redis-py never sends EXEC again: it raises `WatchError` and the rule runs again on the room as it is now; the change's id, recorded in the state it committed, tells a rule whose EXEC did commit not to make the change twice | `change` |
 | a change that loses to other processes' changes | run again up to `CONFLICT_RETRIES` times, with jittered backoff, then `StoreUnavailable` | a room that busy is a fault to report, not to spin on |
 | an attached file (one script: added only if its id is not there yet) | sent again | the script adds a file once |
@@ -87,11 +88,16 @@ UNREACHABLE = (
     "the app keeps trying and carries on by itself when it is back."
 )
 # KEYS: lease, fence, state; ARGV: holder, milliseconds. A new fence, or 0 if the lease is held or the room
-# is gone (a closed room's keys are not made again).
+# is gone (a closed room's keys are not made again). A fence is never below Redis's clock in milliseconds:
+# a Redis that comes back without its last writes has its counter rolled back with them, and a fence
+# counted from there could repeat one a worker still holds; its clock has moved on since (see `take_lease`).
 _TAKE = (
     "if redis.call('exists', KEYS[1]) == 1 or redis.call('exists', KEYS[3]) == 0 then return 0 end "
+    "local now = redis.call('time') "
+    "local floor = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) "
     "local fence = redis.call('incr', KEYS[2]) "
-    "redis.call('set', KEYS[1], fence .. ' ' .. ARGV[1], 'PX', ARGV[2]) return fence"
+    "if fence < floor then fence = floor redis.call('set', KEYS[2], string.format('%d', fence)) end "
+    "redis.call('set', KEYS[1], string.format('%d', fence) .. ' ' .. ARGV[1], 'PX', ARGV[2]) return fence"
 )
 # KEYS: the claim, the room's state; ARGV: holder, milliseconds. 1 if it was free or is this holder's
 # (then renewed), else 0; 0 for a room that is gone (its keys are not made again).
@@ -275,6 +281,10 @@ class RedisStore:
         self._stopped = threading.Event()
         self._listener: threading.Thread | None = None
         self._run_id: str | None = None  # the Redis server's, as the listener last saw it
+        self._lock = threading.Lock()
+        self._lease_runs: dict[
+            tuple[str, int], str
+        ] = {}  # (room, fence) -> the run id of the Redis that gave it
         # This store's mark on the changes it announces: this process takes in its own changes as it
         # commits them, so its listener skips their notices instead of reading them back.
         self._origin = uuid.uuid4().hex[:12]
@@ -458,19 +468,53 @@ class RedisStore:
                 self._client.hdel(_key(room, "presence"), *fields)
 
     def take_lease(self, room: str, holder: str) -> int | None:
+        """A new fence, greater than any this Redis handed out before, even one it since lost (its clock
+        is the floor); the lease is tied to the Redis that gave it (its run id): see `renew_lease`."""
         keys = [_key(room, "lease"), _key(room, "fence"), _key(room, "state")]
         with self._reaching():
-            fence = int(self._take(keys=keys, args=[holder, int(self.lease_seconds * 1000)]))
-        return fence or None
+            run_id, fence = self._with_run_id(
+                lambda pipe: self._take(keys=keys, args=[holder, int(self.lease_seconds * 1000)], client=pipe)
+            )
+        if fence:
+            with self._lock:
+                self._lease_runs[room, int(fence)] = run_id
+        return int(fence) or None
 
     def renew_lease(self, room: str, fence: int) -> bool:
+        """False once the lease is gone, or Redis restarted since it was taken: a Redis that restarted may
+        have come back without its last writes (the turn this worker writes, its fence's last use), so the
+        worker stops writing and the room is taken over afresh."""
+        with self._lock:
+            taken_from = self._lease_runs.get((room, fence))
+        lease_ms = int(self.lease_seconds * 1000)
         with self._reaching():
-            lease_ms = int(self.lease_seconds * 1000)
-            return bool(self._renew(keys=[_key(room, "lease")], args=[f"{fence} ", lease_ms]))
+            run_id, renewed = self._with_run_id(
+                lambda pipe: self._renew(
+                    keys=[_key(room, "lease")], args=[f"{fence} ", lease_ms], client=pipe
+                )
+            )
+        if taken_from is not None and run_id != taken_from:
+            log.warning(
+                "room %s: Redis restarted under the worker's lease (fence %d); it is dropped", room, fence
+            )
+            self.release_lease(room, fence)
+            return False
+        return bool(renewed)
 
     def release_lease(self, room: str, fence: int) -> None:
+        with self._lock:
+            self._lease_runs.pop((room, fence), None)
         with self._reaching():
             self._release(keys=[_key(room, "lease")], args=[f"{fence} "])
+
+    def _with_run_id(self, command: Callable[[Any], Any]) -> tuple[str, Any]:
+        """The Redis server's run id and `command`'s answer, sent together on one connection: both come
+        from the same run of the server (a restart in between would have cut the connection)."""
+        pipe = self._client.pipeline(transaction=False)
+        pipe.info("server")
+        command(pipe)
+        info, answer = pipe.execute()
+        return info.get("run_id", ""), answer
 
     def lease_free(self, room: str) -> bool:
         with self._reaching():
