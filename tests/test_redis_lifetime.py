@@ -4,13 +4,18 @@ without its last writes, a process that dies while closing a room, a reload duri
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+
 from shared.messages import Message, Role
+from shared.room import Room
 from shared.store import RoomState
+from shared.store import redis as redis_store
 from shared.store.redis import RedisStore
-from tests.fakes import wait_until
+from tests.fakes import ScriptedAssistant, fast_settings, wait_until
 from tests.redis_server import RedisServer
 
 
@@ -70,3 +75,101 @@ def test_a_fence_never_repeats_after_redis_loses_its_last_writes(redis_server, t
         assert after is not None and after > holding
     finally:
         store.close()
+
+
+# --- a reload during a reap ------------------------------------------------------------------------------
+
+
+class Clock:
+    """The rooms' clock, moved by hand: presence is judged by it."""
+
+    def __init__(self, now: float = 1000.0):
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def lobby(shared_redis) -> Iterator[tuple[Room, RedisStore, Clock]]:
+    """The lobby on a real Redis, reaped only when the test says so (no hub, no reaper thread)."""
+    store = RedisStore(shared_redis.fresh_url())
+    clock = Clock()
+    settings = fast_settings(redis_url="redis://unused", leave_grace_seconds=1, heartbeat_timeout_seconds=30)
+    room = Room("lobby", settings, ScriptedAssistant(), store, clock=clock)
+    yield room, store, clock
+    room.leave_process(closing=True)
+    store.close()
+
+
+def after_the_reaper_reads_presence(store: RedisStore, monkeypatch, then: Callable[[], None]) -> None:
+    """Run `then` once, right after the reaper's first read of the room's presence."""
+    read = store.presence
+
+    def presence(room: str):
+        seen = read(room)
+        monkeypatch.setattr(store, "presence", read)
+        then()
+        return seen
+
+    monkeypatch.setattr(store, "presence", presence)
+
+
+def sessions_of(store: RedisStore, participant_id: str) -> dict[str, bool]:
+    """The person's browser sessions in the store's presence: session -> still there."""
+    return {s: not seen.gone for (p, s), seen in store.presence("lobby").items() if p == participant_id}
+
+
+def test_a_reload_while_the_reaper_reads_presence_keeps_the_person(lobby, monkeypatch):
+    room, store, clock = lobby
+    room.join("id-alice", "Alice", "tab-1")
+    room.detach("id-alice", "tab-1")  # the reload closes the old tab...
+    clock.now += 2  # ...past the leave grace: the reaper reads that she went away
+
+    after_the_reaper_reads_presence(store, monkeypatch, lambda: room.join("id-alice", "Alice", "tab-2"))
+    room.reap()
+
+    assert room.here("id-alice"), "she came back before the reaper let her go"
+    assert sessions_of(store, "id-alice") == {"tab-1": False, "tab-2": True}, "her new tab is seen"
+    assert "Alice left." not in [m.text for m in room.view().messages]
+
+
+def test_a_join_while_the_reaper_forgets_its_stranger_sessions_leaves_no_ghost(lobby, monkeypatch):
+    room, store, clock = lobby
+    room.join("id-alice", "Alice", "tab-a")
+    store.seen("lobby", "id-bob", "tab-old", clock.now)  # Bob's page, whose join never came
+    clock.now += 31  # long silent: the reaper forgets it
+    store.seen_all("lobby", {("id-alice", "tab-a"): clock.now})
+
+    after_the_reaper_reads_presence(store, monkeypatch, lambda: room.join("id-bob", "Bob", "tab-new"))
+    room.reap()
+
+    assert room.here("id-bob")
+    assert sessions_of(store, "id-bob").get("tab-new"), "his new tab's session is kept"
+    # So the reaper can let him go once that tab goes: a person with no session would stay for ever.
+    clock.now += 31
+    room.reap()
+    assert not room.here("id-bob")
+
+
+def test_a_reload_between_the_reapers_judgement_and_its_commit_keeps_the_person(lobby, monkeypatch):
+    room, store, clock = lobby
+    room.join("id-alice", "Alice", "tab-1")
+    room.detach("id-alice", "tab-1")
+    clock.now += 2
+    read = redis_store._RedisChange.presence
+    reloads: list[str] = []
+
+    def presence(change):  # the reaper's change has read the presence and judged her gone...
+        seen = read(change)
+        if not reloads:
+            reloads.append("tab-2")  # ...when her reloaded page writes its session, before the EXEC
+            room.join("id-alice", "Alice", "tab-2")
+        return seen
+
+    monkeypatch.setattr(redis_store._RedisChange, "presence", presence)
+    room.reap()
+
+    assert reloads == ["tab-2"], "the reaper's change read the presence"
+    assert room.here("id-alice")
+    assert sessions_of(store, "id-alice") == {"tab-1": False, "tab-2": True}

@@ -84,6 +84,19 @@ def reap(change: RoomChange, leaving: Iterable[str], clock: float, now: datetime
         remove(change, participant_id, clock, now)
 
 
+def reap_who_went_away(change: RoomChange, clock: float, timeout: float, grace: float, now: datetime) -> None:
+    """The reaper's round: who went away is judged from the presence read in this change, and their
+    sessions are forgotten with it, with those of people whose join never came. A person who came back
+    meanwhile (a reload: a new session) is seen by the change, which runs again: neither let go, nor left
+    with no session for the reaper to judge them by (a ghost who would keep the room open)."""
+    leaving, strangers = who_went_away(
+        change.presence(), set(change.state.participants), clock, timeout, grace
+    )
+    reap(change, leaving, clock, now)
+    for participant_id in leaving | strangers:
+        change.forget_presence(participant_id)
+
+
 def who_went_away(
     presence: dict[tuple[str, str], Seen], present: set[str], clock: float, timeout: float, grace: float
 ) -> tuple[set[str], set[str]]:

@@ -249,15 +249,11 @@ class Room:
         """Remove people whose tabs closed more than the grace period ago, or went silent."""
         timeout, grace = self.settings.heartbeat_timeout_seconds, self.settings.leave_grace_seconds
         present = self._read(lambda state: set(state.participants))
-        seen = self.store.presence(self.name)
+        seen = self.store.presence(self.name)  # a look first: in most rounds nobody goes
         leaving, strangers = presence.who_went_away(seen, present, self._clock(), timeout, grace)
-        for participant_id in strangers:  # a join that never happened
-            self.store.forget_presence(self.name, participant_id)
-        if not leaving:
-            return
-        self._change(lambda change: presence.reap(change, leaving, self._clock(), self._now()))
-        for participant_id in leaving:
-            self.store.forget_presence(self.name, participant_id)
+        if leaving or strangers:  # judged again, in one change with the forgetting of their sessions
+            rule = presence.reap_who_went_away
+            self._change(lambda change: rule(change, self._clock(), timeout, grace, self._now()))
 
     def watchers(self) -> int:
         """How many browser sessions of this process show the room now."""

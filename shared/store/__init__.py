@@ -201,6 +201,7 @@ class RoomChange:
         self.growth_only = True  # only the reply's text grew: pages may wait for the next redraw
         self.people_changed = False
         self.skip = False  # the rule changed nothing: nothing to commit or announce
+        self.presence_forgotten: set[str] = set()  # participants whose sessions go with this change
 
     def nothing(self) -> None:
         """Say the rule found nothing to change."""
@@ -218,6 +219,16 @@ class RoomChange:
 
     def _read(self, ids: list[int]) -> list[Message]:
         raise NotImplementedError
+
+    def presence(self) -> dict[tuple[str, str], Seen]:
+        """The room's presence (see `Store.presence`), read as part of this change: a session seen after
+        this read makes the change run again on what is seen then (Redis), or waits for it (memory)."""
+        raise NotImplementedError
+
+    def forget_presence(self, participant_id: str) -> None:
+        """Forget the person's sessions as `presence` read them, with this change (even one that changes
+        nothing else): a session seen since then is not forgotten, because the change runs again."""
+        self.presence_forgotten.add(participant_id)
 
     def messages(self, ids: list[int]) -> list[Message]:
         unread = [i for i in ids if i not in self.written]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
 import threading
@@ -15,12 +16,16 @@ from shared.store import Growth, RoomChange, RoomGone, RoomRecord, RoomState, Se
 
 
 class _MemoryChange(RoomChange):
-    def __init__(self, record: RoomRecord):
+    def __init__(self, record: RoomRecord, presence: Callable[[], dict[tuple[str, str], Seen]]):
         super().__init__(record.state)
         self._record = record
+        self._presence = presence
 
     def _read(self, ids: list[int]) -> list[Message]:
         return [self._record.messages[i - 1] for i in ids]
+
+    def presence(self) -> dict[tuple[str, str], Seen]:
+        return self._presence()  # no session is seen meanwhile: that waits for the room's lock
 
 
 class MemoryStore:
@@ -53,12 +58,14 @@ class MemoryStore:
     def change(self, room: str, rule: Callable[[RoomChange], T]) -> T:
         record = self._record(room)
         with record.lock:
-            change = _MemoryChange(record)
+            change = _MemoryChange(record, lambda: self.presence(room))
             result = rule(change)
             if not change.skip:
                 version = change.stamp()
                 written = sorted(change.written.values(), key=lambda m: m.id)
                 record.apply(record.state, [(m, version) for m in written], news=not change.growth_only)
+            for participant_id in change.presence_forgotten:
+                self.forget_presence(room, participant_id)
             return result
 
     def create(self, room: str, state: RoomState, first: Message, *, open_only: bool = False) -> RoomState:
@@ -101,14 +108,20 @@ class MemoryStore:
         with self._lock:
             return [name for name, record in self._rooms.items() if not record.state.closed]
 
+    def _between_changes(self, room: str) -> contextlib.AbstractContextManager[object]:
+        """A session is seen between the room's changes, never during one: a change that read the
+        presence (the reaper's) forgets exactly what it read."""
+        record = self.record(room)
+        return record.lock if record is not None else contextlib.nullcontext()
+
     def seen(
         self, room: str, participant_id: str, session_id: str, when: float, *, gone: bool = False
     ) -> None:
-        with self._lock:
+        with self._between_changes(room), self._lock:
             self._presence.setdefault(room, {})[participant_id, session_id] = Seen(when, gone)
 
     def seen_all(self, room: str, sessions: dict[tuple[str, str], float]) -> None:
-        with self._lock:
+        with self._between_changes(room), self._lock:
             kept = self._presence.setdefault(room, {})
             for key, when in sessions.items():
                 kept[key] = Seen(when)

@@ -34,7 +34,7 @@ The Redis retry policy, for every kind of call, decided here:
 | reads (GET, HGET, SMEMBERS, EXISTS, the read script) | redis-py sends it again, up to `RETRIES` times, with jittered backoff | a read changes nothing |
 | presence, "seen", the day's tokens, lease renewal and release (HSET, the max and lease scripts, SET) | the same | each sets a value: twice leaves what once leaves |
 | taking the lease (one script, sent with INFO for the run id) | the same | sent again after a lost reply it finds the lease held and says so; that lease expires by itself |
-| a room's change (WATCH, MULTI ... EXEC) | redis-py never sends EXEC again: it raises `WatchError` and the rule runs again on the room as it is now; the change's id, recorded in the state it committed, tells a rule whose EXEC did commit not to make the change twice | `change` |
+| a room's change (WATCH, MULTI ... EXEC; the presence watched too when the rule reads it, the reaper's) | redis-py never sends EXEC again: it raises `WatchError` and the rule runs again on the room as it is now; the change's id, recorded in the state it committed, tells a rule whose EXEC did commit not to make the change twice | `change` |
 | a change that loses to other processes' changes | run again up to `CONFLICT_RETRIES` times, with jittered backoff, then `StoreUnavailable` | a room that busy is a fault to report, not to spin on |
 | an attached file (one script: added only if its id is not there yet) | sent again | the script adds a file once |
 | the reply's growth (one script: appended only while the reply's turn is this worker's, at the length the worker wrote so far) | the same | sent again, it finds its words already there and appends nothing |
@@ -223,6 +223,15 @@ def _reply(raw: bytes | None) -> tuple[int, bytes] | None:
     return int(head.split()[0]), text
 
 
+def _presence(raw: dict[bytes, bytes]) -> dict[tuple[str, str], Seen]:
+    seen = {}
+    for field, value in raw.items():
+        participant_id, _, session_id = field.decode().partition(" ")
+        where, _, when = value.decode().partition(" ")
+        seen[participant_id, session_id] = Seen(float(when), gone=where == "gone")
+    return seen
+
+
 def _with_reply(message: Message, reply: tuple[int, bytes] | None) -> Message:
     """The message as it stands: a streaming reply's text is in its own key, not in the message yet."""
     if reply is None or reply[0] != message.id:
@@ -245,6 +254,18 @@ class _RedisChange(RoomChange):
         self._pipe = pipe
         self._room = name
         self._reply = room.reply
+        self.presence_read: dict[bytes, bytes] = {}
+
+    def presence(self) -> dict[tuple[str, str], Seen]:
+        key = _key(self._room, "presence")
+        self._pipe.watch(key)  # added to the room's keys: a heartbeat or a join since makes EXEC fail
+        self.presence_read = self._pipe.hgetall(key)
+        return _presence(self.presence_read)
+
+    def forgotten_sessions(self) -> list[bytes]:
+        """The presence fields (as read) of the people whose sessions this change forgets."""
+        gone = self.presence_forgotten
+        return [f for f in self.presence_read if f.decode().partition(" ")[0] in gone]
 
     def _read(self, ids: list[int]) -> list[Message]:
         raws = self._pipe.hmget(_key(self._room, "msgs"), ids)
@@ -340,6 +361,12 @@ class RedisStore:
                 return sent[0]
             change = _RedisChange(current, pipe, room)
             result = rule(change)
+            forgotten = change.forgotten_sessions()
+            if change.skip and forgotten:  # only sessions to forget: no change anyone needs to see
+                pipe.multi()
+                pipe.hdel(_key(room, "presence"), *forgotten)
+                pipe.execute()
+                return result
             if change.skip:
                 pipe.unwatch()
                 return result
@@ -360,6 +387,8 @@ class RedisStore:
                 pipe.set(_key(room, "reply"), head + reply.text.encode())
             elif current.reply is not None and state.reply_id is None:  # its turn ended: its text is kept
                 pipe.delete(_key(room, "reply"))
+            if forgotten:
+                pipe.hdel(_key(room, "presence"), *forgotten)
             pipe.publish(CHANNEL, f"{room} {version} {self._origin}")
             sent[:] = [result]
             pipe.execute()
@@ -449,13 +478,7 @@ class RedisStore:
 
     def presence(self, room: str) -> dict[tuple[str, str], Seen]:
         with self._reaching():
-            raw = self._client.hgetall(_key(room, "presence"))
-        seen = {}
-        for field, value in raw.items():
-            participant_id, _, session_id = field.decode().partition(" ")
-            where, _, when = value.decode().partition(" ")
-            seen[participant_id, session_id] = Seen(float(when), gone=where == "gone")
-        return seen
+            return _presence(self._client.hgetall(_key(room, "presence")))
 
     def forget_presence(self, room: str, participant_id: str) -> None:
         with self._reaching():
