@@ -1,8 +1,9 @@
 """The hub: every room by name, joining one, the reaper that removes people who left, and shutdown cleanup.
 
 One hub per server process; the page scripts reach it through a `st.cache_resource` singleton. The
-reaper never waits for the model's server: a room that emptied is marked closed at once, and its
-conversation is deleted on a thread of its own.
+reaper never waits for the model's server: a room that emptied is marked closed at once, which leaves its
+closing (its data, its conversation) as a job in the store, finished on a thread of its own by whichever
+process holds the room's reaper claim: with Redis, a process that died midway leaves it to another.
 
 Rooms live in the hub's store: this process's memory, or Redis (`REDIS_URL`), where every process serves
 every room. There the hub keeps a copy of each room its pages show, brought up to date by the store's
@@ -25,9 +26,9 @@ from shared.assistant import Assistant, make_assistant
 from shared.config import Settings
 from shared.errors import ChatError, RoomClosed, RoomRefused
 from shared.messages import Participant
-from shared.room import CLOSE_WAIT_SECONDS, CLOSED, Room
+from shared.room import CLOSE_WAIT_SECONDS, CLOSED, Room, lifetime
 from shared.sessions import Sessions
-from shared.store import Growth, Store, StoreUnavailable, make_store
+from shared.store import Closing, Growth, Store, StoreUnavailable, make_store
 from shared.worker.lease import HOLDER
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,7 @@ DEFAULT_ROOM = "lobby"
 REAP_EVERY_SECONDS = 1.0
 LIST_ROOMS_ROUNDS = 5  # how often (in reaper rounds) the rooms open on other processes are looked for
 CLAIM_ROUNDS = 6  # a reaper claim lasts this many rounds: its holder's death delays reaping that long
+CLOSING_RETRY_ROUNDS = 30  # a closing that failed (the store or the model's server) is tried again after
 _ROOM_NAME = re.compile(r"[a-z0-9_-]{1,40}")
 PRIVATE_ROOM = (
     "This room is private: only its invite link lets you in, so ask someone in it to send it to you."
@@ -82,6 +84,8 @@ class Hub:
         self._reap_every = reap_every
         self._holder = f"{HOLDER}:{secrets.token_hex(4)}"  # this hub, as the reaper claim names it
         self._claims: dict[str, tuple[bool, float]] = {}  # room -> (reaper claim held, when to ask again)
+        self._finishing: set[tuple[str, str]] = set()  # (room, generation) of the closings under way here
+        self._closing_retry: dict[tuple[str, str], float] = {}  # a closing that failed here -> when to retry
         self._round = 0
         self._reaper = threading.Thread(
             target=self._reap_forever, args=(reap_every,), name="reaper", daemon=True
@@ -227,8 +231,50 @@ class Hub:
             room.reap()
             if room.close_if_idle_and_empty():
                 self._forget(room)
-                log.info("room %s emptied; closing its conversation", room.name)
-                self._in_background(room.finish_closing, f"closing-{room.name}")
+                log.info("room %s emptied; closing it", room.name)
+                self._in_background(functools.partial(room.leave_process, closing=True), f"left-{room.name}")
+        self._finish_closings()
+
+    def _finish_closings(self) -> None:
+        """Finish every closing the store holds whose room's reaper claim this process holds or gets: the
+        rooms it just closed, and any that another process closed and left unfinished (it died midway).
+        Its holder renews the claim every round until the closing is done."""
+        claim_seconds = self._reap_every * CLAIM_ROUNDS
+        closings = self.store.closings()
+        now = time.monotonic()
+        with self._lock:
+            jobs = {(c.room, c.generation) for c in closings}
+            self._closing_retry = {k: t for k, t in self._closing_retry.items() if k in jobs}
+        for closing in closings:
+            key = (closing.room, closing.generation)
+            with self._lock:
+                under_way = key in self._finishing
+                if not under_way and now < self._closing_retry.get(key, 0.0):
+                    continue
+            if self.store.claim_closing(closing, claim_seconds, self._holder) and not under_way:
+                self._start_finishing(closing)
+
+    def _start_finishing(self, closing: Closing) -> None:
+        key = (closing.room, closing.generation)
+        with self._lock:  # once per closing here; none once the hub shut down (it finishes its own)
+            if self._stopped.is_set() or key in self._finishing:
+                return
+            self._finishing.add(key)
+        self._in_background(functools.partial(self._finish, closing), f"closing-{closing.room}")
+
+    def _finish(self, closing: Closing) -> None:
+        key = (closing.room, closing.generation)
+        try:
+            lifetime.finish_closing(self.store, self.assistant, closing)
+        except Exception:
+            log.exception("room %s: closing it failed; it will be tried again", closing.room)
+            with self._lock:
+                self._closing_retry[key] = time.monotonic() + self._reap_every * CLOSING_RETRY_ROUNDS
+        else:
+            log.info("room %s closed", closing.room)
+        finally:
+            with self._lock:
+                self._finishing.discard(key)
 
     def _reaps(self, name: str) -> bool:
         """Whether this process reaps the room this round. One process reaps a room at a time (with

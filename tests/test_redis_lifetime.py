@@ -4,19 +4,26 @@ without its last writes, a process that dies while closing a room, a reload duri
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+import redis
 
 from shared.messages import Message, Role
 from shared.room import Room
 from shared.store import RoomState
 from shared.store import redis as redis_store
 from shared.store.redis import RedisStore
+from tests import test_redis_rooms
 from tests.fakes import ScriptedAssistant, fast_settings, wait_until
 from tests.redis_server import RedisServer
+
+# test_redis_rooms' fixtures, by name: a scripted assistant and hubs (app processes) on a Redis address.
+assistant, make_hub = test_redis_rooms.assistant, test_redis_rooms.make_hub
 
 
 def open_room(store: RedisStore, name: str) -> None:
@@ -120,6 +127,7 @@ def sessions_of(store: RedisStore, participant_id: str) -> dict[str, bool]:
     return {s: not seen.gone for (p, s), seen in store.presence("lobby").items() if p == participant_id}
 
 
+@pytest.mark.promise_reloads
 def test_a_reload_while_the_reaper_reads_presence_keeps_the_person(lobby, monkeypatch):
     room, store, clock = lobby
     room.join("id-alice", "Alice", "tab-1")
@@ -134,6 +142,7 @@ def test_a_reload_while_the_reaper_reads_presence_keeps_the_person(lobby, monkey
     assert "Alice left." not in [m.text for m in room.view().messages]
 
 
+@pytest.mark.promise_reloads
 def test_a_join_while_the_reaper_forgets_its_stranger_sessions_leaves_no_ghost(lobby, monkeypatch):
     room, store, clock = lobby
     room.join("id-alice", "Alice", "tab-a")
@@ -152,6 +161,7 @@ def test_a_join_while_the_reaper_forgets_its_stranger_sessions_leaves_no_ghost(l
     assert not room.here("id-bob")
 
 
+@pytest.mark.promise_reloads
 def test_a_reload_between_the_reapers_judgement_and_its_commit_keeps_the_person(lobby, monkeypatch):
     room, store, clock = lobby
     room.join("id-alice", "Alice", "tab-1")
@@ -173,3 +183,69 @@ def test_a_reload_between_the_reapers_judgement_and_its_commit_keeps_the_person(
     assert reloads == ["tab-2"], "the reaper's change read the presence"
     assert room.here("id-alice")
     assert sessions_of(store, "id-alice") == {"tab-1": False, "tab-2": True}
+
+
+# --- a process that dies while closing a room ------------------------------------------------------------
+
+# One app process (its own Python) whose only room empties and closes, and which dies on the way: right
+# after the room was marked closed ("marked"), or while the model's server deletes the room's conversation
+# ("deleting"). It prints the conversation it opened for the room, then `os._exit`s: nothing is cleaned up.
+DYING_PROCESS = """
+import os, sys
+from shared.hub import Hub
+from shared.store.redis import RedisStore
+from tests import test_redis_rooms
+from tests.fakes import ScriptedAssistant, fast_settings, wait_until
+
+url, when = sys.argv[1], sys.argv[2]
+
+class Assistant(ScriptedAssistant):
+    def close_conversation(self, conversation):
+        os._exit(9)  # dies inside the deletion (a SIGKILL, a machine gone)
+
+assistant = Assistant()
+settings = fast_settings(redis_url=url, max_rooms=1)
+reap_every = 0.05 if when == "deleting" else 3600.0  # "marked": only the lines below reap
+hub = Hub(settings, lambda _settings: assistant, reap_every=reap_every, store=RedisStore(url))
+room, alice = hub.join("lobby", "id-alice", "Alice", "tab-a")
+room.post(alice.id, "Hello")
+wait_until(lambda: not room.busy and room.conversation(), "the reply")
+print(room.conversation(), flush=True)
+room.detach(alice.id, "tab-a")
+if when == "marked":
+    wait_until(lambda: (room.reap(), room.close_if_idle_and_empty())[1], "the room to close")
+    os._exit(9)
+wait_until(lambda: False, "the process to die", timeout=30)
+"""
+
+
+def room_keys(client) -> list[str]:
+    return sorted(k for k in client.keys("chat:*") if not k.startswith("chat:spent:"))
+
+
+@pytest.mark.promise_worker_and_shutdown
+@pytest.mark.parametrize("dies", ["marked", "deleting"])
+def test_a_room_whose_process_died_while_closing_it_is_closed_by_another(
+    shared_redis, assistant, make_hub, dies
+):
+    url = shared_redis.fresh_url()
+    a = subprocess.run(
+        [sys.executable, "-c", DYING_PROCESS, url, dies],
+        cwd=Path(__file__).parent.parent,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert a.returncode == 9, f"the process died where it should: {a.stderr[-2000:]}"
+    conversation = a.stdout.strip()
+    client = redis.Redis.from_url(url, decode_responses=True)
+    if dies == "marked":
+        assert client.exists("chat:room:lobby:state"), "it died before it deleted anything"
+
+    b = make_hub(url, max_rooms=1)  # another process, here all along or started by the redeploy
+    wait_until(lambda: room_keys(client) == [], "the other process to finish closing the room")
+    wait_until(lambda: assistant.closed, "the conversation to be deleted")
+    assert assistant.closed == [conversation], "deleted once, by the process that finished closing"
+    room, bob = b.join("other", "id-bob", "Bob", "tab-b")  # the closed room holds no place in MAX_ROOMS
+    assert room.here(bob.id)
+    assert assistant.closed == [conversation]

@@ -189,8 +189,10 @@ def test_an_empty_room_is_closed_once_by_one_process(shared_redis, make_hub, ass
     room.leave(alice.id)
 
     wait_until(lambda: all(not hub.rooms() for hub in hubs), "every process to see the room closed")
+    client = redis.Redis.from_url(url)
+    wait_until(lambda: not client.exists("chat:closing"), "the room's closing to be finished")
     assert assistant.closed == list(assistant.opened), "closed exactly once"
-    left = [key for key in redis.Redis.from_url(url).keys("chat:room:lobby:*")]
+    left = [key for key in client.keys("chat:room:lobby:*")]
     assert left == [], f"every key of the closed room is gone, lease and fence included: {left}"
 
 

@@ -358,8 +358,6 @@ def test_closing_ends_the_turn_keeping_the_reply_and_sets_the_conversation_aside
     assert (room.state.conversation, room.state.conversation_to_close) == (None, "conv-1")
     room.run(lifetime.mark_closed, NOW)
     assert room.last.skip, "closed once"
-    assert room.run(lifetime.take_conversation_to_close) == "conv-1"
-    assert room.run(lifetime.take_conversation_to_close) is None
 
 
 def test_a_room_closes_when_idle_only_once_it_stayed_empty_past_the_grace_period():

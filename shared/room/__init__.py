@@ -8,7 +8,7 @@ The rules are written once, as plain functions over one change to the room's sta
 - `turns`: a worker taking the room, starting a turn, beginning and ending its reply, counting tokens,
   the conversation and the deleted messages it must forget;
 - `dress`: what the reply carries besides its words (what the assistant is doing, sources, pictures);
-- `closing`: closing the room, for good or once it is idle and empty;
+- `lifetime`: a new room, closing it (for good, or once it is idle and empty), finishing its closing;
 - `hosting`: the room's instructions, its host, removing people and locking the room;
 - `decisions`: reply policy "When it can help", whether the assistant answers a batch of messages.
 

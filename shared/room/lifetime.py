@@ -1,9 +1,11 @@
-"""A room's life: what a new room holds, and the rules for closing it (for good, or once it is idle and
-empty) and for taking the conversation that is to be closed with it.
+"""A room's life: what a new room holds, the rules for closing it (for good, or once it is idle and
+empty), and finishing its closing.
 
 A room is decided closed and marked so in one change: a join either comes first (the room is no longer
 empty and stays) or finds it closed (and the hub gives a fresh one). With Redis, exactly one process
-closes it. Nothing here waits for the model's server: `Room.finish_closing` does that afterwards.
+closes it. That change leaves a job in the store (a `Closing`): delete the room's data and its
+conversation. Nothing in a change waits for the model's server: `finish_closing` does that afterwards, run
+by whoever holds the room's reaper claim, so a process that dies midway leaves the job to another.
 
 Each rule is a plain function over a `RoomChange` (testable without a room); `Room` runs them.
 """
@@ -11,10 +13,14 @@ Each rule is a plain function over a `RoomChange` (testable without a room); `Ro
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from shared.messages import Message, Role
 from shared.room.turns import end_turn
-from shared.store import RoomChange, RoomState
+from shared.store import Closing, RoomChange, RoomState, Store
+
+if TYPE_CHECKING:
+    from shared.assistant import Assistant
 
 
 def fresh_room(
@@ -65,10 +71,14 @@ def close_if_idle(change: RoomChange, clock: float, grace: float, now: datetime)
     return True
 
 
-def take_conversation_to_close(change: RoomChange) -> str | None:
-    """The conversation of a room marked closed, taken once, for closing at the model's server."""
-    conversation = change.state.conversation_to_close
-    if conversation is None:
-        change.nothing()
-    change.state.conversation_to_close = None
-    return conversation
+def finish_closing(store: Store, assistant: Assistant, closing: Closing) -> None:
+    """Finish closing a room marked closed: its data goes (files included; nothing, if the name opened
+    again since, under another generation), then its conversation at the model's server, then the job.
+
+    Each step done twice does no harm, so a process that dies midway leaves a job that the next holder of
+    the room's reaper claim finishes: the data is gone already, and a conversation deleted already is
+    gone too (the assistant takes "not found" as done). May wait on the model's server."""
+    store.delete(closing.room, closing.generation)
+    if closing.conversation is not None:
+        assistant.close_conversation(closing.conversation)
+    store.closed(closing)

@@ -538,8 +538,8 @@ class Room:
         self.finish_closing()
 
     def close_if_idle_and_empty(self) -> bool:
-        """Close the room if it is idle and empty; True if this call did. Then call `finish_closing`.
-        Decided and marked in one change (see `shared.room.lifetime`)."""
+        """Close the room if it is idle and empty; True if this call did. Decided and marked in one change,
+        which leaves the rest (its data, its conversation) as a job in the store (`shared.room.lifetime`)."""
         grace = self.settings.room_empty_grace_seconds
         with self._record.lock:  # this process's copy says it is in use: no need to ask the store
             state = self._record.state
@@ -551,19 +551,14 @@ class Room:
             return False
 
     def finish_closing(self) -> None:
-        """Close the conversation of a room marked closed, forget its data; may wait on the server."""
-        try:
-            conversation = self._change(lifetime.take_conversation_to_close)
-        except RoomClosed:
-            conversation = None
-        if conversation is not None:
-            try:
-                self.assistant.close_conversation(conversation)
-            except Exception:
-                log.exception("room %s: closing the conversation failed", self.name)
-        with contextlib.suppress(StoreUnavailable):
-            self.attachments.clear()
-        self.store.delete(self.name, self.generation)
+        """Finish closing this room, marked closed, now (`lifetime.finish_closing`): for `close`; the hub's
+        reaper finishes the closings it finds in the store. May wait on the model's server."""
+        for closing in self.store.closings():
+            if (closing.room, closing.generation) == (self.name, self.generation):
+                try:
+                    lifetime.finish_closing(self.store, self.assistant, closing)
+                except Exception:
+                    log.exception("room %s: closing it failed; the reaper tries again", self.name)
         self.leave_process(closing=True)
 
     def leave_process(self, *, closing: bool = False) -> None:

@@ -48,6 +48,17 @@ class Growth(typing.NamedTuple):
     words: str
 
 
+class Closing(typing.NamedTuple):
+    """A room marked closed whose closing is unfinished: its data and its conversation are still to delete.
+
+    Kept in the store from the change that closed the room, so a process that dies midway leaves the
+    job to another (whoever holds the room's reaper claim; see `shared.room.lifetime.finish_closing`)."""
+
+    room: str
+    generation: str
+    conversation: str | None  # at the model's server, still to delete
+
+
 class Seen(typing.NamedTuple):
     """When a browser session last showed a room; `gone`: it closed then."""
 
@@ -92,7 +103,7 @@ class RoomState:
     reply_id: int | None = None
     fence: int = 0  # the lease of the worker allowed to write turns now
     conversation: str | None = None  # opened by the worker on the first turn, not on a join
-    conversation_to_close: str | None = None  # taken when the room closed, for `Room.finish_closing`
+    conversation_to_close: str | None = None  # set aside when the room closed (its `Closing` holds it too)
     closed: bool = False
     attachment_messages: dict[str, int] = field(default_factory=dict)  # attachment id -> its message id
     invite_secret: str | None = None  # a private room's: listed nowhere, entered only with it
@@ -289,10 +300,22 @@ class Store(Protocol):
         """The room's state and the messages changed after `since_version`, each with its version."""
 
     def delete(self, room: str, generation: str) -> None:
-        """Forget a closed room's data, unless another generation opened since."""
+        """Forget a closed room's data (its files too), unless another generation opened since."""
 
     def room_names(self) -> list[str]:
-        """Every room that is open, on any process."""
+        """Every room that is open, on any process (a closed room whose closing is unfinished is not)."""
+
+    # Closing a room, left unfinished by the change that closed it: a job kept in the store, finished by
+    # whoever holds the room's reaper claim, whether or not it was the process that closed the room.
+    def closings(self) -> list[Closing]:
+        """The rooms marked closed whose closing is unfinished."""
+
+    def claim_closing(self, closing: Closing, seconds: float, holder: str) -> bool:
+        """The room's reaper claim (see `claim`), for finishing `closing`: False if another holds it or
+        the job is done."""
+
+    def closed(self, closing: Closing) -> None:
+        """The job is done: the room's data and its conversation are gone."""
 
     # Presence: the browser sessions showing a room, by (participant, session). Kept apart from the state:
     # a heartbeat is no change anyone needs to see.

@@ -12,7 +12,7 @@ from dataclasses import replace
 
 from shared.attachments import AttachmentStore
 from shared.messages import Message
-from shared.store import Growth, RoomChange, RoomGone, RoomRecord, RoomState, Seen, T
+from shared.store import Closing, Growth, RoomChange, RoomGone, RoomRecord, RoomState, Seen, T
 
 
 class _MemoryChange(RoomChange):
@@ -43,6 +43,7 @@ class MemoryStore:
         self._spending: dict[str, tuple[str, int]] = {}  # room -> (day, tokens), kept past its closing
         self._fences = itertools.count(1)
         self._claims: dict[tuple[str, str], tuple[str, float]] = {}  # (room, what) -> holder, lapse time
+        self._closings: dict[tuple[str, str], Closing] = {}  # (room, generation) -> its unfinished closing
 
     def _record(self, room: str) -> RoomRecord:
         with self._lock:
@@ -59,7 +60,13 @@ class MemoryStore:
         record = self._record(room)
         with record.lock:
             change = _MemoryChange(record, lambda: self.presence(room))
+            was_closed = record.state.closed
             result = rule(change)
+            state = record.state
+            if state.closed and not was_closed:
+                with self._lock:
+                    closing = Closing(room, state.generation, state.conversation_to_close)
+                    self._closings[room, state.generation] = closing
             if not change.skip:
                 version = change.stamp()
                 written = sorted(change.written.values(), key=lambda m: m.id)
@@ -102,11 +109,27 @@ class MemoryStore:
                 self._presence.pop(room, None)
                 self._leases.pop(room, None)
                 self._seen.pop(room, None)
-                self._files.pop(room, None)
+                files = self._files.pop(room, None)
+                if files is not None:  # emptied too: a room of this generation may still hold it
+                    files.clear()
 
     def room_names(self) -> list[str]:
         with self._lock:
             return [name for name, record in self._rooms.items() if not record.state.closed]
+
+    def closings(self) -> list[Closing]:
+        with self._lock:
+            return list(self._closings.values())
+
+    def claim_closing(self, closing: Closing, seconds: float, holder: str) -> bool:
+        with self._lock:
+            if (closing.room, closing.generation) not in self._closings:
+                return False
+        return self.claim(closing.room, "reaper", seconds, holder)
+
+    def closed(self, closing: Closing) -> None:
+        with self._lock:
+            self._closings.pop((closing.room, closing.generation), None)
 
     def _between_changes(self, room: str) -> contextlib.AbstractContextManager[object]:
         """A session is seen between the room's changes, never during one: a change that read the

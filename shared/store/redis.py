@@ -1,7 +1,10 @@
 """Rooms in Redis (`REDIS_URL`): every app process serves every room, and a restart forgets nothing.
 
 Keys, for a room called NAME (room names are plain: a-z, digits, - and _; nothing secret is in a key):
-- `chat:rooms`: the names of the open rooms (a set)
+- `chat:rooms`: the names of the open rooms (a set); a room leaves it in the change that closes it
+- `chat:closing`: "NAME GENERATION" -> the conversation still to delete ("" if none), for each room marked
+  closed whose closing is unfinished (a hash): a job that outlives the process that closed the room,
+  finished by whoever holds the room's reaper claim (`shared.room.lifetime.finish_closing`)
 - `chat:room:NAME:state`: the room's `RoomState` as JSON, rewritten by every change
 - `chat:room:NAME:version`: the room's version (the state's `version` field is this key's value when the
   state was last written: the reply's growth bumps the key alone)
@@ -19,7 +22,7 @@ Keys, for a room called NAME (room names are plain: a-z, digits, - and _; nothin
 - `chat:room:NAME:files` / `:file-order` / `:file-bytes`: attached files' bytes by attachment id, oldest
   first, and their total size
 - `chat:room:NAME:claim:WHAT`: one holder at a time across processes (the room's reaper, a person's
-  catch-up), lapsing by itself
+  catch-up), lapsing by itself (not deleted with the room: the reaper's claim covers finishing its closing)
 - `chat:spent:NAME`: "DAY TOKENS", the room's token count on a UTC day; it outlives the room (for two
   days), so a room that empties and reopens the same day keeps that day's budget spent
 Every change is announced on the channel `chat:changes` as "NAME VERSION ORIGIN" (ORIGIN: the store that
@@ -36,6 +39,7 @@ The Redis retry policy, for every kind of call, decided here:
 | taking the lease (one script, sent with INFO for the run id) | the same | sent again after a lost reply it finds the lease held and says so; that lease expires by itself |
 | a room's change (WATCH, MULTI ... EXEC; the presence watched too when the rule reads it, the reaper's) | redis-py never sends EXEC again: it raises `WatchError` and the rule runs again on the room as it is now; the change's id, recorded in the state it committed, tells a rule whose EXEC did commit not to make the change twice | `change` |
 | a change that loses to other processes' changes | run again up to `CONFLICT_RETRIES` times, with jittered backoff, then `StoreUnavailable` | a room that busy is a fault to report, not to spin on |
+| a room's closing: its claim and its end (one script each; its data's deletion is a change) | sent again | the claim sets a value, a job ended twice is ended once; each step of `finish_closing` may run twice |
 | an attached file (one script: added only if its id is not there yet) | sent again | the script adds a file once |
 | the reply's growth (one script: appended only while the reply's turn is this worker's, at the length the worker wrote so far) | the same | sent again, it finds its words already there and appends nothing |
 """
@@ -60,6 +64,7 @@ from redis.retry import Retry
 
 from shared.messages import Message
 from shared.store import (
+    Closing,
     Growth,
     RoomChange,
     RoomGone,
@@ -74,6 +79,7 @@ log = logging.getLogger(__name__)
 
 CHANNEL = "chat:changes"
 ROOMS = "chat:rooms"
+CLOSING = "chat:closing"
 LEASE_SECONDS = 5.0  # a dead worker's room is taken over after this long
 RETRIES = 2  # a command is sent at most this many more times after a dropped connection or a time-out
 CONFLICT_RETRIES = 50  # a change that keeps losing to other processes' changes gives up after this many
@@ -105,6 +111,19 @@ _CLAIM = (
     "local v = redis.call('get', KEYS[1]) "
     "if (v and v ~= ARGV[1]) or redis.call('exists', KEYS[2]) == 0 then return 0 end "
     "redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1"
+)
+# KEYS: the room's reaper claim, `CLOSING`; ARGV: holder, milliseconds, the closing's field. As `_CLAIM`, for
+# finishing a room's closing: 0 once the job is done (its claim is not made again).
+_CLAIM_CLOSING = (
+    "local v = redis.call('get', KEYS[1]) "
+    "if (v and v ~= ARGV[1]) or redis.call('hexists', KEYS[2], ARGV[3]) == 0 then return 0 end "
+    "redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1"
+)
+# KEYS: `CLOSING`, the room's reaper claim, its state; ARGV: the closing's field. The job goes, and the claim
+# with it unless the room opened again under its name (then it is its reaper's).
+_CLOSED = (
+    "redis.call('hdel', KEYS[1], ARGV[1]) "
+    "if redis.call('exists', KEYS[3]) == 0 then redis.call('del', KEYS[2]) end return 0"
 )
 # ARGV[1] is "FENCE ": the lease is this worker's while its value starts with its fence.
 _RENEW = (
@@ -197,7 +216,6 @@ def _room_keys(room: str, *, but_state: bool = False) -> list[str]:
         "file-bytes",
         "lease",
         "fence",
-        "claim:reaper",
     ]
     return [_key(room, part) for part in ([] if but_state else ["state"]) + parts]
 
@@ -296,6 +314,8 @@ class RedisStore:
         self._max = self._client.register_script(_MAX)
         self._take = self._client.register_script(_TAKE)
         self._claim = self._client.register_script(_CLAIM)
+        self._claim_closing = self._client.register_script(_CLAIM_CLOSING)
+        self._closed = self._client.register_script(_CLOSED)
         self._put_file = self._client.register_script(_PUT_FILE)
         self._read = self._client.register_script(_READ)
         self._grow = self._client.register_script(_GROW)
@@ -360,6 +380,7 @@ class RedisStore:
                 pipe.unwatch()  # that EXEC committed; only its reply was lost: nothing more to do
                 return sent[0]
             change = _RedisChange(current, pipe, room)
+            was_closed = state.closed
             result = rule(change)
             forgotten = change.forgotten_sessions()
             if change.skip and forgotten:  # only sessions to forget: no change anyone needs to see
@@ -389,6 +410,9 @@ class RedisStore:
                 pipe.delete(_key(room, "reply"))
             if forgotten:
                 pipe.hdel(_key(room, "presence"), *forgotten)
+            if state.closed and not was_closed:  # no longer open; its closing is a job left in the store
+                pipe.srem(ROOMS, room)
+                pipe.hset(CLOSING, f"{room} {state.generation}", state.conversation_to_close or "")
             pipe.publish(CHANNEL, f"{room} {version} {self._origin}")
             sent[:] = [result]
             pipe.execute()
@@ -463,6 +487,26 @@ class RedisStore:
     def room_names(self) -> list[str]:
         with self._reaching():
             return sorted(name.decode() for name in self._client.smembers(ROOMS))
+
+    def closings(self) -> list[Closing]:
+        with self._reaching():
+            jobs = self._client.hgetall(CLOSING)
+        found = []
+        for field, conversation in jobs.items():
+            room, _, generation = field.decode().partition(" ")
+            found.append(Closing(room, generation, conversation.decode() or None))
+        return found
+
+    def claim_closing(self, closing: Closing, seconds: float, holder: str) -> bool:
+        keys = [_key(closing.room, "claim:reaper"), CLOSING]
+        with self._reaching():
+            field = f"{closing.room} {closing.generation}"
+            return bool(self._claim_closing(keys=keys, args=[holder, int(seconds * 1000), field]))
+
+    def closed(self, closing: Closing) -> None:
+        keys = [CLOSING, _key(closing.room, "claim:reaper"), _key(closing.room, "state")]
+        with self._reaching():
+            self._closed(keys=keys, args=[f"{closing.room} {closing.generation}"])
 
     def seen(
         self, room: str, participant_id: str, session_id: str, when: float, *, gone: bool = False
