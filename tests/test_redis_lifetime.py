@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,6 +19,7 @@ from shared.room import Room
 from shared.store import RoomState
 from shared.store import redis as redis_store
 from shared.store.redis import RedisStore
+from shared.worker.lease import Lease
 from tests import test_redis_rooms
 from tests.fakes import ScriptedAssistant, fast_settings, wait_until
 from tests.redis_server import RedisServer
@@ -80,6 +82,25 @@ def test_a_fence_never_repeats_after_redis_loses_its_last_writes(redis_server, t
         assert not store.renew_lease("lobby", holding), "a lease from before the restart is dropped"
         after = store.take_lease("lobby", "worker-next")
         assert after is not None and after > holding
+    finally:
+        store.close()
+
+
+def test_a_worker_whose_redis_restarted_without_its_last_writes_stops_writing(redis_server, tmp_path):
+    store = RedisStore(redis_server.url, lease_seconds=3)  # renewed every second
+    try:
+        open_room(store, "lobby")
+        lost = threading.Event()
+        lease = Lease.take(store, "lobby", on_lost=lost.set)
+        assert lease is not None
+        save_the_append_only_files(redis_server, tmp_path / "saved")  # the lease is in it, unexpired
+
+        crash_back_to(redis_server, tmp_path / "saved")
+        assert redis_server.client().get("chat:room:lobby:lease") is not None, "its lease came back"
+        wait_until(lost.is_set, "the worker to be told it lost its lease", timeout=10)
+        assert not lease.held
+        taken = store.take_lease("lobby", "worker-next")
+        assert taken is not None and taken > lease.fence, "the next worker takes the room at once"
     finally:
         store.close()
 
