@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import redis
 
+from shared.attachments import check_upload
 from shared.messages import Message, Role
 from shared.room import Room
 from shared.store import RoomState
@@ -21,8 +22,9 @@ from shared.store import redis as redis_store
 from shared.store.redis import RedisStore
 from shared.worker.lease import Lease
 from tests import test_redis_rooms
-from tests.fakes import ScriptedAssistant, fast_settings, wait_until
+from tests.fakes import Gate, ScriptedAssistant, fast_settings, wait_until
 from tests.redis_server import RedisServer
+from tests.test_attachments import picture
 
 # test_redis_rooms' fixtures, by name: a scripted assistant and hubs (app processes) on a Redis address.
 assistant, make_hub = test_redis_rooms.assistant, test_redis_rooms.make_hub
@@ -216,7 +218,8 @@ import os, sys
 from shared.hub import Hub
 from shared.store.redis import RedisStore
 from tests import test_redis_rooms
-from tests.fakes import ScriptedAssistant, fast_settings, wait_until
+from tests.fakes import Gate, ScriptedAssistant, fast_settings, wait_until
+from tests.test_attachments import picture
 
 url, when = sys.argv[1], sys.argv[2]
 
@@ -270,3 +273,30 @@ def test_a_room_whose_process_died_while_closing_it_is_closed_by_another(
     room, bob = b.join("other", "id-bob", "Bob", "tab-b")  # the closed room holds no place in MAX_ROOMS
     assert room.here(bob.id)
     assert assistant.closed == [conversation]
+
+
+@pytest.mark.promise_attachments
+def test_a_room_opened_again_while_its_old_closing_finishes_keeps_its_files(
+    shared_redis, assistant, make_hub
+):
+    url = shared_redis.fresh_url()
+    hub = make_hub(url)
+    room, alice = hub.join("lobby", "id-alice", "Alice", "tab-a")
+    room.post(alice.id, "Hello")
+    wait_until(lambda: assistant.opened and not room.busy, "the conversation to open")
+    gate = Gate()
+    assistant.will_hang_closing(gate)  # the model's server is slow to delete the old conversation
+    room.leave(alice.id)
+    gate.wait_reached()
+
+    again, bob = hub.join("lobby", "id-bob", "Bob", "tab-b")  # the name opens again meanwhile
+    assert again.generation != room.generation
+    data = picture()
+    message = again.post(bob.id, "a cat", [(check_upload("cat.png", data, 10), data)])
+    gate.open()
+    client = redis.Redis.from_url(url)
+    wait_until(lambda: not client.exists("chat:closing"), "the old closing to be finished")
+
+    assert assistant.closed == list(assistant.opened)[:1], "the old conversation is deleted"
+    assert again.attachments.get(message.attachments[0].id) == data, "the new room's file is kept"
+    assert again.here(bob.id) and again.view().messages[-1].text == "a cat"
