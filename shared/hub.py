@@ -207,7 +207,8 @@ class Hub:
         if self.store.shared and listed:
             for name in self.store.room_names():
                 with self._lock, contextlib.suppress(RoomClosed):
-                    self._open_room(name)  # a room another process just closed stays closed
+                    if self._open_room(name) is None:  # listed, yet closed: see `Store.keep_closing`
+                        self.store.keep_closing(name)
         with self._lock:
             return list(self._rooms.values())
 

@@ -3,6 +3,7 @@ without its last writes, a process that dies while closing a room, a reload duri
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -300,3 +301,23 @@ def test_a_room_opened_again_while_its_old_closing_finishes_keeps_its_files(
     assert assistant.closed == list(assistant.opened)[:1], "the old conversation is deleted"
     assert again.attachments.get(message.attachments[0].id) == data, "the new room's file is kept"
     assert again.here(bob.id) and again.view().messages[-1].text == "a cat"
+
+
+def test_a_room_an_older_version_closed_and_left_is_closed_by_this_one(shared_redis, assistant, make_hub):
+    url = shared_redis.fresh_url()
+    store = RedisStore(url)
+    open_room(store, "lobby")
+    store.close()
+    # The version before this one marked a room closed and kept the rest to the process that closed it,
+    # leaving the room listed among the open ones: that process died before finishing.
+    client = redis.Redis.from_url(url, decode_responses=True)
+    state = json.loads(client.get("chat:room:lobby:state"))
+    state.update(closed=True, conversation_to_close="conversation-old")
+    client.set("chat:room:lobby:state", json.dumps(state))
+    assert client.smembers("chat:rooms") == {"lobby"}
+
+    b = make_hub(url, max_rooms=1)
+    wait_until(lambda: room_keys(client) == [], "this version to finish closing the room")
+    assert assistant.closed == ["conversation-old"]
+    room, bob = b.join("other", "id-bob", "Bob", "tab-b")
+    assert room.here(bob.id)

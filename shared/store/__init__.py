@@ -317,6 +317,10 @@ class Store(Protocol):
     def closed(self, closing: Closing) -> None:
         """The job is done: the room's data and its conversation are gone."""
 
+    def keep_closing(self, room: str) -> None:
+        """A room still listed open although it is closed (an older version of the app closed it and kept
+        the rest of its closing to itself, then maybe died): no longer listed, its closing made a job."""
+
     # Presence: the browser sessions showing a room, by (participant, session). Kept apart from the state:
     # a heartbeat is no change anyone needs to see.
     def seen(

@@ -127,6 +127,9 @@ class MemoryStore:
                 return False
         return self.claim(closing.room, "reaper", seconds, holder)
 
+    def keep_closing(self, room: str) -> None:
+        """A closed room is never listed here (and an older version's rooms died with its process)."""
+
     def closed(self, closing: Closing) -> None:
         with self._lock:
             self._closings.pop((closing.room, closing.generation), None)

@@ -39,7 +39,7 @@ The Redis retry policy, for every kind of call, decided here:
 | taking the lease (one script, sent with INFO for the run id) | the same | sent again after a lost reply it finds the lease held and says so; that lease expires by itself |
 | a room's change (WATCH, MULTI ... EXEC; the presence watched too when the rule reads it, the reaper's) | redis-py never sends EXEC again: it raises `WatchError` and the rule runs again on the room as it is now; the change's id, recorded in the state it committed, tells a rule whose EXEC did commit not to make the change twice | `change` |
 | a change that loses to other processes' changes | run again up to `CONFLICT_RETRIES` times, with jittered backoff, then `StoreUnavailable` | a room that busy is a fault to report, not to spin on |
-| a room's closing: its claim and its end (one script each; its data's deletion is a change) | sent again | the claim sets a value, a job ended twice is ended once; each step of `finish_closing` may run twice |
+| a room's closing: its claim, its end, an older version's closed room made a job (one script each; its data's deletion is a change) | sent again | the claim sets a value, a job ended or made twice is so once; each step of `finish_closing` may run twice |
 | an attached file (one script: added only if its id is not there yet) | sent again | the script adds a file once |
 | the reply's growth (one script: appended only while the reply's turn is this worker's, at the length the worker wrote so far) | the same | sent again, it finds its words already there and appends nothing |
 """
@@ -125,6 +125,21 @@ _CLOSED = (
     "redis.call('hdel', KEYS[1], ARGV[1]) "
     "if redis.call('exists', KEYS[3]) == 0 then redis.call('del', KEYS[2]) end return 0"
 )
+# KEYS: `ROOMS`, `CLOSING`, the room's state; ARGV: the room. A room still listed open whose state says closed
+# (only an older version of the app closed a room without unlisting it): unlisted, its closing made a job.
+_KEEP_CLOSING = """
+if redis.call('sismember', KEYS[1], ARGV[1]) == 0 then return 0 end
+local raw = redis.call('get', KEYS[3])
+if raw then
+  local state = cjson.decode(raw)
+  if not state.closed then return 0 end
+  local conversation = state.conversation_to_close
+  if type(conversation) ~= 'string' then conversation = '' end
+  redis.call('hset', KEYS[2], ARGV[1] .. ' ' .. state.generation, conversation)
+end
+redis.call('srem', KEYS[1], ARGV[1])
+return 1
+"""
 # ARGV[1] is "FENCE ": the lease is this worker's while its value starts with its fence.
 _RENEW = (
     "local v = redis.call('get', KEYS[1]) "
@@ -316,6 +331,7 @@ class RedisStore:
         self._claim = self._client.register_script(_CLAIM)
         self._claim_closing = self._client.register_script(_CLAIM_CLOSING)
         self._closed = self._client.register_script(_CLOSED)
+        self._keep_closing = self._client.register_script(_KEEP_CLOSING)
         self._put_file = self._client.register_script(_PUT_FILE)
         self._read = self._client.register_script(_READ)
         self._grow = self._client.register_script(_GROW)
@@ -502,6 +518,11 @@ class RedisStore:
         with self._reaching():
             field = f"{closing.room} {closing.generation}"
             return bool(self._claim_closing(keys=keys, args=[holder, int(seconds * 1000), field]))
+
+    def keep_closing(self, room: str) -> None:
+        with self._reaching():
+            if self._keep_closing(keys=[ROOMS, CLOSING, _key(room, "state")], args=[room]):
+                log.warning("room %s was closed and left unfinished by an older version; finishing it", room)
 
     def closed(self, closing: Closing) -> None:
         keys = [CLOSING, _key(closing.room, "claim:reaper"), _key(closing.room, "state")]
