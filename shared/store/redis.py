@@ -339,9 +339,8 @@ class RedisStore:
         self._listener: threading.Thread | None = None
         self._run_id: str | None = None  # the Redis server's, as the listener last saw it
         self._lock = threading.Lock()
-        self._lease_runs: dict[
-            tuple[str, int], str
-        ] = {}  # (room, fence) -> the run id of the Redis that gave it
+        # (room, fence) -> the run id of the Redis that gave this store's workers their leases
+        self._lease_runs: dict[tuple[str, int], str] = {}
         # This store's mark on the changes it announces: this process takes in its own changes as it
         # commits them, so its listener skips their notices instead of reading them back.
         self._origin = uuid.uuid4().hex[:12]
@@ -587,6 +586,9 @@ class RedisStore:
             )
             self.release_lease(room, fence)
             return False
+        if not renewed:  # lost for good: its worker stops renewing it
+            with self._lock:
+                self._lease_runs.pop((room, fence), None)
         return bool(renewed)
 
     def release_lease(self, room: str, fence: int) -> None:
