@@ -63,6 +63,7 @@ class Settings:
     max_room_attachments_mb: int = 100
     max_rooms: int = 100
     daily_token_budget: int = 0
+    app_daily_token_budget: int = 0  # every room together, on every process
     # OpenAI's hosted tools, each off by default: every use is billed on top of the tokens.
     web_search: bool = False
     image_generation: bool = False
@@ -200,6 +201,7 @@ PARSERS: dict[str, Callable[[str], Any]] = {
     "MAX_ROOM_ATTACHMENTS_MB": _integer(1, 10_000),
     "MAX_ROOMS": _integer(1, 10_000),
     "DAILY_TOKEN_BUDGET": _integer(0, 1_000_000_000, zero="no budget"),
+    "APP_DAILY_TOKEN_BUDGET": _integer(0, 1_000_000_000, zero="no budget"),
     "WEB_SEARCH": _switch,
     "IMAGE_GENERATION": _switch,
 }

@@ -14,6 +14,10 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from shared.spending import Purse
 
 log = logging.getLogger(__name__)
 
@@ -231,6 +235,9 @@ class Turn:
     # What the room's people wrote about its purpose ("Room instructions"); the assistant takes it after
     # the app's own instructions, quoted, so it cannot remove them.
     room_instructions: str = ""
+    # What the room may spend on the model (`shared.spending.Purse`): every response of the turn,
+    # tool rounds included, reserves its tokens there first. None: no budget (tests of the assistant alone).
+    purse: Purse | None = field(default=None, compare=False, repr=False)
 
     @property
     def addressees(self) -> tuple[str, ...]:

@@ -14,7 +14,7 @@ import socket
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -87,6 +87,13 @@ class Hang:
     """Say nothing for `seconds` (stopping the server ends it sooner), then close the connection."""
 
     seconds: float
+
+
+@dataclass(frozen=True)
+class AfterGate:
+    """Hold the request until the test sets `gate` (or the server stops), then answer as usual."""
+
+    gate: threading.Event = field(compare=False)
 
 
 @dataclass(frozen=True)
@@ -304,6 +311,10 @@ class OpenAIServer:
     def _respond(self, exchange: _Handler, body: dict[str, Any]) -> None:
         with self._lock:
             behaviour = self._responses_script.popleft() if self._responses_script else None
+        if isinstance(behaviour, AfterGate):
+            while not behaviour.gate.wait(0.01) and not self._stopping.is_set():
+                pass
+            behaviour = None
         if isinstance(behaviour, Hang):
             self._stopping.wait(behaviour.seconds)
             return exchange.drop()

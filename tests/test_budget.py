@@ -6,15 +6,18 @@ budget the assistant says so in one sentence and no request reaches the model un
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 
 import pytest
 
+from shared.catch_up import CatchUp, CatchUps
 from shared.hub import Hub
-from shared.messages import Role
+from shared.messages import ReplyPolicy, Role
 from shared.room import Room
 from shared.store.redis import RedisStore
 from tests import test_openai_assistant as openai_tests
+from tests.openai_server import AfterGate, CallFunction
 from tests.test_openai_assistant import (
     NOW,
     make_assistant,
@@ -201,3 +204,154 @@ def test_turns_written_by_another_process_count_against_the_budget(server, share
         a.shutdown()
         if b is not None:
             b.shutdown()
+
+
+# --- one spending rule for every model call (`shared.spending`) -------------------------------------------
+
+
+def catch_up(room: Room, nickname: str) -> CatchUp:
+    job = CatchUps().start(room, person(nickname), nickname, 0)
+    assert job.done.wait(5), "the catch-up never finished"
+    return job
+
+
+@pytest.mark.promise_token_budget
+def test_once_the_rooms_day_is_spent_catch_me_up_makes_no_request(server):
+    clock = [NOW]
+    room = budget_room(server, clock)
+    try:
+        room.join(person("Bob"), "Bob", "tab-Bob")
+        say(room, "Alice", "one")
+        assert room.tokens_today() >= BUDGET
+        asked = len(server.sent("POST", "/v1/responses"))
+
+        jobs = [catch_up(room, "Bob") for _ in range(3)]
+
+        assert len(server.sent("POST", "/v1/responses")) == asked, "a catch-up reached the model"
+        assert all(not job.text for job in jobs)
+        assert jobs[-1].error == (
+            f"{room.settings.assistant_name} is paused until midnight UTC: this room's daily budget of "
+            f"{BUDGET:,} tokens is spent."
+        )
+    finally:
+        room.close()
+
+
+def quiet_room(server, name: str, budget: int) -> Room:
+    """A room where Alice said something without asking the assistant (no reply, no tokens)."""
+    room = budget_room(server, [NOW], name, budget=budget)
+    room.set_reply_policy(person("Alice"), ReplyPolicy.WHEN_MENTIONED)
+    room.post(person("Alice"), "what did I miss")
+    return room
+
+
+@pytest.mark.promise_token_budget
+def test_catch_ups_asked_at_once_make_no_more_calls_than_the_budget_allows(server):
+    """Each call reserves its estimate before it is made: six people asking together cannot all pass
+    under a budget that holds two of their summaries."""
+    probe = quiet_room(server, "probe", budget=0)
+    try:
+        probe.join(person("Bob"), "Bob", "tab-Bob")
+        catch_up(probe, "Bob")
+        one = server.finished[-1]["usage"]["total_tokens"]  # what one summary costs on this server
+    finally:
+        probe.close()
+    people = ["Ann", "Ben", "Cat", "Dan", "Eve", "Fay"]  # as long as "Bob": their summaries cost the same
+    room = quiet_room(server, "lobby", budget=2 * one)
+    gate = threading.Event()
+    try:
+        for name in people:
+            room.join(person(name), name, f"tab-{name}")
+        server.script(*[AfterGate(gate)] * len(people))
+        catch_ups = CatchUps()
+        jobs = [catch_ups.start(room, person(name), name, 0) for name in people]
+        # Every catch-up waits at the server, or was refused without a request.
+        asked = lambda: len(server.sent("POST", "/v1/responses")) - 1  # noqa: E731
+        wait_until(
+            lambda: asked() + sum(job.done.is_set() for job in jobs) == len(people),
+            "every catch-up to be asked or refused",
+        )
+        gate.set()
+        for job in jobs:
+            assert job.done.wait(5)
+
+        assert 1 <= asked() <= 2, f"{asked()} summaries asked for under a budget of two"
+        assert sum(bool(job.text) for job in jobs) == asked()
+        assert all("daily budget" in job.error for job in jobs if not job.text)
+        assert room.tokens_today() == asked() * one <= 2 * one
+    finally:
+        gate.set()
+        room.close()
+
+
+@pytest.mark.promise_token_budget
+def test_the_apps_daily_budget_caps_every_room_together(server):
+    """New room names start their own day at zero; the app's budget does not."""
+    hub = Hub(settings_for(server, app_daily_token_budget=BUDGET), assistant_factory=make_assistant)
+    try:
+        first, _ = hub.join("first", person("Alice"), "Alice", "tab-1")
+        say(first, "Alice", "one")
+        assert used_so_far(server) >= BUDGET
+        second, _ = hub.join("second", person("Bob"), "Bob", "tab-2")
+
+        say(second, "Bob", "hello")
+
+        assert len(server.response_requests()) == 1, "the second room called the model past the app's budget"
+        assert messages(second, Role.ASSISTANT)[-1].text == (
+            f"This app has used its daily budget of {BUDGET:,} tokens across all rooms, so I will answer "
+            "again tomorrow (from midnight UTC)."
+        )
+        assert second.tokens_today() == 0  # the room's own day: it spent nothing
+    finally:
+        hub.shutdown()
+
+
+@pytest.mark.promise_token_budget
+def test_the_apps_daily_budget_holds_across_processes(server, shared_redis):
+    url = shared_redis.fresh_url()
+    settings = settings_for(server, app_daily_token_budget=BUDGET, redis_url=url)
+    a, b = (Hub(settings, assistant_factory=make_assistant, store=RedisStore(url)) for _ in range(2))
+    try:
+        first, _ = a.join("first", person("Alice"), "Alice", "tab-1")
+        say(first, "Alice", "one")
+        second, _ = b.join("second", person("Bob"), "Bob", "tab-2")
+        say(second, "Bob", "hello")
+        wait_until(lambda: messages(second, Role.ASSISTANT), "the budget's sentence")
+
+        assert len(server.response_requests()) == 1, "the other process called the model past the budget"
+        assert "This app has used its daily budget" in messages(second, Role.ASSISTANT)[-1].text
+        job = CatchUps().start(second, person("Bob"), "Bob", 0)
+        assert job.done.wait(5) and "the app's daily budget" in job.error
+        assert len(server.response_requests()) == 1
+    finally:
+        a.shutdown()
+        b.shutdown()
+
+
+@pytest.mark.promise_token_budget
+def test_a_turn_asks_for_no_more_tool_rounds_once_the_budget_is_spent(server):
+    """A turn started under the budget used to run all its tool rounds; each round goes through the rule."""
+    clock = [NOW]
+    room = budget_room(server, clock)
+    try:
+        server.script(*[CallFunction("get_current_time")] * 5)
+        say(room, "Alice", "what time is it? ask again and again")
+
+        assert len(server.response_requests()) == 1, "a tool round was asked for past the budget"
+        assert "daily budget" in messages(room, Role.SYSTEM)[-1].text
+        assert room.tokens_today() == used_so_far(server)
+    finally:
+        room.close()
+
+
+def test_a_reservation_its_process_never_settled_lapses():
+    """A process that dies between reserving and settling holds the budget for `HOLD_SECONDS`, no longer."""
+    from shared import spending  # the rule, on its own
+
+    room, app, budgets = spending.Ledger(), spending.Ledger(), spending.Budgets(room=100, app=0)
+    assert spending.reserve(room, app, hold="dead", tokens=100, budgets=budgets, now=0.0) is None
+    assert spending.may_spend(room, app, budgets, now=1.0) is spending.Budget.ROOM
+    assert spending.may_spend(room, app, budgets, now=spending.HOLD_SECONDS + 1) is None
+    spending.settle(room, app, hold="late", tokens=30)
+    spending.settle(room, app, hold="late", tokens=30)  # run twice (a transaction retried): counted once
+    assert (room.spent, app.spent) == (30, 30)

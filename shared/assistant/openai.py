@@ -73,6 +73,7 @@ from shared.messages import (
     nothing_missed,
     said,
 )
+from shared.spending import Bill, Purse, estimate_tokens
 from shared.tools import TOOL_SCHEMAS, call_tool, spoken_time
 
 if TYPE_CHECKING:
@@ -115,6 +116,11 @@ MAX_NAMES = 50  # nicknames listed in the instructions
 # Passed explicitly when OPENAI_BASE_URL is unset: the SDK would otherwise read OPENAI_BASE_URL from the
 # environment itself, and take an empty one as the address of the server.
 OPENAI_API_URL = "https://api.openai.com/v1"
+# The answer's tokens each kind of call reserves before it is made, on top of what it sends (a reply's
+# length is not known before it is written; `shared.spending`).
+REPLY_TOKENS = 1_000
+CATCH_UP_TOKENS = 500
+DECISION_TOKENS = 50
 CATCH_UP_MESSAGES = 200  # the most messages one catch-up summarizes (the latest ones)
 CATCH_UP_CHARS = 1_000  # of each message's text
 CATCH_UP_INSTRUCTIONS = (
@@ -376,6 +382,16 @@ class _Progress:
     owed: dict[str, dict[str, Any]] = field(default_factory=dict)  # call id -> output not yet delivered
 
 
+@contextlib.contextmanager
+def _spending(purse: Purse | None, estimate: int, *, delivered: bool = False) -> Iterator[Bill]:
+    """`purse.spend`, or no budget at all without a purse (the assistant tested on its own)."""
+    if purse is None:
+        yield Bill(estimate)
+        return
+    with purse.spend(estimate, delivered=delivered) as bill:
+        yield bill
+
+
 def _hang_up(response: Any) -> None:
     """Cut a streamed response's connection from another thread, so the thread reading it stops at once.
 
@@ -407,7 +423,8 @@ class OpenAIAssistant:
         self._host = _host(str(self._client.base_url))
         self._compatible = self._host != "api.openai.com"
         self._local_ids = itertools.count(1)
-        self._lock = threading.Lock()  # guards the undelivered tool outputs
+        self._lock = threading.Lock()  # guards the undelivered tool outputs and the tokens below
+        self._conversation_tokens: dict[str, int] = {}  # conversation -> what its last response cost
 
     @property
     def label(self) -> str:
@@ -438,6 +455,7 @@ class OpenAIAssistant:
     def close_conversation(self, conversation: str) -> None:
         with self._lock:
             self._unsettled.pop(conversation, None)
+            self._conversation_tokens.pop(conversation, None)
         if self._local:
             return
         try:
@@ -512,7 +530,7 @@ class OpenAIAssistant:
             pending = owed + pending
         for round_number in range(MAX_ROUNDS):
             try:
-                output = yield from self._stream_round(
+                output = yield from self._paid_round(
                     conversation, instructions, resent + pending, progress, turn
                 )
             except openai.BadRequestError as error:
@@ -524,7 +542,7 @@ class OpenAIAssistant:
                     f"*The server at {self._host} did not take the attached pictures or files, so "
                     f"{self.name} read only the text.*\n\n"
                 )
-                output = yield from self._stream_round(
+                output = yield from self._paid_round(
                     conversation, instructions, resent + pending, progress, turn
                 )
             calls = [item for item in output if item["type"] == "function_call"]
@@ -543,6 +561,34 @@ class OpenAIAssistant:
             f"{self.name} kept asking for tools without answering, so the reply was stopped after "
             f"{MAX_ROUNDS} rounds."
         )
+
+    def _paid_round(
+        self,
+        conversation: str,
+        instructions: str,
+        items: list[dict[str, Any]],
+        progress: _Progress,
+        turn: Turn,
+    ) -> Iterator[ReplyPiece]:
+        """One response of the turn, its tokens reserved in the room's purse first and settled after it
+        (`BudgetSpent` before the request once a budget is spent, also between tool rounds). On a
+        conversation the server adds what it holds: the last response's tokens stand in for it."""
+        before = turn.usage.get("total_tokens", 0)
+        with self._lock:
+            held = 0 if self._local else self._conversation_tokens.get(conversation, 0)
+        estimate = held + estimate_tokens(instructions, json.dumps(items), output=REPLY_TOKENS)
+        with _spending(turn.purse, estimate, delivered=progress.delivered) as bill:
+            try:
+                return (yield from self._stream_round(conversation, instructions, items, progress, turn))
+            except openai.APIStatusError as error:
+                bill.refused = error.status_code < 500  # refused before the model ran: nothing was spent
+                raise
+            finally:
+                used = turn.usage.get("total_tokens", 0) - before
+                if used:
+                    bill.report(used)
+                    with self._lock:
+                        self._conversation_tokens[conversation] = used
 
     def _stream_round(
         self,
@@ -707,27 +753,47 @@ class OpenAIAssistant:
         return [item for item in owed if item["call_id"] not in answered]
 
     def summarize(
-        self, messages: Sequence[Message], for_nickname: str, usage: dict[str, int] | None = None
+        self,
+        messages: Sequence[Message],
+        for_nickname: str,
+        usage: dict[str, int] | None = None,
+        *,
+        purse: Purse | None = None,
     ) -> str:
         """One stateless request (no conversation, nothing stored): the room's conversation never sees it."""
         spoken = said(messages)
         if not spoken:
             return nothing_missed(escape_markdown(for_nickname))
         chat = "\n".join(_catch_up_line(m) for m in spoken[-CATCH_UP_MESSAGES:])
-        try:
-            response = self._api[Call.SUMMARIZE].responses.create(
-                model=self._settings.openai_model,
-                instructions=CATCH_UP_INSTRUCTIONS.format(name=json.dumps(for_nickname, ensure_ascii=False)),
-                input=[{"type": "message", "role": "user", "content": chat}],
-                store=False,
-            )
-        except openai.OpenAIError as error:
-            raise self._explain(error, delivered=False) from error
+        response = self._stateless(
+            Call.SUMMARIZE,
+            purse,
+            CATCH_UP_TOKENS,
+            instructions=CATCH_UP_INSTRUCTIONS.format(name=json.dumps(for_nickname, ensure_ascii=False)),
+            input=[{"type": "message", "role": "user", "content": chat}],
+        )
         if usage is not None:
             add_usage(usage, response.usage)
         return response.output_text.strip() or "The assistant had nothing to say about it."
 
-    def decide(self, batch: Batch, usage: dict[str, int] | None = None) -> Decision:
+    def _stateless(self, call: Call, purse: Purse | None, answer_tokens: int, **request: Any) -> Any:
+        """One request apart from any conversation (`store: false`), paid through `purse` (reserved
+        before, settled with the usage reported after)."""
+        sent = json.dumps(request["input"])
+        with _spending(purse, estimate_tokens(request["instructions"], sent, output=answer_tokens)) as bill:
+            try:
+                response = self._api[call].responses.create(
+                    model=self._settings.openai_model, store=False, **request
+                )
+            except openai.OpenAIError as error:
+                bill.refused = isinstance(error, openai.APIStatusError) and error.status_code < 500
+                raise self._explain(error, delivered=False) from error
+            bill.report(getattr(response.usage, "total_tokens", 0) or 0)
+        return response
+
+    def decide(
+        self, batch: Batch, usage: dict[str, int] | None = None, *, purse: Purse | None = None
+    ) -> Decision:
         """One small stateless request (no conversation, `store: false`) with a structured yes/no."""
         lines = [_catch_up_line(m) for m in said(batch.history)[-DECISION_MESSAGES:]]
         new = [_catch_up_line(m) for m in batch.messages]
@@ -735,16 +801,14 @@ class OpenAIAssistant:
         instructions = "\n".join(
             [DECISION_INSTRUCTIONS.format(name=self.name), *room_instructions_lines(batch.room_instructions)]
         )
-        try:
-            response = self._api[Call.DECIDE].responses.create(
-                model=self._settings.openai_model,
-                instructions=instructions,
-                input=[{"type": "message", "role": "user", "content": chat}],
-                text=DECISION_FORMAT,
-                store=False,
-            )
-        except openai.OpenAIError as error:
-            raise self._explain(error, delivered=False) from error
+        response = self._stateless(
+            Call.DECIDE,
+            purse,
+            DECISION_TOKENS,
+            instructions=instructions,
+            input=[{"type": "message", "role": "user", "content": chat}],
+            text=DECISION_FORMAT,
+        )
         if usage is not None:
             add_usage(usage, response.usage)
         try:
