@@ -73,12 +73,12 @@ def test_when_it_can_help_asks_one_stateless_structured_question_per_batch(open_
         assert decision["text"]["format"]["type"] == "json_schema"
         assert decision["text"]["format"]["schema"]["required"] == ["answer", "reason"]
         assert decision["instructions"].endswith('Room instructions: "Book club for Dune"')
-    assert "[Alice] Who is Paul's mother?" in second["input"][0]["content"].split("New:\n")[1]
+    assert '[Alice] "Who is Paul\'s mother?"' in second["input"][0]["content"].split("New:\n")[1]
     (turn,) = turn_requests(server)
     # What was let pass still reaches the conversation, with the next turn, before the question.
     assert [item["content"] for item in turn["input"]] == [
-        "[Alice] I liked chapter one.",
-        "[Alice] Who is Paul's mother?",
+        '[Alice] "I liked chapter one."',
+        '[Alice] "Who is Paul\'s mother?"',
     ]
     # Decisions count like turns (DAILY_TOKEN_BUDGET): every response's tokens are in the room's total.
     assert room.token_usage()["total_tokens"] == sum(r["usage"]["total_tokens"] for r in server.finished)

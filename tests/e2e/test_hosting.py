@@ -84,8 +84,8 @@ def test_two_rooms_with_different_instructions_get_different_replies(app_server,
     keep(alice, "room-instructions.png", "You said: Where do we start?")
 
     turns = {str(r["input"]): r["instructions"] for r in openai_server.response_requests()}
-    book_club = next(i for said, i in turns.items() if "[Alice] Where do we start?" in said)
-    garden = next(i for said, i in turns.items() if "[Bob] When do I plant tulips?" in said)
+    book_club = next(i for said, i in turns.items() if '[Alice] "Where do we start?"' in said)
+    garden = next(i for said, i in turns.items() if '[Bob] "When do I plant tulips?"' in said)
     assert book_club.endswith(
         'Room instructions: "Book club for *Dune*; be the facilitator, ask one question at a time"'
     )
@@ -127,8 +127,8 @@ def test_when_it_can_help_answers_a_question_and_lets_a_statement_pass(app_serve
         assert decision["text"]["format"]["type"] == "json_schema"
     (turn,) = [r for r in openai_server.response_requests() if r.get("stream")]
     assert [item["content"] for item in turn["input"]] == [
-        "[Alice] I liked the first chapter.",  # let pass, but heard with the next turn
-        "[Bob] Who is Paul's mother?",
+        '[Alice] "I liked the first chapter."',  # let pass, but heard with the next turn
+        '[Bob] "Who is Paul\'s mother?"',
     ]
     go(alice, "This room", "Room lobby")
     alice.get_by_text("1 batch answered").wait_for(timeout=DEADLINE_SECONDS * 1000)

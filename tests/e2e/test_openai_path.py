@@ -7,6 +7,7 @@ browser, and stopping the server deletes the conversation.
 from __future__ import annotations
 
 import contextlib
+import json
 import signal
 
 import pytest
@@ -69,7 +70,7 @@ def test_a_streamed_openai_reply_reaches_both_pages_and_the_key_never_does(
 
     request = openai_server.response_requests()[-1]
     assert request["stream"] is True and request["model"] == "test-model"
-    assert "[Alice] Hello from the browser" in str(request["input"])
+    assert '[Alice] "Hello from the browser"' in json.dumps(request["input"], ensure_ascii=False)
     assert "Alice" in request["instructions"]
 
     page_text = alice.content() + bob.content()
