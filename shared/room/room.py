@@ -166,6 +166,11 @@ class Room:
         """Tokens this room's assistant used since midnight UTC (under its name, on any process)."""
         return self.purse.state()[0]
 
+    def spending_today(self) -> tuple[int, int, Budget | None]:
+        """Tokens used since midnight UTC by this room and by every room, and the budget that stops the
+        assistant now, if any."""
+        return self.purse.state()
+
     def budget_spent(self) -> Budget | None:
         """The daily budget (the room's or the app's) that stops the assistant now, if any."""
         return self.purse.refusal()
@@ -284,6 +289,15 @@ class Room:
     def set_instructions(self, participant_id: str, text: str) -> None:
         text = hosting.clean_instructions(text)
         self._change(lambda change: hosting.set_instructions(change, participant_id, text, self._now()))
+
+    def may_edit_instructions(self, participant_id: str) -> bool:
+        """Whether this person may change the room's instructions now (the host, or anyone in a room
+        without one; nobody while they are locked); `set_instructions` checks again."""
+        return self._read(lambda state: hosting.may_edit_instructions(state, participant_id))
+
+    def lock_instructions(self, host_id: str, locked: bool = True) -> None:
+        """Raises `HostOnly` unless `host_id` is the host now."""
+        self._change(lambda change: hosting.set_instructions_locked(change, host_id, locked, self._now()))
 
     def remove_participant(self, host_id: str, participant_id: str) -> None:
         """Raises `HostOnly` unless `host_id` is the host now."""

@@ -104,6 +104,7 @@ class RoomState:
     # transcript's header, and given to the assistant with every turn after the app's own instructions.
     instructions: str = ""
     instructions_changes: int = 0
+    instructions_locked: bool = False  # by the host: nobody may change them until the host unlocks them
     # The host (a participant id): whoever opened the room, then the longest-present person. Only the host
     # may remove people and lock the room; every such rule checks this, whatever the page showed.
     host: str | None = None
