@@ -78,7 +78,7 @@ class CatchUps:
             log.exception("room %s: a catch-up failed", room.name)
             job.error = f"{room.settings.assistant_name} could not catch you up ({type(error).__name__})."
         finally:
-            room.record_usage(usage)  # a summary costs tokens too, counted against the room's budget
+            room.record_usage(usage)  # in the room's totals; the budgets counted it as it was paid (purse)
             with contextlib.suppress(StoreUnavailable):
                 room.store.release_claim(room.name, f"catch-up:{key[1]}")
             job.done.set()

@@ -407,8 +407,9 @@ class Room:
     # --- the reply worker --------------------------------------------------------------------
 
     def record_usage(self, usage: dict[str, int]) -> None:
-        """Count the tokens a catch-up or a decision used (a turn's are counted as it finishes): in the
-        room's totals and against today's (UTC) budget. Kept in the store, so every process counts them."""
+        """Count the tokens a catch-up or a decision used (a turn's are counted as it finishes) in the
+        room's totals, kept in the store so every process counts them. The daily budgets counted them
+        already, as each call was paid through `purse`; `tokens_today` reads those."""
         today = turns.utc_day(self._now())
         with contextlib.suppress(RoomClosed, StoreUnavailable):
             self._keep_spending(today, self._change(partial(turns.record_usage, today=today, usage=usage)))

@@ -257,7 +257,7 @@ class ReplyWorker(threading.Thread):
                     room.notice(f"{failure.rstrip('.')}. Mention @{name} to ask it directly.", failure=True)
                 decision = Decision(False, "the decision failed")
             finally:
-                room.record_usage(usage)  # a decision counts against DAILY_TOKEN_BUDGET like a turn
+                room.record_usage(usage)  # in the room's totals; the budgets counted it as it was paid
         log.info(
             "room %s: %s a batch of %d (%s)",
             room.name,
