@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
-from shared.errors import BudgetSpent, ChatError
+from shared.errors import AssistantError, BudgetSpent, ChatError
 
 if TYPE_CHECKING:
     from shared.config import Settings
@@ -35,6 +35,10 @@ T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 HOLD_SECONDS = 600.0  # a reservation lapses this long after it was made (a process that died leaks no more)
+UNCHECKED = (
+    "The daily token budget could not be checked (the rooms' store cannot be reached), so no request was "
+    "made; try again in a moment."
+)
 SETTLED_KEPT = 64  # settled reservations a ledger remembers, so a settlement run twice counts once
 
 
@@ -209,9 +213,16 @@ class Purse:
         (a tool round refused after the turn's messages reached the model). Without an answer from the
         server the estimate counts: the model may have run.
         """
-        hold, day = uuid.uuid4().hex, utc_day(self._now())
-        rule = partial(reserve, hold=hold, tokens=max(estimate, 1), budgets=self.budgets, now=self._wall())
-        refused = self._store.spend(self._room, day, rule)
+        hold, day, budgets = uuid.uuid4().hex, utc_day(self._now()), self.budgets
+        rule = partial(reserve, hold=hold, tokens=max(estimate, 1), budgets=budgets, now=self._wall())
+        try:
+            refused = self._store.spend(self._room, day, rule)
+        except ChatError:  # the store cannot be reached: with a budget set, no call it cannot check
+            if budgets.room or budgets.app:
+                raise AssistantError(UNCHECKED, delivered=delivered) from None
+            log.warning("room %s: a call is made without counting its tokens (store unreachable)", self._room)
+            yield Bill(estimate)
+            return
         if refused is not None:
             sentence = spent_sentence(refused, self._settings)
             raise BudgetSpent(sentence, app=refused is Budget.APP, delivered=delivered)
@@ -222,9 +233,7 @@ class Purse:
             used = bill.tokens if bill.tokens is not None else (0 if bill.refused else estimate)
             try:
                 self._store.spend(self._room, day, partial(settle, hold=hold, tokens=used))
-            except (
-                ChatError
-            ):  # the store cannot be reached: the reservation lapses by itself; the tokens go uncounted
+            except ChatError:  # the store cannot be reached: the reservation lapses, the tokens go uncounted
                 log.warning("room %s: %d tokens could not be counted (store unreachable)", self._room, used)
 
 

@@ -12,6 +12,7 @@ from datetime import timedelta
 import pytest
 
 from shared.catch_up import CatchUp, CatchUps
+from shared.config import Settings
 from shared.hub import Hub
 from shared.messages import ReplyPolicy, Role
 from shared.room import Room
@@ -355,3 +356,23 @@ def test_a_reservation_its_process_never_settled_lapses():
     spending.settle(room, app, hold="late", tokens=30)
     spending.settle(room, app, hold="late", tokens=30)  # run twice (a transaction retried): counted once
     assert (room.spent, app.spent) == (30, 30)
+
+
+def test_with_a_budget_set_no_call_is_made_that_the_store_cannot_check():
+    """The ledgers live in the rooms' store: while it is unreachable a budget cannot be kept, so no call
+    is made (without a budget the call goes, uncounted)."""
+    from shared.errors import AssistantError
+    from shared.spending import Purse
+    from shared.store import StoreUnavailable
+
+    class Unreachable:
+        def spend(self, *args, **kwargs):
+            raise StoreUnavailable("Redis is down")
+
+    budgeted = Purse(Unreachable(), "lobby", Settings(daily_token_budget=100), now=lambda: NOW)
+    with pytest.raises(AssistantError, match="could not be checked"), budgeted.spend(10):
+        pytest.fail("a call was made that no budget could count")
+    made = []
+    with Purse(Unreachable(), "lobby", Settings(), now=lambda: NOW).spend(10):
+        made.append("the call")
+    assert made == ["the call"]
