@@ -250,39 +250,77 @@ def quiet_room(server, name: str, budget: int) -> Room:
 def test_catch_ups_asked_at_once_make_no_more_calls_than_the_budget_allows(server):
     """Each call reserves its estimate before it is made: six people asking together cannot all pass
     under a budget that holds two of their summaries."""
+    one = cost_of_one_summary(server)
+    room = quiet_room(server, "lobby", budget=2 * one)
+    try:
+        for name in PEOPLE:
+            room.join(person(name), name, f"tab-{name}")
+        asked = all_at_once(server, [(room, name) for name in PEOPLE])
+        assert room.tokens_today() == asked * one <= 2 * one
+    finally:
+        room.close()
+
+
+PEOPLE = ["Ann", "Ben", "Cat", "Dan", "Eve", "Fay"]  # as long as "Bob": their summaries cost the same
+
+
+def cost_of_one_summary(server) -> int:
+    """What one summary of Alice's one message costs on this server (for Bob, in a room of its own)."""
     probe = quiet_room(server, "probe", budget=0)
     try:
         probe.join(person("Bob"), "Bob", "tab-Bob")
         catch_up(probe, "Bob")
-        one = server.finished[-1]["usage"]["total_tokens"]  # what one summary costs on this server
+        return server.finished[-1]["usage"]["total_tokens"]
     finally:
         probe.close()
-    people = ["Ann", "Ben", "Cat", "Dan", "Eve", "Fay"]  # as long as "Bob": their summaries cost the same
-    room = quiet_room(server, "lobby", budget=2 * one)
+
+
+def all_at_once(server, asking: list[tuple[Room, str]]) -> int:
+    """Everyone asks to be caught up at once, each on their room's copy, while the server holds every
+    request it gets; how many summaries were asked for (the others refused, with the budget's words)."""
     gate = threading.Event()
+    before = len(server.sent("POST", "/v1/responses"))
+    server.script(*[AfterGate(gate)] * len(asking))
+    catch_ups = CatchUps()
     try:
-        for name in people:
-            room.join(person(name), name, f"tab-{name}")
-        server.script(*[AfterGate(gate)] * len(people))
-        catch_ups = CatchUps()
-        jobs = [catch_ups.start(room, person(name), name, 0) for name in people]
+        jobs = [catch_ups.start(room, person(name), name, 0) for room, name in asking]
+        asked = lambda: len(server.sent("POST", "/v1/responses")) - before  # noqa: E731
         # Every catch-up waits at the server, or was refused without a request.
-        asked = lambda: len(server.sent("POST", "/v1/responses")) - 1  # noqa: E731
         wait_until(
-            lambda: asked() + sum(job.done.is_set() for job in jobs) == len(people),
+            lambda: asked() + sum(job.done.is_set() for job in jobs) == len(asking),
             "every catch-up to be asked or refused",
         )
-        gate.set()
-        for job in jobs:
-            assert job.done.wait(5)
-
-        assert 1 <= asked() <= 2, f"{asked()} summaries asked for under a budget of two"
-        assert sum(bool(job.text) for job in jobs) == asked()
-        assert all("daily budget" in job.error for job in jobs if not job.text)
-        assert room.tokens_today() == asked() * one <= 2 * one
     finally:
         gate.set()
-        room.close()
+    for job in jobs:
+        assert job.done.wait(5)
+    assert 1 <= asked() <= 2, f"{asked()} summaries asked for under a budget of two"
+    assert sum(bool(job.text) for job in jobs) == asked()
+    assert all("daily budget" in job.error for job in jobs if not job.text)
+    return asked()
+
+
+@pytest.mark.promise_token_budget
+def test_catch_ups_asked_at_once_on_two_processes_make_no_more_calls_than_the_budget_allows(
+    server, shared_redis
+):
+    """The same through Redis: half of the people on each of two processes, one ledger for the room."""
+    one = cost_of_one_summary(server)
+    url = shared_redis.fresh_url()
+    settings = settings_for(server, daily_token_budget=2 * one, redis_url=url)
+    a, b = (Hub(settings, assistant_factory=make_assistant, store=RedisStore(url)) for _ in range(2))
+    try:
+        lobby, _ = a.join("lobby", person("Alice"), "Alice", "tab-Alice")
+        lobby.set_reply_policy(person("Alice"), ReplyPolicy.WHEN_MENTIONED)
+        lobby.post(person("Alice"), "what did I miss")
+        asking = [((a, b)[i % 2].join("lobby", person(n), n, f"tab-{n}")[0], n) for i, n in enumerate(PEOPLE)]
+        for room, _ in asking:
+            wait_until(lambda room=room: len(room.view().messages) >= 2, "each process to see the message")
+        asked = all_at_once(server, asking)
+        assert lobby.tokens_today() == asked * one <= 2 * one
+    finally:
+        a.shutdown()
+        b.shutdown()
 
 
 @pytest.mark.promise_token_budget
