@@ -16,6 +16,7 @@ instructions_slot = st.empty()  # what the room is for, in one line: kept up to 
 with instructions_slot.container():
     header.instructions_line(room.instructions)
 header.assistant_banner(settings, hub.assistant.label)
+header.budget_stop(room, settings)  # which daily budget, the room's or the app's, stops the assistant
 me = membership.current_participant(room)
 people_slot, policy_slot = sidebar.sidebar(room, me, settings, hub.assistant.label)
 if me is None:

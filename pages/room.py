@@ -24,14 +24,29 @@ columns[0].metric("People here", len(view.participants))
 columns[1].metric("Messages", sum(m.role.value != "system" for m in view.messages))
 usage = room.token_usage()
 columns[2].metric("Tokens used", f"{usage.get('total_tokens', 0):,}", help=header.usage_help(usage))
-budget = settings.daily_token_budget
-today = f"{room.tokens_today():,}" + (f" of {budget:,}" if budget else "")
+budget, app_budget = settings.daily_token_budget, settings.app_daily_token_budget
+room_today, app_today, _ = room.spending_today()
+today = f"{room_today:,}" + (f" of {budget:,}" if budget else "")
 columns[3].metric("Tokens today", today, help=header.budget_help(budget))
+if app_budget:
+    st.caption(
+        f"Every room together today: {app_today:,} of {app_budget:,} tokens (the app's daily budget, "
+        "APP_DAILY_TOKEN_BUDGET)."
+    )
+header.budget_stop(room, settings)  # which daily budget, the room's or the app's, stops the assistant
 
 st.subheader("Room instructions")
-if me is None:
+editable = me is not None and room.may_edit_instructions(me.id)
+if not editable:
     st.markdown(escape_markdown(view.instructions) if view.instructions else "*None written yet.*")
-    st.caption("Join the room on the chat page to write them.")
+    if me is None:
+        st.caption("Join the room on the chat page to write them.")
+    elif view.status.instructions_locked:
+        st.caption(
+            ":material/lock: The host locked them: nobody can change them until the host unlocks them."
+        )
+    else:
+        st.caption("Only the room's host can change them.")
 else:
     with st.form("instructions"):
         text = st.text_area(
@@ -40,8 +55,9 @@ else:
             max_chars=MAX_INSTRUCTIONS_CHARS,
             placeholder="e.g. Book club for Dune; be the facilitator, ask one question at a time.",
             help=f"What this room is for and how {name} should take part, up to "
-            f"{MAX_INSTRUCTIONS_CHARS:,} characters. Anyone here may change them and everyone is told; "
-            f"{name} reads them with every reply, after the app's own rules, which they cannot change.",
+            f"{MAX_INSTRUCTIONS_CHARS:,} characters. The host may change them (anyone here, in a room "
+            f"without a host) and everyone is told; {name} reads them as the room's wishes, below the "
+            "app's own rules, which they cannot change, nor when it answers.",
         )
         saved = st.form_submit_button("Save instructions", icon=":material/save:")
     if saved:
@@ -79,6 +95,20 @@ if me is not None and view.host == me.id:
                     st.error(str(refusal))
                 else:
                     st.rerun()
+        instructions_locked = st.checkbox(
+            "Lock the room's instructions",
+            value=view.status.instructions_locked,
+            key=f"lock-instructions-{view.status.instructions_locked}",
+            help="Nobody can change them, you included, until you unlock them; a host after you must unlock "
+            "them first too.",
+        )
+        if instructions_locked != view.status.instructions_locked:
+            try:
+                room.lock_instructions(me.id, instructions_locked)
+            except ChatError as refusal:
+                st.error(str(refusal))
+            else:
+                st.rerun()
         locked = st.toggle(
             "Lock room",
             value=view.status.locked,

@@ -13,9 +13,10 @@ import threading
 import uuid
 from dataclasses import dataclass, field
 
-from shared.errors import AssistantError, CatchUpRefused
+from shared.errors import AssistantError, BudgetSpent, CatchUpRefused
 from shared.messages import Message, said
 from shared.room import Room
+from shared.spending import Budget, stopped_line
 from shared.store import StoreUnavailable
 
 log = logging.getLogger(__name__)
@@ -67,14 +68,17 @@ class CatchUps:
     ) -> None:
         usage: dict[str, int] = {}
         try:
-            job.text = room.assistant.summarize(missed, nickname, usage)
+            # Through the room's purse like every model call: none is made once a budget is spent.
+            job.text = room.assistant.summarize(missed, nickname, usage, purse=room.purse)
+        except BudgetSpent as spent:
+            job.error = stopped_line(Budget.APP if spent.app else Budget.ROOM, room.settings)
         except AssistantError as error:
             job.error = f"{room.settings.assistant_name} could not catch you up: {error}"
         except Exception as error:
             log.exception("room %s: a catch-up failed", room.name)
             job.error = f"{room.settings.assistant_name} could not catch you up ({type(error).__name__})."
         finally:
-            room.record_usage(usage)  # a summary costs tokens too, counted against the room's budget
+            room.record_usage(usage)  # in the room's totals; the budgets counted it as it was paid (purse)
             with contextlib.suppress(StoreUnavailable):
                 room.store.release_claim(room.name, f"catch-up:{key[1]}")
             job.done.set()

@@ -65,3 +65,12 @@ class HostOnly(ChatError):
 
 class JoinRemoved(JoinRefused):
     """The host removed this browser's person from the room: it may not join again while the room is open."""
+
+
+class BudgetSpent(AssistantError):
+    """A daily token budget (the room's or the app's) is spent: no request was made. The sentence says
+    which budget, and when the assistant answers again."""
+
+    def __init__(self, message: str, *, app: bool, delivered: bool = False):
+        super().__init__(message, delivered=delivered)
+        self.app = app

@@ -14,6 +14,10 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from shared.spending import Purse
 
 log = logging.getLogger(__name__)
 
@@ -203,6 +207,8 @@ class Batch:
     room: str
     messages: tuple[Message, ...]  # the new messages, oldest first
     history: tuple[Message, ...]  # finished messages before them, for judging what the new ones need
+    # The room's instructions, for an assistant to read, not to obey: the OpenAI assistant leaves them out
+    # of a decision (its people cannot change when it answers, nor make every batch cost a turn).
     room_instructions: str = ""
 
 
@@ -228,9 +234,12 @@ class Turn:
     # Tokens the model reported for this turn, added up by the assistant as its responses end (also
     # for a reply that broke off: it was paid for). The worker records them in the room's state.
     usage: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
-    # What the room's people wrote about its purpose ("Room instructions"); the assistant takes it after
-    # the app's own instructions, quoted, so it cannot remove them.
+    # What the room's people wrote about its purpose ("Room instructions"): their wishes, which the
+    # assistant takes below the app's own instructions (a labelled, quoted item), so they cannot change them.
     room_instructions: str = ""
+    # What the room may spend on the model (`shared.spending.Purse`): every response of the turn,
+    # tool rounds included, reserves its tokens there first. None: no budget (tests of the assistant alone).
+    purse: Purse | None = field(default=None, compare=False, repr=False)
 
     @property
     def addressees(self) -> tuple[str, ...]:

@@ -187,7 +187,9 @@ class ScriptedAssistant:
             self._gates.append(gate)
             self._summary_gates.append(gate)
 
-    def summarize(self, messages, for_nickname: str, usage: dict[str, int] | None = None) -> str:
+    def summarize(
+        self, messages, for_nickname: str, usage: dict[str, int] | None = None, *, purse=None
+    ) -> str:
         with self._lock:
             self.summaries.append((tuple(messages), for_nickname))
             gate = self._summary_gates.popleft() if self._summary_gates else None
@@ -200,12 +202,15 @@ class ScriptedAssistant:
         with self._lock:
             self._decisions.extend(outcomes)
 
-    def decide(self, batch: Batch, usage: dict[str, int] | None = None) -> Decision:
+    def decide(self, batch: Batch, usage: dict[str, int] | None = None, *, purse=None) -> Decision:
         with self._lock:
             self.batches.append(batch)
             outcome = self._decisions.popleft() if self._decisions else None
         if usage is not None:
             usage["total_tokens"] = usage.get("total_tokens", 0) + self.decision_tokens
+        if purse is not None and self.decision_tokens:  # paid like a model call: through the room's purse
+            with purse.spend(self.decision_tokens) as bill:
+                bill.report(self.decision_tokens)
         if isinstance(outcome, BaseException):
             raise outcome
         return outcome or Decision(any("?" in m.text for m in batch.messages), "scripted default")

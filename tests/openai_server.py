@@ -14,7 +14,7 @@ import socket
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -87,6 +87,13 @@ class Hang:
     """Say nothing for `seconds` (stopping the server ends it sooner), then close the connection."""
 
     seconds: float
+
+
+@dataclass(frozen=True)
+class AfterGate:
+    """Hold the request until the test sets `gate` (or the server stops), then answer as usual."""
+
+    gate: threading.Event = field(compare=False)
 
 
 @dataclass(frozen=True)
@@ -304,6 +311,10 @@ class OpenAIServer:
     def _respond(self, exchange: _Handler, body: dict[str, Any]) -> None:
         with self._lock:
             behaviour = self._responses_script.popleft() if self._responses_script else None
+        if isinstance(behaviour, AfterGate):
+            while not behaviour.gate.wait(0.01) and not self._stopping.is_set():
+                pass
+            behaviour = None
         if isinstance(behaviour, Hang):
             self._stopping.wait(behaviour.seconds)
             return exchange.drop()
@@ -463,16 +474,27 @@ def default_reply(items: list[dict[str, Any]]) -> str:
             said = _text_of(item.get("content"))
             match = _NICKNAMED.match(said)
             if match:
-                return f"Hello {match['nickname']}! You said: {match['text']}"
+                return f"Hello {match['nickname']}! You said: {_unquoted(match['text'])}"
             return f"Hello! You said: {said}"
     return "Hello!"
+
+
+def _unquoted(text: str) -> str:
+    """What a person wrote, from the app's `"..."` after their nickname (file notes may follow it)."""
+    try:
+        said, _ = json.JSONDecoder().raw_decode(text)
+    except ValueError:
+        return text
+    return said if isinstance(said, str) else text
 
 
 def default_decision(items: list[dict[str, Any]]) -> str:
     """A reply decision: yes when the chat's new lines hold a question (a sentence ending in "?")."""
     chat = "".join(_text_of(item.get("content")) for item in items if item.get("role") == "user")
     new = chat.rsplit("New:\n", 1)[-1]
-    asked = re.search(r"\?(\s|$)", new) is not None
+    said = [_NICKNAMED.match(line) for line in new.splitlines()]
+    texts = [_unquoted(match["text"]) if match else "" for match in said]
+    asked = any(re.search(r"\?(\s|$)", text) for text in texts)
     return json.dumps({"answer": asked, "reason": "a question" if asked else "no question"})
 
 

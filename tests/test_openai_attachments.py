@@ -35,7 +35,7 @@ def test_a_picture_goes_as_input_image_and_a_pdf_as_input_file(open_room, server
     assert file["filename"] == "notes.pdf"
     assert file["file_data"] == "data:application/pdf;base64," + base64.b64encode(PDF).decode()
     [text] = server.input_parts("input_text")
-    assert text["text"].startswith('[Alice] what is this?\n(attached "cat.png": PNG picture, ')
+    assert text["text"].startswith('[Alice] "what is this?"\n(attached "cat.png": PNG picture, ')
     assert messages(room, Role.ASSISTANT)[-1].text.startswith("Hello Alice! You said: what is this?")
 
 
@@ -46,7 +46,9 @@ def test_in_local_mode_earlier_files_are_named_not_sent_again(open_room, server)
     post_files(room, "Alice", "and now?")
     assert len(server.input_parts("input_image")) == 1, "the picture went once, with its own turn"
     history = server.response_requests()[-1]["input"][0]
-    assert history["role"] == "user" and history["content"][0]["text"].startswith("[Alice] look\n(attached ")
+    assert history["role"] == "user" and history["content"][0]["text"].startswith(
+        '[Alice] "look"\n(attached '
+    )
     assert "; not sent again)" in history["content"][0]["text"]
 
 
@@ -59,7 +61,7 @@ def test_a_server_that_refuses_pictures_gets_the_text_and_everyone_one_sentence(
 
     first, second = server.response_requests()
     assert "input_image" in str(first["input"]) and "input_image" not in str(second["input"])
-    assert "[Alice] what is this?" in str(second["input"])
+    assert '[Alice] "what is this?"' in second["input"][0]["content"][0]["text"]
     reply = messages(room, Role.ASSISTANT)[-1].text
     assert reply.startswith(
         f"*The server at 127.0.0.1:{server.url.rsplit(':', 1)[1]} did not take the attached pictures or "
@@ -83,6 +85,6 @@ def test_a_catch_up_is_a_stateless_request_the_conversation_never_sees(open_room
     request = server.response_requests()[-1]
     assert "conversation" not in request and request["store"] is False and not request.get("stream")
     assert '"Bob"' in request["instructions"]
-    assert "[Alice] shall we meet at noon?" in request["input"][0]["content"]
+    assert '[Alice] "shall we meet at noon?"' in request["input"][0]["content"]
     assert server.items(conversation) == items_before
     assert room.view() == view_before

@@ -79,11 +79,11 @@ def user_inputs(request_body: dict) -> list[str]:
 
 def test_a_reply_tells_the_model_whom_it_answers_with_the_quote_bounded():
     said = Message(7, Role.USER, "Sure", NOW, author="Bob", quote=Quote(3, "Alice", 'Pizza "tonight"?'))
-    assert message_item(said)["content"] == '[Bob, replying to Alice: "Pizza \\"tonight\\"?"] Sure'
+    assert message_item(said)["content"] == '[Bob, replying to Alice: "Pizza \\"tonight\\"?"] "Sure"'
     long = replace(said, quote=Quote(3, "Alice", "x" * 500))
-    assert message_item(long)["content"] == f'[Bob, replying to Alice: "{"x" * 120}"] Sure'
+    assert message_item(long)["content"] == f'[Bob, replying to Alice: "{"x" * 120}"] "Sure"'
     gone = replace(said, quote=Quote(3, "", ""))
-    assert message_item(gone)["content"] == "[Bob, replying to a deleted message] Sure"
+    assert message_item(gone)["content"] == '[Bob, replying to a deleted message] "Sure"'
     reacted = replace(said, reactions=(("👍", ("Alice",)),))
     assert message_item(reacted) == message_item(said), "reactions change nothing the model sees"
 
@@ -93,7 +93,7 @@ def test_a_reply_reaches_the_model_with_what_it_answers(open_room, server):
     question = say(room, "Alice", "Who brings the cake?\nI can't.")
     say(room, "Bob", "Me!", replying_to=question.id)
     assert user_inputs(server.response_requests()[-1]) == [
-        '[Bob, replying to Alice: "Who brings the cake?"] Me!'
+        '[Bob, replying to Alice: "Who brings the cake?"] "Me!"'
     ]
 
 
@@ -102,23 +102,23 @@ def test_a_deleted_message_the_model_saw_is_deleted_from_the_conversation(open_r
     secret = say(room, "Alice", "my password is hunter2")
     say(room, "Bob", "don't post that!", replying_to=secret.id)
     conversation = room.conversation()
-    assert conversation is not None and "[Alice] my password is hunter2" in item_texts(server, conversation)
+    assert conversation is not None and '[Alice] "my password is hunter2"' in item_texts(server, conversation)
 
     room.delete_message("id-Alice", secret.id)
 
     wait_until(lambda: server.deleted_items, "the worker to delete the item (the room is idle)")
     [(where, item)] = server.deleted_items
-    assert (where, item["content"]) == (conversation, "[Alice] my password is hunter2")
+    assert (where, item["content"]) == (conversation, '[Alice] "my password is hunter2"')
     assert not any(
         "hunter2" in text and text.startswith("[Alice]") for text in item_texts(server, conversation)
     )
-    assert '[Bob, replying to Alice: "my password is hunter2"] don\'t post that!' in item_texts(
+    assert '[Bob, replying to Alice: "my password is hunter2"] "don\'t post that!"' in item_texts(
         server, conversation
     ), "only the deleted message's own item goes: a reply sent before keeps the quote it was sent with"
     wait_until(lambda: not room.to_forget(), "the room to drop its record of the job")
 
     say(room, "Bob", "sorry", replying_to=secret.id)
-    assert user_inputs(server.response_requests()[-1]) == ["[Bob, replying to a deleted message] sorry"]
+    assert user_inputs(server.response_requests()[-1]) == ['[Bob, replying to a deleted message] "sorry"']
     assert len(server.deleted_items) == 1
 
 
@@ -135,7 +135,7 @@ def test_a_deleted_message_goes_with_its_file_and_a_reply_is_found_after_its_quo
 
     wait_until(lambda: len(server.deleted_items) == 2, "Bob's item to go too")
     item = server.deleted_items[1][1]
-    assert item["content"][0]["text"].startswith('[Bob, replying to Alice: "look at this"] here it is\n')
+    assert item["content"][0]["text"].startswith('[Bob, replying to Alice: "look at this"] "here it is"\n')
     assert [part["type"] for part in item["content"]] == ["input_text", "input_file"], "the file went with it"
     assert [
         text for text in item_texts(server, room.conversation()) if "[Alice]" in text or "[Bob" in text
@@ -149,5 +149,5 @@ def test_local_mode_leaves_a_deleted_message_out_of_the_history_sent(open_room, 
     say(room, "Alice", "what did I say?")
 
     # What the assistant answered to it is its own words, and stays (the test server echoes the message).
-    assert user_inputs(server.response_requests()[-1]) == ["[Alice] what did I say?"]
+    assert user_inputs(server.response_requests()[-1]) == ['[Alice] "what did I say?"']
     assert server.sent("DELETE", "/v1/conversations/") == [] and server.conversations == {}

@@ -51,7 +51,39 @@ def test_the_rooms_page_opens_a_private_room_that_it_never_lists():
 def test_the_room_page_shows_the_days_tokens_against_the_budget(monkeypatch):
     monkeypatch.setenv("DAILY_TOKEN_BUDGET", "5000")
     alice = join("Alice")
-    get_room().record_usage({"total_tokens": 1234})
+    spend(get_room(), 1234)
     alice.switch_page("pages/room.py").run()
     metrics = {m.label: m.value for m in alice.get("metric")}
     assert metrics["Tokens today"] == "1,234 of 5,000"
+    assert not alice.warning, "under the budget nothing stops the assistant"
+
+
+def spend(room, tokens: int) -> None:
+    """A model call that used `tokens`, paid the way every call is (`Room.purse`)."""
+    with room.purse.spend(1) as bill:
+        bill.report(tokens)
+
+
+@pytest.mark.promise_token_budget
+@pytest.mark.parametrize(
+    ("budgets", "said"),
+    [
+        ({"DAILY_TOKEN_BUDGET": "100"}, "this room's daily budget of 100 tokens is spent"),
+        (
+            {"APP_DAILY_TOKEN_BUDGET": "100"},
+            "the app's daily budget of 100 tokens, shared by every room, is spent",
+        ),
+    ],
+    ids=["room", "app"],
+)
+def test_the_chat_and_room_pages_say_which_budget_stops_the_assistant(monkeypatch, budgets, said):
+    for variable, value in budgets.items():
+        monkeypatch.setenv(variable, value)
+    alice = join("Alice")
+    spend(get_room(), 100)
+    alice.run()
+    assert [w.value for w in alice.warning] == [f"CatGPT is paused until midnight UTC: {said}."]
+    alice.switch_page("pages/room.py").run()
+    assert [w.value for w in alice.warning] == [f"CatGPT is paused until midnight UTC: {said}."]
+    if "APP_DAILY_TOKEN_BUDGET" in budgets:
+        assert any("Every room together today: 100 of 100 tokens" in c.value for c in alice.caption)

@@ -14,6 +14,7 @@ from shared.messages import Activity, Batch, Decision, Message, Picture, ReplyPi
 
 if TYPE_CHECKING:
     from shared.config import Settings
+    from shared.spending import Purse
 
 __all__ = [
     "USAGE_KEYS",
@@ -41,7 +42,8 @@ class Assistant(Protocol):
     def reply(self, conversation: str, turn: Turn) -> Iterator[ReplyPiece]:
         """Yield the reply's text in pieces as it is written, and between them what the assistant is doing
         (`Activity`), the sources it cites (`Source`) and the pictures it makes (`Picture`); raise
-        AssistantError on failure."""
+        AssistantError on failure. Every request to the model (each tool round too) goes through
+        `turn.purse` first: `BudgetSpent` once it refuses."""
 
     def forget(self, conversation: str, messages: Sequence[Message]) -> None:
         """Take messages their authors deleted out of the conversation (with their files), so the model
@@ -52,16 +54,23 @@ class Assistant(Protocol):
         """Forget the conversation (its token counts too); must not raise for one that is already gone."""
 
     def summarize(
-        self, messages: Sequence[Message], for_nickname: str, usage: dict[str, int] | None = None
+        self,
+        messages: Sequence[Message],
+        for_nickname: str,
+        usage: dict[str, int] | None = None,
+        *,
+        purse: Purse | None = None,
     ) -> str:
         """A short summary of `messages` for one person who missed them, made apart from any conversation
         (nothing is stored with the room's); the tokens it cost are added to `usage`; raise AssistantError
-        if that fails."""
+        if that fails (`BudgetSpent`, with no request made, once `purse` refuses)."""
 
-    def decide(self, batch: Batch, usage: dict[str, int] | None = None) -> Decision:
+    def decide(
+        self, batch: Batch, usage: dict[str, int] | None = None, *, purse: Purse | None = None
+    ) -> Decision:
         """Whether the assistant should answer `batch` (reply policy "When it can help"): one small request
         apart from any conversation (nothing is stored); its tokens are added to `usage`; raise
-        AssistantError if that fails."""
+        AssistantError if that fails (`BudgetSpent`, with no request made, once `purse` refuses)."""
 
 
 USAGE_KEYS = ("input_tokens", "output_tokens", "total_tokens")

@@ -108,9 +108,15 @@ class OfflineAssistant:
         return "\n\n".join(lines)
 
     def summarize(
-        self, messages: Sequence[Message], for_nickname: str, usage: dict[str, int] | None = None
+        self,
+        messages: Sequence[Message],
+        for_nickname: str,
+        usage: dict[str, int] | None = None,
+        *,
+        purse: object = None,
     ) -> str:
-        """Who said how many messages, and the last few lines: no model needed, no tokens."""
+        """Who said how many messages, and the last few lines: no model needed, no tokens (nothing to
+        reserve in `purse`)."""
         spoken = said(messages)
         if not spoken:
             return nothing_missed(escape_markdown(for_nickname))
@@ -122,7 +128,7 @@ class OfflineAssistant:
         )
         return f"While you were away, {escape_markdown(for_nickname)}: {who}. The last few lines:\n\n{last}"
 
-    def decide(self, batch: Batch, usage: dict[str, int] | None = None) -> Decision:
+    def decide(self, batch: Batch, usage: dict[str, int] | None = None, *, purse: object = None) -> Decision:
         """Answer a question (a sentence ending in "?"); let everything else pass. No model, no tokens."""
         asked = [m for m in batch.messages if _ASKS.search(m.text)]
         if asked:

@@ -22,6 +22,8 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 REMOVED = "The host removed you from this room, so you cannot join it again while it is open."
 LOCKED = "This room is locked by its host: nobody new may join just now."
 NOT_HOST = "Only the room's host can do that."
+INSTRUCTIONS_HOST_ONLY = "Only the room's host can change its instructions."
+INSTRUCTIONS_LOCKED = "The host locked the room's instructions; nothing was changed."
 
 
 def clean_instructions(text: str) -> str:
@@ -38,17 +40,41 @@ def clean_instructions(text: str) -> str:
 # --- the rules ------------------------------------------------------------------------------------
 
 
+def may_edit_instructions(state: RoomState, participant_id: str) -> bool:
+    """Who may write what the room is for: where the room has a host, the host alone; in a room without
+    one, anyone present. Nobody while the host keeps them locked."""
+    if participant_id not in state.participants or state.closed or state.instructions_locked:
+        return False
+    return state.host is None or state.host == participant_id
+
+
 def set_instructions(change: RoomChange, participant_id: str, text: str, now: datetime) -> None:
-    """Anyone present may write what the room is for; everyone is told."""
+    """Write what the room is for (`may_edit_instructions`, else `HostOnly`); everyone is told."""
     state = change.state
     participant = state.participants.get(participant_id)
     if participant is None or state.closed or text == state.instructions:
         change.nothing()
         return
+    if not may_edit_instructions(state, participant_id):
+        raise HostOnly(INSTRUCTIONS_LOCKED if state.instructions_locked else INSTRUCTIONS_HOST_ONLY)
     state.instructions = text
     state.instructions_changes += 1
     what = "changed the room's instructions" if text else "cleared the room's instructions"
     change.add(Role.SYSTEM, f"{participant.nickname} {what}.", now)
+
+
+def set_instructions_locked(change: RoomChange, host_id: str, locked: bool, now: datetime) -> None:
+    """The host keeps the room's instructions as they are (nobody may change them, the host included,
+    until the host unlocks them: a lock outlives a change of host), or opens them again."""
+    state = change.state
+    _check_host(state, host_id)
+    if state.instructions_locked == locked:
+        change.nothing()
+        return
+    state.instructions_locked = locked
+    host = state.participants[host_id].nickname
+    what = "locked the room's instructions" if locked else "unlocked the room's instructions"
+    change.add(Role.SYSTEM, f"{host} {what}.", now)
 
 
 def check_may_join(state: RoomState, participant_id: str) -> None:

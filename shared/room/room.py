@@ -10,6 +10,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from functools import partial
 from typing import TYPE_CHECKING
@@ -34,6 +35,7 @@ from shared.room import decisions, dress, hosting, lifetime, presence, talk, tur
 from shared.room.mirror import Mirror
 from shared.room.seen import SeenMarks
 from shared.room.views import RoomChanges, RoomStatus, RoomView
+from shared.spending import Budget, Purse
 from shared.store import Growth, RoomChange, RoomGone, RoomState, Store, StoreUnavailable, T
 from shared.store.memory import MemoryStore
 from shared.worker import ReplyWorker, WorkerTask
@@ -82,6 +84,8 @@ class Room:
         self.created_at = self._record.state.created_at
         # Attached files' bytes, kept apart from the messages (which carry only what each file is).
         self.attachments = self.store.files(name, settings.max_room_attachments_mb * MB)
+        # Every call to the model for this room goes through it (`shared.spending.may_spend`).
+        self.purse = Purse(self.store, name, settings, now)
         self._seen = SeenMarks(self.store, name)  # this process's sessions and what their pages drew
         if self.store.shared:
             self._ensure_worker()  # any process may have to take over a room whose worker died
@@ -159,9 +163,17 @@ class Room:
         return self._read(lambda state: dict(state.usage))
 
     def tokens_today(self) -> int:
-        """Tokens this room's assistant used since midnight UTC."""
-        today = turns.utc_day(self._now())
-        return self._read(lambda state: state.tokens_on_day if state.usage_day == today else 0)
+        """Tokens this room's assistant used since midnight UTC (under its name, on any process)."""
+        return self.purse.state()[0]
+
+    def spending_today(self) -> tuple[int, int, Budget | None]:
+        """Tokens used since midnight UTC by this room and by every room, and the budget that stops the
+        assistant now, if any."""
+        return self.purse.state()
+
+    def budget_spent(self) -> Budget | None:
+        """The daily budget (the room's or the app's) that stops the assistant now, if any."""
+        return self.purse.refusal()
 
     def conversation(self) -> str | None:
         return self._read(lambda state: state.conversation)
@@ -274,6 +286,15 @@ class Room:
         text = hosting.clean_instructions(text)
         self._change(lambda change: hosting.set_instructions(change, participant_id, text, self._now()))
 
+    def may_edit_instructions(self, participant_id: str) -> bool:
+        """Whether this person may change the room's instructions now (the host, or anyone in a room
+        without one; nobody while they are locked); `set_instructions` checks again."""
+        return self._read(lambda state: hosting.may_edit_instructions(state, participant_id))
+
+    def lock_instructions(self, host_id: str, locked: bool = True) -> None:
+        """Raises `HostOnly` unless `host_id` is the host now."""
+        self._change(lambda change: hosting.set_instructions_locked(change, host_id, locked, self._now()))
+
     def remove_participant(self, host_id: str, participant_id: str) -> None:
         """Raises `HostOnly` unless `host_id` is the host now."""
         self._change(lambda change: hosting.remove(change, host_id, participant_id, self._now()))
@@ -382,8 +403,9 @@ class Room:
     # --- the reply worker --------------------------------------------------------------------
 
     def record_usage(self, usage: dict[str, int]) -> None:
-        """Count the tokens a catch-up or a decision used (a turn's are counted as it finishes): in the
-        room's totals and against today's (UTC) budget. Kept in the store, so every process counts them."""
+        """Count the tokens a catch-up or a decision used (a turn's are counted as it finishes) in the
+        room's totals, kept in the store so every process counts them. The daily budgets counted them
+        already, as each call was paid through `purse`; `tokens_today` reads those."""
         today = turns.utc_day(self._now())
         with contextlib.suppress(RoomClosed, StoreUnavailable):
             self._keep_spending(today, self._change(partial(turns.record_usage, today=today, usage=usage)))
@@ -418,7 +440,8 @@ class Room:
 
     def start_turn(self, fence: int | None) -> Turn | None:
         files = self.attachments.get
-        return self._change(lambda change: turns.start_turn(change, self.name, fence, self._now(), files))
+        turn = self._change(lambda change: turns.start_turn(change, self.name, fence, self._now(), files))
+        return None if turn is None else replace(turn, purse=self.purse)  # every response pays through it
 
     def begin_reply(self, turn: Turn, fence: int | None, text: str) -> tuple[bool, int | None]:
         author = self.settings.assistant_name

@@ -21,6 +21,7 @@ class RoomStatus:
     host: str | None = None  # the host's participant id
     locked: bool = False  # nobody new may join
     instructions: str = ""  # the room's instructions, as its people wrote them
+    instructions_locked: bool = False  # the host keeps them as they are
     activity: str = (
         ""  # what the assistant does while it writes the reply ("searching the web…"), if anything
     )
@@ -43,6 +44,7 @@ class RoomStatus:
             host=state.host,
             locked=state.locked,
             instructions=state.instructions,
+            instructions_locked=state.instructions_locked,
             activity=record.messages[state.reply_id - 1].activity
             if state.reply_id and state.reply_id <= len(record.messages)
             else "",

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from shared.errors import ChatError
 from shared.messages import Message, Participant, ReplyPolicy, Role
+from shared.spending import Ledger
 
 if TYPE_CHECKING:
     from shared.config import Settings
@@ -114,6 +115,7 @@ class RoomState:
     # transcript's header, and given to the assistant with every turn after the app's own instructions.
     instructions: str = ""
     instructions_changes: int = 0
+    instructions_locked: bool = False  # by the host: nobody may change them until the host unlocks them
     # The host (a participant id): whoever opened the room, then the longest-present person. Only the host
     # may remove people and lock the room; every such rule checks this, whatever the page showed.
     host: str | None = None
@@ -343,6 +345,13 @@ class Store(Protocol):
     def keep_spending(self, room: str, day: str, tokens: int) -> None: ...
     def spending(self, room: str) -> tuple[str | None, int]:
         """The day (ISO) and tokens last kept for the room; (None, 0) if none."""
+
+    # The token budgets (`shared.spending`): one UTC day's ledgers, the room's (by name, outliving the
+    # room) and the app's (every room), changed together atomically on every process.
+    def spend(
+        self, room: str, day: str, rule: typing.Callable[[Ledger, Ledger], T], *, write: bool = True
+    ) -> T:
+        """Run `rule(room's ledger, app's ledger)` for `day` as one atomic change (`write` False: a read)."""
 
     # A claim: one holder at a time across processes (the room's reaper, one catch-up at a time per
     # person), lapsing by itself `seconds` after it was last made, in case its holder dies.

@@ -12,7 +12,7 @@ from dataclasses import replace
 
 from shared.attachments import AttachmentStore
 from shared.messages import Message
-from shared.store import Closing, Growth, RoomChange, RoomGone, RoomRecord, RoomState, Seen, T
+from shared.store import Closing, Growth, Ledger, RoomChange, RoomGone, RoomRecord, RoomState, Seen, T
 
 
 class _MemoryChange(RoomChange):
@@ -44,6 +44,8 @@ class MemoryStore:
         self._fences = itertools.count(1)
         self._claims: dict[tuple[str, str], tuple[str, float]] = {}  # (room, what) -> holder, lapse time
         self._closings: dict[tuple[str, str], Closing] = {}  # (room, generation) -> its unfinished closing
+        self._ledgers: dict[str, Ledger] = {}  # one UTC day's: room name -> its ledger, "" -> the app's
+        self._ledger_day: str | None = None
 
     def _record(self, room: str) -> RoomRecord:
         with self._lock:
@@ -181,6 +183,16 @@ class MemoryStore:
     def spending(self, room: str) -> tuple[str | None, int]:
         with self._lock:
             return self._spending.get(room, (None, 0))
+
+    def spend(self, room: str, day: str, rule: Callable[[Ledger, Ledger], T], *, write: bool = True) -> T:
+        with self._lock:
+            if day != self._ledger_day:
+                if write and (self._ledger_day is None or day > self._ledger_day):
+                    self._ledgers, self._ledger_day = {}, day  # only one day's ledgers matter
+                else:  # a read of another day, or a late settlement of yesterday's: no ledger kept
+                    return rule(Ledger(), Ledger())
+            ledger = self._ledgers.setdefault(room, Ledger()) if write else self._ledgers.get(room, Ledger())
+            return rule(ledger, self._ledgers.setdefault("", Ledger()))
 
     def claim(self, room: str, what: str, seconds: float, holder: str) -> bool:
         now = time.monotonic()

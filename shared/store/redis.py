@@ -23,6 +23,9 @@ Keys, for a room called NAME (room names are plain: a-z, digits, - and _; nothin
   first, and their total size
 - `chat:room:NAME:claim:WHAT`: one holder at a time across processes (the room's reaper, a person's
   catch-up), lapsing by itself (not deleted with the room: the reaper's claim covers finishing its closing)
+- `chat:spend:DAY:room:NAME` / `chat:spend:DAY:app`: the token budgets' ledgers for a UTC day (JSON: spent,
+  reservations of calls under way, the last ones settled), the room's and every room's together; changed
+  together in one transaction (`spend`), kept two days
 - `chat:spent:NAME`: "DAY TOKENS", the room's token count on a UTC day; it outlives the room (for two
   days), so a room that empties and reopens the same day keeps that day's budget spent
 Every change is announced on the channel `chat:changes` as "NAME VERSION ORIGIN" (ORIGIN: the store that
@@ -40,6 +43,7 @@ The Redis retry policy, for every kind of call, decided here:
 | a room's change (WATCH, MULTI ... EXEC; the presence watched too when the rule reads it, the reaper's) | redis-py never sends EXEC again: it raises `WatchError` and the rule runs again on the room as it is now; the change's id, recorded in the state it committed, tells a rule whose EXEC did commit not to make the change twice | `change` |
 | a change that loses to other processes' changes | run again up to `CONFLICT_RETRIES` times, with jittered backoff, then `StoreUnavailable` | a room that busy is a fault to report, not to spin on |
 | a room's closing: its claim, its end, an older version's closed room made a job (one script each; its data's deletion is a change) | sent again | the claim sets a value, a job ended or made twice is so once; each step of `finish_closing` may run twice |
+| a budget's reservation or settlement (WATCH both ledgers, MULTI ... EXEC) | the rule runs again on the ledgers as they are now | a reservation already made, or a settlement already counted, is found in the ledger and not made twice |
 | an attached file (one script: added only if its id is not there yet) | sent again | the script adds a file once |
 | the reply's growth (one script: appended only while the reply's turn is this worker's, at the length the worker wrote so far) | the same | sent again, it finds its words already there and appends nothing |
 """
@@ -66,6 +70,7 @@ from shared.messages import Message
 from shared.store import (
     Closing,
     Growth,
+    Ledger,
     RoomChange,
     RoomGone,
     RoomRecord,
@@ -237,6 +242,7 @@ def _room_keys(room: str, *, but_state: bool = False) -> list[str]:
 
 # States and messages are kept as JSON (readable, and never code to run), written and read by pydantic.
 _STATES = TypeAdapter(RoomState)
+_LEDGERS = TypeAdapter(Ledger)
 _MESSAGES = TypeAdapter(Message)
 _state = _STATES.validate_json
 _message = _MESSAGES.validate_json
@@ -630,6 +636,35 @@ class RedisStore:
             return None, 0
         day, _, tokens = raw.decode().partition(" ")
         return day, int(tokens)
+
+    def spend(self, room: str, day: str, rule: Callable[[Ledger, Ledger], T], *, write: bool = True) -> T:
+        """Both ledgers watched, the rule run on them, both written back in one MULTI; again whenever
+        another process changed either first."""
+        keys = [f"chat:spend:{day}:room:{room}", f"chat:spend:{day}:app"]
+
+        def ledgers(raws: list[bytes | None]) -> list[Ledger]:
+            return [_LEDGERS.validate_json(raw) if raw else Ledger() for raw in raws]
+
+        with self._reaching():
+            if not write:
+                return rule(*ledgers(self._client.mget(keys)))
+            with self._client.pipeline() as pipe:
+                for attempt in range(CONFLICT_RETRIES):
+                    try:
+                        pipe.watch(*keys)
+                        mine, app = ledgers(pipe.mget(keys))
+                        result = rule(mine, app)
+                        pipe.multi()
+                        for key, ledger in zip(keys, (mine, app), strict=True):
+                            pipe.set(key, _LEDGERS.dump_json(ledger), ex=SPENDING_KEPT_SECONDS)
+                        pipe.execute()
+                        return result
+                    except WatchError:
+                        time.sleep(random.uniform(0, min(0.2, 0.002 * 2**attempt)))
+                    finally:
+                        pipe.reset()
+        log.warning("redis: the token budgets' ledgers lost %d times in a row", CONFLICT_RETRIES)
+        raise StoreUnavailable(BUSY)
 
     def claim(self, room: str, what: str, seconds: float, holder: str) -> bool:
         with self._reaching():

@@ -1,5 +1,6 @@
 """The top of the room's pages: its invite link, its instructions in one line, which assistant answers,
-and the words for what the room has used (tokens today, against the budget)."""
+and the words for what the room has used (tokens today, against the budgets) and for a budget that stops
+the assistant."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import streamlit as st
 
 from shared.config import Settings
 from shared.room import Room
+from shared.spending import stopped_line
 from shared.web.messages import escape_markdown
 from shared.web.routing import INVITE_PARAM, ROOM_PARAM
 
@@ -61,6 +63,13 @@ def usage_help(usage: dict[str, int]) -> str:
     if not usage:
         return "Tokens the model used for this room's conversation (none yet, or the offline assistant)."
     return f"Input {usage.get('input_tokens', 0):,} · output {usage.get('output_tokens', 0):,} tokens."
+
+
+def budget_stop(room: Room, settings: Settings) -> None:
+    """One warning while a daily budget (the room's or the app's, named) stops the assistant; else nothing."""
+    stopped = room.budget_spent()
+    if stopped is not None:
+        st.warning(stopped_line(stopped, settings), icon=":material/savings:")
 
 
 def budget_help(budget: int) -> str:

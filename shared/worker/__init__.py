@@ -2,7 +2,8 @@
 
 It belongs to the room, not to a browser tab, so a reply finishes even if its sender closes the page. It
 holds the room's lease while it writes (`lease.py`), and keeps what only it needs: the turn it
-writes, the reply as written so far, the pace of its writes and the room's daily token budget. The room's
+writes, the reply as written so far and the pace of its writes. What it may spend on the model is the
+room's rule (`Room.purse`, `shared.spending`), asked before every call. The room's
 rules it runs are the room's (`WorkerRoom`, in `contract.py`): it never changes the room's state itself.
 """
 
@@ -18,12 +19,14 @@ from typing import TYPE_CHECKING
 from shared.errors import (
     AssistantError,
     AttachmentRefused,
+    BudgetSpent,
     ChatError,
     ConversationLost,
     ReplyNotWritten,
     RoomClosed,
 )
 from shared.messages import Activity, Decision, ReplyPiece, Source
+from shared.spending import spent_sentence
 from shared.store import LOST, Growth, StoreUnavailable
 from shared.worker.contract import WorkerRoom, WorkerTask
 from shared.worker.lease import LEASE_RETRY_SECONDS, Lease
@@ -234,14 +237,15 @@ class ReplyWorker(threading.Thread):
             return False
         if batch is None:
             return False
-        budget = room.settings.daily_token_budget
         usage: dict[str, int] = {}
-        if budget and room.tokens_today() >= budget:
-            # Past the budget no request is made; a mention still gets the budget's sentence.
-            decision = Decision(False, "the room's daily token budget is spent")
+        if room.budget_spent() is not None:
+            # Past a budget no request is made; a mention still gets the budget's sentence.
+            decision = Decision(False, "a daily token budget is spent")
         else:
             try:
-                decision = room.assistant.decide(batch, usage)
+                decision = room.assistant.decide(batch, usage, purse=room.purse)
+            except BudgetSpent:  # spent meanwhile (another room, another process): no request was made
+                decision = Decision(False, "a daily token budget is spent")
             except Exception as error:
                 if not isinstance(error, AssistantError):
                     log.exception("room %s: deciding whether to answer failed", room.name)
@@ -253,7 +257,7 @@ class ReplyWorker(threading.Thread):
                     room.notice(f"{failure.rstrip('.')}. Mention @{name} to ask it directly.", failure=True)
                 decision = Decision(False, "the decision failed")
             finally:
-                room.record_usage(usage)  # a decision counts against DAILY_TOKEN_BUDGET like a turn
+                room.record_usage(usage)  # in the room's totals; the budgets counted it as it was paid
         log.info(
             "room %s: %s a batch of %d (%s)",
             room.name,
@@ -308,17 +312,14 @@ class ReplyWorker(threading.Thread):
         return True
 
     def _over_budget(self, turn: Turn) -> bool:
-        """Past the room's daily token budget, the assistant says so instead of calling the model."""
+        """Past the room's or the app's daily token budget, the assistant says which instead of calling
+        the model."""
         room = self.room
-        budget = room.settings.daily_token_budget
-        if not budget or room.tokens_today() < budget:
+        spent = room.budget_spent()
+        if spent is None:
             return False
         try:
-            self._write(
-                turn,
-                f"This room has used its daily budget of {budget:,} tokens, so I will answer again "
-                "tomorrow (from midnight UTC).",
-            )
+            self._write(turn, spent_sentence(spent, room.settings))
         except ReplyNotWritten as error:
             self._finish(turn, _failure_text(room.settings.assistant_name, error))
         else:

@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from shared.assistant import Assistant
     from shared.config import Settings
     from shared.messages import Batch, Decision, Message, Picture, Source, Turn
+    from shared.spending import Budget, Purse
     from shared.store import Growth, Store
 
 
@@ -33,6 +34,7 @@ class WorkerRoom(Protocol):
     settings: Settings
     assistant: Assistant
     store: Store
+    purse: Purse  # every call to the model goes through it
 
     @property
     def serving(self) -> bool:
@@ -74,6 +76,9 @@ class WorkerRoom(Protocol):
     def notice(self, text: str, *, failure: bool = False) -> None: ...
     def record_usage(self, usage: dict[str, int]) -> None: ...
     def tokens_today(self) -> int: ...
+    def budget_spent(self) -> Budget | None:
+        """The daily budget (the room's or the app's) that stops the assistant now, if any."""
+
     def to_forget(self, fence: int | None = None) -> list[Message]:
         """Messages their authors deleted after the assistant saw them, as they were sent (with `fence`,
         none unless that worker writes the room's turns)."""

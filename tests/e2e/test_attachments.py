@@ -193,7 +193,7 @@ def test_a_catch_up_shows_only_on_the_page_that_asked_and_changes_nothing_shared
 
     [request] = openai_server.response_requests()[requests_before:]
     assert "conversation" not in request and request["store"] is False
-    assert "[Alice] Bob, can you book the table?" in request["input"][0]["content"]
+    assert '[Alice] "Bob, can you book the table?"' in request["input"][0]["content"]
     assert openai_server.items(conversation) == items_before, "the shared conversation never saw it"
     alice.wait_for_timeout(500)  # let a wrongly posted summary reach Alice's page before looking
     assert summary not in alice.locator("body").inner_text()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pytest
 
+from shared.assistant.openai import room_instructions_item
 from tests.e2e.conftest import ARTIFACTS, DEADLINE_SECONDS, wait_until
 from tests.e2e.test_two_people import (
     SIDEBAR,
@@ -83,14 +84,16 @@ def test_two_rooms_with_different_instructions_get_different_replies(app_server,
         )
     keep(alice, "room-instructions.png", "You said: Where do we start?")
 
-    turns = {str(r["input"]): r["instructions"] for r in openai_server.response_requests()}
-    book_club = next(i for said, i in turns.items() if "[Alice] Where do we start?" in said)
-    garden = next(i for said, i in turns.items() if "[Bob] When do I plant tulips?" in said)
-    assert book_club.endswith(
-        'Room instructions: "Book club for *Dune*; be the facilitator, ask one question at a time"'
+    turns = {str(r["input"]): r for r in openai_server.response_requests()}
+    book_club = next(r for said, r in turns.items() if '[Alice] "Where do we start?"' in said)
+    garden = next(r for said, r in turns.items() if '[Bob] "When do I plant tulips?"' in said)
+    # Each room's own, as its people's quoted wish (a user item), never in the app's instructions.
+    assert book_club["input"][0] == room_instructions_item(
+        "Book club for *Dune*; be the facilitator, ask one question at a time"
     )
-    assert garden.endswith('Room instructions: "Gardening tips only, in one sentence"')
-    assert "Dune" not in garden and "Gardening" not in book_club
+    assert garden["input"][0] == room_instructions_item("Gardening tips only, in one sentence")
+    assert "Dune" not in str(garden) and "Gardening" not in str(book_club)
+    assert "Dune" not in book_club["instructions"] and "Gardening" not in garden["instructions"]
 
 
 def test_when_it_can_help_answers_a_question_and_lets_a_statement_pass(app_server, new_page, openai_server):
@@ -127,8 +130,8 @@ def test_when_it_can_help_answers_a_question_and_lets_a_statement_pass(app_serve
         assert decision["text"]["format"]["type"] == "json_schema"
     (turn,) = [r for r in openai_server.response_requests() if r.get("stream")]
     assert [item["content"] for item in turn["input"]] == [
-        "[Alice] I liked the first chapter.",  # let pass, but heard with the next turn
-        "[Bob] Who is Paul's mother?",
+        '[Alice] "I liked the first chapter."',  # let pass, but heard with the next turn
+        '[Bob] "Who is Paul\'s mother?"',
     ]
     go(alice, "This room", "Room lobby")
     alice.get_by_text("1 batch answered").wait_for(timeout=DEADLINE_SECONDS * 1000)

@@ -69,7 +69,7 @@ def test_a_streamed_openai_reply_reaches_both_pages_and_the_key_never_does(
 
     request = openai_server.response_requests()[-1]
     assert request["stream"] is True and request["model"] == "test-model"
-    assert "[Alice] Hello from the browser" in str(request["input"])
+    assert [item["content"] for item in request["input"]] == ['[Alice] "Hello from the browser"']
     assert "Alice" in request["instructions"]
 
     page_text = alice.content() + bob.content()
