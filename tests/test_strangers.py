@@ -11,7 +11,8 @@ import pytest
 import shared.hub
 from shared.assistant.offline import OfflineAssistant
 from shared.config import PARSERS, SettingsError, parse_settings, redacted_url
-from tests.pages import join, open_page
+from shared.web.messages import pictures_as_links
+from tests.pages import conversation, get_room, join, open_page, send, wait_until
 
 pytestmark = pytest.mark.usefixtures("fresh_app")
 
@@ -118,3 +119,40 @@ def test_a_bad_setting_that_holds_a_secret_is_refused_without_repeating_it(
     at = open_page()
     assert at.error and variable in at.error[0].value
     assert secret.encode() not in everything_sent(at)
+
+
+# --- pictures from elsewhere ------------------------------------------------------------------------
+
+REMOTE = "http://127.0.0.1:9/p.gif"
+
+
+@pytest.mark.parametrize(
+    ("written", "shown"),
+    [
+        (f"look ![a cat]({REMOTE})", rf"look \![a cat]({REMOTE})"),
+        (f'![a cat]({REMOTE} "title")', rf'\![a cat]({REMOTE} "title")'),
+        (
+            f"![a cat][c] and ![c][] and ![c]\n\n[c]: {REMOTE}",
+            rf"\![a cat][c] and \![c][] and \![c]" f"\n\n[c]: {REMOTE}",
+        ),
+        (f"!![two]({REMOTE})", rf"!\![two]({REMOTE})"),
+        (rf"\\![after a backslash]({REMOTE})", rf"\\\![after a backslash]({REMOTE})"),
+        (rf"\![already text]({REMOTE})", rf"\![already text]({REMOTE})"),
+        (f"[a link]({REMOTE}) stays! [as it is]", f"[a link]({REMOTE}) stays! [as it is]"),
+        ("", ""),
+    ],
+)
+def test_every_form_of_a_markdown_picture_becomes_a_link(written, shown):
+    assert pictures_as_links(written) == shown
+
+
+def test_a_picture_in_a_message_reaches_the_other_page_as_a_link():
+    alice = join("Alice")
+    bob = join("Bob")
+    written = f"see ![tracker]({REMOTE}) and ![ref][r]\n\n[r]: {REMOTE}"
+    send(alice, written)
+    wait_until(lambda: not get_room().busy)
+    bob.run()
+    said = [text for _, text in conversation(bob)]
+    assert rf"see \![tracker]({REMOTE}) and \![ref][r]" f"\n\n[r]: {REMOTE}" in said
+    assert not any(written in text for text in said), "the picture went to the page as written"

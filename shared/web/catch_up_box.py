@@ -11,6 +11,7 @@ from shared.catch_up import CatchUp, missed_messages
 from shared.config import Settings
 from shared.errors import CatchUpRefused, MessageRefused
 from shared.room import Room, RoomView
+from shared.web.messages import pictures_as_links
 from shared.web.resources import get_catch_ups
 from shared.web.session import session
 
@@ -88,4 +89,4 @@ class CatchUpBox:
                 st.caption(
                     ":material/lock: **Only you can see this summary**; it was not posted to the room."
                 )
-                st.markdown(job.text)
+                st.markdown(pictures_as_links(job.text))  # the model wrote it
