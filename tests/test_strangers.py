@@ -156,3 +156,33 @@ def test_a_picture_in_a_message_reaches_the_other_page_as_a_link():
     said = [text for _, text in conversation(bob)]
     assert rf"see \![tracker]({REMOTE}) and \![ref][r]" f"\n\n[r]: {REMOTE}" in said
     assert not any(written in text for text in said), "the picture went to the page as written"
+
+
+# --- nicknames --------------------------------------------------------------------------------------
+
+MARKUP_NICKNAME = "*Eve* :material/lock: <b>"  # emphasis, an icon and HTML, in 25 allowed characters
+
+
+def test_a_nickname_written_as_markup_is_escaped_in_every_tooltip_caption_label_and_refusal():
+    host = join("Alice")
+    eve = join(MARKUP_NICKNAME)
+    send(eve, "hi")
+    wait_until(lambda: not get_room().busy)
+    room = get_room()
+    eves_id = next(p.id for p in room.view().participants if p.nickname == MARKUP_NICKNAME)
+    room.react(eves_id, next(m.id for m in room.view().messages if m.text == "hi"), "👍")
+    escaped = r"\*Eve\* \:material/lock\: \<b\>"
+    for at in (host, eve):
+        for page in PAGES:
+            at.switch_page(page).run()
+            sent = everything_sent(at)
+            assert MARKUP_NICKNAME.encode() not in sent, f"{page} shows the nickname unescaped"
+            if page in ("pages/chat.py", "pages/room.py"):  # the pages that name the people in the room
+                assert escaped.encode() in sent, f"{page} shows the nickname"
+    host.switch_page("pages/room.py").run()
+    [remove] = [b for b in host.button if b.label == "Remove"]
+    assert remove.help.startswith(f"{escaped} leaves at once")
+
+    again = join(MARKUP_NICKNAME)  # the refusal names the nickname typed
+    [refusal] = [e.value for e in again.error]
+    assert refusal.startswith(r"Someone in the room is already called \*Eve\* \:material/lock\: \<b\>\.")

@@ -11,7 +11,7 @@ from shared.catch_up import CatchUp, missed_messages
 from shared.config import Settings
 from shared.errors import CatchUpRefused, MessageRefused
 from shared.room import Room, RoomView
-from shared.web.messages import pictures_as_links
+from shared.web.messages import escape_markdown, pictures_as_links
 from shared.web.resources import get_catch_ups
 from shared.web.session import session
 
@@ -55,7 +55,8 @@ class CatchUpBox:
                 "Catch me up",
                 key="catch-up",
                 icon=":material/summarize:",
-                help=f"{self.settings.assistant_name} sums up what you missed; only you see the summary.",
+                help=f"{escape_markdown(self.settings.assistant_name)} sums up what you missed; only you see the "
+                "summary.",
             )
             self.summary = st.empty()
         running = session.catch_up
