@@ -76,6 +76,7 @@ def test_an_address_is_shown_without_its_user_password_or_query_values(url, show
     assert redacted_url(url) == shown
 
 
+@pytest.mark.promise_api_key
 def test_no_page_shows_a_secret_setting_to_anyone(monkeypatch, redis_server):
     redis_server.client().config_set("requirepass", REDIS_PASSWORD)
     for variable, (value, _) in SECRETS.items():
@@ -146,6 +147,7 @@ def test_every_form_of_a_markdown_picture_becomes_a_link(written, shown):
     assert pictures_as_links(written) == shown
 
 
+@pytest.mark.promise_markup
 def test_a_picture_in_a_message_reaches_the_other_page_as_a_link():
     alice = join("Alice")
     bob = join("Bob")
@@ -163,6 +165,7 @@ def test_a_picture_in_a_message_reaches_the_other_page_as_a_link():
 MARKUP_NICKNAME = "*Eve* :material/lock: <b>"  # emphasis, an icon and HTML, in 25 allowed characters
 
 
+@pytest.mark.promise_markup
 def test_a_nickname_written_as_markup_is_escaped_in_every_tooltip_caption_label_and_refusal():
     host = join("Alice")
     eve = join(MARKUP_NICKNAME)

@@ -4,7 +4,8 @@ Markdown and HTML, the model answers with web sources and writes a catch-up summ
 and one of them reads every other page. Every request must go to the app's own address; a local server
 that stands for "elsewhere" counts what it is asked for, and must be asked nothing.
 
-Also: every response carries the app's Content-Security-Policy, and no page breaks it.
+Also: every response carries the app's Content-Security-Policy, and no page breaks it; and a stranger who
+reads every page never receives a secret setting.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from PIL import Image
 
 from tests.e2e.conftest import ARTIFACTS, DEADLINE_SECONDS, wait_until
 from tests.e2e.test_attachments import send_with_files
+from tests.e2e.test_openai_path import watch_everything_sent_to
 from tests.e2e.test_two_people import MAIN, MESSAGE, SIDEBAR, in_room, join, reply_text, send, turn_over
 from tests.openai_server import API_KEY, Say, Search
 
@@ -83,6 +85,7 @@ def origin(url: str) -> tuple[str, str]:
     return ({"ws": "http", "wss": "https"}.get(parts.scheme, parts.scheme), parts.netloc)
 
 
+@pytest.mark.promise_markup
 def test_every_request_of_every_page_goes_to_the_app_alone(
     app_server, new_page, openai_server, elsewhere, whiteboard
 ):
@@ -168,3 +171,32 @@ def test_every_request_of_every_page_goes_to_the_app_alone(
     broken = [line for line in console if "Content Security Policy" in line]
     assert not broken, f"the policy refused something a page wanted: {broken}"
     assert "Traceback" not in server.log()
+
+
+@pytest.mark.promise_api_key
+def test_a_stranger_reading_every_page_receives_no_secret_setting(app_server, new_page, redis_server):
+    redis_server.client().config_set("requirepass", "redis-pw-4f9a1c")
+    secrets = ("sk-key-7b2e90", "base-user", "base-pw-c3d8e1", "base-token-a61f02", "redis-pw-4f9a1c")
+    server = app_server(
+        OPENAI_API_KEY=secrets[0],
+        OPENAI_BASE_URL=f"https://{secrets[1]}:{secrets[2]}@127.0.0.1:9/v1?api-key={secrets[3]}",
+        REDIS_URL=f"redis://:{secrets[4]}@127.0.0.1:{redis_server.port}/0",
+    )
+    stranger = new_page()
+    received = watch_everything_sent_to(stranger)
+    stranger.goto(server.url)
+    stranger.get_by_role("textbox", name="Nickname").wait_for(timeout=DEADLINE_SECONDS * 1000)
+    shown = [stranger.content()]
+    for title, heading in (("This room", "Room lobby"), ("Rooms", "Rooms"), ("About", "About")):
+        stranger.locator(SIDEBAR).get_by_role("link", name=title).click()
+        stranger.get_by_role("heading", name=heading).first.wait_for(timeout=DEADLINE_SECONDS * 1000)
+        shown.append(stranger.content())
+    settings = stranger.locator('[data-testid="stTable"]')
+    wait_until(lambda: "REDIS_URL" in settings.inner_text(), DEADLINE_SECONDS, "the settings on About")
+    shown.append(stranger.content())
+    stranger.screenshot(path=str(ARTIFACTS / "strangers-about-settings.png"), full_page=True)
+
+    everything = "".join(shown + received)
+    assert "WORD_DELAY_MS" in everything and f"127.0.0.1:{redis_server.port}" in everything
+    for secret in secrets:
+        assert secret not in everything, f"a stranger received {secret}"
