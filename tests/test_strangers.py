@@ -11,8 +11,10 @@ import pytest
 import shared.hub
 from shared.assistant.offline import OfflineAssistant
 from shared.config import PARSERS, SettingsError, parse_settings, redacted_url
+from shared.errors import AssistantError
 from shared.web.messages import pictures_as_links
-from tests.pages import conversation, get_room, join, open_page, send, wait_until
+from tests.fakes import ScriptedAssistant
+from tests.pages import button, conversation, get_room, join, open_page, send, wait_until
 
 pytestmark = pytest.mark.usefixtures("fresh_app")
 
@@ -158,6 +160,36 @@ def test_a_picture_in_a_message_reaches_the_other_page_as_a_link():
     said = [text for _, text in conversation(bob)]
     assert rf"see \![tracker]({REMOTE}) and \![ref][r]" f"\n\n[r]: {REMOTE}" in said
     assert not any(written in text for text in said), "the picture went to the page as written"
+
+
+class FailingSummaries(ScriptedAssistant):
+    """Its catch-ups fail with words its server wrote (here, a picture from elsewhere)."""
+
+    def summarize(self, messages, for_nickname, usage=None):
+        raise AssistantError(f"The server says: ![see]({REMOTE})")
+
+
+@pytest.mark.parametrize("assistant", [ScriptedAssistant, FailingSummaries])
+def test_a_catch_up_summary_or_its_failure_shows_a_picture_as_a_link(monkeypatch, assistant):
+    made = assistant()
+    monkeypatch.setattr(shared.hub, "make_assistant", lambda settings: made)
+    alice = join("Alice")
+    join("Bob", open_page(token="bob-token"))
+    send(alice, f"look ![x]({REMOTE})")  # the scripted summary repeats what was said
+    wait_until(lambda: not get_room().busy)
+    back = open_page(token="bob-token")  # Bob comes back to what he missed
+    button(back, "Catch me up").click().run()
+
+    def shown() -> list[str]:
+        back.run()
+        return [m.value for m in back.markdown if m.value.startswith("Summary for Bob")] + [
+            w.value for w in back.warning if "could not catch you up" in w.value
+        ]
+
+    wait_until(lambda: shown())
+    [summary] = shown()
+    assert "![" in summary.replace("\\", ""), "the picture is in what the page shows"
+    assert summary.count("![") == summary.count(r"\!["), f"a picture the browser would load: {summary}"
 
 
 # --- nicknames --------------------------------------------------------------------------------------

@@ -84,7 +84,8 @@ class CatchUpBox:
                 f"{'s' if job.missed != 1 else ''}… only you will see the summary."
             )
         elif job.error:
-            self.summary.warning(job.error, icon=":material/error:")
+            # Plain words, but they may quote the model's server: shown as text, never as Markdown.
+            self.summary.warning(escape_markdown(job.error), icon=":material/error:")
         else:
             with self.summary.container(border=True):
                 st.caption(
