@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit, urlunsplit
+from urllib.parse import urlsplit, urlunsplit
 
 log = logging.getLogger(__name__)
 
@@ -102,11 +102,16 @@ _HIDDEN_PART = "(hidden)"
 
 def redacted_url(url: str) -> str:
     """The address without what may open something: its user and password become "(hidden)", and so does
-    every value of its query (a name alone says what kind it is, not which one); a fragment goes."""
+    every value of its query (a name alone says what kind it is, not which one); a fragment goes. The path
+    is shown as it is: an address that needs a secret keeps it in the user part or the query."""
     parts = urlsplit(url)
     host = parts.netloc.rpartition("@")[2]
     netloc = f"{_HIDDEN_PART}@{host}" if "@" in parts.netloc else host
-    query = "&".join(f"{name}={_HIDDEN_PART}" for name, _ in parse_qsl(parts.query, keep_blank_values=True))
+    query = "&".join(  # `?sk-...` alone, with no name, is all value
+        f"{piece.partition('=')[0]}={_HIDDEN_PART}" if "=" in piece else _HIDDEN_PART
+        for piece in parts.query.split("&")
+        if piece
+    )
     return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
 
 

@@ -71,6 +71,7 @@ def test_every_setting_that_can_hold_text_is_either_hidden_or_meant_to_be_read()
         ("rediss://default:pw-1@[::1]:6380", "rediss://(hidden)@[::1]:6380"),
         ("redis://10.0.0.5/0?password=pw-1&db=2", "redis://10.0.0.5/0?password=(hidden)&db=(hidden)"),
         ("https://gw.example/v1?api-key=pw-1#pw-1", "https://gw.example/v1?api-key=(hidden)"),
+        ("https://gw.example/v1?sk-pw-1&&v=2", "https://gw.example/v1?(hidden)&v=(hidden)"),
         ("http://localhost:11434/v1", "http://localhost:11434/v1"),
     ],
 )
