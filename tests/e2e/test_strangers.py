@@ -200,3 +200,4 @@ def test_a_stranger_reading_every_page_receives_no_secret_setting(app_server, ne
     assert "WORD_DELAY_MS" in everything and f"127.0.0.1:{redis_server.port}" in everything
     for secret in secrets:
         assert secret not in everything, f"a stranger received {secret}"
+        assert secret not in server.log(), f"the server logged {secret}"
