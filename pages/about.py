@@ -1,6 +1,5 @@
-"""The About page: what the app is, how a message travels, and the settings in effect (never the key)."""
-
-import dataclasses
+"""The About page: what the app is, how a message travels, and the settings in effect (never a key, a
+password or a token: `Settings.shown`)."""
 
 import streamlit as st
 
@@ -37,11 +36,5 @@ st.caption(
     "For the whole app, every room alike. They are read once, when the app starts: changing one takes a "
     "restart (**Reboot app** on Streamlit Community Cloud)."
 )
-shown = {
-    field.name.upper(): getattr(settings, field.name)
-    for field in dataclasses.fields(settings)
-    if field.name != "openai_api_key"
-}
-shown["OPENAI_API_KEY"] = "set (hidden)" if settings.openai_api_key else "not set: offline demo assistant"
-shown["ASSISTANT_INSTRUCTIONS"] = settings.instructions
-st.table({"setting": list(shown), "value": [str(v) if v is not None else "" for v in shown.values()]})
+shown = settings.shown()  # keys hidden, addresses without passwords or tokens: anyone may read this page
+st.table({"setting": list(shown), "value": list(shown.values())})

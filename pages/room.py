@@ -17,7 +17,7 @@ st.title(f":material/info: Room {room.name}")
 # A browser the host removed sees one sentence here, and nothing more.
 me = membership.current_participant(room)
 view = room.view()
-name = settings.assistant_name
+name = escape_markdown(settings.assistant_name)  # in help texts and notes, which are Markdown
 
 columns = st.columns(4)
 columns[0].metric("People here", len(view.participants))
@@ -86,7 +86,7 @@ if me is not None and view.host == me.id:
                 "Remove",
                 key=f"remove-{person.id}",
                 icon=":material/person_remove:",
-                help=f"{person.nickname} leaves at once, and their browser cannot join again while the "
+                help=f"{escape_markdown(person.nickname)} leaves at once, and their browser cannot join again while the "
                 "room is open.",
             ):
                 try:
@@ -126,7 +126,7 @@ if me is not None and view.host == me.id:
 st.subheader("Assistant")
 answered, passed = room.decisions()
 st.markdown(
-    f"**{escape_markdown(name)}** · {hub.assistant.label}  \n"
+    f"**{name}** · {hub.assistant.label}  \n"
     f"Replies to: **{sidebar.POLICY_LABELS[view.policy].lower()}**  \n"
     f"When it can help: **{answered}** batch{'es' if answered != 1 else ''} answered, "
     f"**{passed}** let pass"

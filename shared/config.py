@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +78,45 @@ class Settings:
     @property
     def instructions(self) -> str:
         return self.assistant_instructions or DEFAULT_INSTRUCTIONS.format(name=self.assistant_name)
+
+    def shown(self) -> dict[str, str]:
+        """Every setting as a page may show it to anyone, strangers included: a key only as set or not,
+        an address without its user, password or query values (`redacted_url`)."""
+        shown = {}
+        for variable in PARSERS:
+            value = getattr(self, variable.lower())
+            if variable in HIDDEN:
+                shown[variable] = SET_HIDDEN if value else HIDDEN[variable]
+            elif variable in ADDRESSES:
+                shown[variable] = redacted_url(value) if value else ""
+            else:
+                shown[variable] = "" if value is None else str(value)
+        shown["ASSISTANT_INSTRUCTIONS"] = self.instructions
+        return shown
+
+
+# Settings whose value opens something: a page says only whether each is set (and what unset means).
+HIDDEN = {"OPENAI_API_KEY": "not set: offline demo assistant"}
+SET_HIDDEN = "set (hidden)"
+# Settings that are addresses: one may carry a password (`redis://:PASSWORD@host`), a user, or a token in
+# its query (`?api-key=...`), so a page shows them through `redacted_url`.
+ADDRESSES = ("OPENAI_BASE_URL", "REDIS_URL")
+_HIDDEN_PART = "(hidden)"
+
+
+def redacted_url(url: str) -> str:
+    """The address without what may open something: its user and password become "(hidden)", and so does
+    every value of its query (a name alone says what kind it is, not which one); a fragment goes. The path
+    is shown as it is: an address that needs a secret keeps it in the user part or the query."""
+    parts = urlsplit(url)
+    host = parts.netloc.rpartition("@")[2]
+    netloc = f"{_HIDDEN_PART}@{host}" if "@" in parts.netloc else host
+    query = "&".join(  # `?sk-...` alone, with no name, is all value
+        f"{piece.partition('=')[0]}={_HIDDEN_PART}" if "=" in piece else _HIDDEN_PART
+        for piece in parts.query.split("&")
+        if piece
+    )
+    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
 
 
 # Each parser carries `allowed`, the end of the sentence that refuses a bad value, and `rules`, the words
@@ -222,7 +261,11 @@ def parse_settings(*sources: Mapping[str, Any]) -> Settings:
         try:
             values[variable.lower()] = parse(raw)
         except ValueError:
-            secret = variable in ("OPENAI_API_KEY", "REDIS_URL")  # a Redis URL may carry a password
+            # Never repeated: a key, a Redis address (it often holds a password), another address that may
+            # hold a user, a password or a token (after `@`, `?` or `#`).
+            secret = variable in (*HIDDEN, "REDIS_URL") or (
+                variable in ADDRESSES and any(c in raw for c in "@?#")
+            )
             shown = "" if secret else f" (got {raw.strip()[:40]!r})"
             problems.append(f"`{variable}` must be {parse.allowed}{shown}.")  # type: ignore[attr-defined]
     if problems:

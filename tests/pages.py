@@ -109,7 +109,8 @@ def notices(at: AppTest) -> list[str]:
 
 
 def errors(at: AppTest) -> list[str]:
-    return [e.value for e in at.error]
+    """What each error says, as read (a refusal may be escaped: it can hold a nickname)."""
+    return [unescape(e.value) for e in at.error]
 
 
 def wait_until(at_predicate, deadline_seconds: float = 10) -> None:

@@ -11,6 +11,7 @@ from shared.catch_up import CatchUp, missed_messages
 from shared.config import Settings
 from shared.errors import CatchUpRefused, MessageRefused
 from shared.room import Room, RoomView
+from shared.web.messages import escape_markdown, pictures_as_links
 from shared.web.resources import get_catch_ups
 from shared.web.session import session
 
@@ -54,7 +55,8 @@ class CatchUpBox:
                 "Catch me up",
                 key="catch-up",
                 icon=":material/summarize:",
-                help=f"{self.settings.assistant_name} sums up what you missed; only you see the summary.",
+                help=f"{escape_markdown(self.settings.assistant_name)} sums up what you missed; only you see the "
+                "summary.",
             )
             self.summary = st.empty()
         running = session.catch_up
@@ -82,10 +84,11 @@ class CatchUpBox:
                 f"{'s' if job.missed != 1 else ''}… only you will see the summary."
             )
         elif job.error:
-            self.summary.warning(job.error, icon=":material/error:")
+            # Plain words, but they may quote the model's server: shown as text, never as Markdown.
+            self.summary.warning(escape_markdown(job.error), icon=":material/error:")
         else:
             with self.summary.container(border=True):
                 st.caption(
                     ":material/lock: **Only you can see this summary**; it was not posted to the room."
                 )
-                st.markdown(job.text)
+                st.markdown(pictures_as_links(job.text))  # the model wrote it

@@ -8,6 +8,7 @@ from shared.errors import JoinRefused
 from shared.room import Room
 from shared.store import StoreUnavailable
 from shared.web import membership
+from shared.web.messages import escape_markdown
 from shared.web.session import session
 
 
@@ -28,4 +29,5 @@ def join_form(room: Room) -> None:
         else:
             st.rerun()
     if refusal:
-        st.error(refusal, icon=":material/badge:")
+        # Plain words, one of which may be the nickname just typed: shown as text, never as Markdown.
+        st.error(escape_markdown(refusal), icon=":material/badge:")

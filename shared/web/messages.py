@@ -4,6 +4,7 @@ cites and a note), the reply being written, and times in the browser's time zone
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -34,6 +35,22 @@ def escape_markdown(text: str) -> str:
     """Show a nickname exactly as typed, never as formatting, links or HTML (the rule the offline assistant
     uses too, in `shared/messages.py`)."""
     return messages.escape_markdown(text)
+
+
+# `![` that starts a picture: the `!` is not itself escaped (an even number of backslashes before it).
+_PICTURE = re.compile(r"(?<!\\)((?:\\\\)*)!\[")
+
+
+def pictures_as_links(text: str) -> str:
+    """Markdown that people or the model wrote, with every picture shown as a link to it, never loaded.
+
+    Streamlit draws `![alt](address)` as an image that every viewer's browser fetches from that address
+    (its front end drops only `javascript:` addresses), telling whoever runs it who reads the room, and
+    when. Every form of a Markdown picture starts with `![` (inline, `![alt][ref]` with its `[ref]: address`
+    elsewhere, `![ref]`); escaping that `!` leaves a link. HTML such as `<img>` is shown as text by
+    Streamlit already. Inside code, where Markdown is not read, the added backslash shows: rare, and safe.
+    """
+    return _PICTURE.sub(r"\1\\![", text)
 
 
 def local_time(moment: datetime, *, with_date: bool = False) -> str:
@@ -177,7 +194,7 @@ def draw(
     with slot.chat_message(name, avatar=AVATARS[parts.who]):
         if parts.anchor is not None:  # our own markup and a number: no text of anyone's
             st.html(f'<div id="m-{int(parts.anchor)}" class="m-anchor"></div>')
-        header, text = st.caption(parts.header), st.markdown(parts.text)
+        header, text = st.caption(parts.header), st.markdown(pictures_as_links(parts.text))
         for file in parts.files:
             attachment(file, files)
         sources = None
@@ -215,7 +232,7 @@ def redraw(
     if parts.header != drawn.parts.header:
         drawn.header.caption(parts.header)
     if parts.text != drawn.parts.text:
-        drawn.text.markdown(parts.text)
+        drawn.text.markdown(pictures_as_links(parts.text))
     if parts.sources != drawn.parts.sources and drawn.sources is not None:
         if parts.sources:
             drawn.sources.caption(parts.sources)

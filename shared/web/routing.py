@@ -11,6 +11,7 @@ that mode off for the whole process) and runs the page again, now through `app.p
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import streamlit as st
 
@@ -29,13 +30,16 @@ CHAT_PAGE = "pages/chat.py"
 ROOM_PAGE = "pages/room.py"
 ROOMS_PAGE = "pages/rooms.py"
 ABOUT_PAGE = "pages/about.py"
+PAGE_ICON = Path(__file__).with_name("page_icon.svg")  # Google's Material Icons "forum" (Apache-2.0)
 _navigation_set = False  # whether this process has called `st.navigation` (see `own_navigation`)
 
 
 def app_navigation() -> st.Page:
     """Set up the page and the navigation between the app's pages; returns the page to show."""
     global _navigation_set
-    st.set_page_config(page_title="Shared chat room", page_icon=":material/forum:", layout="centered")
+    # The tab's icon from a file of ours, sent with the page: Streamlit's front end fetches a `:material/...:`
+    # page icon from Google's font service (the icons in the menu come with Streamlit's own font).
+    st.set_page_config(page_title="Shared chat room", page_icon=PAGE_ICON, layout="centered")
     page = st.navigation(
         [
             st.Page(CHAT_PAGE, title="Chat room", icon=":material/forum:", default=True),

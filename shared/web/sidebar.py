@@ -124,7 +124,7 @@ class LiveSidebar:
                 index=list(POLICY_LABELS).index(status.policy),
                 format_func=POLICY_LABELS.get,
                 key=f"policy-{status.policy_changes}",
-                help=policy_help(self.settings.assistant_name),
+                help=policy_help(escape_markdown(self.settings.assistant_name)),
             )
         if chosen is not status.policy:
             self.room.set_reply_policy(self.my_id, chosen)

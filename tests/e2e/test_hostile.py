@@ -45,7 +45,7 @@ def test_markup_in_messages_and_nicknames_is_shown_as_text_and_never_runs(app_se
     styles = victim.evaluate("Array.from(document.querySelectorAll('style')).map(s => s.textContent).join()")
     assert "body{display:none}" not in styles
     victim.get_by_role("link", name="click me").click()
-    victim.get_by_role("img", name="picture").click(force=True)
+    victim.get_by_role("link", name="picture").click(force=True)  # a picture is shown as a link to it
     assert victim.evaluate("window.__pwned") is None and attacker.evaluate("window.__pwned") is None
     width = victim.evaluate("document.documentElement.scrollWidth")
     assert width <= victim.viewport_size["width"], "a long word must not widen the page"
