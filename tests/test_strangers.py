@@ -166,7 +166,7 @@ def test_a_picture_in_a_message_reaches_the_other_page_as_a_link():
 class FailingSummaries(ScriptedAssistant):
     """Its catch-ups fail with words its server wrote (here, a picture from elsewhere)."""
 
-    def summarize(self, messages, for_nickname, usage=None):
+    def summarize(self, messages, for_nickname, usage=None, *, purse=None):
         raise AssistantError(f"The server says: ![see]({REMOTE})")
 
 
