@@ -128,6 +128,25 @@ class RoomState:
         return cls(generation=uuid.uuid4().hex, created_at=now)
 
 
+def turn_writable(state: RoomState, fence: int | None, turn_number: int | None = None) -> bool:
+    """The one answer to "may this worker still write": the worker holding `fence` writes the room's
+    turns (it holds its lease, nobody took the room over, the room is open); with `turn_number`, that
+    turn is also the one in progress (nobody stopped it, it did not end). Every rule a worker runs, and
+    the reply's growth in both stores, ask this."""
+    if fence is None or state.closed or state.fence != fence:
+        return False
+    return turn_number is None or (state.turn is not None and state.turn.number == turn_number)
+
+
+def growing_reply(state: RoomState) -> tuple[int, int] | None:
+    """The reply whose words may be appended now and the fence that appends them, or None: `Store.grow`
+    appends only to this (in memory checked by the change; in Redis kept in the reply key's header)."""
+    turn = state.turn
+    if turn is None or state.reply_id is None or not turn_writable(state, turn.fence, turn.number):
+        return None
+    return state.reply_id, turn.fence
+
+
 class RoomRecord:
     """A room as one process holds it: the state, every message, and the version of each one's last change.
 
