@@ -269,7 +269,7 @@ def test_a_reply_begins_with_its_first_words_only_for_the_worker_writing_the_tur
 def test_ending_a_turn_with_carry_over_marks_its_messages_unanswered_for_the_next_turn(room):
     replying(room, "Tell me a story")
     [story] = room.state.turn.message_ids
-    room.run(turns.end_turn, NOW, "The model's server is away.", carry_over=True)
+    room.run(turns.end_turn, NOW, turns.broke_off("The model's server is away.", carry_over=True))
     assert room.messages[story].status is Status.UNANSWERED
     assert room.state.carried_over == [story]
     [reply] = [m for m in room.messages.values() if m.role is Role.ASSISTANT]
@@ -281,8 +281,21 @@ def test_a_worker_that_takes_over_ends_its_dead_predecessors_turn_as_broken_off(
     replying(room, "Tell me a story")
     room.run(turns.adopt, FENCE + 1, NOW)
     assert room.state.fence == FENCE + 1 and room.state.turn is None
+    [reply] = [m for m in room.messages.values() if m.role is Role.ASSISTANT]
+    assert (reply.text, reply.status) == ("Once upon", Status.ERROR)
+    # Its reply began: the model had the turn's messages, and the conversation keeps them.
+    assert room.lines()[-1] == turns.BROKE_OFF
+    assert room.state.carried_over == []
+
+
+def test_a_worker_that_takes_over_a_turn_with_no_reply_yet_sends_its_messages_again(room):
+    room.join("Alice")
+    story = room.post("Alice", "Tell me a story")
+    assert room.start_turn() is not None
+    room.run(turns.adopt, FENCE + 1, NOW)
     assert room.lines()[-1] == f"{turns.BROKE_OFF} It will try again with the next message."
-    assert len(room.state.carried_over) == 1
+    assert room.state.carried_over == [story.id]
+    assert room.messages[story.id].status is Status.UNANSWERED
 
 
 def test_finishing_a_turn_completes_its_reply_and_counts_its_tokens(room):
@@ -353,7 +366,8 @@ def test_closing_ends_the_turn_keeping_the_reply_and_sets_the_conversation_aside
     room.state.conversation = "conv-1"
     room.run(lifetime.mark_closed, NOW)
     [reply] = [m for m in room.messages.values() if m.role is Role.ASSISTANT]
-    assert (reply.text, reply.status) == ("Once upon", Status.COMPLETE)
+    assert (reply.text, reply.status) == ("Once upon", Status.ERROR), "a cut reply is never complete"
+    assert room.lines()[-1] == turns.CLOSED_MID_REPLY
     assert room.state.closed and room.state.turn is None
     assert (room.state.conversation, room.state.conversation_to_close) == (None, "conv-1")
     room.run(lifetime.mark_closed, NOW)

@@ -571,10 +571,14 @@ class Room:
         self.leave_process(closing=True)
 
     def leave_process(self, *, closing: bool = False) -> None:
-        """This process stops serving the room: it closed (`closing`: the reply being written stops), or
-        the process stops and the room lives on in Redis (a reply in progress is not cut short here; if
-        the process exits before it ends, another one takes the room over)."""
+        """This process stops serving the room: it closed (`closing`), or the process is told to stop
+        (SIGTERM, every redeploy) and the room lives on in Redis. Either way the reply being written stops
+        here at once. A process that stops abandons its turn rather than end it: the reply was cut short,
+        and the next worker to take the lease (on another process, or on the next start) ends it as
+        broken off; the worker gives its lease back as it goes, so that comes soon."""
         self._mirror.gone()
         worker = self._worker
-        if closing and worker is not None:
+        if worker is not None:
+            if not closing:
+                log.info("room %s: this process stops serving it; another takes it over", self.name)
             worker.stop(wait=CLOSE_WAIT_SECONDS)

@@ -14,7 +14,7 @@ from datetime import datetime
 
 from shared.errors import MessageRefused
 from shared.messages import QUOTE_CHARS, REACTIONS, Attachment, Message, Quote, ReplyPolicy, Role, Status
-from shared.room.turns import end_turn
+from shared.room.turns import end_turn, stopped
 from shared.store import RoomChange, RoomState
 
 # Control characters other than newline and tab would garble the page or the model's input.
@@ -145,7 +145,7 @@ def stop(change: RoomChange, participant_id: str, turn_number: int | None, now: 
     if participant is None or state.turn is None or turn_number not in (None, state.turns):
         change.nothing()
         return
-    end_turn(change, now, stopped_by=participant.nickname)
+    end_turn(change, now, stopped(participant.nickname))
 
 
 # --- replies, reactions and taking a message back ----------------------------------------------------
