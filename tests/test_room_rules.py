@@ -232,6 +232,40 @@ def test_a_stop_meant_for_an_earlier_turn_does_not_stop_this_one(room):
     assert room.last.skip and room.state.turn is not None
 
 
+def test_deleting_blanks_the_quotes_of_replies_the_callers_copy_had_not_seen_yet(room):
+    room.join("Alice", "Bob")
+    original = room.post("Alice", "my password is hunter2")
+    known = room.state.message_count  # the copy of the room that deletes holds messages up to here
+    seen = room.run(
+        talk.post,
+        "id-bob",
+        "don't!",
+        [],
+        [],
+        assistant_name="A",
+        rate=RATE,
+        clock=0.0,
+        now=NOW,
+        replying_to=original.id,
+    )
+    room.post("Alice", "unrelated")
+    unseen = room.run(
+        talk.post,
+        "id-bob",
+        "really",
+        [],
+        [],
+        assistant_name="A",
+        rate=RATE,
+        clock=0.0,
+        now=NOW,
+        replying_to=original.id,
+    )
+    room.run(talk.delete, "id-alice", original.id, rate=RATE, clock=0.0, quoted_in=[seen.id], known=known + 1)
+    blank = talk.Quote(original.id, "", "")
+    assert room.messages[seen.id].quote == room.messages[unseen.id].quote == blank
+
+
 # --- turns ----------------------------------------------------------------------------------------
 
 

@@ -349,7 +349,22 @@ class Room:
         the conversation before its next turn (or soon, when idle). Raises `MessageRefused` (nothing
         changes) for someone else's message, a room notice, an unknown one, or past the flood limit."""
         rate = (self.settings.rate_limit_messages, self.settings.rate_limit_seconds)
-        rule = partial(talk.delete, participant_id=participant_id, message_id=message_id, rate=rate)
+        with self._record.lock:  # the replies quoting it, as this copy knows them: no index to keep
+            messages = self._record.messages
+            quoted_in = [
+                m.id
+                for m in messages[message_id if isinstance(message_id, int) and message_id > 0 else 0 :]
+                if m.quote is not None and m.quote.id == message_id
+            ]
+            known = len(messages)
+        rule = partial(
+            talk.delete,
+            participant_id=participant_id,
+            message_id=message_id,
+            rate=rate,
+            quoted_in=quoted_in,
+            known=known,
+        )
         files = self._refusing_when_gone(lambda change: rule(change, clock=self._clock()))
         for attachment_id in files:
             with contextlib.suppress(StoreUnavailable):

@@ -112,9 +112,6 @@ class RoomState:
     undecided: list[int] = field(default_factory=list)
     batches_answered: int = 0
     batches_passed: int = 0
-    # Replies by what they quote (message id -> ids of the messages replying to it), so taking a message
-    # back blanks its quotes without reading the whole room.
-    quoted_by: dict[int, list[int]] = field(default_factory=dict)
     # Messages taken back after the assistant saw them, as they were sent (the room no longer has their
     # text): the worker takes them out of the conversation before its next turn, then drops them here.
     # Kept in the state so a process that dies before that leaves the job to the next worker.
