@@ -256,8 +256,9 @@ def _unquote(change: RoomChange, message: Message, quoted_in: Sequence[int], kno
     """Replies quoting the message show "a deleted message": those the caller's copy names, and any said
     after the newest message that copy held (a reply can only come after what it quotes)."""
     blank = Quote(message.id, "", "")
-    later = range(max(known, message.id) + 1, change.state.message_count + 1)
-    ids = sorted({i for i in quoted_in if i > message.id}.union(later))
+    newest = change.state.message_count  # a copy ahead of the store (it lost writes) names ids past it
+    later = range(max(known, message.id) + 1, newest + 1)
+    ids = sorted({i for i in quoted_in if message.id < i <= newest}.union(later))
     for reply in change.messages(ids):
         if reply.quote is not None and reply.quote.id == message.id and reply.quote != blank:
             change.put(replace(reply, quote=blank))
