@@ -9,7 +9,7 @@ from collections.abc import Callable
 import pytest
 
 from shared.hub import Hub
-from shared.messages import Role
+from shared.messages import Role, Status
 from shared.room import Room
 from tests.fakes import Clock, Gate, ScriptedAssistant, fast_settings, wait_for_workers_to_end, wait_until
 
@@ -135,6 +135,28 @@ def test_shutdown_closes_every_open_conversation(hub, assistant):
 
     wait_until(lambda: sorted(assistant.closed) == sorted(opened), "every conversation to be closed")
     assert hub.rooms() == []
+
+
+def test_a_reply_cut_short_by_shutdown_is_not_kept_as_complete(hub, assistant):
+    # In memory the rooms die with the process: shutdown (SIGTERM) closes them, mid-reply too.
+    room = hub.room("lobby")
+    alice = room.join("id-alice", "Alice", "tab-a")
+    gate = Gate()
+    assistant.will_reply("Once upon", gate, " a time")
+    room.post(alice.id, "Tell me a story")
+    gate.wait_reached()
+
+    stopping = threading.Thread(target=hub.shutdown)
+    stopping.start()
+    wait_until(lambda: room.closed, "the room to close")
+    gate.open()  # the assistant goes on talking after the process was told to stop
+    stopping.join(10)
+    assert not stopping.is_alive()
+
+    messages = room.view().messages
+    [reply] = [m for m in messages if m.role is Role.ASSISTANT]
+    assert (reply.text, reply.status) == ("Once upon", Status.ERROR), "a cut reply is never complete"
+    assert messages[-1].role is Role.SYSTEM and "broke off" in messages[-1].text
 
 
 @pytest.mark.promise_reaper

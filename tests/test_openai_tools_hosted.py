@@ -16,7 +16,7 @@ from shared.hub import Hub
 from shared.messages import Activity, Message, Picture, Role, Source, Status, Turn
 from shared.room import Room
 from shared.room.dress import dress_reply
-from shared.room.turns import end_turn
+from shared.room.turns import COMPLETE, end_turn
 from shared.store.redis import RedisStore
 from tests.fakes import wait_for_workers_to_end, wait_until
 from tests.openai_server import Draw, OpenAIServer, Search
@@ -337,7 +337,7 @@ def test_an_activity_before_any_words_makes_the_reply_and_each_source_is_kept_on
     assert writing and reply_id == held.state.reply_id
     assert (reply.text, reply.status, reply.activity) == ("", Status.STREAMING, SEARCHING)
     assert [s.url for s in reply.sources] == ["https://a.example/", "https://b.example/"]
-    held.run(end_turn, NOW)
+    held.run(end_turn, NOW, COMPLETE)
     assert held.messages[reply_id].activity == ""
 
 

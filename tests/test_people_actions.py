@@ -10,6 +10,7 @@ import threading
 from collections.abc import Iterator
 
 import pytest
+from pydantic import TypeAdapter
 
 from shared import transcript
 from shared.attachments import check_upload
@@ -17,6 +18,7 @@ from shared.errors import AssistantError, MessageRefused
 from shared.hub import Hub
 from shared.messages import QUOTE_CHARS, REACTIONS, Message, Quote, Role, Status
 from shared.room import Room
+from shared.store import RoomState
 from shared.store.redis import RedisStore
 from tests.fakes import Gate, fast_settings, wait_for_workers_to_end, wait_until
 
@@ -74,6 +76,29 @@ def test_a_reply_to_a_deleted_message_is_allowed_and_quotes_a_deleted_message(ro
     room.delete_message(alice, original.id)
     reply = room.post(bob, "what did you say?", replying_to=original.id)
     assert message(room, reply.id).quote == Quote(original.id, "", "")
+
+
+def test_replies_do_not_grow_the_rooms_state_and_a_deleted_message_still_blanks_every_quote(room, clock):
+    # The state is rewritten and read back whole by every change: nothing in it may grow with each reply.
+    alice, bob = join(room, "Alice"), join(room, "Bob")
+    first, second = room.post(alice, "the plan"), room.post(alice, "the other plan")
+    replies: list[int] = []
+
+    def reply_to_each(times: int) -> int:
+        for n in range(times):
+            clock.advance(room.settings.rate_limit_seconds)  # people reply over time, within the limit
+            replies.append(room.post(bob, f"about it, {n}", replying_to=(first, second)[n % 2].id).id)
+        answered(room)
+        state, _ = room.store.read(room.name, room.version)
+        return len(TypeAdapter(RoomState).dump_json(state))
+
+    before, after = reply_to_each(60), reply_to_each(240)  # each makes more changes than Redis recalls
+    assert after - before < 40, f"the state grew from {before} to {after} bytes with 240 more replies"
+
+    room.delete_message(alice, first.id)
+    quotes = [message(room, i).quote for i in replies]
+    assert quotes[::2] == [Quote(first.id, "", "")] * 150
+    assert quotes[1::2] == [Quote(second.id, "Alice", "the other plan")] * 150
 
 
 # --- reactions ----------------------------------------------------------------------------------

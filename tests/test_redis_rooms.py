@@ -102,13 +102,13 @@ def test_a_worker_that_stops_renewing_is_taken_over_and_its_late_words_are_dropp
     assert reply.text == "Once upon", "the stale worker's late words were refused"
     assert reply.status is Status.ERROR
     [broke] = [t for t in texts(room_b) if BROKE_OFF in t]
-    assert broke.endswith("It will try again with the next message.")
+    assert broke == BROKE_OFF, "its reply began: the model had the story's question"
     [story] = [m for m in room_b.view().messages if m.text == "Tell me a story"]
-    assert story.status is Status.UNANSWERED
+    assert story.status is Status.COMPLETE
 
     room_b.post(alice.id, "Still there?")
     wait_until(lambda: len(assistant.turns) == 2 and not room_b.busy, "the next turn")
-    assert assistant.texts_of_turns()[1] == ["Tell me a story", "Still there?"]
+    assert assistant.texts_of_turns()[1] == ["Still there?"], "nothing the conversation holds is sent again"
 
 
 def test_a_worker_whose_renewals_fail_writes_nothing_more_and_the_next_one_ends_its_turn_cut_short(
@@ -134,7 +134,37 @@ def test_a_worker_whose_renewals_fail_writes_nothing_more_and_the_next_one_ends_
     assert (reply.text, reply.status) == ("Once upon", Status.ERROR)
     room_b.post(alice.id, "Still there?")
     wait_until(lambda: len(assistant.turns) == 2 and not room_b.busy, "the next turn")
-    assert assistant.texts_of_turns()[1] == ["Tell me a story", "Still there?"]
+    assert assistant.texts_of_turns()[1] == ["Still there?"], "nothing the conversation holds is sent again"
+
+
+def test_a_process_stopped_mid_reply_leaves_its_turn_to_the_next_which_ends_it_broken_off(
+    shared_redis, make_hub, assistant
+):
+    # A redeploy: SIGTERM makes the app's lifespan call `Hub.shutdown` on the process writing a reply.
+    url = shared_redis.fresh_url()
+    a, room_a, alice, gate = story_at_the_gate(make_hub(url), assistant)
+    b = make_hub(url)
+    room_b = b.room("lobby")
+    wait_until(lambda: "Once upon" in texts(room_b), "B to show the reply begun")
+
+    stopping = threading.Thread(target=a.shutdown)
+    stopping.start()
+    wait_until(lambda: not room_a.serving, "A to stop serving the room")
+    gate.open()  # A's assistant goes on talking after its process was told to stop
+    stopping.join(10)
+    assert not stopping.is_alive()
+
+    wait_until(lambda: any(BROKE_OFF in t for t in texts(room_b)), "B to end the cut-short turn", timeout=10)
+    wait_until(lambda: not room_b.busy, "the room to settle")
+    [reply] = [m for m in room_b.view().messages if m.role is Role.ASSISTANT]
+    assert (reply.text, reply.status) == ("Once upon", Status.ERROR), "a cut reply is never complete"
+    [broke] = [t for t in texts(room_b) if BROKE_OFF in t]
+    assert broke == BROKE_OFF, "its messages reached the model: nothing is tried again"
+
+    room_b.post(alice.id, "Still there?")
+    wait_until(lambda: len(assistant.turns) == 2 and not room_b.busy, "the next turn")
+    assert assistant.texts_of_turns()[1] == ["Still there?"]
+    assert texts(room_b, Role.ASSISTANT)[1] == "Answer to Still there?"
 
 
 def test_a_hub_that_shuts_down_while_its_reaper_lists_the_rooms_leaves_no_worker(shared_redis, make_hub):

@@ -232,6 +232,40 @@ def test_a_stop_meant_for_an_earlier_turn_does_not_stop_this_one(room):
     assert room.last.skip and room.state.turn is not None
 
 
+def test_deleting_blanks_the_quotes_of_replies_the_callers_copy_had_not_seen_yet(room):
+    room.join("Alice", "Bob")
+    original = room.post("Alice", "my password is hunter2")
+    known = room.state.message_count  # the copy of the room that deletes holds messages up to here
+    seen = room.run(
+        talk.post,
+        "id-bob",
+        "don't!",
+        [],
+        [],
+        assistant_name="A",
+        rate=RATE,
+        clock=0.0,
+        now=NOW,
+        replying_to=original.id,
+    )
+    room.post("Alice", "unrelated")
+    unseen = room.run(
+        talk.post,
+        "id-bob",
+        "really",
+        [],
+        [],
+        assistant_name="A",
+        rate=RATE,
+        clock=0.0,
+        now=NOW,
+        replying_to=original.id,
+    )
+    room.run(talk.delete, "id-alice", original.id, rate=RATE, clock=0.0, quoted_in=[seen.id], known=known + 1)
+    blank = talk.Quote(original.id, "", "")
+    assert room.messages[seen.id].quote == room.messages[unseen.id].quote == blank
+
+
 # --- turns ----------------------------------------------------------------------------------------
 
 
@@ -269,7 +303,7 @@ def test_a_reply_begins_with_its_first_words_only_for_the_worker_writing_the_tur
 def test_ending_a_turn_with_carry_over_marks_its_messages_unanswered_for_the_next_turn(room):
     replying(room, "Tell me a story")
     [story] = room.state.turn.message_ids
-    room.run(turns.end_turn, NOW, "The model's server is away.", carry_over=True)
+    room.run(turns.end_turn, NOW, turns.broke_off("The model's server is away.", carry_over=True))
     assert room.messages[story].status is Status.UNANSWERED
     assert room.state.carried_over == [story]
     [reply] = [m for m in room.messages.values() if m.role is Role.ASSISTANT]
@@ -281,8 +315,21 @@ def test_a_worker_that_takes_over_ends_its_dead_predecessors_turn_as_broken_off(
     replying(room, "Tell me a story")
     room.run(turns.adopt, FENCE + 1, NOW)
     assert room.state.fence == FENCE + 1 and room.state.turn is None
+    [reply] = [m for m in room.messages.values() if m.role is Role.ASSISTANT]
+    assert (reply.text, reply.status) == ("Once upon", Status.ERROR)
+    # Its reply began: the model had the turn's messages, and the conversation keeps them.
+    assert room.lines()[-1] == turns.BROKE_OFF
+    assert room.state.carried_over == []
+
+
+def test_a_worker_that_takes_over_a_turn_with_no_reply_yet_sends_its_messages_again(room):
+    room.join("Alice")
+    story = room.post("Alice", "Tell me a story")
+    assert room.start_turn() is not None
+    room.run(turns.adopt, FENCE + 1, NOW)
     assert room.lines()[-1] == f"{turns.BROKE_OFF} It will try again with the next message."
-    assert len(room.state.carried_over) == 1
+    assert room.state.carried_over == [story.id]
+    assert room.messages[story.id].status is Status.UNANSWERED
 
 
 def test_finishing_a_turn_completes_its_reply_and_counts_its_tokens(room):
@@ -353,7 +400,8 @@ def test_closing_ends_the_turn_keeping_the_reply_and_sets_the_conversation_aside
     room.state.conversation = "conv-1"
     room.run(lifetime.mark_closed, NOW)
     [reply] = [m for m in room.messages.values() if m.role is Role.ASSISTANT]
-    assert (reply.text, reply.status) == ("Once upon", Status.COMPLETE)
+    assert (reply.text, reply.status) == ("Once upon", Status.ERROR), "a cut reply is never complete"
+    assert room.lines()[-1] == turns.CLOSED_MID_REPLY
     assert room.state.closed and room.state.turn is None
     assert (room.state.conversation, room.state.conversation_to_close) == (None, "conv-1")
     room.run(lifetime.mark_closed, NOW)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from shared.messages import Batch, Decision, Status
-from shared.store import RoomChange
+from shared.store import RoomChange, turn_writable
 
 HISTORY_FOR_DECISION = 20  # earlier messages a decision sees, to judge what the new ones need
 
@@ -21,7 +21,7 @@ def take_batch(change: RoomChange, fence: int | None, room: str) -> Batch | None
     """The messages awaiting a decision, if this worker may decide now; changes nothing."""
     state = change.state
     change.nothing()
-    if fence is None or state.fence != fence or state.closed or not state.undecided or state.turn is not None:
+    if not turn_writable(state, fence) or not state.undecided or state.turn is not None:
         return None
     messages = tuple(change.messages(state.undecided))
     return Batch(
@@ -40,7 +40,7 @@ def settle_batch(change: RoomChange, fence: int | None, batch: Batch, decision: 
     """
     state = change.state
     ids = [m.id for m in batch.messages if m.id in state.undecided]
-    if fence is None or state.fence != fence or state.closed or not ids:
+    if not turn_writable(state, fence) or not ids:
         change.nothing()
         return False
     state.undecided = [i for i in state.undecided if i not in ids]

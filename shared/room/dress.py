@@ -13,8 +13,7 @@ from datetime import datetime
 
 from shared.messages import Attachment, Role, Source, Status, Turn
 from shared.room.talk import mark_dropped
-from shared.room.turns import writes
-from shared.store import RoomChange
+from shared.store import RoomChange, turn_writable
 
 
 def dress_reply(
@@ -36,7 +35,7 @@ def dress_reply(
     writes the turn, and the reply's id. `dropped`: older files whose bytes went to make room for these.
     """
     state = change.state
-    if not writes(state, turn.number, fence):
+    if not turn_writable(state, fence, turn.number):
         change.nothing()
         return False, None
     if state.reply_id is None:

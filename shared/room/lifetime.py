@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from shared.messages import Message, Role
-from shared.room.turns import end_turn
+from shared.room.turns import CLOSED_MID_REPLY, broke_off, end_turn
 from shared.store import Closing, RoomChange, RoomState, Store
 
 if TYPE_CHECKING:
@@ -48,14 +48,14 @@ def idle_and_empty(state: RoomState, clock: float, grace: float) -> bool:
 
 
 def mark_closed(change: RoomChange, now: datetime) -> None:
-    """The room closes: a reply in progress keeps what it had (its late words are dropped), and the
-    conversation is set aside to be closed."""
+    """The room closes: a reply in progress keeps what it had (its late words are dropped), broken off
+    and never complete, and the conversation is set aside to be closed."""
     state = change.state
     if state.closed:
         change.nothing()
         return
     if state.turn is not None:
-        end_turn(change, now)
+        end_turn(change, now, broke_off(CLOSED_MID_REPLY))
     state.closed = True
     if state.conversation is not None:
         state.conversation_to_close, state.conversation = state.conversation, None

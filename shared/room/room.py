@@ -366,7 +366,22 @@ class Room:
         the conversation before its next turn (or soon, when idle). Raises `MessageRefused` (nothing
         changes) for someone else's message, a room notice, an unknown one, or past the flood limit."""
         rate = (self.settings.rate_limit_messages, self.settings.rate_limit_seconds)
-        rule = partial(talk.delete, participant_id=participant_id, message_id=message_id, rate=rate)
+        with self._record.lock:  # the replies quoting it, as this copy knows them: no index to keep
+            messages = self._record.messages
+            quoted_in = [
+                m.id
+                for m in messages[message_id if isinstance(message_id, int) and message_id > 0 else 0 :]
+                if m.quote is not None and m.quote.id == message_id
+            ]
+            known = len(messages)
+        rule = partial(
+            talk.delete,
+            participant_id=participant_id,
+            message_id=message_id,
+            rate=rate,
+            quoted_in=quoted_in,
+            known=known,
+        )
         files = self._refusing_when_gone(lambda change: rule(change, clock=self._clock()))
         for attachment_id in files:
             with contextlib.suppress(StoreUnavailable):
@@ -585,10 +600,14 @@ class Room:
         self.leave_process(closing=True)
 
     def leave_process(self, *, closing: bool = False) -> None:
-        """This process stops serving the room: it closed (`closing`: the reply being written stops), or
-        the process stops and the room lives on in Redis (a reply in progress is not cut short here; if
-        the process exits before it ends, another one takes the room over)."""
+        """This process stops serving the room: it closed (`closing`), or the process is told to stop
+        (SIGTERM, every redeploy) and the room lives on in Redis. Either way the reply being written stops
+        here at once. A process that stops abandons its turn rather than end it: the reply was cut short,
+        and the next worker to take the lease (on another process, or on the next start) ends it as
+        broken off; the worker gives its lease back as it goes, so that comes soon."""
         self._mirror.gone()
         worker = self._worker
-        if closing and worker is not None:
+        if worker is not None:
+            if not closing:
+                log.info("room %s: this process stops serving it; another takes it over", self.name)
             worker.stop(wait=CLOSE_WAIT_SECONDS)

@@ -14,7 +14,7 @@ from datetime import datetime
 
 from shared.errors import MessageRefused
 from shared.messages import QUOTE_CHARS, REACTIONS, Attachment, Message, Quote, ReplyPolicy, Role, Status
-from shared.room.turns import end_turn
+from shared.room.turns import end_turn, stopped
 from shared.store import RoomChange, RoomState
 
 # Control characters other than newline and tab would garble the page or the model's input.
@@ -104,8 +104,6 @@ def post(
     )
     for attachment in attachments:
         state.attachment_messages[attachment.id] = message.id
-    if quote is not None:
-        state.quoted_by.setdefault(quote.id, []).append(message.id)
     mark_dropped(change, dropped)
     if asks and state.undecided:  # a mention answers now: what was said before it goes along
         state.context.extend(state.undecided)
@@ -145,7 +143,7 @@ def stop(change: RoomChange, participant_id: str, turn_number: int | None, now: 
     if participant is None or state.turn is None or turn_number not in (None, state.turns):
         change.nothing()
         return
-    end_turn(change, now, stopped_by=participant.nickname)
+    end_turn(change, now, stopped(participant.nickname))
 
 
 # --- replies, reactions and taking a message back ----------------------------------------------------
@@ -208,12 +206,23 @@ def react(
 
 
 def delete(
-    change: RoomChange, participant_id: str, message_id: int, *, rate: tuple[int, float], clock: float
+    change: RoomChange,
+    participant_id: str,
+    message_id: int,
+    *,
+    rate: tuple[int, float],
+    clock: float,
+    quoted_in: Sequence[int] = (),
+    known: int = 0,
 ) -> tuple[str, ...]:
     """A person takes back their own message: everyone sees "message deleted" in its place; its text,
     files, quote and reactions go, and replies quoting it show "a deleted message". Still waiting, it
     leaves the queue; already seen by the assistant (or being answered), it is kept in `to_forget` for
-    the worker to take out of the conversation. Returns the ids of its files, whose bytes the room drops."""
+    the worker to take out of the conversation. Returns the ids of its files, whose bytes the room drops.
+
+    `quoted_in`: the replies quoting it in the caller's copy of the room, which holds messages up to id
+    `known`; any later ones are read here. The room keeps no index of quotes: one would grow with every
+    reply, in a state rewritten by every change (given nothing, every later message is read)."""
     state = change.state
     if participant_id not in state.participants or state.closed:
         raise MessageRefused(GONE)
@@ -235,7 +244,7 @@ def delete(
             status=Status.COMPLETE,
         )
     )
-    _unquote(change, message)
+    _unquote(change, message, quoted_in, known)
     for attachment in message.attachments:
         state.attachment_messages.pop(attachment.id, None)
     if not _unqueue(state, message_id):
@@ -243,18 +252,16 @@ def delete(
     return tuple(a.id for a in message.attachments)
 
 
-def _unquote(change: RoomChange, message: Message) -> None:
-    """Replies quoting the message show "a deleted message"; its own quote is no longer a reply's."""
-    state = change.state
-    for reply in change.messages(state.quoted_by.pop(message.id, [])):
-        if reply.quote is not None and reply.quote.id == message.id:
-            change.put(replace(reply, quote=Quote(message.id, "", "")))
-    if message.quote is not None and message.id in state.quoted_by.get(message.quote.id, []):
-        replies = [i for i in state.quoted_by[message.quote.id] if i != message.id]
-        if replies:
-            state.quoted_by[message.quote.id] = replies
-        else:
-            del state.quoted_by[message.quote.id]
+def _unquote(change: RoomChange, message: Message, quoted_in: Sequence[int], known: int) -> None:
+    """Replies quoting the message show "a deleted message": those the caller's copy names, and any said
+    after the newest message that copy held (a reply can only come after what it quotes)."""
+    blank = Quote(message.id, "", "")
+    newest = change.state.message_count  # a copy ahead of the store (it lost writes) names ids past it
+    later = range(max(known, message.id) + 1, newest + 1)
+    ids = sorted({i for i in quoted_in if message.id < i <= newest}.union(later))
+    for reply in change.messages(ids):
+        if reply.quote is not None and reply.quote.id == message.id and reply.quote != blank:
+            change.put(replace(reply, quote=blank))
 
 
 def _unqueue(state: RoomState, message_id: int) -> bool:

@@ -125,9 +125,6 @@ class RoomState:
     undecided: list[int] = field(default_factory=list)
     batches_answered: int = 0
     batches_passed: int = 0
-    # Replies by what they quote (message id -> ids of the messages replying to it), so taking a message
-    # back blanks its quotes without reading the whole room.
-    quoted_by: dict[int, list[int]] = field(default_factory=dict)
     # Messages taken back after the assistant saw them, as they were sent (the room no longer has their
     # text): the worker takes them out of the conversation before its next turn, then drops them here.
     # Kept in the state so a process that dies before that leaves the job to the next worker.
@@ -139,6 +136,25 @@ class RoomState:
     @classmethod
     def fresh(cls, now: datetime) -> RoomState:
         return cls(generation=uuid.uuid4().hex, created_at=now)
+
+
+def turn_writable(state: RoomState, fence: int | None, turn_number: int | None = None) -> bool:
+    """The one answer to "may this worker still write": the worker holding `fence` writes the room's
+    turns (it holds its lease, nobody took the room over, the room is open); with `turn_number`, that
+    turn is also the one in progress (nobody stopped it, it did not end). Every rule a worker runs, and
+    the reply's growth in both stores, ask this."""
+    if fence is None or state.closed or state.fence != fence:
+        return False
+    return turn_number is None or (state.turn is not None and state.turn.number == turn_number)
+
+
+def growing_reply(state: RoomState) -> tuple[int, int] | None:
+    """The reply whose words may be appended now and the fence that appends them, or None: `Store.grow`
+    appends only to this (in memory checked by the change; in Redis kept in the reply key's header)."""
+    turn = state.turn
+    if turn is None or state.reply_id is None or not turn_writable(state, turn.fence, turn.number):
+        return None
+    return state.reply_id, turn.fence
 
 
 class RoomRecord:

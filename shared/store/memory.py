@@ -12,7 +12,18 @@ from dataclasses import replace
 
 from shared.attachments import AttachmentStore
 from shared.messages import Message
-from shared.store import Closing, Growth, Ledger, RoomChange, RoomGone, RoomRecord, RoomState, Seen, T
+from shared.store import (
+    Closing,
+    Growth,
+    Ledger,
+    RoomChange,
+    RoomGone,
+    RoomRecord,
+    RoomState,
+    Seen,
+    T,
+    growing_reply,
+)
 
 
 class _MemoryChange(RoomChange):
@@ -236,9 +247,7 @@ class MemoryStore:
 
     def grow(self, room: str, reply_id: int, fence: int, offset: int, text: str) -> int | None:
         def grow(change: RoomChange) -> bool:
-            state = change.state
-            turn = state.turn
-            if state.closed or state.reply_id != reply_id or turn is None or turn.fence != fence:
+            if growing_reply(change.state) != (reply_id, fence):
                 change.nothing()
                 return False
             reply = change.message(reply_id)

@@ -78,6 +78,7 @@ from shared.store import (
     Seen,
     StoreUnavailable,
     T,
+    growing_reply,
 )
 
 log = logging.getLogger(__name__)
@@ -423,11 +424,13 @@ class RedisStore:
                     mapping={m.id: _MESSAGES.dump_json(m) for m in change.written.values()},
                 )
                 pipe.zadd(_key(room, "changes"), dict.fromkeys(change.written, version))
-            reply = change.written.get(state.reply_id) if state.reply_id is not None else None
-            if reply is not None and state.turn is not None:  # a reply began: its words grow from here
-                head = f"{reply.id} {state.turn.fence}\n".encode()
+            # The reply key's header says which reply may grow, under which fence (`growing_reply`).
+            growing = growing_reply(state)
+            reply = change.written.get(growing[0]) if growing is not None else None
+            if reply is not None and growing is not None:  # a reply began: its words grow from here
+                head = f"{growing[0]} {growing[1]}\n".encode()
                 pipe.set(_key(room, "reply"), head + reply.text.encode())
-            elif current.reply is not None and state.reply_id is None:  # its turn ended: its text is kept
+            elif current.reply is not None and growing is None:  # its turn ended: its text is kept
                 pipe.delete(_key(room, "reply"))
             if forgotten:
                 pipe.hdel(_key(room, "presence"), *forgotten)

@@ -116,8 +116,9 @@ class ReplyWorker(threading.Thread):
             turn.stop.set()
 
     def stop(self, wait: float) -> None:
-        """The room closed: the turn being written stops at once; wait up to `wait` seconds for the worker
-        (one that was opening a conversation closes it before the process exits)."""
+        """This process stops serving the room (it closed, or the process is told to stop): the turn
+        being written stops at once; wait up to `wait` seconds for the worker to give its lease back (one
+        that was opening a conversation closes it before the process exits)."""
         self._stop_turn()
         if self is not threading.current_thread() and self.is_alive():
             self.join(timeout=wait)
@@ -200,9 +201,14 @@ class ReplyWorker(threading.Thread):
 
     def _finish(self, turn: Turn, error: str | None = None, *, carry_over: bool = False) -> None:
         """End the turn: complete, or kept as far as it got with `error` shown to all; with `carry_over`
-        the assistant never saw its messages. A turn already over stays as it ended; its tokens count."""
+        the assistant never saw its messages. A turn already over stays as it ended; its tokens count.
+
+        A worker whose process stopped serving the room (SIGTERM, a redeploy) abandons the turn: its
+        tokens count, but its reply was cut short by the stop, not complete, and the next holder of the
+        lease ends it as broken off (in memory, closing the room did)."""
+        fence = self.fence if self.room.serving else None
         try:
-            self.room.finish_turn(turn, self.fence, self._reply_id, error, carry_over=carry_over)
+            self.room.finish_turn(turn, fence, self._reply_id, error, carry_over=carry_over)
         except (RoomClosed, StoreUnavailable) as problem:
             # Unreachable store: the turn stays open until a worker takes the room again and ends it.
             log.warning("room %s: the turn could not be finished: %s", self.room.name, problem)

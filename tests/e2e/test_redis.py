@@ -6,6 +6,8 @@ through Redis. The processes are killed, restarted, put behind nginx, and Redis 
 
 from __future__ import annotations
 
+import json
+
 import psutil
 import pytest
 from websockets.sync.client import connect
@@ -25,7 +27,7 @@ from tests.openai_server import API_KEY
 pytestmark = pytest.mark.e2e
 
 OFFLINE_REPLY_END = "to talk to a real model."  # the offline assistant's last words
-TRY_AGAIN = "It will try again with the next message."
+BROKE_OFF = "The assistant's reply broke off because its worker stopped."  # a turn taken over
 
 
 def shown(page, text: str) -> int:
@@ -94,6 +96,43 @@ def test_alice_on_one_process_and_bob_on_another_see_each_other_and_one_reply(re
     no_tracebacks(a, b)
 
 
+def test_when_the_lease_holder_is_told_to_stop_mid_reply_the_other_process_ends_it_broken_off(
+    redis_apps, redis_server, new_page
+):
+    # A redeploy: SIGTERM to the process writing a reply (slow words: it is told within its first ones).
+    a, b = redis_apps(2, WORD_DELAY_MS="600")
+    alice, bob = new_page(), new_page()
+    join(alice, a.url, "Alice")
+    join(bob, b.url, "Bob")
+    send(alice, "Take your time with this one")
+    for name, page in (("Alice", alice), ("Bob", bob)):
+        wait_until(lambda page=page: "writing…" in reply_text(page), DEADLINE_SECONDS, f"{name}: streaming")
+    holder = lease_holder(redis_server, [a, b])
+    assert holder is not None, "a reply is being written, so one process holds the room's lease"
+    survivor, watcher = (b, bob) if holder is a else (a, alice)
+
+    holder.stop()  # SIGTERM: the app's lifespan shuts its hub down, as on every redeploy
+    assert holder.process.returncode != -9, f"it had to be killed; see {holder.log_path}"
+
+    wait_until(lambda: BROKE_OFF in main_text(watcher), DEADLINE_SECONDS, "the other process to end the turn")
+    wait_until(lambda: turn_over(watcher), DEADLINE_SECONDS, "the turn to be over")
+    watcher.screenshot(path=str(ARTIFACTS / "redis-lease-holder-stopped.png"), full_page=True)
+    raw = redis_server.client().hgetall("chat:room:lobby:msgs").values()
+    [reply] = [m for m in map(json.loads, raw) if m["role"] == "assistant"]
+    assert reply["status"] == "error", f"a reply cut short by the stop is never complete: {reply}"
+    assert main_text(watcher).count(BROKE_OFF) == 1
+
+    # The room goes on; the model had the first message once its reply began: it is not sent again.
+    send(watcher, "Are you still there?")
+    wait_until(
+        lambda: "you said Are you still there?" in reply_text(watcher),
+        DEADLINE_SECONDS,
+        "the next turn to be answered",
+    )
+    assert "Take your time" not in reply_text(watcher)
+    no_tracebacks(survivor)
+
+
 def test_when_the_lease_holder_is_killed_mid_reply_the_other_process_finishes_or_reports_the_turn(
     redis_apps, redis_server, new_page
 ):
@@ -119,13 +158,13 @@ def test_when_the_lease_holder_is_killed_mid_reply_the_other_process_finishes_or
         )
 
     wait_until(
-        lambda: finished() or TRY_AGAIN in main_text(watcher),
+        lambda: finished() or BROKE_OFF in main_text(watcher),
         DEADLINE_SECONDS,
         "the surviving process to finish or report the turn",
     )
     wait_until(lambda: turn_over(watcher), DEADLINE_SECONDS, "the turn to be over")
     watcher.screenshot(path=str(ARTIFACTS / "redis-lease-holder-killed.png"), full_page=True)
-    reported = main_text(watcher).count(TRY_AGAIN)
+    reported = main_text(watcher).count(BROKE_OFF)
     assert (finished(), reported) in {(1, 0), (0, 1)}, (
         f"finished {finished()} times, reported {reported} times"
     )
@@ -141,7 +180,7 @@ def test_when_the_lease_holder_is_killed_mid_reply_the_other_process_finishes_or
         "the next turn to be answered",
     )
     assert said(watcher, "Alice" if watcher is alice else "Bob", "Are you still there?") == 1
-    assert main_text(watcher).count(TRY_AGAIN) == reported  # no second report
+    assert main_text(watcher).count(BROKE_OFF) == reported  # no second report
     assert lease_holder(redis_server, [a, b]) in (None, survivor)
     no_tracebacks(survivor)
 

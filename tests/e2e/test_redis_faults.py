@@ -23,7 +23,7 @@ import pytest
 from shared.assistant.offline import OFFLINE_NOTICE
 from shared.store.redis import LEASE_SECONDS
 from tests.e2e.conftest import ARTIFACTS, DEADLINE_SECONDS, AppServer, lease_holder, wait_until
-from tests.e2e.test_redis import OFFLINE_REPLY_END, TRY_AGAIN, finished_reply, no_tracebacks, shown
+from tests.e2e.test_redis import BROKE_OFF, OFFLINE_REPLY_END, finished_reply, no_tracebacks, shown
 from tests.e2e.test_two_people import bubble_texts, join, main_text, reply_text, send, sidebar_text, turn_over
 from tests.tcp_proxy import TcpProxy
 
@@ -227,7 +227,7 @@ def test_the_lease_holder_hung_longer_than_the_lease_mid_reply_is_taken_over_and
     assert cut is not None and cut["status"] == "error", f"the reply cut short by the hang: {cut}"
     assert lease_holder(redis_server, [a, b]) is not holder
     wait_until(
-        lambda: BROKE_OFF_NOTE in main_text(other_page) and TRY_AGAIN in main_text(other_page),
+        lambda: BROKE_OFF_NOTE in main_text(other_page) and BROKE_OFF in main_text(other_page),
         DEADLINE_SECONDS,
         f"{other_name}'s page to show the reply cut short",
     )
@@ -236,7 +236,7 @@ def test_the_lease_holder_hung_longer_than_the_lease_mid_reply_is_taken_over_and
     every_page_shows_the_room(redis_server, {"alice": alice, "bob": bob})
     no_complete_reply_was_cut_short(redis_server)
     assert message_in_redis(redis_server, cut["id"]) == cut, "the woken process wrote into the old turn"
-    assert main_text(other_page).count(TRY_AGAIN) == 1
+    assert main_text(other_page).count(BROKE_OFF) == 1
     no_tracebacks(a, b)
 
 
@@ -254,7 +254,7 @@ def test_redis_killed_and_restarted_from_its_append_only_file_mid_reply_and_ever
     the machine itself goes down (the next test). So the reply keeps every word written before the kill.
     A write of the reply that fails while Redis is away ends the worker's stream; the reply must then be
     marked broken off, not complete, whoever ends it: the worker itself if Redis is back before its lease
-    is up, or the worker that takes the room over ("It will try again with the next message.").
+    is up, or the worker that takes the room over ("... broke off because its worker stopped.").
     """
     a, b = redis_apps(2, WORD_DELAY_MS="300")  # slow words: Redis dies while the reply is written
     alice, bob = new_page(), new_page()
