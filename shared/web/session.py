@@ -108,6 +108,7 @@ class Session:
         "stop-": "Stop, per turn (`stop-<turn>`): a click belongs to the turn it was drawn for",
         "policy-": "the reply policy, per change (`policy-<n>`): drawn afresh when someone changes it",
         "lock-": "the host's *Lock room* toggle, per state",
+        "lock-instructions-": "the host's *Lock the room's instructions* box, per state",
         "remove-": "the host's *Remove*, per person (`remove-<participant id>`)",
         "file-": "a file's download button, per drawing (`file-<attachment id>-<n>`)",
         "act-": "a message's reactions, Reply and Delete, per drawing in a run (`act-<message id>-<n>`)",
