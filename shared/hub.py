@@ -179,6 +179,8 @@ class Hub:
             clock=self._clock,
             invite_secret=secrets.token_urlsafe(24) if private else None,
             spent=spent,
+            # The default room belongs to nobody: whoever happens to come first must not rule it.
+            hosted=name != DEFAULT_ROOM or self.settings.default_room_host,
         )
         return room
 

@@ -23,6 +23,28 @@ def buttons(at, label: str):
     return [b for b in at.button if b.label == label]
 
 
+CLUB = "book-club"  # a room someone opened: its first person hosts it (the lobby belongs to nobody)
+
+
+@pytest.mark.promise_host
+def test_in_the_default_room_nobody_is_host_nobody_sees_host_controls_and_nobody_can_lock_it():
+    alice, bob = join("Alice"), join("Bob")
+    assert [unescape(p) for p in sidebar_people(alice.run())] == [
+        ":material/person: Alice (you)",
+        ":material/person: Bob",
+    ]
+    for person in (alice, bob):
+        room_page(person)
+        assert not person.exception
+        assert buttons(person, "Remove") == [] and [t for t in person.toggle if t.label == "Lock room"] == []
+    carol = join("Carol")
+    assert not carol.error and [p.nickname for p in get_room().view().participants] == [
+        "Alice",
+        "Bob",
+        "Carol",
+    ]
+
+
 def test_instructions_written_on_the_room_page_show_under_the_chat_title_for_everyone():
     alice, bob = join("Alice"), join("Bob")
     room_page(alice)
@@ -41,7 +63,7 @@ def test_instructions_written_on_the_room_page_show_under_the_chat_title_for_eve
 
 @pytest.mark.promise_host
 def test_only_the_host_sees_host_controls_and_is_marked_in_the_people_list():
-    alice, bob = join("Alice"), join("Bob")
+    alice, bob = join("Alice", room=CLUB), join("Bob", room=CLUB)
     assert [unescape(p) for p in sidebar_people(bob)] == [
         ":material/person: Alice (host)",
         ":material/person: Bob (you)",
@@ -57,11 +79,11 @@ def test_only_the_host_sees_host_controls_and_is_marked_in_the_people_list():
 
 @pytest.mark.promise_host
 def test_the_host_removes_bob_whose_pages_then_show_one_sentence_and_no_nickname_form():
-    alice, bob = join("Alice"), join("Bob")
+    alice, bob = join("Alice", room=CLUB), join("Bob", room=CLUB)
     room_page(alice)
     buttons(alice, "Remove")[0].click().run()
     assert not alice.exception
-    assert [p.nickname for p in get_room().view().participants] == ["Alice"]
+    assert [p.nickname for p in get_room(CLUB).view().participants] == ["Alice"]
 
     bob.run()
     assert [e.value for e in bob.error] == [
@@ -73,13 +95,13 @@ def test_the_host_removes_bob_whose_pages_then_show_one_sentence_and_no_nickname
 
 
 def test_the_host_locks_the_room_and_a_newcomer_is_refused():
-    alice = join("Alice")
+    alice = join("Alice", room=CLUB)
     room_page(alice)
     next(t for t in alice.toggle if t.label == "Lock room").set_value(True).run()
-    assert get_room().locked
-    carol = join("Carol")
+    assert get_room(CLUB).locked
+    carol = join("Carol", room=CLUB)
     assert any("locked by its host" in e.value for e in carol.error)
-    assert [p.nickname for p in get_room().view().participants] == ["Alice"]
+    assert [p.nickname for p in get_room(CLUB).view().participants] == ["Alice"]
 
 
 def test_when_it_can_help_is_a_third_choice_and_the_room_page_counts_its_decisions():

@@ -36,7 +36,7 @@ def test_rooms_are_separate_people_and_conversations():
     bob.run()
     assert sidebar_people(bob) == [":material/person: Bob (host) (you)"]
     assert all("Chapter three" not in text for _, text in conversation(bob))
-    assert sidebar_people(carol) == [":material/person: Alice (host) (you)"]
+    assert sidebar_people(carol) == [":material/person: Alice (you)"]  # the lobby: nobody hosts
     assert [m.text for m in get_room("chess").view().messages if m.role is Role.USER] == []
     assert get_room("book-club").view().participants[0].nickname == "Alice"
 

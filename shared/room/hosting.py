@@ -2,7 +2,8 @@
 
 The host is whoever opened the room (its first person), then, when the host leaves, the person present
 longest. Only the host may remove someone or lock the room, and every such rule checks who is host in the
-room's state as it is now: a page that drew a host control once proves nothing.
+room's state as it is now: a page that drew a host control once proves nothing. The default room belongs to
+nobody (its state says it is not `hosted`, unless DEFAULT_ROOM_HOST is on): nobody there removes or locks.
 
 Each rule is a plain function over a `RoomChange` (testable without a room); `Room` runs them.
 """
@@ -60,7 +61,9 @@ def check_may_join(state: RoomState, participant_id: str) -> None:
 
 
 def take_host_if_none(state: RoomState, participant_id: str) -> None:
-    """Whoever opens the room (its first person) hosts it."""
+    """Whoever opens the room (its first person) hosts it; a room that belongs to nobody has no host."""
+    if not state.hosted:
+        return
     if state.host is None or state.host not in state.participants:
         state.host = participant_id
 
@@ -70,7 +73,7 @@ def hand_host_on(change: RoomChange, now: datetime) -> None:
     state = change.state
     if state.host in state.participants:
         return
-    if not state.participants:
+    if not state.participants or not state.hosted:
         state.host = None
         return
     heir = min(state.participants.values(), key=lambda p: p.joined_at)  # ties: the order they joined
@@ -80,7 +83,12 @@ def hand_host_on(change: RoomChange, now: datetime) -> None:
 
 
 def _check_host(state: RoomState, participant_id: str) -> None:
-    if state.closed or state.host != participant_id or participant_id not in state.participants:
+    if (
+        state.closed
+        or not state.hosted
+        or state.host != participant_id
+        or participant_id not in state.participants
+    ):
         raise HostOnly(NOT_HOST)
 
 

@@ -64,6 +64,7 @@ class Room:
         open_only: bool = False,
         invite_secret: str | None = None,
         spent: tuple[str | None, int] = (None, 0),
+        hosted: bool = True,
     ):
         self.name = name
         self.settings = settings
@@ -73,7 +74,9 @@ class Room:
         self._clock = clock  # presence, rate limits and emptiness; wall time when processes share rooms
         self._worker: ReplyWorker | None = None
         self._worker_lock = threading.Lock()
-        fresh, welcome = lifetime.fresh_room(settings.assistant_name, now(), clock(), invite_secret, spent)
+        fresh, welcome = lifetime.fresh_room(
+            settings.assistant_name, now(), clock(), invite_secret, spent, hosted=hosted
+        )
         self._mirror = Mirror.open(
             self.store, name, fresh, welcome, open_only=open_only, on_synced=self._tell_worker
         )

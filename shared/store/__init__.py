@@ -106,6 +106,9 @@ class RoomState:
     # The host (a participant id): whoever opened the room, then the longest-present person. Only the host
     # may remove people and lock the room; every such rule checks this, whatever the page showed.
     host: str | None = None
+    # Whether the room has a host at all: not the default room (it belongs to nobody) unless
+    # DEFAULT_ROOM_HOST says otherwise. Older stored rooms lack the field and keep their host.
+    hosted: bool = True
     locked: bool = False  # nobody new may join; the people inside stay
     removed: list[str] = field(default_factory=list)  # participant ids the host removed, for the room's life
     # Reply policy "When it can help": messages said since the last decision, and what decisions said.

@@ -36,25 +36,19 @@ def test_the_address_names_nobody_but_a_reload_or_another_tab_keeps_you(app_serv
     server = app_server()
     alice = new_page()
     join(alice, server.url + "?room=lobby", "Alice")
-    wait_until(
-        lambda: "Alice (host) (you)" in sidebar_text(alice), DEADLINE_SECONDS, "Alice to be in the room"
-    )
+    wait_until(lambda: "Alice (you)" in sidebar_text(alice), DEADLINE_SECONDS, "Alice to be in the room")
     assert "me=" not in alice.url, alice.url
     cookies = {c["name"]: c for c in alice.context.cookies()}
     assert cookies[COOKIE]["httpOnly"] and cookies[COOKIE]["sameSite"] == "Lax"
 
     alice.reload()  # the same person, without being asked again
     in_room(alice)
-    wait_until(
-        lambda: "Alice (host) (you)" in sidebar_text(alice), DEADLINE_SECONDS, "Alice back after a reload"
-    )
+    wait_until(lambda: "Alice (you)" in sidebar_text(alice), DEADLINE_SECONDS, "Alice back after a reload")
 
     second_tab = alice.context.new_page()  # another tab of the same browser
     second_tab.goto(server.url + "?room=lobby")
     in_room(second_tab)
-    wait_until(
-        lambda: "Alice (host) (you)" in sidebar_text(second_tab), DEADLINE_SECONDS, "Alice's second tab"
-    )
+    wait_until(lambda: "Alice (you)" in sidebar_text(second_tab), DEADLINE_SECONDS, "Alice's second tab")
 
     # The exact address, pasted into another browser, is a new person who must pick a nickname.
     stranger = new_page()
