@@ -27,6 +27,7 @@ from shared.errors import ChatError, RoomClosed, RoomRefused
 from shared.messages import Participant
 from shared.nicknames import clean_nickname
 from shared.room import CLOSE_WAIT_SECONDS, CLOSED, Room
+from shared.room.room import INVITE_BYTES
 from shared.sessions import Sessions
 from shared.store import Growth, Store, StoreUnavailable, make_store
 from shared.worker.lease import HOLDER
@@ -193,7 +194,7 @@ class Hub:
             self.assistant,
             self.store,
             clock=self._clock,
-            invite_secret=secrets.token_urlsafe(24) if private else None,
+            invite_secret=secrets.token_urlsafe(INVITE_BYTES) if private else None,
             spent=spent,
             # The default room belongs to nobody: whoever happens to come first must not rule it.
             hosted=name != DEFAULT_ROOM or self.settings.default_room_host,

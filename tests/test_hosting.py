@@ -14,7 +14,7 @@ import pytest
 import tests.test_redis_rooms as redis_tests
 from shared.assistant.offline import OfflineAssistant
 from shared.assistant.openai import turn_instructions
-from shared.errors import AssistantError, HostOnly, JoinRefused, JoinRemoved, MessageRefused
+from shared.errors import AssistantError, HostOnly, JoinRefused, JoinRemoved, MessageRefused, RoomRefused
 from shared.hub import DEFAULT_ROOM, Hub
 from shared.messages import Batch, Decision, Message, ReplyPolicy, Role, Turn
 from shared.room import MAX_INSTRUCTIONS_CHARS
@@ -344,3 +344,34 @@ def test_the_offline_assistant_answers_questions_and_lets_statements_pass():
     assert offline.decide(batch("Really? I thought so.")).answer
     assert not offline.decide(batch("I liked chapter one.", "It was long.")).answer
     assert not offline.decide(batch("see example.com/?q=1")).answer
+
+
+@pytest.mark.promise_host
+@pytest.mark.promise_private_rooms
+def test_a_removal_in_a_private_room_changes_its_invite_link_and_the_old_one_is_refused(hub_on_store):
+    hub = hub_on_store(room_empty_grace_seconds=60)
+    plans = hub.open_room("plans", private=True)
+    old = plans.invite_secret
+    _, alice = hub.join("plans", "id-alice", "Alice", "tab-a", old)
+    _, bob = hub.join("plans", "id-bob", "Bob", "tab-b", old)
+    _, carol = hub.join("plans", "id-carol", "Carol", "tab-c", old)
+
+    plans.remove_participant(alice.id, bob.id)
+    new = plans.invite_secret
+    assert new != old and len(new) >= 32
+    with pytest.raises(RoomRefused):  # Bob again, in a private window: another browser, another nickname
+        hub.join("plans", "id-bob-private-window", "Robert", "tab-b2", old)
+    with pytest.raises(RoomRefused):
+        hub.find("plans", old)
+    assert hub.find("plans", old, member=carol.id) is plans, "the people inside stay in with the old link"
+    assert hub.find("plans", new) is plans
+    hub.join("plans", "id-dave", "Dave", "tab-d", new)  # the new link lets newcomers in
+    assert [p.nickname for p in plans.view().participants] == ["Alice", "Carol", "Dave"]
+
+
+def test_a_removal_in_a_public_room_changes_no_link(hub_on_store):
+    hub = hub_on_store(room_empty_grace_seconds=60)
+    garden, alice = hub.join("garden", "id-alice", "Alice", "tab-a")
+    _, bob = hub.join("garden", "id-bob", "Bob", "tab-b")
+    garden.remove_participant(alice.id, bob.id)
+    assert garden.invite_secret is None and not garden.private

@@ -4,9 +4,12 @@ reply policy, and the host's controls, which only the host sees."""
 from __future__ import annotations
 
 import pytest
+from streamlit.testing.v1 import AppTest
 
+from shared.hub import PRIVATE_ROOM
 from shared.messages import ReplyPolicy
-from tests.pages import get_room, join, notices, send, sidebar_people, unescape, wait_until
+from shared.web.resources import get_hub
+from tests.pages import APP, get_room, join, notices, send, sidebar_people, unescape, wait_until
 
 pytestmark = pytest.mark.usefixtures("fresh_app")
 
@@ -117,3 +120,34 @@ def test_when_it_can_help_is_a_third_choice_and_the_room_page_counts_its_decisio
     room_page(alice)
     page = " ".join(m.value for m in alice.markdown)
     assert "When it can help: **1** batch answered, **1** let pass" in page
+
+
+def open_private(room: str, secret: str, token: str | None = None):
+    at = AppTest.from_file(APP, default_timeout=15)
+    if token:
+        at.session_state["token"] = token
+    at.query_params["room"], at.query_params["invite"] = room, secret
+    return at.run()
+
+
+@pytest.mark.promise_host
+@pytest.mark.promise_private_rooms
+def test_a_removal_in_a_private_room_gives_the_people_inside_a_new_link_and_refuses_the_old_one():
+    plans = get_hub().open_room("plans", private=True)
+    old = plans.invite_secret
+    alice, bob, carol = (join(name, open_private("plans", old)) for name in ("Alice", "Bob", "Carol"))
+    room_page(alice)
+    buttons(alice, "Remove")[0].click().run()  # the first person after Alice: Bob
+    new = plans.invite_secret
+    assert new != old
+
+    for person in (alice, carol):
+        chat_page(person)
+        assert not person.exception and not person.error and person.chat_input, "still in the room"
+        assert person.query_params["invite"] == new
+        assert any(new in c.value and old not in c.value for c in person.caption), (
+            "the page shows the new link"
+        )
+    stranger = open_private("plans", old)  # Bob in a private window: a new browser with the old link
+    assert [e.value for e in stranger.error] == [PRIVATE_ROOM]
+    assert [t for t in stranger.text_input if t.label == "Nickname"] == []

@@ -92,8 +92,12 @@ def _check_host(state: RoomState, participant_id: str) -> None:
         raise HostOnly(NOT_HOST)
 
 
-def remove(change: RoomChange, host_id: str, participant_id: str, now: datetime) -> str | None:
-    """The host removes someone: they leave at once, and their browser may not join again.
+def remove(
+    change: RoomChange, host_id: str, participant_id: str, now: datetime, new_invite: str | None = None
+) -> str | None:
+    """The host removes someone: they leave at once, and their browser may not join again. A private
+    room's invite link changes with it (`new_invite`, a fresh secret): in another browser, or a private
+    window, the removed person would otherwise come back under a new nickname with the link they have.
 
     Returns the removed person's nickname; None if they were not here (already gone, or a second run).
     """
@@ -108,6 +112,8 @@ def remove(change: RoomChange, host_id: str, participant_id: str, now: datetime)
         change.nothing()
         return None
     state.recent_posts.pop(participant_id, None)
+    if state.invite_secret is not None and new_invite:
+        state.invite_secret = new_invite
     host = state.participants[host_id]
     change.add(Role.SYSTEM, f"{host.nickname} removed {participant.nickname} from the room.", now)
     change.people_changed = True

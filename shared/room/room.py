@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import hmac
 import logging
+import secrets
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -45,6 +46,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 CLOSE_WAIT_SECONDS = 5.0
+INVITE_BYTES = 24  # of a private room's invite secret (32 characters in the link)
 
 
 def utcnow() -> datetime:
@@ -282,8 +284,9 @@ class Room:
         self._change(lambda change: hosting.set_instructions(change, participant_id, text, self._now()))
 
     def remove_participant(self, host_id: str, participant_id: str) -> None:
-        """Raises `HostOnly` unless `host_id` is the host now."""
-        self._change(lambda change: hosting.remove(change, host_id, participant_id, self._now()))
+        """Raises `HostOnly` unless `host_id` is the host now. A private room gets a new invite link."""
+        new_invite = secrets.token_urlsafe(INVITE_BYTES)
+        self._change(lambda change: hosting.remove(change, host_id, participant_id, self._now(), new_invite))
         self.store.forget_presence(self.name, participant_id)
 
     def lock(self, host_id: str, locked: bool = True) -> None:
