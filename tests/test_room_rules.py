@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from shared.attachments import MB
 from shared.errors import JoinRefused, MessageRefused, RoomClosed
 from shared.messages import Message, ReplyPolicy, Role, Status, Turn
 from shared.room import lifetime, presence, talk, turns
@@ -55,7 +56,15 @@ class HeldRoom:
     def post(self, nickname: str, text: str, *, clock: float = 0.0, rate=RATE) -> Message:
         who = f"id-{nickname.lower()}"
         return self.run(
-            talk.post, who, text, [], [], assistant_name="Assistant", rate=rate, clock=clock, now=NOW
+            talk.post,
+            who,
+            text,
+            [],
+            files_limit=MB,
+            assistant_name="Assistant",
+            rate=rate,
+            clock=clock,
+            now=NOW,
         )
 
     def start_turn(self, fence: int | None = FENCE) -> Turn | None:

@@ -86,7 +86,8 @@ class Room:
         self.generation = self._record.state.generation
         self.created_at = self._record.state.created_at
         # Attached files' bytes, kept apart from the messages (which carry only what each file is).
-        self.attachments = self.store.files(name, settings.max_room_attachments_mb * MB)
+        self.attachments = self.store.files(name)
+        self._files_limit = settings.max_room_attachments_mb * MB
         self._seen = SeenMarks(self.store, name)  # this process's sessions and what their pages drew
         if self.store.shared:
             self._ensure_worker()  # any process may have to take over a room whose worker died
@@ -109,6 +110,9 @@ class Room:
             self._mirror.gone()
             raise RoomClosed(presence.CLOSED) from None
         self._mirror.take_own(last[0])
+        for attachment_id in last[0].files_let_go:  # let go of in the change: its messages say so already
+            with contextlib.suppress(StoreUnavailable):
+                self.attachments.drop(attachment_id)
         return result
 
     def sync(self, version: int | None = None, grown: Growth | None = None, *, again: bool = False) -> None:
@@ -312,16 +316,16 @@ class Room:
         likely_asks = self._read(lambda state: state.policy is not ReplyPolicy.WHEN_MENTIONED)
         if likely_asks or talk.mentions(text, settings.assistant_name):
             self._ensure_worker()  # before the message: it waits for it, and the sender sees it first
-        # The bytes go first (a change may run more than once); a refused message takes them back.
-        dropped = [
-            old for attachment, data in attachments for old in self.attachments.put(attachment.id, data)
-        ]
+        # The bytes go first (a change may run more than once); a refused message takes them back. Older
+        # files go only in the change that accepts the message (`talk.keep_files`).
+        for attachment, data in attachments:
+            self.attachments.put(attachment.id, data)
         rule = partial(
             talk.post,
             participant_id=participant_id,
             text=text,
             attachments=[attachment for attachment, _ in attachments],
-            dropped=dropped,
+            files_limit=self._files_limit,
             replying_to=replying_to,
             assistant_name=settings.assistant_name,
             rate=(settings.rate_limit_messages, settings.rate_limit_seconds),
@@ -451,8 +455,10 @@ class Room:
         too big) and kept in the room's files, within MAX_ROOM_ATTACHMENTS_MB.
         """
         checked = [(check_upload(p.name, p.data, self.settings.max_attachment_mb), p.data) for p in pictures]
-        # The bytes go first (a change may run more than once); a turn that is over takes them back.
-        dropped = [old for attachment, data in checked for old in self.attachments.put(attachment.id, data)]
+        # The bytes go first (a change may run more than once); a turn that is over takes them back. Older
+        # files go only in the change that puts the pictures on the reply.
+        for attachment, data in checked:
+            self.attachments.put(attachment.id, data)
         rule = partial(
             dress.dress_reply,
             turn=turn,
@@ -460,7 +466,7 @@ class Room:
             activity=activity,
             sources=sources,
             pictures=[attachment for attachment, _ in checked],
-            dropped=dropped,
+            files_limit=self._files_limit,
             author=self.settings.assistant_name,
         )
         writing = False

@@ -58,8 +58,27 @@ def check_rate(change: RoomChange, participant_id: str, limit: int, window: floa
     change.state.recent_posts[participant_id] = [*recent, clock]
 
 
+def keep_files(change: RoomChange, message_id: int, files: Sequence[Attachment], limit: int) -> None:
+    """The room keeps the bytes of `files` (on message `message_id`). Past `limit` bytes in all, the oldest
+    files go in this same change: their messages say so, and their bytes are let go of once it commits
+    (`RoomChange.files_let_go`). So a message that is refused lets nothing go. The newest file stays,
+    whatever its size."""
+    state = change.state
+    for file in files:
+        state.attachment_messages[file.id] = message_id
+        state.kept_files[file.id] = file.size
+    total = sum(state.kept_files.values())
+    going: list[str] = []
+    while total > limit and len(state.kept_files) > 1:
+        oldest = next(iter(state.kept_files))
+        total -= state.kept_files.pop(oldest)
+        going.append(oldest)
+    mark_dropped(change, going)
+    change.files_let_go.extend(going)
+
+
 def mark_dropped(change: RoomChange, dropped: Sequence[str]) -> None:
-    """Older files were dropped to make room for new ones: their messages say so, for everyone."""
+    """Older files were let go of to make room for new ones: their messages say so, for everyone."""
     owners = change.state.attachment_messages
     for message_id in sorted({owners.pop(a) for a in dropped if a in owners}):
         older = change.message(message_id)
@@ -72,8 +91,8 @@ def post(
     participant_id: str,
     text: str,
     attachments: Sequence[Attachment],
-    dropped: Sequence[str],
     *,
+    files_limit: int,
     assistant_name: str,
     rate: tuple[int, float],
     clock: float,
@@ -82,7 +101,7 @@ def post(
 ) -> Message:
     """Add a person's message: queued for the assistant, or kept as what the next turn hears, or left for
     the assistant to decide about, by the room's reply policy. `rate`: (messages, seconds) allowed;
-    `dropped`: attachments whose bytes went to make room for these; `replying_to`: the id of the message
+    `files_limit`: the bytes of files the room keeps (older files go past it); `replying_to`: the id of the message
     it replies to, quoted as it is now (a deleted one as "a deleted message")."""
     state = change.state
     participant = state.participants.get(participant_id)
@@ -102,11 +121,9 @@ def post(
         attachments=tuple(attachments),
         quote=quote,
     )
-    for attachment in attachments:
-        state.attachment_messages[attachment.id] = message.id
+    keep_files(change, message.id, attachments, files_limit)
     if quote is not None:
         state.quoted_by.setdefault(quote.id, []).append(message.id)
-    mark_dropped(change, dropped)
     if asks and state.undecided:  # a mention answers now: what was said before it goes along
         state.context.extend(state.undecided)
         state.undecided = []
@@ -238,6 +255,7 @@ def delete(
     _unquote(change, message)
     for attachment in message.attachments:
         state.attachment_messages.pop(attachment.id, None)
+        state.kept_files.pop(attachment.id, None)
     if not _unqueue(state, message_id):
         state.to_forget.append(message)
     return tuple(a.id for a in message.attachments)
