@@ -13,7 +13,17 @@ from dataclasses import replace
 from datetime import datetime
 
 from shared.errors import MessageRefused
-from shared.messages import QUOTE_CHARS, REACTIONS, Attachment, Message, Quote, ReplyPolicy, Role, Status
+from shared.messages import (
+    QUOTE_CHARS,
+    REACTIONS,
+    Attachment,
+    Message,
+    Quote,
+    ReplyPolicy,
+    Role,
+    Status,
+    is_reactor,
+)
 from shared.room.turns import end_turn
 from shared.store import RoomChange, RoomState
 
@@ -189,15 +199,22 @@ def _said_message(change: RoomChange, message_id: int, outcome: str = "nothing c
     return message
 
 
-def toggled(
-    reactions: tuple[tuple[str, tuple[str, ...]], ...], emoji: str, nickname: str
-) -> tuple[tuple[str, tuple[str, ...]], ...]:
-    """`reactions` with `nickname`'s `emoji` added, or taken away if it was there; in REACTIONS order,
-    none empty."""
-    who = dict(reactions)
-    names = who.get(emoji, ())
-    who[emoji] = tuple(n for n in names if n != nickname) if nickname in names else (*names, nickname)
-    return tuple((e, who[e]) for e in REACTIONS if who.get(e))
+def toggled(message: Message, emoji: str, participant_id: str, nickname: str) -> Message:
+    """`message` with the person's `emoji` added, or taken away if it was theirs; in REACTIONS order, none
+    empty. A reaction is the person's by their participant id (shown by the nickname they had): someone who
+    comes later with the same nickname is someone else."""
+    people = {e: message.reactors(e) for e, _ in message.reactions}
+    theirs = [who for who in people.get(emoji, []) if is_reactor(who, participant_id, nickname)]
+    if theirs:
+        people[emoji] = [who for who in people[emoji] if who not in theirs]
+    else:
+        people[emoji] = [*people.get(emoji, []), (participant_id, nickname)]
+    kept = [e for e in REACTIONS if people.get(e)]
+    return replace(
+        message,
+        reactions=tuple((e, tuple(name for _, name in people[e])) for e in kept),
+        reacted_by=tuple((e, tuple(who for who, _ in people[e])) for e in kept),
+    )
 
 
 def react(
@@ -221,7 +238,7 @@ def react(
     if message.deleted:
         raise MessageRefused(DELETED)
     check_rate(change, participant_id, *rate, clock)
-    change.put(replace(message, reactions=toggled(message.reactions, emoji, participant.nickname)))
+    change.put(toggled(message, emoji, participant_id, participant.nickname))
 
 
 def delete(
@@ -248,6 +265,7 @@ def delete(
             attachments=(),
             quote=None,
             reactions=(),
+            reacted_by=(),
             deleted=True,
             status=Status.COMPLETE,
         )
