@@ -19,6 +19,7 @@ from shared.catch_up import CatchUps
 from shared.errors import AttachmentRefused, CatchUpRefused, MessageRefused
 from shared.messages import Picture, Role, Turn
 from shared.room import Room
+from tests import pages
 from tests.fakes import Clock, Gate, ScriptedAssistant, fast_settings, wait_for_workers_to_end, wait_until
 
 
@@ -356,3 +357,17 @@ def test_a_drawing_for_a_turn_that_is_over_lets_no_earlier_file_go(room_on_store
     assert room.dress_reply(over, -1, pictures=[drawing]) == (False, None)
     assert room.attachments.get(first.attachments[0].id) == BIG
     assert files_shown(room) == before and room.attachments.size == len(BIG)
+
+
+@pytest.mark.usefixtures("fresh_app")
+@pytest.mark.promise_attachments
+def test_a_message_whose_file_the_room_let_go_of_says_so_on_the_page(monkeypatch):
+    monkeypatch.setenv("MAX_ROOM_ATTACHMENTS_MB", "1")
+    alice = pages.join("Alice", pages.open_page(token="id-alice"))
+    room = pages.get_room()
+    room.post("id-alice", "one", [(check_upload("one.pdf", BIG, 10), BIG)])
+    room.post("id-alice", "two", [(check_upload("two.pdf", BIG, 10), BIG)])  # the first file goes
+    alice.run()
+    gone = [c.value for c in alice.caption if "no longer kept" in c.value]
+    assert gone == [":material/hide_image: one\\.pdf (614 KB) is no longer kept by the room."]
+    assert [b.label for b in alice.get("download_button") if ".pdf" in b.label] == ["two\\.pdf · 614 KB"]
