@@ -3,7 +3,7 @@
 import streamlit as st
 
 from shared.web import actions, chat_box, conversation, header, live, membership, resources, routing, sidebar
-from shared.web.join_form import join_form
+from shared.web.join_form import first_join, join_form
 
 routing.own_navigation()
 settings = resources.settings_or_stop()
@@ -11,6 +11,10 @@ hub = resources.get_hub()
 room = routing.current_room()
 
 st.title(":material/forum: Shared chat room")
+if room is None:  # nobody is in it: looking opens nothing, the first join does
+    header.assistant_banner(settings, hub.assistant.label)
+    first_join(routing.room_name())
+    st.stop()
 header.invite_line(room)
 instructions_slot = st.empty()  # what the room is for, in one line: kept up to date by the live page
 with instructions_slot.container():
@@ -20,7 +24,7 @@ header.budget_stop(room, settings)  # which daily budget, the room's or the app'
 me = membership.current_participant(room)
 people_slot, policy_slot = sidebar.sidebar(room, me, settings, hub.assistant.label)
 if me is None:
-    join_form(room)
+    join_form(room.name, room.invite_secret)
     st.stop()
 
 chat_box.post(room, me, chat_box.chat_box())

@@ -13,6 +13,11 @@ routing.own_navigation()
 settings = resources.settings_or_stop()
 hub = resources.get_hub()
 room = routing.current_room()
+if room is None:  # nobody is in it: looking opens nothing
+    st.title(f":material/info: Room {routing.room_name()}")
+    st.info("Nobody is in this room yet: it opens when someone joins it.", icon=":material/meeting_room:")
+    st.page_link(routing.CHAT_PAGE, label="Join it on the chat page", icon=":material/forum:")
+    st.stop()
 st.title(f":material/info: Room {room.name}")
 # A browser the host removed sees one sentence here, and nothing more.
 me = membership.current_participant(room)

@@ -1,8 +1,9 @@
 """Files attached to messages: what a file is (checked from its bytes), and where a room keeps the bytes.
 
 A `Message` carries only an `Attachment` (name, type, size, picture size); the bytes live in the room's
-`AttachmentStore`, so pages that copy and compare messages never copy files. The store is bounded per room:
-past its limit the oldest files' bytes go, and the room marks their messages so everyone sees it.
+`AttachmentStore`, so pages that copy and compare messages never copy files. A room is bounded
+(MAX_ROOM_ATTACHMENTS_MB): which files go past it is the room's rule (`shared.room.talk.keep_files`), decided
+in the same change as the message that brings new ones; the store only holds bytes and lets them go.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 import io
 import threading
 import uuid
-from collections import OrderedDict
 
 from PIL import Image, UnidentifiedImageError
 
@@ -114,25 +114,19 @@ def preview(data: bytes, max_width: int) -> bytes:
 
 
 class AttachmentStore:
-    """One room's file bytes by attachment id, at most `limit` bytes; the oldest go first."""
+    """One room's file bytes by attachment id (in this process's memory)."""
 
-    def __init__(self, limit: int):
-        self.limit = limit
-        self._files: OrderedDict[str, bytes] = OrderedDict()
+    def __init__(self) -> None:
+        self._files: dict[str, bytes] = {}
         self._size = 0
         self._lock = threading.Lock()
 
-    def put(self, attachment_id: str, data: bytes) -> list[str]:
-        """Keep a file; return the ids of older files whose bytes were dropped to make room for it."""
-        dropped = []
+    def put(self, attachment_id: str, data: bytes) -> None:
+        """Keep a file's bytes (once: a second put of the same id changes nothing)."""
         with self._lock:
-            self._files[attachment_id] = data
-            self._size += len(data)
-            while self._size > self.limit and len(self._files) > 1:
-                old_id, old = self._files.popitem(last=False)
-                self._size -= len(old)
-                dropped.append(old_id)
-        return dropped
+            if attachment_id not in self._files:
+                self._files[attachment_id] = data
+                self._size += len(data)
 
     def get(self, attachment_id: str) -> bytes | None:
         with self._lock:

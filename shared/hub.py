@@ -26,7 +26,9 @@ from shared.assistant import Assistant, make_assistant
 from shared.config import Settings
 from shared.errors import ChatError, RoomClosed, RoomRefused
 from shared.messages import Participant
+from shared.nicknames import clean_nickname
 from shared.room import CLOSE_WAIT_SECONDS, CLOSED, Room, lifetime
+from shared.room.room import INVITE_BYTES
 from shared.sessions import Sessions
 from shared.store import Closing, Growth, Store, StoreUnavailable, make_store
 from shared.worker.lease import HOLDER
@@ -113,22 +115,37 @@ class Hub:
                 room.sync(again=version == 0)
 
     def room(self, name: str = DEFAULT_ROOM, invite: str | None = None) -> Room:
-        """The room called `name`, created (public) on first use, again after it emptied and closed.
+        """The room called `name`, opened (public) if none is: a join's, never a mere look's (`find`).
 
         A private room opens only with its invite secret; its name alone raises `RoomRefused`, as does
         a new room past `MAX_ROOMS`.
         """
         with self._lock:
-            room = self._open_room(name)
-            if room is not None:
-                if not room.admits(invite):
-                    raise RoomRefused(PRIVATE_ROOM)
-                return room
-            if invite:
-                raise RoomRefused(
-                    f"The private room {name} has closed (everyone left), so its invite link no longer works."
-                )
-            return self._new_room(name, private=False)
+            room = self._admitted(name, invite)
+            return room if room is not None else self._new_room(name, private=False)
+
+    def find(self, name: str, invite: str | None = None, *, member: str | None = None) -> Room | None:
+        """The open room called `name`, or None if none is open. Looking at a room opens nothing: a
+        stranger who tries many addresses fills no place under `MAX_ROOMS` and, with Redis, starts no
+        reply worker in any process. Refuses (`RoomRefused`) what `room` refuses but the limit, except
+        that a `member` (participant id) who is in a private room now needs no invite: its link changes
+        when the host removes someone, and the people inside stay in."""
+        with self._lock:
+            return self._admitted(name, invite, member)
+
+    def _admitted(self, name: str, invite: str | None, member: str | None = None) -> Room | None:
+        """Under the hub's lock: the open room that `invite` (or being in it) lets in, or None if no room
+        of that name is open (RoomRefused for an invite to a private room that has closed)."""
+        room = self._open_room(name)
+        if room is not None:
+            if not room.admits(invite) and not (member and room.here(member)):
+                raise RoomRefused(PRIVATE_ROOM)
+            return room
+        if invite:
+            raise RoomRefused(
+                f"The private room {name} has closed (everyone left), so its invite link no longer works."
+            )
+        return None
 
     def open_room(self, name: str, *, private: bool) -> Room:
         """Open a room from the Rooms page: an open public room of that name is simply joined.
@@ -181,15 +198,19 @@ class Hub:
             self.assistant,
             self.store,
             clock=self._clock,
-            invite_secret=secrets.token_urlsafe(24) if private else None,
+            invite_secret=secrets.token_urlsafe(INVITE_BYTES) if private else None,
             spent=spent,
+            # The default room belongs to nobody: whoever happens to come first must not rule it.
+            hosted=name != DEFAULT_ROOM or self.settings.default_room_host,
         )
         return room
 
     def join(
         self, name: str, participant_id: str, nickname: str, session_id: str, invite: str | None = None
     ) -> tuple[Room, Participant]:
-        """Join the room called `name`: the person lands in an open room, never in one that just closed."""
+        """Join the room called `name`, opening it if nobody is in it: the person lands in an open room,
+        never in one that just closed. A nickname the rules refuse opens nothing."""
+        clean_nickname(nickname, self.settings.assistant_name)
         while True:
             room = self.room(name, invite)
             try:

@@ -125,9 +125,34 @@ class Message:
     quote: Quote | None = None  # a person's message: the message it replies to
     # Who reacted how: (emoji, nicknames in the order they reacted), emojis in REACTIONS order, none empty.
     reactions: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    # The same reactions by participant id, in the same order: a reaction belongs to the person who made
+    # it, not to whoever has their nickname later. Stored before ids were kept, a reaction has none here
+    # (its id counts as "") and is known by its nickname alone.
+    reacted_by: tuple[tuple[str, tuple[str, ...]], ...] = ()
     deleted: bool = False  # its author took it back: text, files, quote and reactions are gone
     sources: tuple[Source, ...] = ()  # an assistant's reply: the web pages it cites, each once
     activity: str = ""  # an assistant's reply while it is written: what it is doing besides writing
+
+    def reactors(self, emoji: str) -> list[tuple[str, str]]:
+        """(participant id, nickname) of each person who put `emoji` on the message, in order ("" for an
+        id that was not kept)."""
+        names, ids = dict(self.reactions).get(emoji, ()), dict(self.reacted_by).get(emoji, ())
+        return list(zip(ids + ("",) * (len(names) - len(ids)), names, strict=False))
+
+    def reactions_of(self, participant_id: str, nickname: str) -> tuple[str, ...]:
+        """The emojis this person put on the message."""
+        return tuple(
+            emoji
+            for emoji, _ in self.reactions
+            if any(is_reactor(who, participant_id, nickname) for who in self.reactors(emoji))
+        )
+
+
+def is_reactor(who: tuple[str, str], participant_id: str, nickname: str) -> bool:
+    """Whether a reaction's (participant id, nickname) is this person's: by id, or by nickname for a
+    reaction stored before ids were kept."""
+    reactor_id, reactor_name = who
+    return reactor_id == participant_id if reactor_id else reactor_name == nickname
 
 
 @dataclass(frozen=True)

@@ -32,8 +32,8 @@ def test_two_people_join_and_see_each_other():
     alice = join("Alice")
     bob = join("Bob")
     alice.run()  # Alice's page follows the room
-    assert sidebar_people(alice) == [":material/person: Alice (host) (you)", ":material/person: Bob"]
-    assert sidebar_people(bob) == [":material/person: Alice (host)", ":material/person: Bob (you)"]
+    assert sidebar_people(alice) == [":material/person: Alice (you)", ":material/person: Bob"]
+    assert sidebar_people(bob) == [":material/person: Alice", ":material/person: Bob (you)"]
     assert any("Bob joined." in n for n in notices(alice))
     assert not alice.exception and not bob.exception
 
@@ -236,7 +236,7 @@ def test_reload_is_the_same_person_not_a_leave_and_a_join():
     token = alice.session_state["token"]
     reloaded = open_page(token)
     assert reloaded.chat_input, "the reloaded tab is back in the room without asking again"
-    assert sidebar_people(reloaded) == [":material/person: Alice (host) (you)"]
+    assert sidebar_people(reloaded) == [":material/person: Alice (you)"]
     assert sum("Alice joined." in n for n in notices(reloaded)) == 1
 
 
@@ -246,7 +246,7 @@ def test_visiting_the_about_page_and_coming_back_keeps_you_in_the_room():
     alice.query_params.clear()  # the sidebar navigation drops the address's parameters
     alice.switch_page("pages/chat.py").run()
     assert alice.chat_input, "still in the room"
-    assert sidebar_people(alice) == [":material/person: Alice (host) (you)"]
+    assert sidebar_people(alice) == [":material/person: Alice (you)"]
     assert sum("Alice joined." in n for n in notices(alice)) == 1
 
 
@@ -256,7 +256,7 @@ def test_leaving_removes_the_person_for_everyone():
     next(b for b in bob.sidebar.button if b.label == "Leave the room").click().run()
     assert bob.text_input[0].label == "Nickname"
     alice.run()
-    assert sidebar_people(alice) == [":material/person: Alice (host) (you)"]
+    assert sidebar_people(alice) == [":material/person: Alice (you)"]
     assert any("Bob left." in n for n in notices(alice))
 
 

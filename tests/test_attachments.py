@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import io
 import json
+import os
+from datetime import UTC, datetime
 
 import pytest
 from PIL import Image
@@ -15,9 +17,10 @@ from shared.assistant.offline import OfflineAssistant
 from shared.attachments import MB, AttachmentStore, check_upload, preview, sniff
 from shared.catch_up import CatchUps
 from shared.errors import AttachmentRefused, CatchUpRefused, MessageRefused
-from shared.messages import Role
+from shared.messages import Picture, Role, Turn
 from shared.room import Room
-from tests.fakes import Gate, ScriptedAssistant, fast_settings, wait_until
+from tests import pages
+from tests.fakes import Clock, Gate, ScriptedAssistant, fast_settings, wait_for_workers_to_end, wait_until
 
 
 def picture(kind: str = "PNG", size: tuple[int, int] = (64, 48)) -> bytes:
@@ -90,12 +93,14 @@ def test_a_file_over_the_limit_is_refused_naming_the_file_and_the_limit():
 
 
 @pytest.mark.promise_attachments
-def test_the_store_drops_the_oldest_files_past_its_limit():
-    store = AttachmentStore(limit=10)
-    assert store.put("a", b"12345") == []
-    assert store.put("b", b"12345") == []
-    assert store.put("c", b"123") == ["a"]
-    assert (store.get("a"), store.get("b"), store.get("c"), store.size) == (None, b"12345", b"123", 8)
+def test_the_store_keeps_bytes_once_and_lets_them_go_when_told():
+    store = AttachmentStore()
+    store.put("a", b"12345")
+    store.put("a", b"12345")  # sent again: kept once
+    store.put("b", b"123")
+    assert (store.get("a"), store.get("b"), store.size) == (b"12345", b"123", 8)
+    store.drop("a")
+    assert (store.get("a"), store.size) == (None, 3)
     store.clear()
     assert (store.get("b"), store.size) == (None, 0)
 
@@ -279,3 +284,90 @@ def test_a_wide_picture_is_shown_from_a_small_copy_and_a_small_one_as_it_is():
     with Image.open(io.BytesIO(preview(wide, 360))) as shown:
         assert shown.size == (360, 270)
     assert preview(small, 360) is small
+
+
+# --- a refused post changes nothing (on both stores) ----------------------------------------------
+
+
+@pytest.fixture
+def room_on_store(store):
+    """`make(**settings)`: a room with Alice and Bob on the test's store (memory, or a real Redis), its
+    clock moved only by hand (so a flood limit holds for the whole test)."""
+    rooms: list[Room] = []
+    assistant = ScriptedAssistant()
+
+    def make(**settings) -> Room:
+        room = Room("lobby", fast_settings(**settings), assistant, store, clock=Clock())
+        room.join("id-Alice", "Alice", "tab-Alice")
+        room.join("id-Bob", "Bob", "tab-Bob")
+        rooms.append(room)
+        return room
+
+    yield make
+    assistant.open_all_gates()
+    for room in rooms:
+        room.close()
+    wait_for_workers_to_end(store)
+
+
+def noise_picture(side: int = 500) -> bytes:
+    """A PNG of random pixels: it does not compress, so it weighs what its pixels do (~0.7 MB at 500)."""
+    out = io.BytesIO()
+    Image.frombytes("RGB", (side, side), os.urandom(side * side * 3)).save(out, format="PNG")
+    return out.getvalue()
+
+
+BIG = b"%PDF-1.4\n" + b"0" * (MB * 6 // 10)
+
+
+def files_shown(room: Room) -> dict[int, tuple]:
+    """The files of every message that has some, as pages show them (the assistant may answer meanwhile:
+    its replies and the messages' statuses are no concern here)."""
+    return {m.id: m.attachments for m in room.view().messages if m.attachments}
+
+
+@pytest.mark.promise_attachments
+def test_a_post_refused_for_flooding_lets_no_earlier_file_go(room_on_store):
+    room = room_on_store(max_room_attachments_mb=1, rate_limit_messages=2, rate_limit_seconds=60)
+    first = room.post("id-Alice", "one", [(check_upload("one.pdf", BIG, 10), BIG)])
+    room.post("id-Alice", "two")  # Alice's limit is reached
+    before = files_shown(room)
+    with pytest.raises(MessageRefused, match="Slow down"):
+        room.post("id-Alice", "three", [(check_upload("three.pdf", BIG, 10), BIG)])
+
+    assert room.attachments.get(first.attachments[0].id) == BIG, "the room's earlier file is still there"
+    assert files_shown(room) == before and room.attachments.size == len(BIG)
+
+    second = room.post("id-Bob", "four", [(check_upload("four.pdf", BIG, 10), BIG)])  # accepted: it goes now
+    assert room.attachments.get(first.attachments[0].id) is None
+    assert room.view().messages[first.id - 1].attachments[0].dropped, "its message says so, for everyone"
+    assert room.attachments.get(second.attachments[0].id) == BIG
+    assert room.attachments.size == len(BIG)
+
+
+@pytest.mark.promise_attachments
+def test_a_drawing_for_a_turn_that_is_over_lets_no_earlier_file_go(room_on_store):
+    room = room_on_store(max_room_attachments_mb=1)
+    first = room.post("id-Alice", "one", [(check_upload("one.pdf", BIG, 10), BIG)])
+    before = files_shown(room)
+    over = Turn(room="lobby", messages=(), history=(), present=(), now=datetime.now(UTC), number=99)
+    drawing = Picture(noise_picture(), "image/png", "drawing-1.png")
+    assert len(drawing.data) + len(BIG) > MB
+
+    assert room.dress_reply(over, -1, pictures=[drawing]) == (False, None)
+    assert room.attachments.get(first.attachments[0].id) == BIG
+    assert files_shown(room) == before and room.attachments.size == len(BIG)
+
+
+@pytest.mark.usefixtures("fresh_app")
+@pytest.mark.promise_attachments
+def test_a_message_whose_file_the_room_let_go_of_says_so_on_the_page(monkeypatch):
+    monkeypatch.setenv("MAX_ROOM_ATTACHMENTS_MB", "1")
+    alice = pages.join("Alice", pages.open_page(token="id-alice"))
+    room = pages.get_room()
+    room.post("id-alice", "one", [(check_upload("one.pdf", BIG, 10), BIG)])
+    room.post("id-alice", "two", [(check_upload("two.pdf", BIG, 10), BIG)])  # the first file goes
+    alice.run()
+    gone = [c.value for c in alice.caption if "no longer kept" in c.value]
+    assert gone == [":material/hide_image: one\\.pdf (614 KB) is no longer kept by the room."]
+    assert [b.label for b in alice.get("download_button") if ".pdf" in b.label] == ["two\\.pdf · 614 KB"]

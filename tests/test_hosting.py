@@ -14,12 +14,13 @@ import pytest
 import tests.test_redis_rooms as redis_tests
 from shared.assistant.offline import OfflineAssistant
 from shared.assistant.openai import turn_instructions
-from shared.errors import AssistantError, HostOnly, JoinRefused, JoinRemoved, MessageRefused
+from shared.errors import AssistantError, HostOnly, JoinRefused, JoinRemoved, MessageRefused, RoomRefused
+from shared.hub import DEFAULT_ROOM, Hub
 from shared.messages import Batch, Decision, Message, Participant, ReplyPolicy, Role, Turn
 from shared.room import MAX_INSTRUCTIONS_CHARS, hosting
 from shared.store import RoomChange, RoomState
 from shared.transcript import to_json, to_markdown
-from tests.fakes import fast_settings, wait_until
+from tests.fakes import fast_settings, wait_for_workers_to_end, wait_until
 from tests.test_room import join, replies, system_lines
 
 # The room fixtures (`assistant`, `clock`, `store`, `make_room`, `room`) come from tests/rooms.py through
@@ -235,8 +236,8 @@ def test_the_new_host_has_the_hosts_powers_and_the_old_one_has_none(room):
 def test_a_removal_and_a_lock_on_one_process_hold_on_the_other(shared_redis, make_hub):
     url = shared_redis.fresh_url()
     a, b = make_hub(url), make_hub(url)
-    room_a, alice = a.join("lobby", "id-alice", "Alice", "tab-a")
-    room_b, bob = b.join("lobby", "id-bob", "Bob", "tab-b")
+    room_a, alice = a.join("book-club", "id-alice", "Alice", "tab-a")
+    room_b, bob = b.join("book-club", "id-bob", "Bob", "tab-b")
     wait_until(lambda: room_b.host == alice.id, "B to know Alice hosts")
     with pytest.raises(HostOnly):
         room_b.remove_participant(bob.id, alice.id)
@@ -244,17 +245,62 @@ def test_a_removal_and_a_lock_on_one_process_hold_on_the_other(shared_redis, mak
     room_a.remove_participant(alice.id, bob.id)
     wait_until(lambda: not room_b.here(bob.id), "B to see Bob removed")
     with pytest.raises(JoinRemoved):
-        b.join("lobby", bob.id, "Bob", "tab-b2")
+        b.join("book-club", bob.id, "Bob", "tab-b2")
     room_a.lock(alice.id)
     wait_until(lambda: room_b.locked, "B to see the lock")
     with pytest.raises(JoinRefused, match="locked"):
-        b.join("lobby", "id-carol", "Carol", "tab-c")
+        b.join("book-club", "id-carol", "Carol", "tab-c")
 
 
-def test_the_lobby_has_a_host_too(shared_redis, make_hub):
-    hub = make_hub(shared_redis.fresh_url())
-    lobby, alice = hub.join("lobby", "id-alice", "Alice", "tab-a")
-    assert lobby.name == "lobby" and lobby.host == alice.id
+@pytest.fixture
+def hub_on_store(store, assistant):
+    """`make(**settings)`: a hub on the test's store (memory, or a real Redis)."""
+    hubs: list[Hub] = []
+
+    def make(**settings) -> Hub:
+        hubs.append(Hub(fast_settings(**settings), lambda _settings: assistant, reap_every=0.05, store=store))
+        return hubs[-1]
+
+    yield make
+    assistant.open_all_gates()
+    for hub in hubs:
+        hub.shutdown()
+    wait_for_workers_to_end(store)
+
+
+@pytest.mark.promise_host
+def test_the_default_room_belongs_to_nobody_and_a_room_someone_opened_has_its_host(hub_on_store):
+    hub = hub_on_store(room_empty_grace_seconds=60)
+    lobby, alice = hub.join(DEFAULT_ROOM, "id-alice", "Alice", "tab-a")
+    _, bob = hub.join(DEFAULT_ROOM, "id-bob", "Bob", "tab-b")
+    assert lobby.host is None and lobby.view().host is None, "whoever came first does not rule the lobby"
+    before = system_lines(lobby)
+    with pytest.raises(HostOnly):
+        lobby.lock(alice.id)
+    with pytest.raises(HostOnly):
+        lobby.remove_participant(alice.id, bob.id)
+    assert not lobby.locked and lobby.here(bob.id) and system_lines(lobby) == before
+    lobby.leave(alice.id)
+    assert lobby.host is None and system_lines(lobby)[-1] == "Alice left."  # nothing is handed on
+    hub.join(DEFAULT_ROOM, "id-carol", "Carol", "tab-c")  # nobody can lock anyone out
+
+    garden, dave = hub.join("garden", "id-dave", "Dave", "tab-d")
+    _, erin = hub.join("garden", "id-erin", "Erin", "tab-e")
+    assert garden.host == dave.id
+    garden.remove_participant(dave.id, erin.id)
+    garden.lock(dave.id)
+    assert garden.locked and not garden.here(erin.id)
+
+
+@pytest.mark.promise_host
+def test_default_room_host_gives_the_default_room_a_host_again(hub_on_store):
+    hub = hub_on_store(room_empty_grace_seconds=60, default_room_host=True)
+    lobby, alice = hub.join(DEFAULT_ROOM, "id-alice", "Alice", "tab-a")
+    hub.join(DEFAULT_ROOM, "id-bob", "Bob", "tab-b")
+    assert lobby.host == alice.id
+    lobby.lock(alice.id)
+    with pytest.raises(JoinRefused, match="locked"):
+        hub.join(DEFAULT_ROOM, "id-carol", "Carol", "tab-c")
 
 
 # --- "When it can help" -------------------------------------------------------------------------------
@@ -345,3 +391,34 @@ def test_the_offline_assistant_answers_questions_and_lets_statements_pass():
     assert offline.decide(batch("Really? I thought so.")).answer
     assert not offline.decide(batch("I liked chapter one.", "It was long.")).answer
     assert not offline.decide(batch("see example.com/?q=1")).answer
+
+
+@pytest.mark.promise_host
+@pytest.mark.promise_private_rooms
+def test_a_removal_in_a_private_room_changes_its_invite_link_and_the_old_one_is_refused(hub_on_store):
+    hub = hub_on_store(room_empty_grace_seconds=60)
+    plans = hub.open_room("plans", private=True)
+    old = plans.invite_secret
+    _, alice = hub.join("plans", "id-alice", "Alice", "tab-a", old)
+    _, bob = hub.join("plans", "id-bob", "Bob", "tab-b", old)
+    _, carol = hub.join("plans", "id-carol", "Carol", "tab-c", old)
+
+    plans.remove_participant(alice.id, bob.id)
+    new = plans.invite_secret
+    assert new != old and len(new) >= 32
+    with pytest.raises(RoomRefused):  # Bob again, in a private window: another browser, another nickname
+        hub.join("plans", "id-bob-private-window", "Robert", "tab-b2", old)
+    with pytest.raises(RoomRefused):
+        hub.find("plans", old)
+    assert hub.find("plans", old, member=carol.id) is plans, "the people inside stay in with the old link"
+    assert hub.find("plans", new) is plans
+    hub.join("plans", "id-dave", "Dave", "tab-d", new)  # the new link lets newcomers in
+    assert [p.nickname for p in plans.view().participants] == ["Alice", "Carol", "Dave"]
+
+
+def test_a_removal_in_a_public_room_changes_no_link(hub_on_store):
+    hub = hub_on_store(room_empty_grace_seconds=60)
+    garden, alice = hub.join("garden", "id-alice", "Alice", "tab-a")
+    _, bob = hub.join("garden", "id-bob", "Bob", "tab-b")
+    garden.remove_participant(alice.id, bob.id)
+    assert garden.invite_secret is None and not garden.private

@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 
 from shared.assistant.openai import DRAWING, SEARCHING, OpenAIAssistant
+from shared.attachments import MB
 from shared.hub import Hub
 from shared.messages import Activity, Message, Picture, Role, Source, Status, Turn
 from shared.room import Room
@@ -322,7 +323,7 @@ def held_turn() -> tuple[HeldRoom, Turn]:
 
 
 def dress(held: HeldRoom, turn: Turn, fence: int | None = FENCE, **dressing) -> tuple[bool, int | None]:
-    dressing = {"activity": None, "sources": (), "pictures": (), "dropped": (), **dressing}
+    dressing = {"activity": None, "sources": (), "pictures": (), "files_limit": 100 * MB, **dressing}
     return held.run(dress_reply, turn, fence, author="CatGPT", now=NOW, **dressing)
 
 

@@ -4,9 +4,12 @@ reply policy, and the host's controls, which only the host sees."""
 from __future__ import annotations
 
 import pytest
+from streamlit.testing.v1 import AppTest
 
+from shared.hub import PRIVATE_ROOM
 from shared.messages import ReplyPolicy
-from tests.pages import get_room, join, notices, send, sidebar_people, unescape, wait_until
+from shared.web.resources import get_hub
+from tests.pages import APP, get_room, join, notices, send, sidebar_people, unescape, wait_until
 
 pytestmark = pytest.mark.usefixtures("fresh_app")
 
@@ -21,6 +24,28 @@ def chat_page(at):
 
 def buttons(at, label: str):
     return [b for b in at.button if b.label == label]
+
+
+CLUB = "book-club"  # a room someone opened: its first person hosts it (the lobby belongs to nobody)
+
+
+@pytest.mark.promise_host
+def test_in_the_default_room_nobody_is_host_nobody_sees_host_controls_and_nobody_can_lock_it():
+    alice, bob = join("Alice"), join("Bob")
+    assert [unescape(p) for p in sidebar_people(alice.run())] == [
+        ":material/person: Alice (you)",
+        ":material/person: Bob",
+    ]
+    for person in (alice, bob):
+        room_page(person)
+        assert not person.exception
+        assert buttons(person, "Remove") == [] and [t for t in person.toggle if t.label == "Lock room"] == []
+    carol = join("Carol")
+    assert not carol.error and [p.nickname for p in get_room().view().participants] == [
+        "Alice",
+        "Bob",
+        "Carol",
+    ]
 
 
 def test_instructions_written_on_the_room_page_show_under_the_chat_title_for_everyone():
@@ -41,7 +66,7 @@ def test_instructions_written_on_the_room_page_show_under_the_chat_title_for_eve
 
 @pytest.mark.promise_host
 def test_only_the_host_sees_host_controls_and_is_marked_in_the_people_list():
-    alice, bob = join("Alice"), join("Bob")
+    alice, bob = join("Alice", room=CLUB), join("Bob", room=CLUB)
     assert [unescape(p) for p in sidebar_people(bob)] == [
         ":material/person: Alice (host)",
         ":material/person: Bob (you)",
@@ -72,11 +97,11 @@ def test_only_the_host_writes_and_locks_the_room_instructions_on_the_room_page()
 
 @pytest.mark.promise_host
 def test_the_host_removes_bob_whose_pages_then_show_one_sentence_and_no_nickname_form():
-    alice, bob = join("Alice"), join("Bob")
+    alice, bob = join("Alice", room=CLUB), join("Bob", room=CLUB)
     room_page(alice)
     buttons(alice, "Remove")[0].click().run()
     assert not alice.exception
-    assert [p.nickname for p in get_room().view().participants] == ["Alice"]
+    assert [p.nickname for p in get_room(CLUB).view().participants] == ["Alice"]
 
     bob.run()
     assert [e.value for e in bob.error] == [
@@ -88,13 +113,13 @@ def test_the_host_removes_bob_whose_pages_then_show_one_sentence_and_no_nickname
 
 
 def test_the_host_locks_the_room_and_a_newcomer_is_refused():
-    alice = join("Alice")
+    alice = join("Alice", room=CLUB)
     room_page(alice)
     next(t for t in alice.toggle if t.label == "Lock room").set_value(True).run()
-    assert get_room().locked
-    carol = join("Carol")
+    assert get_room(CLUB).locked
+    carol = join("Carol", room=CLUB)
     assert any("locked by its host" in e.value for e in carol.error)
-    assert [p.nickname for p in get_room().view().participants] == ["Alice"]
+    assert [p.nickname for p in get_room(CLUB).view().participants] == ["Alice"]
 
 
 def test_when_it_can_help_is_a_third_choice_and_the_room_page_counts_its_decisions():
@@ -110,3 +135,34 @@ def test_when_it_can_help_is_a_third_choice_and_the_room_page_counts_its_decisio
     room_page(alice)
     page = " ".join(m.value for m in alice.markdown)
     assert "When it can help: **1** batch answered, **1** let pass" in page
+
+
+def open_private(room: str, secret: str, token: str | None = None):
+    at = AppTest.from_file(APP, default_timeout=15)
+    if token:
+        at.session_state["token"] = token
+    at.query_params["room"], at.query_params["invite"] = room, secret
+    return at.run()
+
+
+@pytest.mark.promise_host
+@pytest.mark.promise_private_rooms
+def test_a_removal_in_a_private_room_gives_the_people_inside_a_new_link_and_refuses_the_old_one():
+    plans = get_hub().open_room("plans", private=True)
+    old = plans.invite_secret
+    alice, bob, carol = (join(name, open_private("plans", old)) for name in ("Alice", "Bob", "Carol"))
+    room_page(alice)
+    buttons(alice, "Remove")[0].click().run()  # the first person after Alice: Bob
+    new = plans.invite_secret
+    assert new != old
+
+    for person in (alice, carol):
+        chat_page(person)
+        assert not person.exception and not person.error and person.chat_input, "still in the room"
+        assert person.query_params["invite"] == new
+        assert any(new in c.value and old not in c.value for c in person.caption), (
+            "the page shows the new link"
+        )
+    stranger = open_private("plans", old)  # Bob in a private window: a new browser with the old link
+    assert [e.value for e in stranger.error] == [PRIVATE_ROOM]
+    assert [t for t in stranger.text_input if t.label == "Nickname"] == []

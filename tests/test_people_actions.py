@@ -17,9 +17,9 @@ from shared.attachments import check_upload
 from shared.errors import AssistantError, MessageRefused
 from shared.hub import Hub
 from shared.messages import QUOTE_CHARS, REACTIONS, Message, Quote, Role, Status
-from shared.room import Room
+from shared.room import Room, talk
 from shared.store import RoomState
-from shared.store.redis import RedisStore
+from shared.store.redis import RedisStore, _message
 from tests.fakes import Gate, fast_settings, wait_for_workers_to_end, wait_until
 
 PDF = b"%PDF-1.4\n1 0 obj << >> endobj\ntrailer << >>\n%%EOF\n"
@@ -115,6 +115,34 @@ def test_reactions_toggle_one_of_each_per_person_listed_in_reactions_order(room)
     room.react(bob, said.id, "🎉")  # pressed again: taken away
     room.react(alice, said.id, "👍")
     assert message(room, said.id).reactions == (("🎉", ("Alice",)),)
+
+
+def test_a_reaction_belongs_to_the_person_not_to_whoever_has_their_nickname_later(room):
+    alice, bob = join(room, "Alice"), join(room, "Bob")
+    said = room.post(bob, "Party at eight")
+    room.react(alice, said.id, "🎉")
+    room.leave(alice)
+    later = room.join("id-another-alice", "Alice", "tab-another-alice").id  # someone else, same nickname
+
+    room.react(later, said.id, "🎉")  # a reaction of her own, beside the first Alice's
+    assert message(room, said.id).reactions == (("🎉", ("Alice", "Alice")),)
+    room.react(later, said.id, "🎉")  # pressed again: hers goes, the first Alice's stays
+    assert message(room, said.id).reactions == (("🎉", ("Alice",)),)
+    assert message(room, said.id).reacted_by == (("🎉", (alice,)),)
+    assert message(room, said.id).reactions_of(later, "Alice") == (), "her page shows no reaction as hers"
+
+
+def test_reactions_stored_before_ids_were_kept_still_read_and_toggle_by_nickname():
+    stored = (
+        '{"id": 2, "role": "user", "text": "Party", "created_at": "2026-12-01T12:00:00Z", "author": "Bob",'
+        ' "reactions": [["👍", ["Alice", "Bob"]]]}'
+    )  # a message as an older version wrote it: no `reacted_by`
+    old = _message(stored)  # as Redis reads a message back (JSON, by pydantic)
+    assert old.reactions == (("👍", ("Alice", "Bob")),) and old.reactions_of("id-alice", "Alice") == ("👍",)
+    assert talk.toggled(old, "👍", "id-alice", "Alice").reactions == (("👍", ("Bob",)),)
+    both = talk.toggled(old, "🎉", "id-carol", "Carol")
+    assert both.reactions == (("👍", ("Alice", "Bob")), ("🎉", ("Carol",)))
+    assert both.reacted_by == (("👍", ("", "")), ("🎉", ("id-carol",)))
 
 
 def test_a_reaction_asks_nothing_of_the_assistant(room, assistant):

@@ -134,8 +134,8 @@ def test_only_a_quoted_message_holds_an_anchor():
 
 def test_a_messages_button_names_who_reacted_the_first_two_then_how_many_more_escaped():
     quote = Quote(1, "Alice", "Lunch?")
-    assert reactions_line(Menu(1, (), False, "Bob", quote)) == ""  # nobody reacted: the icon alone
-    row = Menu(1, (("👍", ("Bob", "Zoë", "Ann", "Cy")), ("🎉", ("*Al*",))), False, "Bob", quote)
+    assert reactions_line(Menu(1, (), False, (), quote)) == ""  # nobody reacted: the icon alone
+    row = Menu(1, (("👍", ("Bob", "Zoë", "Ann", "Cy")), ("🎉", ("*Al*",))), False, ("👍",), quote)
     assert reactions_line(row) == "👍 Bob, Zoë +2 · 🎉 \\*Al\\*"
 
 

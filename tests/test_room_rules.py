@@ -9,9 +9,10 @@ from typing import Any
 
 import pytest
 
-from shared.errors import JoinRefused, MessageRefused, RoomClosed
+from shared.attachments import MB
+from shared.errors import HostOnly, JoinRefused, MessageRefused, RoomClosed
 from shared.messages import Message, ReplyPolicy, Role, Status, Turn
-from shared.room import lifetime, presence, talk, turns
+from shared.room import hosting, lifetime, presence, talk, turns
 from shared.store import RoomChange, RoomState, Seen
 
 NOW = datetime(2026, 12, 3, 21, 0, tzinfo=UTC)
@@ -55,7 +56,15 @@ class HeldRoom:
     def post(self, nickname: str, text: str, *, clock: float = 0.0, rate=RATE) -> Message:
         who = f"id-{nickname.lower()}"
         return self.run(
-            talk.post, who, text, [], [], assistant_name="Assistant", rate=rate, clock=clock, now=NOW
+            talk.post,
+            who,
+            text,
+            [],
+            files_limit=MB,
+            assistant_name="Assistant",
+            rate=rate,
+            clock=clock,
+            now=NOW,
         )
 
     def start_turn(self, fence: int | None = FENCE) -> Turn | None:
@@ -90,6 +99,36 @@ def test_the_first_to_join_is_told_to_everyone_and_hosts(room):
     assert room.lines() == ["Alice joined.", "Bob joined."]
     assert room.state.host == "id-alice"
     assert room.state.empty_since is None
+
+
+@pytest.mark.promise_host
+def test_in_a_room_that_belongs_to_nobody_nobody_hosts_removes_or_locks():
+    room = HeldRoom()
+    room.state.hosted = False  # the default room, unless DEFAULT_ROOM_HOST is on
+    room.join("Alice", "Bob")
+    assert room.state.host is None
+    for rule, args in (
+        (hosting.set_locked, ("id-alice", True, NOW)),
+        (hosting.remove, ("id-alice", "id-bob", NOW)),
+    ):
+        with pytest.raises(HostOnly):
+            room.run(rule, *args)
+    room.run(presence.leave, "id-alice", 5.0, 100.0, NOW)
+    assert room.state.host is None and room.lines()[-1] == "Alice left."
+    assert not room.state.locked and list(room.state.participants) == ["id-bob"]
+
+
+@pytest.mark.promise_host
+@pytest.mark.promise_private_rooms
+def test_a_removal_gives_a_private_room_the_new_invite_and_a_public_one_none():
+    room = HeldRoom()
+    room.state.invite_secret = "old-secret"
+    room.join("Alice", "Bob", "Carol")
+    room.run(hosting.remove, "id-alice", "id-bob", NOW, "new-secret")
+    assert room.state.invite_secret == "new-secret" and room.state.removed == ["id-bob"]
+    room.state.invite_secret = None
+    room.run(hosting.remove, "id-alice", "id-carol", NOW, "another")
+    assert room.state.invite_secret is None
 
 
 def test_join_refuses_a_nickname_that_only_looks_different_from_one_taken():

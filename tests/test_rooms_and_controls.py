@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 
 import pytest
 
 from shared.messages import ReplyPolicy, Role, Status
 from shared.transcript import to_json, to_markdown
+from shared.web.resources import get_hub
 from tests.pages import (
     button,
     conversation,
@@ -36,7 +38,7 @@ def test_rooms_are_separate_people_and_conversations():
     bob.run()
     assert sidebar_people(bob) == [":material/person: Bob (host) (you)"]
     assert all("Chapter three" not in text for _, text in conversation(bob))
-    assert sidebar_people(carol) == [":material/person: Alice (host) (you)"]
+    assert sidebar_people(carol) == [":material/person: Alice (you)"]  # the lobby: nobody hosts
     assert [m.text for m in get_room("chess").view().messages if m.role is Role.USER] == []
     assert get_room("book-club").view().participants[0].nickname == "Alice"
 
@@ -138,3 +140,45 @@ def test_room_page_shows_people_assistant_policy_and_counts():
     assert "Alice" in page and "Bob" in page and "Offline demo assistant" in page
     assert "every message" in page
     assert [b.label for b in alice.get("download_button")] == ["Download Markdown", "Download JSON"]
+
+
+# --- looking at a room opens nothing ------------------------------------------------------------------
+
+
+@pytest.fixture(params=["memory", "redis"])
+def rooms_in(request, monkeypatch) -> str:
+    """Where the app keeps its rooms for the test: this process's memory, or a real Redis."""
+    if request.param == "redis":
+        monkeypatch.setenv("REDIS_URL", request.getfixturevalue("shared_redis").fresh_url())
+    return request.param
+
+
+def reply_workers(prefix: str) -> list[str]:
+    """The reply workers running in this process for rooms whose names start with `prefix`."""
+    return sorted(t.name for t in threading.enumerate() if t.name.startswith(f"reply-worker-{prefix}"))
+
+
+@pytest.mark.promise_max_rooms
+def test_looking_at_room_addresses_opens_no_room_and_fills_no_place_under_max_rooms(rooms_in, monkeypatch):
+    monkeypatch.setenv("MAX_ROOMS", "3")
+    stranger = open_page(room="peek-1")
+    said = []
+    for n in range(1, 6):  # more addresses than MAX_ROOMS, each on both of a room's pages
+        stranger.query_params["room"] = f"peek-{n}"
+        stranger.switch_page("pages/chat.py").run()
+        assert not stranger.exception and not errors(stranger)
+        assert [t.label for t in stranger.text_input] == ["Nickname"]  # the join form
+        said += [c.value for c in stranger.caption]
+        stranger.switch_page("pages/room.py").run()
+        assert not stranger.exception and not errors(stranger)
+    hub = get_hub()
+    assert hub.store.room_names() == [] and hub.rooms() == []
+    assert "Nobody is in room **peek-5** yet: it opens when someone joins." in " ".join(said)
+    assert reply_workers("peek-") == [], "no room, so no reply worker in this process"
+
+    people = [join(name, room=room) for name, room in (("Ann", "one"), ("Ben", "two"), ("Cy", "three"))]
+    assert all(not errors(at) and at.chat_input for at in people), "the first join opens each room"
+    assert sorted(hub.store.room_names()) == ["one", "three", "two"]
+    late = join("Dee", room="four")  # the limit counts rooms that people opened by joining
+    assert any("limit of 3 open rooms" in e for e in errors(late)) and not late.chat_input
+    assert sorted(hub.store.room_names()) == ["one", "three", "two"]

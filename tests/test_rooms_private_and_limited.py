@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared.errors import RoomRefused
+from shared.errors import JoinRefused, RoomRefused
 from shared.hub import PRIVATE_ROOM
 from tests import test_hub
 from tests.fakes import wait_until
@@ -86,3 +86,14 @@ def test_a_room_that_closes_frees_its_place(make_hub):
         hub.room("garden")
     wait_until(lambda: lobby.closed, "the empty lobby to close")
     assert hub.room("garden").name == "garden"
+
+
+@pytest.mark.promise_max_rooms
+def test_looking_for_a_room_opens_nothing_and_neither_does_a_refused_nickname(make_hub):
+    hub = make_hub(room_empty_grace_seconds=60, max_rooms=1)
+    assert [hub.find(f"peek-{n}") for n in range(5)] == [None] * 5
+    with pytest.raises(JoinRefused):
+        hub.join("garden", "id-ann", "  ", "tab-ann")
+    assert hub.store.room_names() == [] and hub.rooms() == []
+    garden, _ = hub.join("garden", "id-ann", "Ann", "tab-ann")  # the one place goes to the first join
+    assert hub.find("garden") is garden and hub.store.room_names() == ["garden"]

@@ -12,7 +12,7 @@ from dataclasses import replace
 from datetime import datetime
 
 from shared.messages import Attachment, Role, Source, Status, Turn
-from shared.room.talk import mark_dropped
+from shared.room.talk import keep_files
 from shared.store import RoomChange, turn_writable
 
 
@@ -24,7 +24,7 @@ def dress_reply(
     activity: str | None,
     sources: Sequence[Source],
     pictures: Sequence[Attachment],
-    dropped: Sequence[str],
+    files_limit: int,
     author: str,
     now: datetime,
 ) -> tuple[bool, int | None]:
@@ -32,7 +32,8 @@ def dress_reply(
 
     An activity or picture may come before the reply's first words: then this makes the reply, with no
     text yet, so everyone sees at once what the assistant is doing. Returns whether the worker still
-    writes the turn, and the reply's id. `dropped`: older files whose bytes went to make room for these.
+    writes the turn, and the reply's id. `files_limit`: the bytes of files the room keeps: past it, older
+    files go in this change (`keep_files`), never before the pictures are on the reply.
     """
     state = change.state
     if not turn_writable(state, fence, turn.number):
@@ -57,7 +58,5 @@ def dress_reply(
         change.nothing()
         return True, reply.id
     change.put(dressed)
-    for picture in pictures:
-        state.attachment_messages[picture.id] = reply.id
-    mark_dropped(change, dropped)
+    keep_files(change, reply.id, pictures, files_limit)
     return True, reply.id

@@ -2,7 +2,8 @@
 
 The host is whoever opened the room (its first person), then, when the host leaves, the person present
 longest. Only the host may remove someone or lock the room, and every such rule checks who is host in the
-room's state as it is now: a page that drew a host control once proves nothing.
+room's state as it is now: a page that drew a host control once proves nothing. The default room belongs to
+nobody (its state says it is not `hosted`, unless DEFAULT_ROOM_HOST is on): nobody there removes or locks.
 
 Each rule is a plain function over a `RoomChange` (testable without a room); `Room` runs them.
 """
@@ -86,7 +87,9 @@ def check_may_join(state: RoomState, participant_id: str) -> None:
 
 
 def take_host_if_none(state: RoomState, participant_id: str) -> None:
-    """Whoever opens the room (its first person) hosts it."""
+    """Whoever opens the room (its first person) hosts it; a room that belongs to nobody has no host."""
+    if not state.hosted:
+        return
     if state.host is None or state.host not in state.participants:
         state.host = participant_id
 
@@ -96,7 +99,7 @@ def hand_host_on(change: RoomChange, now: datetime) -> None:
     state = change.state
     if state.host in state.participants:
         return
-    if not state.participants:
+    if not state.participants or not state.hosted:
         state.host = None
         return
     heir = min(state.participants.values(), key=lambda p: p.joined_at)  # ties: the order they joined
@@ -106,12 +109,21 @@ def hand_host_on(change: RoomChange, now: datetime) -> None:
 
 
 def _check_host(state: RoomState, participant_id: str) -> None:
-    if state.closed or state.host != participant_id or participant_id not in state.participants:
+    if (
+        state.closed
+        or not state.hosted
+        or state.host != participant_id
+        or participant_id not in state.participants
+    ):
         raise HostOnly(NOT_HOST)
 
 
-def remove(change: RoomChange, host_id: str, participant_id: str, now: datetime) -> str | None:
-    """The host removes someone: they leave at once, and their browser may not join again.
+def remove(
+    change: RoomChange, host_id: str, participant_id: str, now: datetime, new_invite: str | None = None
+) -> str | None:
+    """The host removes someone: they leave at once, and their browser may not join again. A private
+    room's invite link changes with it (`new_invite`, a fresh secret): in another browser, or a private
+    window, the removed person would otherwise come back under a new nickname with the link they have.
 
     Returns the removed person's nickname; None if they were not here (already gone, or a second run).
     """
@@ -126,6 +138,8 @@ def remove(change: RoomChange, host_id: str, participant_id: str, now: datetime)
         change.nothing()
         return None
     state.recent_posts.pop(participant_id, None)
+    if state.invite_secret is not None and new_invite:
+        state.invite_secret = new_invite
     host = state.participants[host_id]
     change.add(Role.SYSTEM, f"{host.nickname} removed {participant.nickname} from the room.", now)
     change.people_changed = True

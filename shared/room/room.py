@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import hmac
 import logging
+import secrets
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -47,6 +48,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 CLOSE_WAIT_SECONDS = 5.0
+INVITE_BYTES = 24  # of a private room's invite secret (32 characters in the link)
 
 
 def utcnow() -> datetime:
@@ -66,6 +68,7 @@ class Room:
         open_only: bool = False,
         invite_secret: str | None = None,
         spent: tuple[str | None, int] = (None, 0),
+        hosted: bool = True,
     ):
         self.name = name
         self.settings = settings
@@ -75,7 +78,9 @@ class Room:
         self._clock = clock  # presence, rate limits and emptiness; wall time when processes share rooms
         self._worker: ReplyWorker | None = None
         self._worker_lock = threading.Lock()
-        fresh, welcome = lifetime.fresh_room(settings.assistant_name, now(), clock(), invite_secret, spent)
+        fresh, welcome = lifetime.fresh_room(
+            settings.assistant_name, now(), clock(), invite_secret, spent, hosted=hosted
+        )
         self._mirror = Mirror.open(
             self.store, name, fresh, welcome, open_only=open_only, on_synced=self._tell_worker
         )
@@ -83,7 +88,8 @@ class Room:
         self.generation = self._record.state.generation
         self.created_at = self._record.state.created_at
         # Attached files' bytes, kept apart from the messages (which carry only what each file is).
-        self.attachments = self.store.files(name, settings.max_room_attachments_mb * MB)
+        self.attachments = self.store.files(name)
+        self._files_limit = settings.max_room_attachments_mb * MB
         # Every call to the model for this room goes through it (`shared.spending.may_spend`).
         self.purse = Purse(self.store, name, settings, now)
         self._seen = SeenMarks(self.store, name)  # this process's sessions and what their pages drew
@@ -108,6 +114,9 @@ class Room:
             self._mirror.gone()
             raise RoomClosed(presence.CLOSED) from None
         self._mirror.take_own(last[0])
+        for attachment_id in last[0].files_let_go:  # let go of in the change: its messages say so already
+            with contextlib.suppress(StoreUnavailable):
+                self.attachments.drop(attachment_id)
         return result
 
     def sync(self, version: int | None = None, grown: Growth | None = None, *, again: bool = False) -> None:
@@ -296,8 +305,9 @@ class Room:
         self._change(lambda change: hosting.set_instructions_locked(change, host_id, locked, self._now()))
 
     def remove_participant(self, host_id: str, participant_id: str) -> None:
-        """Raises `HostOnly` unless `host_id` is the host now."""
-        self._change(lambda change: hosting.remove(change, host_id, participant_id, self._now()))
+        """Raises `HostOnly` unless `host_id` is the host now. A private room gets a new invite link."""
+        new_invite = secrets.token_urlsafe(INVITE_BYTES)
+        self._change(lambda change: hosting.remove(change, host_id, participant_id, self._now(), new_invite))
         self.store.forget_presence(self.name, participant_id)
 
     def lock(self, host_id: str, locked: bool = True) -> None:
@@ -323,16 +333,16 @@ class Room:
         likely_asks = self._read(lambda state: state.policy is not ReplyPolicy.WHEN_MENTIONED)
         if likely_asks or talk.mentions(text, settings.assistant_name):
             self._ensure_worker()  # before the message: it waits for it, and the sender sees it first
-        # The bytes go first (a change may run more than once); a refused message takes them back.
-        dropped = [
-            old for attachment, data in attachments for old in self.attachments.put(attachment.id, data)
-        ]
+        # The bytes go first (a change may run more than once); a refused message takes them back. Older
+        # files go only in the change that accepts the message (`talk.keep_files`).
+        for attachment, data in attachments:
+            self.attachments.put(attachment.id, data)
         rule = partial(
             talk.post,
             participant_id=participant_id,
             text=text,
             attachments=[attachment for attachment, _ in attachments],
-            dropped=dropped,
+            files_limit=self._files_limit,
             replying_to=replying_to,
             assistant_name=settings.assistant_name,
             rate=(settings.rate_limit_messages, settings.rate_limit_seconds),
@@ -479,8 +489,10 @@ class Room:
         too big) and kept in the room's files, within MAX_ROOM_ATTACHMENTS_MB.
         """
         checked = [(check_upload(p.name, p.data, self.settings.max_attachment_mb), p.data) for p in pictures]
-        # The bytes go first (a change may run more than once); a turn that is over takes them back.
-        dropped = [old for attachment, data in checked for old in self.attachments.put(attachment.id, data)]
+        # The bytes go first (a change may run more than once); a turn that is over takes them back. Older
+        # files go only in the change that puts the pictures on the reply.
+        for attachment, data in checked:
+            self.attachments.put(attachment.id, data)
         rule = partial(
             dress.dress_reply,
             turn=turn,
@@ -488,7 +500,7 @@ class Room:
             activity=activity,
             sources=sources,
             pictures=[attachment for attachment, _ in checked],
-            dropped=dropped,
+            files_limit=self._files_limit,
             author=self.settings.assistant_name,
         )
         writing = False

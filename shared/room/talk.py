@@ -13,7 +13,17 @@ from dataclasses import replace
 from datetime import datetime
 
 from shared.errors import MessageRefused
-from shared.messages import QUOTE_CHARS, REACTIONS, Attachment, Message, Quote, ReplyPolicy, Role, Status
+from shared.messages import (
+    QUOTE_CHARS,
+    REACTIONS,
+    Attachment,
+    Message,
+    Quote,
+    ReplyPolicy,
+    Role,
+    Status,
+    is_reactor,
+)
 from shared.room.turns import end_turn, stopped
 from shared.store import RoomChange, RoomState
 
@@ -58,8 +68,27 @@ def check_rate(change: RoomChange, participant_id: str, limit: int, window: floa
     change.state.recent_posts[participant_id] = [*recent, clock]
 
 
+def keep_files(change: RoomChange, message_id: int, files: Sequence[Attachment], limit: int) -> None:
+    """The room keeps the bytes of `files` (on message `message_id`). Past `limit` bytes in all, the oldest
+    files go in this same change: their messages say so, and their bytes are let go of once it commits
+    (`RoomChange.files_let_go`). So a message that is refused lets nothing go. The newest file stays,
+    whatever its size."""
+    state = change.state
+    for file in files:
+        state.attachment_messages[file.id] = message_id
+        state.kept_files[file.id] = file.size
+    total = sum(state.kept_files.values())
+    going: list[str] = []
+    while total > limit and len(state.kept_files) > 1:
+        oldest = next(iter(state.kept_files))
+        total -= state.kept_files.pop(oldest)
+        going.append(oldest)
+    mark_dropped(change, going)
+    change.files_let_go.extend(going)
+
+
 def mark_dropped(change: RoomChange, dropped: Sequence[str]) -> None:
-    """Older files were dropped to make room for new ones: their messages say so, for everyone."""
+    """Older files were let go of to make room for new ones: their messages say so, for everyone."""
     owners = change.state.attachment_messages
     for message_id in sorted({owners.pop(a) for a in dropped if a in owners}):
         older = change.message(message_id)
@@ -72,8 +101,8 @@ def post(
     participant_id: str,
     text: str,
     attachments: Sequence[Attachment],
-    dropped: Sequence[str],
     *,
+    files_limit: int,
     assistant_name: str,
     rate: tuple[int, float],
     clock: float,
@@ -82,7 +111,7 @@ def post(
 ) -> Message:
     """Add a person's message: queued for the assistant, or kept as what the next turn hears, or left for
     the assistant to decide about, by the room's reply policy. `rate`: (messages, seconds) allowed;
-    `dropped`: attachments whose bytes went to make room for these; `replying_to`: the id of the message
+    `files_limit`: the bytes of files the room keeps (older files go past it); `replying_to`: the id of the message
     it replies to, quoted as it is now (a deleted one as "a deleted message")."""
     state = change.state
     participant = state.participants.get(participant_id)
@@ -102,9 +131,7 @@ def post(
         attachments=tuple(attachments),
         quote=quote,
     )
-    for attachment in attachments:
-        state.attachment_messages[attachment.id] = message.id
-    mark_dropped(change, dropped)
+    keep_files(change, message.id, attachments, files_limit)
     if asks and state.undecided:  # a mention answers now: what was said before it goes along
         state.context.extend(state.undecided)
         state.undecided = []
@@ -170,15 +197,22 @@ def _said_message(change: RoomChange, message_id: int, outcome: str = "nothing c
     return message
 
 
-def toggled(
-    reactions: tuple[tuple[str, tuple[str, ...]], ...], emoji: str, nickname: str
-) -> tuple[tuple[str, tuple[str, ...]], ...]:
-    """`reactions` with `nickname`'s `emoji` added, or taken away if it was there; in REACTIONS order,
-    none empty."""
-    who = dict(reactions)
-    names = who.get(emoji, ())
-    who[emoji] = tuple(n for n in names if n != nickname) if nickname in names else (*names, nickname)
-    return tuple((e, who[e]) for e in REACTIONS if who.get(e))
+def toggled(message: Message, emoji: str, participant_id: str, nickname: str) -> Message:
+    """`message` with the person's `emoji` added, or taken away if it was theirs; in REACTIONS order, none
+    empty. A reaction is the person's by their participant id (shown by the nickname they had): someone who
+    comes later with the same nickname is someone else."""
+    people = {e: message.reactors(e) for e, _ in message.reactions}
+    theirs = [who for who in people.get(emoji, []) if is_reactor(who, participant_id, nickname)]
+    if theirs:
+        people[emoji] = [who for who in people[emoji] if who not in theirs]
+    else:
+        people[emoji] = [*people.get(emoji, []), (participant_id, nickname)]
+    kept = [e for e in REACTIONS if people.get(e)]
+    return replace(
+        message,
+        reactions=tuple((e, tuple(name for _, name in people[e])) for e in kept),
+        reacted_by=tuple((e, tuple(who for who, _ in people[e])) for e in kept),
+    )
 
 
 def react(
@@ -202,7 +236,7 @@ def react(
     if message.deleted:
         raise MessageRefused(DELETED)
     check_rate(change, participant_id, *rate, clock)
-    change.put(replace(message, reactions=toggled(message.reactions, emoji, participant.nickname)))
+    change.put(toggled(message, emoji, participant_id, participant.nickname))
 
 
 def delete(
@@ -240,6 +274,7 @@ def delete(
             attachments=(),
             quote=None,
             reactions=(),
+            reacted_by=(),
             deleted=True,
             status=Status.COMPLETE,
         )
@@ -247,6 +282,7 @@ def delete(
     _unquote(change, message, quoted_in, known)
     for attachment in message.attachments:
         state.attachment_messages.pop(attachment.id, None)
+        state.kept_files.pop(attachment.id, None)
     if not _unqueue(state, message_id):
         state.to_forget.append(message)
     return tuple(a.id for a in message.attachments)

@@ -107,6 +107,10 @@ class RoomState:
     conversation_to_close: str | None = None  # set aside when the room closed (its `Closing` holds it too)
     closed: bool = False
     attachment_messages: dict[str, int] = field(default_factory=dict)  # attachment id -> its message id
+    # The files whose bytes the room keeps (attachment id -> bytes), oldest first: counted here, so the files
+    # that must go to stay within MAX_ROOM_ATTACHMENTS_MB are decided in the change that adds new ones,
+    # never before it (a refused message lets nothing go). Older stored rooms lack it: their files count 0.
+    kept_files: dict[str, int] = field(default_factory=dict)
     invite_secret: str | None = None  # a private room's: listed nowhere, entered only with it
     usage_day: str | None = None  # the UTC day (ISO) `tokens_on_day` counts, for DAILY_TOKEN_BUDGET
     tokens_on_day: int = 0
@@ -119,6 +123,9 @@ class RoomState:
     # The host (a participant id): whoever opened the room, then the longest-present person. Only the host
     # may remove people and lock the room; every such rule checks this, whatever the page showed.
     host: str | None = None
+    # Whether the room has a host at all: not the default room (it belongs to nobody) unless
+    # DEFAULT_ROOM_HOST says otherwise. Older stored rooms lack the field and keep their host.
+    hosted: bool = True
     locked: bool = False  # nobody new may join; the people inside stay
     removed: list[str] = field(default_factory=list)  # participant ids the host removed, for the room's life
     # Reply policy "When it can help": messages said since the last decision, and what decisions said.
@@ -231,6 +238,9 @@ class RoomChange:
         self.people_changed = False
         self.skip = False  # the rule changed nothing: nothing to commit or announce
         self.presence_forgotten: set[str] = set()  # participants whose sessions go with this change
+        # Files the room lets go of in this change (their messages say so): their bytes are dropped once
+        # the change is committed, by whoever made it (`Room`).
+        self.files_let_go: list[str] = []
 
     def nothing(self) -> None:
         """Say the rule found nothing to change."""
@@ -376,8 +386,9 @@ class Store(Protocol):
 
     def release_claim(self, room: str, what: str) -> None: ...
 
-    def files(self, room: str, limit: int) -> Any:
-        """The room's attached files' bytes (put / get / drop / clear / size), at most `limit` bytes."""
+    def files(self, room: str) -> Any:
+        """The room's attached files' bytes (put / get / drop / clear / size). What the room keeps, and
+        what it lets go of past its limit, is decided in its changes (`RoomState.kept_files`)."""
 
     # The reply worker's lease: one worker writes a room's turns at a time, across processes.
     def take_lease(self, room: str, holder: str) -> int | None:

@@ -218,10 +218,10 @@ class MemoryStore:
         with self._lock:
             self._claims.pop((room, what), None)
 
-    def files(self, room: str, limit: int) -> AttachmentStore:
+    def files(self, room: str) -> AttachmentStore:
         with self._lock:
             if room not in self._files:
-                self._files[room] = AttachmentStore(limit)
+                self._files[room] = AttachmentStore()
             return self._files[room]
 
     # One process: the lease only keeps two workers of one room from overlapping.

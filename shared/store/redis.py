@@ -20,7 +20,7 @@ Keys, for a room called NAME (room names are plain: a-z, digits, - and _; nothin
   (every key of a room goes when it closes, and a room opened again under its name starts afresh)
 - `chat:room:NAME:seen`: participant -> the newest message a page of theirs showed ("Catch me up")
 - `chat:room:NAME:files` / `:file-order` / `:file-bytes`: attached files' bytes by attachment id, oldest
-  first, and their total size
+  first, and their total size (which files the room keeps is decided in its state: `kept_files`)
 - `chat:room:NAME:claim:WHAT`: one holder at a time across processes (the room's reaper, a person's
   catch-up), lapsing by itself (not deleted with the room: the reaper's claim covers finishing its closing)
 - `chat:spend:DAY:room:NAME` / `chat:spend:DAY:app`: the token budgets' ledgers for a UTC day (JSON: spent,
@@ -161,20 +161,14 @@ _MAX = (
     "if tonumber(new) > tonumber(old[i] or '0') then raised[#raised + 1] = fields[i] raised[#raised + 1] = new end end "
     "if #raised > 0 then redis.call('hset', KEYS[1], unpack(raised)) end return 0"
 )
-# KEYS: files, file-order, file-bytes; ARGV: id, bytes, limit. Returns the ids of older files dropped.
+# KEYS: files, file-order, file-bytes; ARGV: id, bytes. Adds the file once; evicts nothing (the room's
+# changes decide which files go past its limit, and drop them after they commit).
 _PUT_FILE = """
-if redis.call('hexists', KEYS[1], ARGV[1]) == 1 then return {} end
+if redis.call('hexists', KEYS[1], ARGV[1]) == 1 then return 0 end
 redis.call('hset', KEYS[1], ARGV[1], ARGV[2])
 redis.call('rpush', KEYS[2], ARGV[1])
-local size = redis.call('incrby', KEYS[3], string.len(ARGV[2]))
-local dropped = {}
-while size > tonumber(ARGV[3]) and redis.call('llen', KEYS[2]) > 1 do
-  local old = redis.call('lpop', KEYS[2])
-  size = redis.call('decrby', KEYS[3], redis.call('hstrlen', KEYS[1], old))
-  redis.call('hdel', KEYS[1], old)
-  table.insert(dropped, old)
-end
-return dropped
+redis.call('incrby', KEYS[3], string.len(ARGV[2]))
+return 1
 """
 # KEYS: reply, version; ARGV: "REPLY_ID FENCE\n", text, channel, room, reply id, the text's length (bytes)
 # before this append, the writer's origin. The notice carries the words, so other processes need not
@@ -678,8 +672,8 @@ class RedisStore:
         with self._reaching():
             self._client.delete(_key(room, f"claim:{what}"))
 
-    def files(self, room: str, limit: int) -> RedisFiles:
-        return RedisFiles(self, room, limit)
+    def files(self, room: str) -> RedisFiles:
+        return RedisFiles(self, room)
 
     # --- changes from every process --------------------------------------------------------------
 
@@ -761,23 +755,17 @@ class _Reconnects:
 
 
 class RedisFiles:
-    """One room's attached files in Redis, at most `limit` bytes; the oldest go first."""
+    """One room's attached files' bytes in Redis."""
 
-    def __init__(self, store: RedisStore, room: str, limit: int):
-        self.limit = limit
+    def __init__(self, store: RedisStore, room: str):
         self._store, self._client = store, store._client
         self._files, self._order, self._bytes = (_key(room, p) for p in ("files", "file-order", "file-bytes"))
 
-    def put(self, attachment_id: str, data: bytes) -> list[str]:
-        """Keep a file; return the ids of older files whose bytes were dropped to make room for it.
-
-        One script, which adds a file only once: sent again after a lost reply, it changes nothing.
-        """
+    def put(self, attachment_id: str, data: bytes) -> None:
+        """Keep a file's bytes. One script, which adds a file only once: sent again after a lost reply, it
+        changes nothing."""
         with self._store._reaching():
-            dropped = self._store._put_file(
-                keys=[self._files, self._order, self._bytes], args=[attachment_id, data, self.limit]
-            )
-        return [old.decode() for old in dropped]
+            self._store._put_file(keys=[self._files, self._order, self._bytes], args=[attachment_id, data])
 
     def _drop(self, attachment_id: str) -> int:
         pipe = self._client.pipeline(transaction=True)

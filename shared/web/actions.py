@@ -42,7 +42,7 @@ class Menu:
     message_id: int
     reactions: tuple[tuple[str, tuple[str, ...]], ...]
     mine: bool  # the viewer wrote it: they may delete it
-    my_name: str  # the viewer's nickname: their own reactions are shown selected
+    my_reactions: tuple[str, ...]  # the emojis the viewer put on it (by their participant id): shown selected
     quote: Quote  # what a reply to it quotes, for the box's "Replying to"
 
 
@@ -53,7 +53,7 @@ def menu(message: Message, my_id: str, my_name: str) -> Menu | None:
         return None
     mine = message.role is Role.USER and message.participant_id == my_id
     quote = Quote(message.id, message.author, first_line(message))
-    return Menu(message.id, message.reactions, mine, my_name, quote)
+    return Menu(message.id, message.reactions, mine, message.reactions_of(my_id, my_name), quote)
 
 
 def first_line(message: Message) -> str:
@@ -69,7 +69,7 @@ def draw_menu(slot: DeltaGenerator, row: Menu | None, drawing: int, room: Room, 
         return
     counts = dict(row.reactions)
     options = [*REACTIONS, REPLY, *([DELETE] if row.mine else [])]
-    mine = [emoji for emoji, who in row.reactions if row.my_name in who]
+    mine = list(row.my_reactions)
     key = f"act-{row.message_id}-{drawing}"
     session.set_widget(key, mine)  # the pills show this person's reactions as the room holds them
     with slot.popover(reactions_line(row), icon=":material/add_reaction:", type="tertiary"):

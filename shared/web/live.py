@@ -62,6 +62,7 @@ class LivePage:
         self.status: RoomStatus | None = None
         self.version = 0  # of the room, as this page shows it
         self.alive_every = settings.heartbeat_timeout_seconds / 3
+        self.invite = room.invite_secret  # a private room's link as the page shows it
 
     def follow(self, problem: Callable[[], str | None]) -> None:
         """Draw the room, then redraw what changes until Streamlit stops this run (a rerun, a closed tab)."""
@@ -81,6 +82,10 @@ class LivePage:
                 if not self.room.here(self.my_id):
                     st.rerun(scope="app")  # this person left (another tab, the reaper): the page asks again
             if version != self.version:
+                if self.room.invite_secret != self.invite:
+                    st.rerun(
+                        scope="app"
+                    )  # a Remove changed the private room's link: the page shows the new one
                 changes = self.room.changes_since(self.version)
                 self.version = changes.version
                 self.apply(changes)

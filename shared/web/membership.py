@@ -12,7 +12,7 @@ import uuid
 import streamlit as st
 
 from shared import identity
-from shared.errors import JoinRefused
+from shared.errors import JoinRefused, RoomRefused
 from shared.hub import Hub
 from shared.messages import Participant
 from shared.room import Room
@@ -72,7 +72,7 @@ def current_participant(room: Room) -> Participant | None:
             joined, participant = get_hub().join(
                 room.name, token, session.nickname, session.session_id, room.invite_secret
             )
-        except (JoinRefused, StoreUnavailable) as refusal:
+        except (JoinRefused, RoomRefused, StoreUnavailable) as refusal:
             session.join_refusal = str(refusal)
             session.nickname = ""
         else:
@@ -88,9 +88,10 @@ def current_participant(room: Room) -> Participant | None:
     return participant
 
 
-def join(room: Room, nickname: str) -> None:
-    """Join the room as `nickname` (JoinRefused or StoreUnavailable if not)."""
-    get_hub().join(room.name, participant_token(), nickname, session.session_id, room.invite_secret)
+def join(name: str, invite: str | None, nickname: str) -> None:
+    """Join the room called `name` as `nickname`, opening it if nobody is in it (JoinRefused, RoomRefused
+    or StoreUnavailable if not)."""
+    get_hub().join(name, participant_token(), nickname, session.session_id, invite)
     session.nickname = nickname
 
 

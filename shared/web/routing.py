@@ -19,6 +19,7 @@ from shared.errors import RoomRefused
 from shared.hub import DEFAULT_ROOM, RoomNameInvalid, clean_room_name
 from shared.room import Room
 from shared.store import StoreUnavailable
+from shared.web.membership import participant_token
 from shared.web.resources import get_hub, wait_for_the_store
 from shared.web.session import session
 
@@ -82,21 +83,29 @@ def room_name() -> str:
     return name
 
 
-def current_room() -> Room:
-    """The room this page shows, or a page that says why it cannot be shown (private, closed, too many)."""
+def current_room() -> Room | None:
+    """The room this page shows; None if nobody is in it (looking at a room opens nothing: the first join
+    does). A page that cannot show it says why (private, closed) and stops.
+
+    Someone in a private room stays in when its invite link changes (a Remove changes it): their page
+    takes the new link.
+    """
     name = room_name()
     invites = session.invites  # room name -> invite secret this session used
     invite = st.query_params.get(INVITE_PARAM) or invites.get(name)
+    hub = get_hub()
     try:
-        room = get_hub().room(name, invite)
+        room = hub.find(name, invite, member=participant_token())
     except StoreUnavailable as trouble:
-        wait_for_the_store(get_hub(), trouble)
+        wait_for_the_store(hub, trouble)
     except RoomRefused as refusal:
         st.error(str(refusal), icon=":material/lock:")
         st.page_link(ROOMS_PAGE, label="See the open rooms", icon=":material/meeting_room:")
         st.stop()
+    if room is None:
+        return None
     if room.private:
-        invites[name] = invite  # so the sidebar's pages, which drop the address, still show it
+        invite = invites[name] = room.invite_secret  # so the sidebar's pages, which drop the address, show it
         if st.query_params.get(INVITE_PARAM) != invite:
             st.query_params[INVITE_PARAM] = invite  # a reload keeps working
     elif INVITE_PARAM in st.query_params:

@@ -76,7 +76,7 @@ def about_settings(page) -> dict[str, str]:
     ("path", "title", "last"),
     [
         ("", "Shared chat room", "Pick a nickname"),
-        ("room", "Room lobby", "Download Markdown"),
+        ("room", "Room lobby", "Nobody is in this room yet"),  # looking opens no room
         ("rooms", "Rooms", "Open room"),
         ("about", "About", "ASSISTANT_INSTRUCTIONS"),
     ],

@@ -142,15 +142,16 @@ def test_when_it_can_help_answers_a_question_and_lets_a_statement_pass(app_serve
 def test_a_host_removes_a_person_locks_the_room_and_hands_the_role_on(app_server, new_page):
     server = app_server(LEAVE_GRACE_SECONDS="1")
     alice, bob, carol = new_page(), new_page(), new_page()
-    join(alice, server.url, "Alice")
-    join(bob, server.url, "Bob")
-    join(carol, server.url, "Carol")
+    club = server.url + "?room=book-club"  # a room someone opened has a host; the lobby belongs to nobody
+    join(alice, club, "Alice")
+    join(bob, club, "Bob")
+    join(carol, club, "Carol")
     wait_until(lambda: "Alice (host)" in sidebar_text(carol), DEADLINE_SECONDS, "Carol to see the host")
 
-    go(bob, "This room", "Room lobby")
+    go(bob, "This room", "Room book-club")
     assert bob.get_by_role("button", name="Remove").count() == 0  # not the host: no host controls
     go(bob, "Chat room", "Shared chat room")
-    go(alice, "This room", "Room lobby")
+    go(alice, "This room", "Room book-club")
     wait_until(lambda: alice.get_by_role("button", name="Remove").count() == 2, DEADLINE_SECONDS, "controls")
     alice.get_by_text("People here").wait_for(timeout=DEADLINE_SECONDS * 1000)
     alice.set_viewport_size({"width": 1100, "height": 1150})  # the host's controls whole, for the README
@@ -167,7 +168,7 @@ def test_a_host_removes_a_person_locks_the_room_and_hands_the_role_on(app_server
     wait_until(lambda: "nobody new may join" in main_text(carol), DEADLINE_SECONDS, "the lock's line")
     bob.context.close()
     dave = new_page()
-    dave.goto(server.url)
+    dave.goto(club)
     dave.get_by_role("textbox", name="Nickname").fill("Dave")
     dave.get_by_role("button", name="Join").click()
     dave.get_by_text("locked by its host").wait_for(timeout=DEADLINE_SECONDS * 1000)
@@ -179,7 +180,7 @@ def test_a_host_removes_a_person_locks_the_room_and_hands_the_role_on(app_server
     alice.locator(SIDEBAR).get_by_role("button", name="Leave the room").click()
     wait_until(lambda: "Carol is now the host." in main_text(carol), DEADLINE_SECONDS, "the handover line")
     wait_until(lambda: "Carol (host) (you)" in sidebar_text(carol), DEADLINE_SECONDS, "Carol marked host")
-    go(carol, "This room", "Room lobby")
+    go(carol, "This room", "Room book-club")
     carol.get_by_text("Lock room").wait_for(timeout=DEADLINE_SECONDS * 1000)  # the host's controls are hers
 
 
@@ -188,9 +189,9 @@ def test_a_host_removes_a_person_locks_the_room_and_hands_the_role_on(app_server
 def test_through_redis_instructions_and_a_removal_hold_on_both_processes(redis_apps, new_page):
     a, b = redis_apps(2)
     alice, bob = new_page(), new_page()
-    join(alice, a.url, "Alice")
-    join(bob, b.url, "Bob")
-    write_instructions(alice, "lobby", "Talk about Dune only")
+    join(alice, a.url + "?room=book-club", "Alice")  # a room someone opened: Alice hosts it
+    join(bob, b.url + "?room=book-club", "Bob")
+    write_instructions(alice, "book-club", "Talk about Dune only")
     wait_until(
         lambda: "Room instructions: Talk about Dune only" in main_text(bob),
         DEADLINE_SECONDS,
@@ -203,11 +204,11 @@ def test_through_redis_instructions_and_a_removal_hold_on_both_processes(redis_a
         "the offline reply to say what the instructions ask",
     )
 
-    go(alice, "This room", "Room lobby")
+    go(alice, "This room", "Room book-club")
     alice.get_by_role("button", name="Remove").first.click()
     wait_until(lambda: REMOVED in main_text(bob), DEADLINE_SECONDS, "Bob's page on B to say he was removed")
     bob.reload()
     bob.get_by_text(REMOVED).wait_for(timeout=DEADLINE_SECONDS * 1000)
-    bob.goto(a.url)  # the same browser on the other process: still out
+    bob.goto(a.url + "?room=book-club")  # the same browser on the other process: still out
     bob.get_by_text(REMOVED).wait_for(timeout=DEADLINE_SECONDS * 1000)
     assert bob.get_by_role("textbox", name="Nickname").count() == 0
