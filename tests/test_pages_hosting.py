@@ -82,7 +82,7 @@ def test_only_the_host_sees_host_controls_and_is_marked_in_the_people_list():
 
 @pytest.mark.promise_room_instructions
 def test_only_the_host_writes_and_locks_the_room_instructions_on_the_room_page():
-    alice, bob = join("Alice"), join("Bob")  # Alice opened the room: she is its host
+    alice, bob = join("Alice", room=CLUB), join("Bob", room=CLUB)  # Alice opened the room: its host
     room_page(bob)
     assert not bob.text_area and not bob.checkbox
     assert any(c.value == "Only the room's host can change them." for c in bob.caption)
@@ -90,7 +90,7 @@ def test_only_the_host_writes_and_locks_the_room_instructions_on_the_room_page()
     (area,) = [t for t in alice.text_area if t.label == "Room instructions"]
     (lock,) = [c for c in alice.checkbox if c.label == "Lock the room's instructions"]
     lock.check().run()
-    assert not alice.exception and get_room().view().status.instructions_locked
+    assert not alice.exception and get_room(CLUB).view().status.instructions_locked
     assert not alice.text_area, "locked: not even the host's page offers to change them"
     assert any("The host locked them" in c.value for c in alice.caption)
 

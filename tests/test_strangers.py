@@ -195,16 +195,17 @@ def test_a_catch_up_summary_or_its_failure_shows_a_picture_as_a_link(monkeypatch
 
 # --- nicknames --------------------------------------------------------------------------------------
 
+CLUB = "book-club"
 MARKUP_NICKNAME = "*Eve* :material/lock: <b>"  # emphasis, an icon and HTML, in 25 allowed characters
 
 
 @pytest.mark.promise_markup
 def test_a_nickname_written_as_markup_is_escaped_in_every_tooltip_caption_label_and_refusal():
-    host = join("Alice")
-    eve = join(MARKUP_NICKNAME)
+    host = join("Alice", room=CLUB)  # a room someone opened has a host, whose page has Remove
+    eve = join(MARKUP_NICKNAME, room=CLUB)
     send(eve, "hi")
-    wait_until(lambda: not get_room().busy)
-    room = get_room()
+    wait_until(lambda: not get_room(CLUB).busy)
+    room = get_room(CLUB)
     eves_id = next(p.id for p in room.view().participants if p.nickname == MARKUP_NICKNAME)
     room.react(eves_id, next(m.id for m in room.view().messages if m.text == "hi"), "👍")
     escaped = r"\*Eve\* \:material/lock\: \<b\>"
@@ -219,6 +220,6 @@ def test_a_nickname_written_as_markup_is_escaped_in_every_tooltip_caption_label_
     [remove] = [b for b in host.button if b.label == "Remove"]
     assert remove.help.startswith(f"{escaped} leaves at once")
 
-    again = join(MARKUP_NICKNAME)  # the refusal names the nickname typed
+    again = join(MARKUP_NICKNAME, room=CLUB)  # the refusal names the nickname typed
     [refusal] = [e.value for e in again.error]
     assert refusal.startswith(r"Someone in the room is already called \*Eve\* \:material/lock\: \<b\>\.")
