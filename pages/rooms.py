@@ -42,11 +42,14 @@ with st.form("open-room"):
     opened = st.form_submit_button("Open room", type="primary")
 if opened:
     try:
-        room = hub.open_room(clean_room_name(name), private=private)
+        # A public room opens at its first join, like an address typed in: pressing the button alone
+        # takes no place under MAX_ROOMS. A private room's secret is made here, so it opens now.
+        room_name = clean_room_name(name)
+        room = hub.open_room(room_name, private=True) if private else None
     except (RoomNameInvalid, RoomRefused) as error:
         st.error(str(error))
     else:
-        params = {routing.ROOM_PARAM: room.name}
-        if room.private:
+        params = {routing.ROOM_PARAM: room_name}
+        if room is not None:
             params[routing.INVITE_PARAM] = room.invite_secret
         st.switch_page(routing.CHAT_PAGE, query_params=params)

@@ -60,8 +60,9 @@ def content_security_policy(script_hashes: list[str]) -> str:
         "object-src": ["'none'"],
         "base-uri": ["'self'"],
         "form-action": ["'self'"],
-        # Nobody else's page may show the app in a frame (and trick a click out of someone).
-        "frame-ancestors": ["'self'"],
+        # Nobody else's page may show the app in a frame (and trick a click out of someone), but
+        # Streamlit Community Cloud's own pages, which show a deployed app inside one of theirs.
+        "frame-ancestors": ["'self'", "https://*.streamlit.app", "https://share.streamlit.io"],
     }
     return "; ".join(f"{name} {' '.join(sources)}" for name, sources in directives.items())
 

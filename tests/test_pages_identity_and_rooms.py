@@ -87,3 +87,18 @@ def test_the_chat_and_room_pages_say_which_budget_stops_the_assistant(monkeypatc
     assert [w.value for w in alice.warning] == [f"CatGPT is paused until midnight UTC: {said}."]
     if "APP_DAILY_TOKEN_BUDGET" in budgets:
         assert any("Every room together today: 100 of 100 tokens" in c.value for c in alice.caption)
+
+
+@pytest.mark.promise_max_rooms
+def test_open_room_for_a_public_room_opens_it_at_the_first_join_not_at_the_press():
+    at = open_page()
+    at.switch_page("pages/rooms.py").run()
+    next(t for t in at.text_input if t.label == "Room name").input("plans")
+    next(b for b in at.button if b.label == "Open room").click().run()
+
+    assert at.query_params["room"] in ("plans", ["plans"])
+    assert [t.label for t in at.text_input] == ["Nickname"], "the room's join form"
+    assert [r.name for r in get_hub().rooms()] == [], "pressed, not joined: no room takes a place"
+    join("Alice", at.switch_page("pages/chat.py").run())  # AppTest stays on the page it was sent to
+    assert [r.name for r in get_hub().rooms()] == ["plans"]
+    assert [p.nickname for p in get_room("plans").view().participants] == ["Alice"]
