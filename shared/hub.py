@@ -190,8 +190,6 @@ class Hub:
                 f"No new room can open: the app's limit of {self.settings.max_rooms} open rooms is reached, "
                 "so please join an open room or try again later."
             )
-        # A room that emptied and reopens the same day keeps that day's tokens spent (kept by the store).
-        spent = self.store.spending(name)
         room = self._rooms[name] = Room(
             name,
             self.settings,
@@ -199,7 +197,6 @@ class Hub:
             self.store,
             clock=self._clock,
             invite_secret=secrets.token_urlsafe(INVITE_BYTES) if private else None,
-            spent=spent,
             # The default room belongs to nobody: whoever happens to come first must not rule it.
             hosted=name != DEFAULT_ROOM or self.settings.default_room_host,
         )

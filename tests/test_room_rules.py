@@ -379,7 +379,6 @@ def test_finishing_a_turn_completes_its_reply_and_counts_its_tokens(room):
         turn,
         FENCE,
         room.state.reply_id,
-        "2026-12-03",
         error=None,
         carry_over=False,
         now=NOW,
@@ -397,7 +396,6 @@ def test_a_worker_that_lost_its_lease_counts_its_tokens_but_leaves_the_turn_to_t
         turn,
         None,
         room.state.reply_id,
-        "2026-12-03",
         error=None,
         carry_over=False,
         now=NOW,
@@ -408,20 +406,19 @@ def test_a_worker_that_lost_its_lease_counts_its_tokens_but_leaves_the_turn_to_t
 
 def test_a_reply_the_store_lost_is_never_called_complete(room):
     turn = replying(room, "Hello")
-    room.run(turns.finish_turn, turn, FENCE, 999, "2026-12-03", error=None, carry_over=False, now=NOW)
+    room.run(turns.finish_turn, turn, FENCE, 999, error=None, carry_over=False, now=NOW)
     assert room.lines()[-1] == turns.LOST_REPLY
     [reply] = [m for m in room.messages.values() if m.role is Role.ASSISTANT]
     assert reply.status is Status.ERROR
 
 
-def test_counting_usage_starts_todays_tokens_afresh_on_a_new_utc_day():
+def test_counting_usage_adds_to_the_rooms_totals_by_kind():
     room = HeldRoom()
-    assert room.run(turns.count_usage, "2026-12-03", {"total_tokens": 100}) == 100
-    assert room.run(turns.count_usage, "2026-12-03", {"total_tokens": 20}) == 120
-    assert room.run(turns.count_usage, "2026-12-04", {"total_tokens": 5, "input_tokens": 3}) == 5
-    assert room.state.usage_day == "2026-12-04"
+    assert room.run(turns.count_usage, {"total_tokens": 100}) == 100
+    assert room.run(turns.count_usage, {"total_tokens": 20}) == 20
+    assert room.run(turns.count_usage, {"total_tokens": 5, "input_tokens": 3}) == 5
     assert room.state.usage == {"total_tokens": 125, "input_tokens": 3}
-    assert room.run(turns.record_usage, "2026-12-04", {}) is None and room.last.skip
+    assert room.run(turns.record_usage, {}) is None and room.last.skip
 
 
 def test_only_the_worker_writing_the_turns_keeps_the_conversation(room):
@@ -448,8 +445,8 @@ def test_closing_ends_the_turn_keeping_the_reply_and_sets_the_conversation_aside
 
 
 def test_a_room_closes_when_idle_only_once_it_stayed_empty_past_the_grace_period():
-    state, welcome = lifetime.fresh_room("Assistant", NOW, 100.0, None, ("2026-12-03", 40))
-    assert (welcome.id, state.tokens_on_day, state.empty_since) == (1, 40, 100.0)
+    state, welcome = lifetime.fresh_room("Assistant", NOW, 100.0, None)
+    assert (welcome.id, state.empty_since) == (1, 100.0)
     room = HeldRoom()
     room.state = state
     assert not room.run(lifetime.close_if_idle, 104.0, 5.0, NOW) and not room.state.closed

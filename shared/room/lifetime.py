@@ -28,19 +28,16 @@ def fresh_room(
     now: datetime,
     clock: float,
     invite_secret: str | None,
-    spent: tuple[str | None, int],
     *,
     hosted: bool = True,
 ) -> tuple[RoomState, Message]:
     """A new room's state and its first message. `invite_secret`: a private room's (it is listed nowhere
-    and lets in only who brings it); `spent`: the UTC day and tokens of an earlier opening, carried over
-    when the room reopens the same day; `hosted`: whether its first person hosts it (the default room's does
+    and lets in only who brings it); `hosted`: whether its first person hosts it (the default room's does
     not, unless DEFAULT_ROOM_HOST is on)."""
     state = RoomState.fresh(now)
     state.empty_since = clock
     state.invite_secret = invite_secret
     state.hosted = hosted
-    state.usage_day, state.tokens_on_day = spent
     text = f"Welcome to the room! {assistant_name} answers every message."
     return state, Message(id=1, role=Role.SYSTEM, text=text, created_at=state.created_at)
 

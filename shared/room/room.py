@@ -67,7 +67,6 @@ class Room:
         clock: Callable[[], float] = time.monotonic,
         open_only: bool = False,
         invite_secret: str | None = None,
-        spent: tuple[str | None, int] = (None, 0),
         hosted: bool = True,
     ):
         self.name = name
@@ -79,7 +78,7 @@ class Room:
         self._worker: ReplyWorker | None = None
         self._worker_lock = threading.Lock()
         fresh, welcome = lifetime.fresh_room(
-            settings.assistant_name, now(), clock(), invite_secret, spent, hosted=hosted
+            settings.assistant_name, now(), clock(), invite_secret, hosted=hosted
         )
         self._mirror = Mirror.open(
             self.store, name, fresh, welcome, open_only=open_only, on_synced=self._tell_worker
@@ -431,9 +430,8 @@ class Room:
         """Count the tokens a catch-up or a decision used (a turn's are counted as it finishes) in the
         room's totals, kept in the store so every process counts them. The daily budgets counted them
         already, as each call was paid through `purse`; `tokens_today` reads those."""
-        today = turns.utc_day(self._now())
         with contextlib.suppress(RoomClosed, StoreUnavailable):
-            self._keep_spending(today, self._change(partial(turns.record_usage, today=today, usage=usage)))
+            self._change(partial(turns.record_usage, usage=usage))
 
     def holding(self) -> bool:
         """Whether this process's worker holds the room's lease and may write turns."""
@@ -519,10 +517,8 @@ class Room:
     def finish_turn(
         self, turn: Turn, fence: int | None, began: int | None, error: str | None, *, carry_over: bool
     ) -> None:
-        today = turns.utc_day(self._now())
-        rule = partial(turns.finish_turn, turn=turn, fence=fence, began=began, today=today, error=error)
-        tokens = self._change(lambda change: rule(change, carry_over=carry_over, now=self._now()))
-        self._keep_spending(today, tokens)
+        rule = partial(turns.finish_turn, turn=turn, fence=fence, began=began, error=error)
+        self._change(lambda change: rule(change, carry_over=carry_over, now=self._now()))
 
     def set_conversation(self, conversation: str, fence: int | None) -> bool:
         """Keep the opened conversation; False if the room closed or another worker took it (close it)."""
@@ -550,13 +546,6 @@ class Room:
 
     def settle_batch(self, fence: int | None, batch: Batch, decision: Decision) -> bool:
         return self._change(partial(decisions.settle_batch, fence=fence, batch=batch, decision=decision))
-
-    def _keep_spending(self, today: str, tokens: int | None) -> None:
-        """A room's count for the day is kept apart from it too: its next opening today (on any
-        process) starts from it."""
-        if tokens is not None:
-            with contextlib.suppress(StoreUnavailable):
-                self.store.keep_spending(self.name, today, tokens)
 
     def _ensure_worker(self) -> None:
         with self._worker_lock:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import datetime
 
 from shared.messages import Role, Status, Turn
 from shared.store import RoomChange, TurnRecord, turn_writable
@@ -51,11 +51,6 @@ def stopped(nickname: str) -> Ending:
 def broke_off(why: str, *, carry_over: bool = False) -> Ending:
     """The reply was cut short (`why`, shown to all); never complete, whatever text it has."""
     return Ending(Status.ERROR, why + (TRY_AGAIN if carry_over else ""), carry_over=carry_over)
-
-
-def utc_day(now: datetime) -> str:
-    """The UTC day (ISO) a room's daily token budget counts."""
-    return now.astimezone(UTC).date().isoformat()
 
 
 def adopt(change: RoomChange, fence: int, now: datetime) -> None:
@@ -150,24 +145,20 @@ def end_turn(change: RoomChange, now: datetime, how: Ending) -> None:
         change.add(Role.SYSTEM, how.line, now, status=line_status)
 
 
-def count_usage(change: RoomChange, today: str, usage: dict[str, int]) -> int | None:
-    """Add `usage` to the room's totals and today's (UTC) tokens, a new day starting from 0; today's
-    count, or None if it used none (then nothing changes)."""
+def count_usage(change: RoomChange, usage: dict[str, int]) -> int | None:
+    """Add `usage` to the room's totals since it opened; the tokens it counted, or None if it used none
+    (then nothing changes). What a day may spend is the budgets' ledgers' (`shared.spending`)."""
     tokens = usage.get("total_tokens", 0)
     if tokens <= 0:
         return None
-    state = change.state
-    if state.usage_day != today:
-        state.usage_day, state.tokens_on_day = today, 0
-    state.tokens_on_day += tokens
     for key, value in usage.items():
-        state.usage[key] = state.usage.get(key, 0) + value
-    return state.tokens_on_day
+        change.state.usage[key] = change.state.usage.get(key, 0) + value
+    return tokens
 
 
-def record_usage(change: RoomChange, today: str, usage: dict[str, int]) -> int | None:
-    """Count tokens used outside a turn (a catch-up, a decision); today's count, or None."""
-    tokens = count_usage(change, today, usage)
+def record_usage(change: RoomChange, usage: dict[str, int]) -> int | None:
+    """Count tokens used outside a turn (a catch-up, a decision); the tokens counted, or None."""
+    tokens = count_usage(change, usage)
     if tokens is None:
         change.nothing()
     return tokens
@@ -178,7 +169,6 @@ def finish_turn(
     turn: Turn,
     fence: int | None,
     began: int | None,
-    today: str,
     *,
     error: str | None,
     carry_over: bool,
@@ -189,8 +179,8 @@ def finish_turn(
     the room closed, or `fence` None: the worker lost its lease or its process stopped serving the room,
     and the next holder ends it). Its tokens (`turn.usage`) count whatever happened: a reply that broke
     off was still paid for. `began`: the reply's id as the worker made it; a store that no longer has it
-    lost the reply. Returns today's token count, or None if the turn used none."""
-    tokens = count_usage(change, today, dict(turn.usage))
+    lost the reply. Returns the tokens counted, or None if the turn used none."""
+    tokens = count_usage(change, dict(turn.usage))
     if turn_writable(change.state, fence, turn.number):
         lost = began is not None and change.state.reply_id != began
         if error is not None:

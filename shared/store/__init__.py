@@ -112,9 +112,8 @@ class RoomState:
     # never before it (a refused message lets nothing go). Older stored rooms lack it: their files count 0.
     kept_files: dict[str, int] = field(default_factory=dict)
     invite_secret: str | None = None  # a private room's: listed nowhere, entered only with it
-    usage_day: str | None = None  # the UTC day (ISO) `tokens_on_day` counts, for DAILY_TOKEN_BUDGET
-    tokens_on_day: int = 0
-    usage: dict[str, int] = field(default_factory=dict)  # tokens the model used for the room, by kind
+    # Tokens the model used for the room since it opened, by kind (the daily budgets are the ledgers').
+    usage: dict[str, int] = field(default_factory=dict)
     # What the room is for, written by its people ("Room instructions"): shown on its pages, in the
     # transcript's header, and given to the assistant with every turn after the app's own instructions.
     instructions: str = ""
@@ -368,10 +367,6 @@ class Store(Protocol):
 
     # A room's token count on one UTC day, kept past its closing: a room that empties and reopens the same
     # day, on any process, keeps that day's budget spent (DAILY_TOKEN_BUDGET).
-    def keep_spending(self, room: str, day: str, tokens: int) -> None: ...
-    def spending(self, room: str) -> tuple[str | None, int]:
-        """The day (ISO) and tokens last kept for the room; (None, 0) if none."""
-
     # The token budgets (`shared.spending`): one UTC day's ledgers, the room's (by name, outliving the
     # room) and the app's (every room), changed together atomically on every process.
     def spend(

@@ -51,7 +51,6 @@ class MemoryStore:
         self._leases: dict[str, int] = {}
         self._seen: dict[str, dict[str, int]] = {}  # room -> participant -> newest message shown
         self._files: dict[str, AttachmentStore] = {}
-        self._spending: dict[str, tuple[str, int]] = {}  # room -> (day, tokens), kept past its closing
         self._fences = itertools.count(1)
         self._claims: dict[tuple[str, str], tuple[str, float]] = {}  # (room, what) -> holder, lapse time
         self._closings: dict[tuple[str, str], Closing] = {}  # (room, generation) -> its unfinished closing
@@ -184,16 +183,6 @@ class MemoryStore:
     def last_seen(self, room: str, participant_id: str) -> int | None:
         with self._lock:
             return self._seen.get(room, {}).get(participant_id)
-
-    def keep_spending(self, room: str, day: str, tokens: int) -> None:
-        with self._lock:
-            # Only one day's counts matter: the others go as soon as a new day's count comes.
-            self._spending = {name: kept for name, kept in self._spending.items() if kept[0] == day}
-            self._spending[room] = (day, tokens)
-
-    def spending(self, room: str) -> tuple[str | None, int]:
-        with self._lock:
-            return self._spending.get(room, (None, 0))
 
     def spend(self, room: str, day: str, rule: Callable[[Ledger, Ledger], T], *, write: bool = True) -> T:
         with self._lock:

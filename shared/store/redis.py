@@ -26,8 +26,6 @@ Keys, for a room called NAME (room names are plain: a-z, digits, - and _; nothin
 - `chat:spend:DAY:room:NAME` / `chat:spend:DAY:app`: the token budgets' ledgers for a UTC day (JSON: spent,
   reservations of calls under way, the last ones settled), the room's and every room's together; changed
   together in one transaction (`spend`), kept two days
-- `chat:spent:NAME`: "DAY TOKENS", the room's token count on a UTC day; it outlives the room (for two
-  days), so a room that empties and reopens the same day keeps that day's budget spent
 Every change is announced on the channel `chat:changes` as "NAME VERSION ORIGIN" (ORIGIN: the store that
 made it, which does not read back its own): a small notice; the data stays in the keys above, and each
 process reads it once for all of its pages. The reply's growth is announced with its words, "NAME VERSION
@@ -94,7 +92,7 @@ BUSY = (
     "The room is too busy to take this change right now (other app processes kept changing it first); "
     "please try again."
 )
-SPENDING_KEPT_SECONDS = 2 * 24 * 3600  # a room's day's token count outlives the day in every time zone
+SPENDING_KEPT_SECONDS = 2 * 24 * 3600  # a day's budget ledgers outlive the day in every time zone
 UNREACHABLE = (
     "The rooms' store (Redis, set by REDIS_URL) cannot be reached right now; "
     "the app keeps trying and carries on by itself when it is back."
@@ -621,18 +619,6 @@ class RedisStore:
         with self._reaching():
             raw = self._client.hget(_key(room, "seen"), participant_id)
         return None if raw is None else int(raw)
-
-    def keep_spending(self, room: str, day: str, tokens: int) -> None:
-        with self._reaching():
-            self._client.set(f"chat:spent:{room}", f"{day} {tokens}", ex=SPENDING_KEPT_SECONDS)
-
-    def spending(self, room: str) -> tuple[str | None, int]:
-        with self._reaching():
-            raw = self._client.get(f"chat:spent:{room}")
-        if not raw:
-            return None, 0
-        day, _, tokens = raw.decode().partition(" ")
-        return day, int(tokens)
 
     def spend(self, room: str, day: str, rule: Callable[[Ledger, Ledger], T], *, write: bool = True) -> T:
         """Both ledgers watched, the rule run on them, both written back in one MULTI; again whenever
