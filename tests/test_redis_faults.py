@@ -231,3 +231,29 @@ def test_redis_back_without_the_last_words_of_a_reply_its_worker_still_writes_en
     assert (reply["role"], reply["text"], reply["status"]) == ("assistant", "Once upon", "error"), reply
     assert said["status"] == "error" and said["text"].startswith(("CatGPT could not reply", LOST_REPLY)), said
     print(f"\nthe reply ended {reply['status']}: {reply['text']!r}; said: {said['text']!r}")
+
+
+def test_redis_full_at_maxmemory_refuses_a_post_and_loses_nothing(direct, hub_through, assistant):
+    """Redis at `maxmemory` with `noeviction` refuses every write, reads still work: a post is refused
+    with the store's one sentence, nothing in Redis changes, and once Redis has room the room goes on."""
+    hub = hub_through()
+    room, alice = hub.join("lobby", "id-alice", "Alice", "tab-a")
+    room.post(alice.id, "Before Redis is full")
+    wait_until(lambda: not room.busy and len(said(room)) == 2, "the first reply")
+    before = room_in_redis(direct)
+    direct.config_set("maxmemory-policy", "noeviction")
+    direct.config_set("maxmemory", 1)  # below what Redis uses already
+    try:
+        with pytest.raises(StoreUnavailable) as refused:
+            room.post(alice.id, "While Redis is full")
+        assert room_in_redis(direct) == before, "a refused write changed the room"
+        print(f"\nrefused with: {refused.value}")
+    finally:
+        direct.config_set("maxmemory", 0)
+    room.post(alice.id, "Is there room now?")
+    wait_until(lambda: not room.busy and len(said(room)) == 4, "the next reply")
+    assert [text for role, text in said(room) if role is Role.USER] == [
+        "Before Redis is full",
+        "Is there room now?",
+    ]
+    assert assistant.texts_of_turns() == [["Before Redis is full"], ["Is there room now?"]]
