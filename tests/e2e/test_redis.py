@@ -10,6 +10,7 @@ import psutil
 import pytest
 from websockets.sync.client import connect
 
+from shared.room.turns import BROKE_OFF
 from tests.e2e.conftest import ARTIFACTS, DEADLINE_SECONDS, AppServer, lease_holder, wait_until
 from tests.e2e.room_on_page import every_page_shows_the_room
 from tests.e2e.test_two_people import (
@@ -27,7 +28,6 @@ from tests.redis_room import message_in_redis, reply_in_progress
 pytestmark = pytest.mark.e2e
 
 OFFLINE_REPLY_END = "to talk to a real model."  # the offline assistant's last words
-TRY_AGAIN = "It will try again with the next message."
 
 
 def shown(page, text: str) -> int:
@@ -117,14 +117,14 @@ def test_when_the_lease_holder_is_killed_mid_reply_the_other_process_reports_the
 
     holder.kill()
 
-    wait_until(lambda: TRY_AGAIN in main_text(watcher), DEADLINE_SECONDS, "the survivor to report the turn")
+    wait_until(lambda: BROKE_OFF in main_text(watcher), DEADLINE_SECONDS, "the survivor to report the turn")
     wait_until(lambda: turn_over(watcher), DEADLINE_SECONDS, "the turn to be over")
     watcher.screenshot(path=str(ARTIFACTS / "redis-lease-holder-killed.png"), full_page=True)
     cut = message_in_redis(db, growing.id)
     assert cut["status"] == "error" and "with this one" not in cut["text"], (
         f"the reply cut by the kill: {cut}"
     )
-    assert main_text(watcher).count(TRY_AGAIN) == 1
+    assert main_text(watcher).count(BROKE_OFF) == 1
     assert said(watcher, "Alice", "Take your time with this one") == 1  # nothing lost, nothing doubled
     assert said(watcher, "CatGPT", "Alice, you said") == 0, "the cut reply was not finished by another"
 
@@ -137,7 +137,7 @@ def test_when_the_lease_holder_is_killed_mid_reply_the_other_process_reports_the
         "the next turn to be answered",
     )
     assert said(watcher, "Alice" if watcher is alice else "Bob", "Are you still there?") == 1
-    assert main_text(watcher).count(TRY_AGAIN) == 1  # no second report
+    assert main_text(watcher).count(BROKE_OFF) == 1  # no second report
     assert lease_holder(redis_server, [a, b]) in (None, survivor)
     every_page_shows_the_room(redis_server, {"Alice" if watcher is alice else "Bob": watcher})
     no_tracebacks(survivor)

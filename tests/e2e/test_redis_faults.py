@@ -24,7 +24,7 @@ from shared.room.turns import BROKE_OFF, LOST_REPLY
 from shared.store.redis import LEASE_SECONDS
 from tests.e2e.conftest import DEADLINE_SECONDS, AppServer, lease_holder, wait_until
 from tests.e2e.room_on_page import every_page_shows_the_room
-from tests.e2e.test_redis import OFFLINE_REPLY_END, TRY_AGAIN, finished_reply, no_tracebacks, shown
+from tests.e2e.test_redis import OFFLINE_REPLY_END, finished_reply, no_tracebacks, shown
 from tests.e2e.test_two_people import join, main_text, reply_text, send, sidebar_text, turn_over
 from tests.redis_room import (
     ReplyKey,
@@ -198,7 +198,7 @@ def test_the_lease_holder_killed_mid_reply_and_the_survivors_pages_show_every_re
     db = redis_server.client()
     ended_broken_off(db, growing.id, TAKEN_OVER)
     wait_until(
-        lambda: BROKE_OFF_NOTE in main_text(page) and TRY_AGAIN in main_text(page),
+        lambda: BROKE_OFF_NOTE in main_text(page) and BROKE_OFF in main_text(page),
         DEADLINE_SECONDS,
         f"{nickname}'s page to show the reply cut short",
     )
@@ -237,7 +237,7 @@ def test_the_lease_holder_hung_longer_than_the_lease_mid_reply_is_taken_over_and
 
     assert lease_holder(redis_server, [a, b]) is not holder
     wait_until(
-        lambda: BROKE_OFF_NOTE in main_text(other_page) and TRY_AGAIN in main_text(other_page),
+        lambda: BROKE_OFF_NOTE in main_text(other_page) and BROKE_OFF in main_text(other_page),
         DEADLINE_SECONDS,
         f"{other_name}'s page to show the reply cut short",
     )
@@ -246,7 +246,7 @@ def test_the_lease_holder_hung_longer_than_the_lease_mid_reply_is_taken_over_and
     every_page_shows_the_room(redis_server, {"Alice": alice, "Bob": bob})
     whole_offline_replies(db)
     assert message_in_redis(db, cut["id"]) == cut, "the woken process wrote into the old turn"
-    assert main_text(other_page).count(TRY_AGAIN) == 1
+    assert main_text(other_page).count(BROKE_OFF) == 1
     no_tracebacks(a, b)
 
 
@@ -609,4 +609,35 @@ def test_redis_slow_to_answer_the_lease_holder_mid_reply_and_every_page_shows_th
     every_page_shows_the_room(redis_server, {"Alice": alice, "Bob": bob})
     whole_offline_replies(db)
     assert joins_and_leaves(db) == ["Alice joined.", "Bob joined."]
+    no_tracebacks(a, b)
+
+
+def test_redis_full_at_maxmemory_refuses_a_message_in_one_sentence_and_loses_nothing(
+    redis_apps, redis_server, new_page
+):
+    """Redis at `maxmemory` with `noeviction` refuses every write (reads still work): a message sent then
+    is refused with one sentence and handed back, nothing in the room is lost or half-written, and once
+    Redis has room again the room carries on."""
+    a, b, alice, bob = two_people_on_two_processes(redis_apps, new_page)
+    db = redis_server.client()
+    before = room_in_redis(db)
+    db.config_set("maxmemory-policy", "noeviction")
+    db.config_set("maxmemory", 1)  # below what Redis uses already: every write is refused
+    try:
+        send(bob, "While Redis is full")
+        wait_until(lambda: "was not sent" in main_text(bob), DEADLINE_SECONDS, "Bob to be told")
+        lines = [line for line in main_text(bob).splitlines() if "not sent" in line or "Redis" in line]
+        print(f"\nBob's page while Redis is full: {lines}")
+        assert sum("not sent" in line for line in lines) == 1, lines
+        bob.get_by_text("Your unsent message, to copy and shorten").click()
+        wait_until(lambda: "While Redis is full" in main_text(bob), DEADLINE_SECONDS, "the text handed back")
+        assert room_in_redis(db) == before, "a refused write changed the room"
+    finally:
+        db.config_set("maxmemory", 0)
+    the_next_message_is_answered(bob, "Bob", "Is there room now?")
+    every_page_shows_the_room(redis_server, {"Alice": alice, "Bob": bob})
+    users = [m["text"] for m in room_in_redis(db) if m["role"] == "user"]
+    assert users == ["Hello from A", "Is there room now?"]
+    assert joins_and_leaves(db) == ["Alice joined.", "Bob joined."]
+    whole_offline_replies(db)
     no_tracebacks(a, b)
