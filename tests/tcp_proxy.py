@@ -42,6 +42,7 @@ class TcpProxy:
         self.port = port or free_port()
         self.cuts = 0  # how many connections were cut after a command
         self.lost: list[bytes] = []  # the server's answers thrown away by those cuts, in order
+        self.accepted = 0  # connections accepted so far (a client that reconnects makes a new one)
         self._cut_tokens: tuple[bytes, ...] = ()
         self._open = threading.Event()
         self._open.set()
@@ -95,6 +96,7 @@ class TcpProxy:
             connection = _Connection(client, server)
             with self._lock:
                 self._connections.append(connection)
+                self.accepted += 1
             for source, to_server in ((client, True), (server, False)):
                 threading.Thread(
                     target=self._pump,

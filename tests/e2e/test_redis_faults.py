@@ -18,6 +18,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
+import redis
 
 from shared.assistant.offline import OFFLINE_NOTICE
 from shared.room.turns import BROKE_OFF, LOST_REPLY
@@ -464,7 +465,7 @@ def test_a_pages_websocket_cut_mid_reply_and_back_shows_the_room_exactly_and_nob
 
         network.black_hole()
         network.drop_all()  # her websocket closes; each new connection hangs
-        cut = time.monotonic()
+        cut, connections = time.monotonic(), network.accepted
         wait_until(
             lambda: len(getattr(reply_in_progress(db), "text", "")) > len(growing.text) + 20,
             DEADLINE_SECONDS,
@@ -481,6 +482,7 @@ def test_a_pages_websocket_cut_mid_reply_and_back_shows_the_room_exactly_and_nob
         wait_until(
             lambda: finished_reply(alice, OFFLINE_REPLY_END), DEADLINE_SECONDS, "Alice's page to catch up"
         )
+        assert network.accepted > connections, "Alice's page connected again: its websocket was cut"
         ended_whole(db, growing.id, "Bob", STORY)
         assert not alice.get_by_role("textbox", name="Nickname").count(), "Alice had to pick a nickname again"
         the_next_message_is_answered(alice, "Alice", "Did I miss anything?")
@@ -499,7 +501,7 @@ def test_a_process_that_does_not_hold_the_lease_paused_past_the_lease_mid_reply_
     fenced = fence(db)
 
     paused.pause()
-    stopped = time.monotonic()
+    stopped, frozen = time.monotonic(), reply_text(paused_page)
     try:
         wait_until(
             lambda: (
@@ -510,6 +512,7 @@ def test_a_process_that_does_not_hold_the_lease_paused_past_the_lease_mid_reply_
             "the pause to outlast a lease while the reply grows",
         )
         assert reply_in_progress(db) is not None, "the reply was still being written when the process woke"
+        assert reply_text(paused_page) == frozen, "the paused process's page stood still"
     finally:
         paused.resume()
     print(f"\n{paused_name}'s process was paused {time.monotonic() - stopped:.1f} s")
@@ -541,7 +544,7 @@ def test_the_process_that_does_not_write_the_reply_cut_off_from_redis_past_the_l
     fenced = fence(db)
 
     proxy.black_hole()
-    silent, said_away = time.monotonic(), False
+    silent, said_away, frozen = time.monotonic(), False, reply_text(cut_page)
     try:
 
         def outlasted() -> bool:
@@ -551,6 +554,7 @@ def test_the_process_that_does_not_write_the_reply_cut_off_from_redis_past_the_l
             return time.monotonic() - silent > LEASE_SECONDS + 1 and grown
 
         wait_until(outlasted, DEADLINE_SECONDS, "the cut to outlast a lease while the reply grows")
+        assert reply_text(cut_page) == frozen, "the cut-off process heard nothing of the reply's growth"
     finally:
         proxy.restore()
     print(
@@ -586,6 +590,9 @@ def test_redis_slow_to_answer_the_lease_holder_mid_reply_and_every_page_shows_th
     proxy.delay(1.5)
     slow = time.monotonic()
     try:
+        with redis.Redis(port=proxy.port, socket_timeout=10) as through:
+            through.ping()
+        assert time.monotonic() - slow >= 3, "a command through the slow proxy took 2 x 1.5 s"
         wait_until(
             lambda: time.monotonic() - slow > 2 * LEASE_SECONDS,
             DEADLINE_SECONDS,
