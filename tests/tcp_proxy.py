@@ -1,4 +1,5 @@
-"""A TCP proxy on a free loopback port in front of one local server (Redis), with faults the test turns on.
+"""A TCP proxy on a free loopback port in front of one local server (Redis, or an app process for a page's
+network), with faults the test turns on.
 
 - `cut_after(*tokens)`: the next chunk a client sends that holds every one of `tokens` (b"EXEC"; or
   b"EXEC", b'"status":"streaming"' for a transaction that grows a reply) goes to the server, the

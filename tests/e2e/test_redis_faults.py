@@ -1,7 +1,10 @@
 """Rooms on Redis under faults, with real processes, Debian's redis-server and Chromium pages.
 
-Each case makes a part fail (an app process killed or hung, Redis hung, restarted or back without its
-last writes, one process's connections cut right after a command went out or black-holed). Just before
+Each case makes a part fail (an app process killed or hung, Redis hung, restarted, back without its last
+writes, slow or full, one process's connections cut right after a command went out or black-holed, a
+page's websocket cut). Some faults must change nothing people see (the process that does not write the
+reply hung or cut off from Redis, a page's network gone for a moment): those cases show the fault hit
+(the page stood still, connected again) and that the reply was written whole. Just before
 the fault it sees the reply in progress in Redis (streaming, its key grown past its first words by the
 growth script, not finished); after it, it checks how that reply ended (broken off, with the line that
 says why) and ends with the same checks on every page of every surviving process:
