@@ -128,6 +128,19 @@ class RedisServer:
         assert self.process is not None
         self.process.send_signal(signal.SIGCONT)
 
+    def copy_files(self, to: Path) -> None:
+        """Copy the append-only files as they are now (written, if not all fsynced) to the folder `to`."""
+        shutil.copytree(self.folder / "appendonlydir", to)
+
+    def crash_back_to(self, saved: Path) -> None:
+        """Kill Redis and start it from `saved` (see `copy_files`): it comes back without the writes made
+        since, as after a machine that went down before they were fsynced (or a lagging replica)."""
+        self.kill()
+        files = self.folder / "appendonlydir"
+        shutil.rmtree(files)
+        shutil.copytree(saved, files)
+        self.start()
+
     def restart(self) -> None:
         """Stop and start again on the same port and folder: the same address, the same data."""
         self.stop()

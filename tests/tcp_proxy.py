@@ -1,9 +1,12 @@
-"""A TCP proxy on a free loopback port in front of one local server (Redis), with faults the test turns on.
+"""A TCP proxy on a free loopback port in front of one local server (Redis, or an app process for a page's
+network), with faults the test turns on.
 
 - `cut_after(*tokens)`: the next chunk a client sends that holds every one of `tokens` (b"EXEC"; or
   b"EXEC", b'"status":"streaming"' for a transaction that grows a reply) goes to the server, the
   server's answer is read and thrown away, and the connection is closed: the command took effect, its
-  reply was lost. What a client does then (send it again?) is what the test is about.
+  reply was lost. What a client does then (send it again?) is what the test is about. The answers thrown
+  away are kept in `lost`, so a test can show the cut hit the command it meant (an integer, not the
+  `-NOSCRIPT` error a script's first call gets on a fresh Redis).
 - `black_hole()` / `restore()`: nothing goes through either way, connections stay open (a hung network).
 - `drop_all()`: every open connection is closed now; new ones are accepted.
 - `delay(seconds)`: every chunk waits this long before it is passed on.
@@ -39,6 +42,8 @@ class TcpProxy:
         self.target_port = target_port
         self.port = port or free_port()
         self.cuts = 0  # how many connections were cut after a command
+        self.lost: list[bytes] = []  # the server's answers thrown away by those cuts, in order
+        self.accepted = 0  # connections accepted so far (a client that reconnects makes a new one)
         self._cut_tokens: tuple[bytes, ...] = ()
         self._open = threading.Event()
         self._open.set()
@@ -92,6 +97,7 @@ class TcpProxy:
             connection = _Connection(client, server)
             with self._lock:
                 self._connections.append(connection)
+                self.accepted += 1
             for source, to_server in ((client, True), (server, False)):
                 threading.Thread(
                     target=self._pump,
@@ -119,6 +125,7 @@ class TcpProxy:
                             connection.cutting.set()
                     target.sendall(chunk)
                 elif connection.cutting.is_set():  # the command's answer: lost on the way back
+                    self.lost.append(chunk)
                     self.cuts += 1
                     break
                 else:
