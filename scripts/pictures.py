@@ -24,7 +24,7 @@ from PIL import Image, ImageDraw
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
-WINDOW = {"width": 1200, "height": 820}  # one laptop-sized window; shown at full width in the README
+WINDOW = {"width": 1200, "height": 1000}  # one large laptop window; shown at full width in the README
 MODEL = "local-test-model"  # what the OpenAI-path scenes say answers: the test server, not OpenAI
 
 # docs/NAME.png -> what the picture shows. The README uses exactly these pictures.
@@ -88,7 +88,8 @@ def main_text(page) -> str:
 
 
 def turn_over(page) -> bool:
-    text = main_text(page)
+    """No reply is being written and none waits (the status line sits by the chat box, outside MAIN)."""
+    text = page.locator("body").inner_text()
     return "is replying to" not in text and "waiting for" not in text and "writing…" not in text
 
 
@@ -110,7 +111,10 @@ def shoot(page, name: str, *, chat: bool = True) -> None:
         last, box = page.locator(MESSAGE).last.bounding_box(), page.locator(CHAT_BOX).bounding_box()
         if not (last and box and last["y"] + last["height"] <= box["y"] + 1):
             log.warning("%s: the last message is not all above the chat box (%s, %s)", name, last, box)
-    page.mouse.move(0, WINDOW["height"] - 1)  # no hover tooltip in the picture
+    # No hover or focus tooltip in the picture.
+    page.evaluate("() => document.activeElement && document.activeElement.blur()")
+    page.mouse.move(WINDOW["width"] - 1, WINDOW["height"] - 1)
+    page.wait_for_timeout(300)
     page.screenshot(path=str(DOCS / name))
     log.info("wrote docs/%s", name)
 
@@ -132,7 +136,7 @@ def offline_scenes(browser, url: str, wanted: set[str]) -> None:
     join(alice, url, "Alice")
     join(bob, url, "Bob")
     wait_for(bob, lambda: "Alice" in bob.locator(SIDEBAR).inner_text(), "Bob to see Alice")
-    send(alice, "Hi Bob! CatGPT, what time is it where the server is?")
+    send(alice, "Hi Bob! CatGPT, what time is it?")
     wait_for(bob, lambda: "Hi Alice!" in main_text(bob) and turn_over(bob), "the reply to Alice")
     send(bob, "Hello Alice 👋 Shall we plan the trip in its own room?")
     wait_for(bob, lambda: "Hi Bob!" in main_text(bob) and turn_over(bob), "the reply to Bob")
@@ -197,7 +201,9 @@ def offline_scenes(browser, url: str, wanted: set[str]) -> None:
         bob.get_by_role("button", name="Catch me up").click()
         wait_for(bob, lambda: "Only you can see this summary" in main_text(bob), "Bob's summary")
         settle(bob)
-        bob.get_by_text("Only you can see this summary").scroll_into_view_if_needed()
+        bob.get_by_text("New since you were last here").first.evaluate(
+            "e => e.scrollIntoView({block: 'start'})"
+        )
         shoot(bob, "catch-up.png", chat=False)
 
     # The host's controls, on the This room page.
@@ -210,7 +216,9 @@ def offline_scenes(browser, url: str, wanted: set[str]) -> None:
         alice.get_by_role("button", name="Save instructions").click()
         alice.get_by_text("Saved. Everyone in the room was told").wait_for(timeout=WAIT_MS)
         settle(alice, live=False)
-        alice.get_by_text("People here").scroll_into_view_if_needed()
+        alice.get_by_role("heading", name="Room instructions").evaluate(
+            "e => e.scrollIntoView({block: 'start'})"
+        )
         shoot(alice, "host-controls.png", chat=False)
 
     # A private room, opened from the Rooms page.
@@ -221,8 +229,11 @@ def offline_scenes(browser, url: str, wanted: set[str]) -> None:
         dana.get_by_text("Private room").click()
         dana.get_by_role("button", name="Open room").click()
         join(dana, None, "Dana")
-        send(dana, "The party is on Friday at 8. Ideas for a cake?")
-        wait_for(dana, lambda: "Hi Dana!" in main_text(dana) and turn_over(dana), "the reply to Dana")
+        # No reply, so that the invite link at the top and the newest message both fit the window.
+        dana.locator(SIDEBAR).get_by_text("Only when mentioned").click()
+        dana.get_by_text("to reply to only when mentioned").first.wait_for(timeout=WAIT_MS)
+        send(dana, "The surprise party is on Friday at 8: tell nobody outside this room!")
+        wait_for(dana, lambda: "tell nobody outside" in main_text(dana), "Dana's message")
         settle(dana)
         shoot(dana, "private-room.png")
 
@@ -231,6 +242,8 @@ def offline_scenes(browser, url: str, wanted: set[str]) -> None:
         bob.goto(url + "rooms")
         bob.get_by_role("button", name="Open room").wait_for(timeout=WAIT_MS)
         wait_for(bob, lambda: "trip-planning" in main_text(bob), "the rooms listed")
+        bob.get_by_role("textbox", name="Room name").fill("book-club")
+        bob.get_by_text("Private room").click()
         settle(bob, live=False)
         shoot(bob, "rooms.png", chat=False)
 
