@@ -1,7 +1,8 @@
 """The benchmark's command line: `python -m bench.run` (full, 30-40 min) or `--smoke` (~1 min).
 
 Runs every plan on its own fresh server, then writes bench.json, bench.md and bench.png (or `--name`)
-to `--out`.
+to `--out` (default test-results/bench/; `--out docs` updates the committed results). In an existing
+NAME.md only the part between bench.report's marker comments is rewritten: hand-written text is kept.
 """
 
 from __future__ import annotations
@@ -178,6 +179,11 @@ async def measure(plan_list: list[Plan], *, smoke: bool = False, log_dir: Path =
     }
 
 
+def default_out(*, smoke: bool) -> Path:
+    """Where a run writes without `--out`: never docs/, whose results are committed on purpose."""
+    return ROOT / "test-results" / ("bench-smoke" if smoke else "bench")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.splitlines()[0])
     parser.add_argument("--smoke", action="store_true", help="a ~1 minute run with small numbers")
@@ -189,7 +195,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--out",
         type=Path,
-        help="where to write bench.json/.md/.png (default docs/, smoke: test-results/bench-smoke/)",
+        help="where to write NAME.json/.md/.png (default test-results/bench/, smoke: test-results/bench-smoke/; "
+        "--out docs to update the committed results, whose hand-written text is kept)",
     )
     parser.add_argument(
         "--name", default="bench", help="file name for the results: NAME.json, NAME.md, NAME.png"
@@ -254,7 +261,11 @@ def main(argv: list[str] | None = None) -> int:
     if any(p.redis for p in plan_list) and not redis_server_path():
         log.warning("no redis-server found (apt-get install redis-server): skipping the Redis runs")
         plan_list = [p for p in plan_list if not p.redis]
-    out = args.out or (ROOT / "test-results" / "bench-smoke" if args.smoke else ROOT / "docs")
+    out = args.out or default_out(smoke=args.smoke)
+    try:
+        report.check_writable(out, args.name)  # before the run, not after 40 minutes of it
+    except report.HandWrittenPage as refused:
+        parser.error(str(refused))
 
     # A stopped bench (kill, timeout) still stops its servers: SystemExit runs the finally blocks and atexit.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))

@@ -1,5 +1,6 @@
 """The docs stay true to the code: every setting, its rules and its default in `.env.example` and the
-README, and the numbers and claims the README makes about the code."""
+README, the numbers and claims the README and docs/ make about the code, and a README a newcomer can
+start from."""
 
 import ast
 import json
@@ -86,10 +87,44 @@ def test_documented_defaults_are_the_real_ones(variable):
 # --- numbers and claims in the README --------------------------------------------------------------
 
 
-def test_readme_gives_the_live_pages_real_wait_slice():
+def test_the_readme_starts_with_the_two_commands():
+    first_lines = (ROOT / "README.md").read_text(encoding="utf-8").splitlines()[:40]
+
+    assert "pip install -r requirements.txt && streamlit run app.py" in first_lines
+    assert "pip install -r requirements-dev.txt && python -m pytest" in first_lines
+
+
+def test_ci_runs_the_readmes_test_command_word_for_word():
+    command = "pip install -r requirements-dev.txt && python -m pytest"
+
+    assert command in (ROOT / ".ci" / "run").read_text().splitlines()
+    assert command in (ROOT / "README.md").read_text().splitlines()
+
+
+@pytest.mark.parametrize(
+    "document", ["README.md", *(str(p.relative_to(ROOT)) for p in (ROOT / "docs").glob("*.md"))]
+)
+def test_documents_speak_to_their_reader_not_of_the_issues_that_made_them(document):
+    text = (ROOT / document).read_text(encoding="utf-8")
+
+    assert not re.search(r"\bissue \d+|\bthis round\b", text, re.IGNORECASE)
+
+
+@pytest.mark.parametrize(
+    "document", ["README.md", *(str(p.relative_to(ROOT)) for p in (ROOT / "docs").glob("*.md"))]
+)
+def test_every_local_link_leads_somewhere(document):
+    path = ROOT / document
+    targets = re.findall(r"\]\(([^)#:]+)(?:#[^)]*)?\)", path.read_text(encoding="utf-8"))
+
+    assert targets
+    assert [t for t in targets if not (path.parent / t).exists()] == []
+
+
+def test_how_it_works_gives_the_live_pages_real_wait_slice():
     from shared.web.live import WAIT_SLICE_SECONDS
 
-    assert f"The wait is cut into {WAIT_SLICE_SECONDS:g}-second slices" in README()
+    assert f"The wait is cut into {WAIT_SLICE_SECONDS:g}-second slices" in HOW_IT_WORKS()
 
 
 def streamlit_importers() -> set[Path]:
@@ -104,8 +139,8 @@ def streamlit_importers() -> set[Path]:
 WEB = Path("shared/web")
 
 
-def test_readme_names_exactly_the_modules_that_import_streamlit():
-    [claim] = re.findall(r"Only the web side `shared/web/`.*?import Streamlit", README(), re.DOTALL)
+def test_how_it_works_names_exactly_the_modules_that_import_streamlit():
+    [claim] = re.findall(r"Only the web side `shared/web/`.*?import Streamlit", HOW_IT_WORKS(), re.DOTALL)
     outside_the_web_side = {str(p) for p in streamlit_importers() if WEB not in p.parents}
 
     assert set(re.findall(r"`(shared/[\w/]+\.py)`", claim)) == outside_the_web_side
@@ -121,14 +156,12 @@ def test_the_engine_package_names_exactly_the_modules_that_import_streamlit():
     }
 
 
-def test_readme_states_the_retry_policy_of_every_openai_call():
+def test_how_it_works_states_the_retry_policy_of_every_openai_call():
     from shared.assistant.openai import LOCKED_RETRY_DELAYS, RETRIES, Call
 
-    rows = dict(
-        re.findall(r"^\| `([^`]+)` \| (no|yes, \d+ times) \|", (ROOT / "README.md").read_text(), re.M)
-    )
+    rows = dict(re.findall(r"^\| `([^`]+)` \| (no|yes, \d+ times) \|", (ROOT / HOW).read_text(), re.M))
     assert rows == {call.value: f"yes, {RETRIES[call]} times" if RETRIES[call] else "no" for call in Call}
-    assert f"waited out, {len(LOCKED_RETRY_DELAYS)} times" in README()
+    assert f"waited out, {len(LOCKED_RETRY_DELAYS)} times" in HOW_IT_WORKS()
 
 
 # --- what the app imports, requirements.txt names ----------------------------------------------------
@@ -188,8 +221,8 @@ def promise_markers() -> dict[str, str]:
 
 
 def readme_promises() -> dict[str, int]:
-    """The README's table of promises: row -> the number of test cases it says prove it."""
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    """docs/testing.md's table of promises: row -> the number of test cases it says prove it."""
+    text = (ROOT / "docs" / "testing.md").read_text(encoding="utf-8")
     table = text.split("| promise | cases |\n|---|---|\n", 1)[1].split("\n\n", 1)[0]
     return {row: int(cases) for row, cases in re.findall(r"^\| (.+) \| (\d+) \|$", table, re.MULTILINE)}
 
@@ -228,5 +261,8 @@ def test_tests_save_their_screenshots_in_test_results_never_in_docs():
     assert [where for where in saved_to if "ARTIFACTS" not in where] == []
 
 
-def README() -> str:  # noqa: N802  (reads like the document it returns)
-    return " ".join((ROOT / "README.md").read_text(encoding="utf-8").split())
+HOW = "docs/how-it-works.md"
+
+
+def HOW_IT_WORKS() -> str:  # noqa: N802  (reads like the document it returns)
+    return " ".join((ROOT / HOW).read_text(encoding="utf-8").split())

@@ -2,7 +2,7 @@
 
 `local` mode serves OpenAI-compatible servers that keep no conversations by resending the room's history.
 
-Retries are decided here, once per kind of call, in `RETRIES` (the README's table says the same). The SDK
+Retries are decided here, once per kind of call, in `RETRIES` (docs/how-it-works.md's table says the same). The SDK
 retries 408, 409, 429, 5xx, timeouts and lost connections with backoff and `Retry-After`, but sends no
 idempotency key: a retried POST whose first answer was lost on the way runs twice. So a call is retried
 only where running it twice does no harm:

@@ -45,7 +45,7 @@ def write_instructions(page, room: str, text: str) -> None:
 
 
 def keep(page, name: str, last: str, *, settled: bool = False, **options) -> None:
-    """A screenshot in test-results/ (the README's copies in docs/ are made by hand, after looking), once
+    """A screenshot in test-results/ (the README's pictures in docs/ are made by `python -m scripts.pictures`), once
     the page shows `last`; `settled`: and nothing on it is left from an earlier run (Streamlit's stale,
     faded elements; for a page whose run ends, not the chat page, whose live run never does)."""
     page.get_by_text(last).first.wait_for(timeout=DEADLINE_SECONDS * 1000)
