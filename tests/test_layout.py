@@ -66,7 +66,11 @@ def test_every_session_key_used_anywhere_is_named_in_the_session_object():
     used: set[str] = set()
     for path, text in app_sources().items():
         if path.name != "session.py":  # the app reads and writes its keys as `session.<key>`
-            used |= set(re.findall(r"\bsession\.(?!take\b|keys\b|py\b|widget\b|set_widget\b)(\w+)", text))
+            used |= set(
+                re.findall(
+                    r"\bsession\.(?!take\b|keys\b|py\b|widget\b|set_widget\b|forget_widget\b)(\w+)", text
+                )
+            )
         used |= {k for k, _ in re.findall(r"""\bkey=f?["']([\w-]+?)(\{|["'])""", text)}
     for path in (ROOT / "tests").rglob("*.py"):  # the tests read some, as the app keeps them
         used |= set(re.findall(r"""session_state\[["'](\w+)["']\]""", path.read_text(encoding="utf-8")))
