@@ -120,6 +120,11 @@ def test_a_page_left_open_lets_go_of_its_oldest_messages_but_not_the_one_its_per
     assert texts[-1].startswith("Hi Ann!") and f"filler {PAGE_OF_MESSAGES * 2 - 1}" in texts
     assert "filler 0" not in texts
     assert not button(bob, "Show earlier messages").disabled, "what left the page is there on demand"
+    rows = bob.session_state["menu_drawings"]  # message id -> its row of actions' key on the page
+    assert len(rows) <= PAGE_OF_MESSAGES + MARGIN_OF_MESSAGES + 1, (
+        "the rows of messages that left are forgotten"
+    )
+    assert asked.id in rows
 
 
 @pytest.mark.promise_nickname_rules
