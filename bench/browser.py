@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from typing import Any
 
 from bench.emulator import Progress
 
@@ -198,6 +199,20 @@ class BrowserPage:
         reply = await self._devtools.send("Performance.getMetrics")
         metrics = {m["name"]: m["value"] for m in reply["metrics"]}
         return metrics["TaskDuration"], metrics["Timestamp"]
+
+    async def size(self) -> dict[str, Any]:
+        """How big the page is now: its chat bubbles, DOM nodes, and JS heap after a garbage collection."""
+        await self._devtools.send("HeapProfiler.collectGarbage")
+        heap = await self._devtools.send("Runtime.getHeapUsage")
+        counts = await self._page.evaluate(
+            """() => ({ bubbles: document.querySelectorAll('[data-testid="stChatMessage"]').length,
+                        nodes: document.getElementsByTagName("*").length })"""
+        )
+        return {
+            "bubbles": counts["bubbles"],
+            "dom_nodes": counts["nodes"],
+            "js_heap_mb": round(heap["usedSize"] / 2**20, 1),
+        }
 
     async def start_trace(self, categories: list[str]) -> None:
         """A Chromium performance trace (of the whole browser: every page's renderer is in it)."""

@@ -28,10 +28,11 @@ if me is None:
     st.stop()
 
 chat_box.post(room, me, chat_box.chat_box())
-conversation.earlier_messages_button(room.view())
+earlier = conversation.earlier_messages_button(room.view())
 slots = live.Slots(
     people=people_slot,
     policy=policy_slot,
+    earlier=earlier,
     messages=st.container(),
     busy=st.empty(),
     stop=st.empty(),

@@ -9,7 +9,8 @@ import pytest
 import shared.hub
 from shared.assistant.offline import OfflineAssistant
 from shared.errors import AssistantError
-from shared.web.conversation import PAGE_OF_MESSAGES
+from shared.web.conversation import Conversation
+from shared.web.window import MARGIN_OF_MESSAGES, PAGE_OF_MESSAGES
 from tests.fakes import ScriptedAssistant
 from tests.pages import (
     button,
@@ -82,6 +83,48 @@ def test_show_earlier_messages_brings_the_rest_of_the_room_and_another_room_open
     short = bob.run()  # the same person, in a room of two lines
     assert "Room **short**" in short.caption[0].value
     assert all(b.label != "Show earlier messages" for b in short.button)
+
+
+def test_a_page_left_open_lets_go_of_its_oldest_messages_but_not_the_one_its_person_replies_to(monkeypatch):
+    monkeypatch.setenv("RATE_LIMIT_MESSAGES", "1000")
+    monkeypatch.setattr(shared.web.live, "LIVE_RUN_SECONDS", 3.0)
+    following = threading.Event()  # Bob's page drew the room and follows it
+    draw_all = Conversation.draw_all
+
+    def draw_all_then_say_so(self, view):
+        draw_all(self, view)
+        following.set()
+
+    monkeypatch.setattr(Conversation, "draw_all", draw_all_then_say_so)
+    join("Ann", room="open")
+    room = get_room("open")
+    [ann] = room.view().participants
+    asked = room.post(ann.id, "the question Bob answers")
+    wait_until(lambda: not room.busy)
+    bob = join("Bob", room="open")
+    bob.session_state["replying_to"] = ("open", asked.id, "Ann", asked.text)  # as his Reply click leaves it
+
+    def fill() -> None:
+        following.wait(10)
+        for number in range(PAGE_OF_MESSAGES * 2):  # each answered: the room grows by four pages
+            room.post(ann.id, f"filler {number}")
+            wait_until(lambda: not room.busy)
+
+    filler = threading.Thread(target=fill)
+    filler.start()
+    bob.run()  # his page follows the room while it grows, for LIVE_RUN_SECONDS
+    filler.join()
+    texts = [text for _, text in conversation(bob)]
+    assert len(texts) <= PAGE_OF_MESSAGES + MARGIN_OF_MESSAGES + 1, "a page and its margin, and his reply's"
+    assert "the question Bob answers" in texts, "the message he replies to stays"
+    assert texts[-1].startswith("Hi Ann!") and f"filler {PAGE_OF_MESSAGES * 2 - 1}" in texts
+    assert "filler 0" not in texts
+    assert not button(bob, "Show earlier messages").disabled, "what left the page is there on demand"
+    rows = bob.session_state["menu_drawings"]  # message id -> its row of actions' key on the page
+    assert len(rows) <= PAGE_OF_MESSAGES + MARGIN_OF_MESSAGES + 1, (
+        "the rows of messages that left are forgotten"
+    )
+    assert asked.id in rows
 
 
 @pytest.mark.promise_nickname_rules

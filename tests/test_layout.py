@@ -66,7 +66,11 @@ def test_every_session_key_used_anywhere_is_named_in_the_session_object():
     used: set[str] = set()
     for path, text in app_sources().items():
         if path.name != "session.py":  # the app reads and writes its keys as `session.<key>`
-            used |= set(re.findall(r"\bsession\.(?!take\b|keys\b|py\b|widget\b|set_widget\b)(\w+)", text))
+            used |= set(
+                re.findall(
+                    r"\bsession\.(?!take\b|keys\b|py\b|widget\b|set_widget\b|forget_widget\b)(\w+)", text
+                )
+            )
         used |= {k for k, _ in re.findall(r"""\bkey=f?["']([\w-]+?)(\{|["'])""", text)}
     for path in (ROOT / "tests").rglob("*.py"):  # the tests read some, as the app keeps them
         used |= set(re.findall(r"""session_state\[["'](\w+)["']\]""", path.read_text(encoding="utf-8")))
@@ -82,19 +86,19 @@ def test_the_wait_between_touches_of_the_session_is_written_once():
 
 
 def test_the_slots_are_streamlits_delta_generators():
-    """The page side names the type of `st.empty()` in its type hints (README: private Streamlit)."""
+    """The page side names the type of `st.empty()` in its type hints (docs/how-it-works.md: private Streamlit)."""
     import streamlit as st
     from streamlit.delta_generator import DeltaGenerator
 
     assert isinstance(st.empty(), DeltaGenerator) and isinstance(st.container(), DeltaGenerator)
 
 
-def test_the_readme_and_the_packages_docstring_name_every_module_of_the_web_side():
+def test_how_it_works_and_the_packages_docstring_name_every_module_of_the_web_side():
     import shared.web
 
     [row] = [
         line
-        for line in (ROOT / "README.md").read_text(encoding="utf-8").splitlines()
+        for line in (ROOT / "docs" / "how-it-works.md").read_text(encoding="utf-8").splitlines()
         if line.startswith("| `shared/web/` |")
     ]
     modules = {p.name for p in WEB.glob("*.py") if p.name != "__init__.py"}

@@ -4,7 +4,8 @@
 - `files.py`: how an attached file (or a drawn picture) looks in a message
 - `actions.py`: what a person can do to a message (react, reply, delete their own)
 - `conversation.py`: the message list on the chat page; `reveal.py`: how fast a reply's words appear;
-  `catch_up_box.py`: "Catch me up" and the private summary
+  `catch_up_box.py`: "Catch me up" and the private summary; `window.py`: which messages a page holds
+  (the latest page, more on demand, and a bound on a page left open)
 - `status_line.py`: whom the assistant is replying to, who waits, Stop
 - `sidebar.py`: who is here, the assistant and the reply policy, the transcript, Leave
 - `header.py`: the top of a room's pages (invite link, instructions line, which assistant answers)

@@ -1,6 +1,6 @@
 """The conversation on the chat page: which messages it shows, one placeholder per message in the room's
 order, each message drawn once and redrawn in place when it changes, the reply being written revealed
-at the page's pace, and "Show earlier messages"."""
+at the page's pace, and what a page left open lets go of (`shared/web/window.py` says which messages)."""
 
 from __future__ import annotations
 
@@ -18,73 +18,48 @@ from shared.web.catch_up_box import CatchUpBox, catch_up_since
 from shared.web.messages import Drawn, Parts, message_parts, redraw, writing_parts
 from shared.web.reveal import Reveal, redraw_interval
 from shared.web.session import session
+from shared.web.window import (
+    PAGE_OF_MESSAGES,
+    LettingGo,
+    earlier_messages_button,  # noqa: F401  (the chat page finds it here)
+    page_limit,
+    room_key,
+    visible_messages,
+)
 
 if TYPE_CHECKING:
     from streamlit.delta_generator import DeltaGenerator
 
-# How many of the latest messages a page shows before "Show earlier messages". Every run of the person's
-# own (each message they send) draws them all again, and the browser draws every one afresh: in the bench
-# (a room of 203 messages) 25 rather than 50 took a message to 5 Chromium pages at p95 0.69 s, not 0.85,
-# to 100 emulated ones at 0.63 s, not 0.79, and a reply streaming to them from 51 % of a core to 47 %.
-PAGE_OF_MESSAGES = 25
 # A message that arrives while the page is live shows at once, its row of actions this much later: the row
 # is a widget, the costliest element of a bubble (a third of the server's time drawing a new message
 # for 100 sessions, under py-spy), and the message itself should not wait for it.
 ROW_DELAY_SECONDS = 0.5
 
 
-def visible_messages(view: RoomView) -> list[Message]:
-    """The messages a page shows at the start of its run: the latest ones, from where the last run began.
+class Conversation(LettingGo):
+    """The messages of one page, in a container of placeholders made in a place the page script left for it.
 
-    The first message stays put across the person's own reruns until twice a page of messages is shown,
-    so a rerun redraws the same messages in the same places (nothing moves, nothing is briefly doubled).
-    """
-    shown = [m for m in view.messages if not (m.role is Role.ASSISTANT and not m.text and not m.attachments)]
-    limit = page_limit(view)
-    latest = shown[-limit:]
-    if not latest:
-        return latest
-    room_key, first = session.first_shown or (None, 0)
-    kept = [m for m in shown if m.id >= first]
-    if room_key != _room_key(view) or first > latest[0].id or len(kept) > 2 * limit:
-        kept = latest
-        session.first_shown = (_room_key(view), latest[0].id)
-    return kept
-
-
-def _room_key(view: RoomView) -> tuple[str, object]:
-    return (view.name, view.created_at)  # a room opened again under the same name is another room
-
-
-def page_limit(view: RoomView) -> int:
-    """How many of this room's latest messages the page shows: one page, more once the person asked."""
-    room_key, limit = session.shown_limit or (None, PAGE_OF_MESSAGES)
-    return limit if room_key == _room_key(view) else PAGE_OF_MESSAGES
-
-
-def earlier_messages_button(view: RoomView) -> None:
-    """Older messages on demand, so a long history costs nothing until someone asks for it."""
-    slot = st.empty()  # one element either way, so the elements after it keep their places on a rerun
-    limit = page_limit(view)
-    if len(view.messages) <= limit and limit == PAGE_OF_MESSAGES:
-        slot.empty()
-    elif len(view.messages) <= limit:
-        # Pressed, and now every message is here. The button stays, greyed: the browser would keep the
-        # pressed one, faded, beside anything else drawn in its place (a live run never ends).
-        slot.button("Show earlier messages", key="earlier", icon=":material/expand_less:", disabled=True)
-    elif slot.button("Show earlier messages", key="earlier", icon=":material/expand_less:"):
-        session.shown_limit = (_room_key(view), limit + PAGE_OF_MESSAGES)
-        del session.first_shown
-        st.rerun()
-
-
-class Conversation:
-    """The messages of one page, in a container of placeholders made by the page script."""
+    A page open for long holds a bounded number of messages: the oldest leave as new ones come, and with
+    them everything the page kept for them (placeholders, drawn parts, rows' keys), except the message
+    its person is replying to and a message a reply on the page quotes (its link scrolls to it)."""
 
     def __init__(
-        self, room: Room, my_id: str, settings: Settings, container: DeltaGenerator, my_name: str = ""
+        self,
+        room: Room,
+        my_id: str,
+        settings: Settings,
+        container: DeltaGenerator,
+        my_name: str = "",
+        earlier: DeltaGenerator | None = None,
     ):
-        self.room, self.my_id, self.settings, self.container = room, my_id, settings, container
+        self.room, self.my_id, self.settings = room, my_id, settings
+        # Two places, one holding the container of placeholders, the other empty: the conversation is
+        # drawn afresh in the empty one (`redraw_all`), which then holds it, across the person's reruns too.
+        with container:
+            self.places = (st.empty(), st.empty())
+        self.at = session.message_place
+        self.container = self.places[self.at].container()
+        self.earlier = earlier  # where "Show earlier messages" goes once messages leave, if not there yet
         self.my_name = my_name  # their own reactions show selected
         self.menus: set[int] = set()  # the messages whose row of actions this run drew
         self.quoted: set[int] = set()  # the messages a reply quotes: each holds the anchor its link finds
@@ -93,7 +68,12 @@ class Conversation:
         self.stream = session.stream_replies
         self.word_delay = settings.word_delay_ms / 1000
         self.first_shown = 0  # older messages are not on this page
-        self.placeholders: dict[int, DeltaGenerator] = {}
+        self.left = 0  # the newest message that left this page: changes to it (or older) are not drawn
+        self.limit = PAGE_OF_MESSAGES  # the messages the page opened on: it holds this many and a margin
+        self.replying_to: int | None = None  # the message this person replies to stays on the page
+        self.quoting: dict[int, int] = {}  # message id -> the message it quotes, for those on the page
+        self.divider: DeltaGenerator | None = None  # the catch-up line, while on the page
+        self.placeholders: dict[int, DeltaGenerator] = {}  # in the page's order
         self.drawn: dict[int, Drawn] = {}  # what each placeholder shows, part by part
         self.slots_used = 0  # elements in the container, placeholders of messages or not
         self.drawn_before = session.message_slots  # how many earlier runs left there
@@ -107,15 +87,22 @@ class Conversation:
         self.quoted = {m.quote.id for m in view.messages if m.quote is not None}
         shown = visible_messages(view)
         self.first_shown = shown[0].id if shown else 0
+        self.limit = page_limit(view)
+        replying = session.replying_to
+        self.replying_to = replying[1] if replying is not None and replying[0] == view.name else None
+        self.room_key = room_key(view)
         since = catch_up_since(self.room, view, self.my_id)
+        self.catch_up_after = since or 0  # the divider goes once a message it announced leaves the page
         self.catch_up.reread()
         for message in shown:
             if since is not None and message.id > since:
-                self.catch_up.divider(view, since, self._new_slot())
+                self.divider = self._new_slot()
+                self.catch_up.divider(view, since, self.divider)
                 since = None
             self.message(message)
         if since is not None:
-            self.catch_up.divider(view, since, self._new_slot())
+            self.divider = self._new_slot()
+            self.catch_up.divider(view, since, self.divider)
         self.mark_seen(view.messages[-1].id if view.messages else 0)
         self.live = True
         # A run never ends, so Streamlit never clears what the page's previous runs drew past this one's
@@ -124,11 +111,15 @@ class Conversation:
             self._new_slot()
 
     def apply(self, changed: tuple[Message, ...]) -> None:
-        for message in changed:
-            if message.id >= self.first_shown:
-                self.message(message)
+        shown = [
+            m for m in changed if m.id in self.placeholders or m.id >= max(self.first_shown, self.left + 1)
+        ]
+        self.let_go(room_for=sum(m.id not in self.placeholders for m in shown))  # old ones go before new come
+        for message in shown:
+            self.message(message)
         if changed:
             self.mark_seen(changed[-1].id)
+        self.let_go()
 
     def message(self, message: Message) -> None:
         self._placeholder(message.id)  # made now, so the page keeps the room's order
@@ -142,6 +133,8 @@ class Conversation:
             self.reveal = Reveal(message)
             return self.draw_reply()
         self._anchor(message)
+        if message.quote is not None:
+            self.quoting[message.id] = message.quote.id
         parts = message_parts(message, self.my_id, self.my_name, quoted=message.id in self.quoted)
         self._redraw(message.id, parts)
 

@@ -47,7 +47,8 @@ class Slots:
 
     people: DeltaGenerator  # in the sidebar
     policy: DeltaGenerator  # in the sidebar
-    messages: DeltaGenerator  # a container: one placeholder per message is added to it
+    earlier: DeltaGenerator | None  # where "Show earlier messages" goes once messages leave the page
+    messages: DeltaGenerator  # a container: the conversation's own containers are made in it
     busy: DeltaGenerator  # who the assistant is replying to, and who waits next
     stop: DeltaGenerator  # the Stop button while a reply is written
     instructions: DeltaGenerator  # the room's instructions in one line, under the title
@@ -56,7 +57,7 @@ class Slots:
 class LivePage:
     def __init__(self, room: Room, me: Participant, settings: Settings, slots: Slots):
         self.room, self.my_id, self.slots = room, me.id, slots
-        self.conversation = Conversation(room, me.id, settings, slots.messages, me.nickname)
+        self.conversation = Conversation(room, me.id, settings, slots.messages, me.nickname, slots.earlier)
         self.status_line = StatusLine(room, me.id, settings, slots.busy, slots.stop)
         self.sidebar = LiveSidebar(room, me.id, settings, slots.people, slots.policy)
         self.status: RoomStatus | None = None

@@ -82,6 +82,11 @@ class Session:
     first_shown = Key[tuple[tuple[str, Any], int] | None](
         "((room, created_at), message id): the first message shown, kept across this tab's own reruns."
     )
+    message_place = Key[int](
+        "Which of the conversation's two places (0, 1) holds its messages: a page left open draws them"
+        " afresh in the other now and then, to let go of what it dropped (shared/web/window.py).",
+        0,
+    )
     message_slots = Key[int](
         "How many elements earlier runs left in the conversation: a run empties those it does not use.", 0
     )
@@ -124,6 +129,10 @@ class Session:
     def set_widget(self, key: str, value: Any) -> None:
         """Set what the widget with this key shows, before it is drawn (or in its callback)."""
         st.session_state[key] = value
+
+    def forget_widget(self, key: str) -> None:
+        """Forget the value of the widget with this key: it left the page for good."""
+        st.session_state.pop(key, None)
 
     def take(self, key: Key[T]) -> T:
         """A one-time note (`session.take(Session.refusal)`): its value, forgotten once read."""
