@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -142,11 +143,17 @@ def choose(page, text: str, label: str) -> None:
     Shift+Tab back to the message's button, Enter opens the row (unless open), Tab into the row (one tab
     stop), then the arrow keys along its pills. A redraw of the message (its reactions changed) may close
     the row meanwhile: then the person starts again."""
-    for _ in range(3):
+    pills = page.locator(POPOVER_BODY).get_by_role("button")
+    start = time.monotonic()
+    while time.monotonic() < start + DEADLINE_SECONDS:
         press_until(page, "Shift+Tab", actions_of(text), "the message's actions button")
-        if page.evaluate("document.activeElement.getAttribute('aria-expanded')") != "true":
-            page.keyboard.press("Enter")
         with contextlib.suppress(AssertionError):
+            if page.evaluate("document.activeElement.getAttribute('aria-expanded')") == "true":
+                page.keyboard.press("Enter")  # a row left open by a redraw: closed, to open afresh
+                wait_until(lambda: pills.count() == 0, 5, "the row of actions to close")
+            page.keyboard.press("Enter")
+            # Tabbing before its pills are drawn would leave the row, which closes it.
+            wait_until(lambda: pills.count() > 0, 5, "the row of actions to open")
             press_until(
                 page, "Tab", f"el.closest('{POPOVER_BODY}') !== null", "the row of actions", presses=15
             )
