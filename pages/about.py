@@ -29,9 +29,9 @@ the next turn), asks the assistant for a reply and writes the reply into the roo
 page draws from the room's memory: refreshing a page never calls the model.
 """
 )
-st.subheader("Assistant")
+st.header("Assistant")
 st.markdown(f"{escape_markdown(settings.assistant_name)} · {hub.assistant.label}")
-st.subheader("Settings in effect")
+st.header("Settings in effect")
 st.caption(
     "For the whole app, every room alike. They are read once, when the app starts: changing one takes a "
     "restart (**Reboot app** on Streamlit Community Cloud)."

@@ -40,7 +40,7 @@ if app_budget:
     )
 header.budget_stop(room, settings)  # which daily budget, the room's or the app's, stops the assistant
 
-st.subheader("Room instructions")
+st.header("Room instructions")
 editable = me is not None and room.may_edit_instructions(me.id)
 if not editable:
     st.markdown(escape_markdown(view.instructions) if view.instructions else "*None written yet.*")
@@ -76,7 +76,7 @@ else:
     if session.take(Session.instructions_saved):
         st.success(f"Saved. Everyone in the room was told, and {name} reads them from its next reply on.")
 
-st.subheader("People")
+st.header("People")
 sidebar.people(view.participants, me.id if me else None, view.host, view.status.locked)
 if me is not None and view.host == me.id:
     # Drawn for the host alone; the room checks who is host again on every action.
@@ -128,7 +128,7 @@ if me is not None and view.host == me.id:
             else:
                 st.rerun()
 
-st.subheader("Assistant")
+st.header("Assistant")
 answered, passed = room.decisions()
 st.markdown(
     f"**{name}** · {hub.assistant.label}  \n"
@@ -137,5 +137,5 @@ st.markdown(
     f"**{passed}** let pass"
 )
 st.caption(f"Room opened {local_time(view.created_at, with_date=True)}.")
-st.subheader("Transcript")
+st.header("Transcript")
 sidebar.transcript_downloads(room)

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from shared.config import Settings
 from shared.messages import QUOTE_CHARS, Message, Quote, ReplyPolicy, Role, Status
 from shared.room import RoomStatus
-from shared.web.actions import Menu, first_line, reactions_line
+from shared.web.actions import Menu, button_label, first_line, reactions_line
 from shared.web.messages import Drawn, Parts, message_parts, redraw, writing_parts
 from shared.web.status_line import StatusLine
 
@@ -134,9 +134,18 @@ def test_only_a_quoted_message_holds_an_anchor():
 
 def test_a_messages_button_names_who_reacted_the_first_two_then_how_many_more_escaped():
     quote = Quote(1, "Alice", "Lunch?")
-    assert reactions_line(Menu(1, (), False, (), quote)) == ""  # nobody reacted: the icon alone
+    assert reactions_line(Menu(1, (), False, (), quote)) == ""  # nobody reacted
     row = Menu(1, (("👍", ("Bob", "Zoë", "Ann", "Cy")), ("🎉", ("*Al*",))), False, ("👍",), quote)
     assert reactions_line(row) == "👍 Bob, Zoë +2 · 🎉 \\*Al\\*"
+
+
+def test_a_messages_button_is_named_for_whose_message_it_is_as_a_person_would_say():
+    assert (
+        button_label(Menu(1, (), False, (), Quote(1, "*Al*", "Lunch?"))) == "Actions for \\*Al\\*'s message"
+    )
+    assert button_label(Menu(1, (), True, (), Quote(1, "Bob", "Hi"))) == "Actions for your message"
+    row = Menu(1, (("👍", ("Bob",)),), False, (), Quote(1, "Alice", "Lunch?"))
+    assert button_label(row) == "Actions for Alice's message · 👍 Bob"
 
 
 class Slot(Handle):

@@ -1,7 +1,8 @@
 """What a person can do to a message on the chat page: react (👍 ❤️ 😂 😮 🎉, one of each, toggled), reply
 to it, and delete their own; and, above the chat box, the message they are replying to or about to delete.
 
-Each message has one small button under it, labelled with its reactions and who made them; it opens the
+Each message has one small button under it, named for whose message it is ("Actions for Bob's message")
+and then labelled with its reactions and who made them; it opens the
 message's actions as one row of pills (two elements, the popover and its pills, not seven buttons).
 Closed, the button is all the browser draws: a row of pills under every message cost each page more than
 the rest of its bubbles (the bench's Chromium pages, docs/bench.md). The row is drawn inside the live run and redrawn there when its
@@ -72,7 +73,7 @@ def draw_menu(slot: DeltaGenerator, row: Menu | None, drawing: int, room: Room, 
     mine = list(row.my_reactions)
     key = f"act-{row.message_id}-{drawing}"
     session.set_widget(key, mine)  # the pills show this person's reactions as the room holds them
-    with slot.popover(reactions_line(row), icon=":material/add_reaction:", type="tertiary"):
+    with slot.popover(button_label(row), icon=":material/add_reaction:", type="tertiary"):
         st.pills(
             "React, reply or delete" if row.mine else "React or reply",
             options,
@@ -83,6 +84,15 @@ def draw_menu(slot: DeltaGenerator, row: Menu | None, drawing: int, room: Room, 
             args=(room, my_id, row, key, tuple(mine)),
             label_visibility="collapsed",
         )
+
+
+def button_label(row: Menu) -> str:
+    """The message's button as a person would name it, then who reacted how: "Actions for Bob's message ·
+    👍 Bob". Streamlit hides its icons from screen readers and gives a popover no other name, so the
+    visible words are the button's name (and its row's, which Streamlit labels the same)."""
+    whose = "your" if row.mine else f"{escape_markdown(row.quote.author)}'s"
+    reactions = reactions_line(row)
+    return f"Actions for {whose} message" + (f" · {reactions}" if reactions else "")
 
 
 def reactions_line(row: Menu) -> str:

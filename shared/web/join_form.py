@@ -30,7 +30,7 @@ def join_form(name: str, invite: str | None) -> None:
     """Ask for a nickname to join room `name` (with a private room's `invite`); on success the page reruns
     as a member of the room."""
     with st.form("join", border=True):
-        st.markdown("#### Pick a nickname to join the conversation")
+        st.markdown("**Pick a nickname to join the conversation**")
         nickname = st.text_input("Nickname", value=session.nickname, placeholder="e.g. Alice")
         joined = st.form_submit_button("Join", type="primary")
     refusal, note = membership.take_join_notes()
