@@ -80,7 +80,8 @@ def test_alice_on_one_process_and_bob_on_another_see_each_other_and_one_reply(re
             DEADLINE_SECONDS,
             f"{other} in the other sidebar",
         )
-    assert "Alice (host) (you)" in sidebar_text(alice) and "Bob (you)" in sidebar_text(bob)
+    assert "Alice (you)" in sidebar_text(alice) and "Bob (you)" in sidebar_text(bob)
+    assert "(host)" not in sidebar_text(alice) + sidebar_text(bob), "the lobby belongs to nobody"
 
     alice_then_bob(alice, bob, "Hello Bob, this is process A", "Hi Alice, this is process B")
     wait_until(lambda: finished_reply(alice, "Bob, you said"), DEADLINE_SECONDS, "the reply to Bob")
