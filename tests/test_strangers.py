@@ -144,6 +144,14 @@ REMOTE = "http://127.0.0.1:9/p.gif"
         (rf"\![already text]({REMOTE})", rf"\![already text]({REMOTE})"),
         (f"[a link]({REMOTE}) stays! [as it is]", f"[a link]({REMOTE}) stays! [as it is]"),
         ("", ""),
+        # Code shows what was written, no backslash added; around it, pictures are links.
+        (f"said `![a]({REMOTE})` and ![b]({REMOTE})", rf"said `![a]({REMOTE})` and \![b]({REMOTE})"),
+        (f"``a ` ![a]({REMOTE})`` then ![b]({REMOTE})", rf"``a ` ![a]({REMOTE})`` then \![b]({REMOTE})"),
+        (f"```\n![a]({REMOTE})\n```\n![b]({REMOTE})", rf"```" f"\n![a]({REMOTE})\n```\n" rf"\![b]({REMOTE})"),
+        (f"```\n![a]({REMOTE}) never closed", f"```\n![a]({REMOTE}) never closed"),
+        # Not code: a backtick left alone, or escaped, starts no span.
+        (f"a ` ![a]({REMOTE})", rf"a ` \![a]({REMOTE})"),
+        (rf"\`![a]({REMOTE})\`", rf"\`\![a]({REMOTE})\`"),
     ],
 )
 def test_every_form_of_a_markdown_picture_becomes_a_link(written, shown):
