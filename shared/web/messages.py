@@ -4,7 +4,6 @@ cites and a note), the reply being written, and times in the browser's time zone
 from __future__ import annotations
 
 import dataclasses
-import re
 from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -14,6 +13,7 @@ from zoneinfo import ZoneInfo
 import streamlit as st
 
 from shared import messages
+from shared.markdown_pictures import pictures_as_links
 from shared.messages import Attachment, Message, Role, Source, Status
 from shared.web.actions import Menu, menu
 from shared.web.files import attachment
@@ -35,34 +35,6 @@ def escape_markdown(text: str) -> str:
     """Show a nickname exactly as typed, never as formatting, links or HTML (the rule the offline assistant
     uses too, in `shared/messages.py`)."""
     return messages.escape_markdown(text)
-
-
-# `![` that starts a picture: the `!` is not itself escaped (an even number of backslashes before it).
-_PICTURE = re.compile(r"(?<!\\)((?:\\\\)*)!\[")
-# Code, where Markdown draws no picture: a fenced block (to its closing fence, or the end), or a code span
-# (a run of backticks not escaped, to the next run of the same length: CommonMark's rule).
-_CODE = re.compile(
-    r"^ {0,3}(?P<fence>`{3,}|~{3,})[^\n]*\n.*?(?:^ {0,3}(?P=fence)[ \t]*$|\Z)"
-    r"|(?<![\\`])(?P<ticks>`+)(?!`).+?(?<!`)(?P=ticks)(?!`)",
-    re.MULTILINE | re.DOTALL,
-)
-
-
-def pictures_as_links(text: str) -> str:
-    """Markdown that people or the model wrote, with every picture shown as a link to it, never loaded.
-
-    Streamlit draws `![alt](address)` as an image that every viewer's browser fetches from that address
-    (its front end drops only `javascript:` addresses), telling whoever runs it who reads the room, and
-    when. Every form of a Markdown picture starts with `![` (inline, `![alt][ref]` with its `[ref]: address`
-    elsewhere, `![ref]`); escaping that `!` leaves a link. HTML such as `<img>` is shown as text by
-    Streamlit already. Code is left as it is (a backslash would show there); should this reading of
-    where code is ever differ from the page's, the Content-Security-Policy still refuses the picture.
-    """
-    shown, start = [], 0
-    for code in _CODE.finditer(text):
-        shown += [_PICTURE.sub(r"\1\\![", text[start : code.start()]), code.group()]
-        start = code.end()
-    return "".join([*shown, _PICTURE.sub(r"\1\\![", text[start:])])
 
 
 def local_time(moment: datetime, *, with_date: bool = False) -> str:
