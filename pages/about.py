@@ -3,7 +3,7 @@ password or a token: `Settings.shown`)."""
 
 import streamlit as st
 
-from shared.web import resources, routing
+from shared.web import membership, mentions, resources, routing
 from shared.web.messages import escape_markdown
 
 routing.own_navigation()
@@ -38,3 +38,4 @@ st.caption(
 )
 shown = settings.shown()  # keys hidden, addresses without passwords or tokens: anyone may read this page
 st.table({"setting": list(shown), "value": list(shown.values())})
+mentions.follow_mentions(hub, membership.participant_token())  # mentions in the rooms they are in

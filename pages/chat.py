@@ -2,7 +2,18 @@
 
 import streamlit as st
 
-from shared.web import actions, chat_box, conversation, header, live, membership, resources, routing, sidebar
+from shared.web import (
+    actions,
+    chat_box,
+    conversation,
+    header,
+    live,
+    membership,
+    mentions,
+    resources,
+    routing,
+    sidebar,
+)
 from shared.web.join_form import first_join, join_form
 
 routing.own_navigation()
@@ -43,4 +54,4 @@ actions.pending(room, me.id)
 st.toggle(
     "Stream replies", value=True, key="stream_replies", help="Show the reply word by word as it is written."
 )
-live.follow_room(room, me, settings, slots, lambda: hub.problem)
+live.follow_room(room, me, settings, slots, lambda: hub.problem, mentions.Notices(hub, me.id, room.name))

@@ -5,13 +5,14 @@ import streamlit as st
 
 from shared.errors import ChatError
 from shared.room import MAX_INSTRUCTIONS_CHARS
-from shared.web import header, membership, resources, routing, sidebar
+from shared.web import header, membership, mentions, resources, routing, sidebar
 from shared.web.messages import escape_markdown, local_time
 from shared.web.session import Session, session
 
 routing.own_navigation()
 settings = resources.settings_or_stop()
 hub = resources.get_hub()
+mentions.follow_mentions(hub, membership.participant_token())  # mentions in the rooms they are in
 room = routing.current_room()
 if room is None:  # nobody is in it: looking opens nothing
     st.title(f":material/info: Room {routing.room_name()}")

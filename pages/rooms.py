@@ -1,11 +1,12 @@
-"""The Rooms page: the public rooms open now with how many people are in each, and a way to open another."""
+"""The Rooms page: the public rooms open now with how many people are in each, what this person has not
+read yet in the rooms they are in (and whether someone mentioned them there), and a way to open another."""
 
 import streamlit as st
 
 from shared.errors import RoomRefused
 from shared.hub import RoomNameInvalid, clean_room_name
 from shared.store import StoreUnavailable
-from shared.web import resources, routing
+from shared.web import membership, mentions, resources, routing
 
 routing.own_navigation()
 resources.settings_or_stop()
@@ -14,24 +15,41 @@ hub = resources.get_hub()
 st.title(":material/meeting_room: Rooms")
 st.caption("Each room has its own people, conversation and assistant memory. Nothing crosses between rooms.")
 
-try:
-    # Private rooms are listed nowhere: only their invite link leads to them.
+me = membership.participant_token()
+
+
+def room_list() -> None:
+    """Every public room, and the private ones this person is in; in theirs, what they have not seen yet."""
+    try:
+        # Private rooms are listed nowhere but to the people in them: only their invite link leads in.
+        rooms = [(r, len(r.view().participants), r.unread(me)) for r in hub.rooms()]
+    except StoreUnavailable as trouble:
+        resources.wait_for_the_store(hub, trouble)
     rooms = sorted(
-        (r for r in hub.rooms() if not r.private), key=lambda r: (-len(r.view().participants), r.name)
+        ((r, n, u) for r, n, u in rooms if not r.private or u is not None), key=lambda x: (-x[1], x[0].name)
     )
-except StoreUnavailable as trouble:
-    resources.wait_for_the_store(hub, trouble)
-for room in rooms:
-    count = len(room.view().participants)
-    st.page_link(
-        routing.CHAT_PAGE,
-        label=f"**{room.name}** · {count} {'person' if count == 1 else 'people'}"
-        + (" · locked: nobody new may join" if room.locked else ""),
-        icon=":material/lock:" if room.locked else ":material/forum:",
-        query_params={routing.ROOM_PARAM: room.name},
-    )
-if not rooms:
-    st.caption("No public room is open right now: start one below.")
+    for room, count, unread in rooms:
+        label = f"**{room.name}** · {count} {'person' if count == 1 else 'people'}"
+        label += " · private" if room.private else ""
+        label += " · locked: nobody new may join" if room.locked else ""
+        icon = ":material/lock:" if room.locked else ":material/forum:"
+        if unread is not None:  # a room this browser is in
+            label += f" · you are in it · {unread.count} unread" if unread else " · you are in it · all read"
+            if unread.mentions:
+                label += (
+                    f" · **mentions you** ({unread.mentions})"
+                    if unread.mentions > 1
+                    else " · **mentions you**"
+                )
+                icon = mentions.ICON
+            elif unread:
+                icon = ":material/mark_chat_unread:"
+        st.page_link(routing.CHAT_PAGE, label=label, icon=icon, query_params={routing.ROOM_PARAM: room.name})
+    if not rooms:
+        st.caption("No public room is open right now: start one below.")
+
+
+mentions.follow_mentions(hub, me, room_list)  # kept up to date every few seconds
 
 with st.form("open-room"):
     name = st.text_input("Room name", placeholder="e.g. book-club", help="Letters a-z, digits, - and _.")

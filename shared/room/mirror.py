@@ -174,6 +174,12 @@ class Mirror:
                 status=RoomStatus.of(record),
             )
 
+    def after(self, message_id: int) -> tuple[int, tuple[Message, ...]]:
+        """The room's version and its messages after `message_id`: costs those messages, not the room."""
+        record = self.record
+        with record.lock:
+            return record.state.version, tuple(record.messages[max(0, message_id) :])  # ids are dense
+
     def wait_for_change(self, since_version: int, timeout: float, *, reply_growth: bool = True) -> int:
         """Block until the room changes after `since_version` or the timeout passes; return the version.
         With `reply_growth=False` the reply's next words do not wake the caller, any other change does."""

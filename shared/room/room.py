@@ -35,6 +35,8 @@ from shared.nicknames import clean_nickname
 from shared.room import decisions, dress, hosting, lifetime, presence, talk, turns
 from shared.room.mirror import Mirror
 from shared.room.seen import SeenMarks
+from shared.room.unread import Unread
+from shared.room.unread import unread as count_unread
 from shared.room.views import RoomChanges, RoomStatus, RoomView
 from shared.spending import Budget, Purse
 from shared.store import Growth, RoomChange, RoomGone, RoomState, Store, StoreUnavailable, T
@@ -224,6 +226,29 @@ class Room:
     def here(self, participant_id: str) -> bool:
         """Whether the person is in the room now, as this process's copy says."""
         return self._read(lambda state: participant_id in state.participants) and not self.closed
+
+    def member(self, participant_id: str) -> Participant | None:
+        """The person as they are in the room now (their nickname here), None if they are not in it."""
+        found = self._read(lambda state: state.participants.get(participant_id))
+        return None if self.closed else found
+
+    def messages_after(self, message_id: int) -> tuple[int, tuple[Message, ...]]:
+        """The room's version and its messages after `message_id`, from this process's copy."""
+        return self._mirror.after(message_id)
+
+    def unread(self, participant_id: str) -> Unread | None:
+        """What others said here that no page of the person showed yet; None if they are not in the room.
+
+        Before any page of theirs showed the room (with Redis, another process may not have told the store
+        yet), what was said before they joined does not count."""
+        me = self.member(participant_id)
+        if me is None:
+            return None
+        seen = self.last_seen(participant_id)
+        _, messages = self.messages_after(seen or 0)
+        if seen is None:
+            messages = tuple(m for m in messages if m.created_at >= me.joined_at)
+        return count_unread(messages, participant_id, me.nickname)
 
     def left_on_purpose(self, participant_id: str) -> bool:
         return self._read(lambda state: participant_id in state.left_on_purpose)

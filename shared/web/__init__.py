@@ -13,6 +13,7 @@
 - `chat_box.py`: the box to write in, and why a message was refused
 - `routing.py`: the menu between the pages, and which room a page shows
 - `live.py`: the live loop that hands the room's changes to the parts above
+- `mentions.py`: mentions in the person's other rooms (a notice each) and the unread count in the tab's title
 - `session.py`: every `st.session_state` key, named and documented once
 - `resources.py`: what every session of the process shares (settings, the hub)
 """

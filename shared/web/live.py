@@ -22,6 +22,7 @@ from shared.messages import Participant
 from shared.room import Room, RoomChanges, RoomStatus
 from shared.web.conversation import Conversation
 from shared.web.header import instructions_line
+from shared.web.mentions import Notices
 from shared.web.messages import ANCHOR_STYLE
 from shared.web.session import waits
 from shared.web.sidebar import LiveSidebar
@@ -55,8 +56,8 @@ class Slots:
 
 
 class LivePage:
-    def __init__(self, room: Room, me: Participant, settings: Settings, slots: Slots):
-        self.room, self.my_id, self.slots = room, me.id, slots
+    def __init__(self, room: Room, me: Participant, settings: Settings, slots: Slots, notices: Notices):
+        self.room, self.my_id, self.slots, self.notices = room, me.id, slots, notices
         self.conversation = Conversation(room, me.id, settings, slots.messages, me.nickname, slots.earlier)
         self.status_line = StatusLine(room, me.id, settings, slots.busy, slots.stop)
         self.sidebar = LiveSidebar(room, me.id, settings, slots.people, slots.policy)
@@ -72,12 +73,14 @@ class LivePage:
         self.sidebar.participants = view.participants
         self.show_status(view.status)
         self.version, resets, alive_said = view.version, self.room.resets, time.monotonic()
+        self.notices.check()
         for version in waits(
             lambda: self.conversation.wait(self.version, WAIT_SLICE_SECONDS), LIVE_RUN_SECONDS
         ):
             if self.room.closed or self.room.resets != resets:
                 st.rerun(scope="app")  # closed on another process, or Redis came back without its last writes
             self.status_line.show_problem(problem())
+            self.notices.check()  # mentions of this person in their other rooms, once a second at most
             if time.monotonic() - alive_said > self.alive_every:  # the heartbeat itself is the hub's
                 alive_said = time.monotonic()
                 if not self.room.here(self.my_id):
@@ -114,12 +117,18 @@ class LivePage:
 
 
 def follow_room(
-    room: Room, me: Participant, settings: Settings, slots: Slots, problem: Callable[[], str | None]
+    room: Room,
+    me: Participant,
+    settings: Settings,
+    slots: Slots,
+    problem: Callable[[], str | None],
+    notices: Notices,
 ) -> None:
     """The live conversation of the chat page; runs until Streamlit stops the run.
 
-    `problem`: a sentence to show while the rooms' store cannot be reached, else None.
+    `problem`: a sentence to show while the rooms' store cannot be reached, else None; `notices`: tells of
+    mentions in the person's other rooms.
     """
     # Our own fixed styles, no user text.
     st.markdown(HIDE_RUNNING_INDICATOR + ANCHOR_STYLE, unsafe_allow_html=True)
-    LivePage(room, me, settings, slots).follow(problem)
+    LivePage(room, me, settings, slots, notices).follow(problem)

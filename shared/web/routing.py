@@ -31,6 +31,7 @@ CHAT_PAGE = "pages/chat.py"
 ROOM_PAGE = "pages/room.py"
 ROOMS_PAGE = "pages/rooms.py"
 ABOUT_PAGE = "pages/about.py"
+APP_TITLE = "Shared chat room"  # the browser tab's title; the unread count goes before it (web/mentions.py)
 PAGE_ICON = Path(__file__).with_name("page_icon.svg")  # Google's Material Icons "forum" (Apache-2.0)
 _navigation_set = False  # whether this process has called `st.navigation` (see `own_navigation`)
 
@@ -40,7 +41,7 @@ def app_navigation() -> st.Page:
     global _navigation_set
     # The tab's icon from a file of ours, sent with the page: Streamlit's front end fetches a `:material/...:`
     # page icon from Google's font service (the icons in the menu come with Streamlit's own font).
-    st.set_page_config(page_title="Shared chat room", page_icon=PAGE_ICON, layout="centered")
+    st.set_page_config(page_title=APP_TITLE, page_icon=PAGE_ICON, layout="centered")
     page = st.navigation(
         [
             st.Page(CHAT_PAGE, title="Chat room", icon=":material/forum:", default=True),

@@ -99,6 +99,12 @@ class Session:
     instructions_saved = Key[bool](
         "Say once, after the rerun, that the room's instructions were saved.", False
     )
+    # --- mentions in the other rooms (shared/web/mentions.py) ---
+    mention_watches = Key[dict[str, Any]](
+        '"ROOM GENERATION" -> the `MentionWatch` (shared/room/unread.py) of each other room this person is'
+        " in: which of its mentions this tab announced already.",
+        made=dict,
+    )
     # --- waiting (below) ---
     live_beat = Key[float | None]("Touched between slices of every wait: where Streamlit stops a run.")
 
