@@ -7,10 +7,13 @@ from datetime import UTC, datetime
 
 import pytest
 
+from shared.assistant.openai import OpenAIAssistant
+from shared.config import Settings
 from shared.messages import Message, Role, Status
 from shared.room import Room
 from shared.room.unread import MentionWatch, mentions_person, unread
 from tests.fakes import wait_until
+from tests.openai_server import API_KEY, OpenAIServer, Say
 from tests.test_redis_rooms import make_hub  # noqa: F401, F811  (a fixture: several processes' hubs)
 
 pytestmark = pytest.mark.promise_unread_mentions
@@ -138,3 +141,36 @@ def test_with_redis_another_process_counts_what_this_ones_pages_showed(shared_re
     seen_by_page(there, "id-Bob", "tab-b")
     there.flush_seen(now=True)
     assert not here.unread("id-Bob"), "the mark another process told the store"
+
+
+def test_on_the_openai_path_the_models_reply_that_mentions_bob_counts_and_is_told_once():
+    """The real `openai` SDK over loopback HTTP to `tests/openai_server.py`: the model's streamed replies
+    count and mention like anyone's messages, and `@Bobby` beside `@Bob` is not a second mention."""
+    with OpenAIServer() as server:
+        settings = Settings(
+            openai_api_key=API_KEY,
+            openai_base_url=server.base_url,
+            word_delay_ms=0,
+            request_timeout_seconds=5.0,
+        )
+        room = Room("lobby", settings, OpenAIAssistant(settings))
+        try:
+            room.join("id-Alice", "Alice", "tab-a")
+            room.join("id-Bob", "Bob", "tab-b")
+            seen_by_page(room, "id-Bob", "tab-b")
+            watch = MentionWatch(after=room.view().messages[-1].id, version=room.version)
+            server.script(Say("Ask @Bobby, not @Bob"), Say("Sure, @Bob knows."))
+            room.post("id-Alice", "Who knows?")
+            wait_until(lambda: not room.busy, "the first reply")
+            room.post("id-Alice", "Really?")
+            wait_until(lambda: not room.busy, "the second reply")
+
+            found = room.unread("id-Bob")
+            assert (found.count, found.mentions) == (4, 2)
+            changed = room.changes_since(watch.version).messages
+            told = watch.news(changed, "id-Bob", "Bob")
+            assert [m.text for m in told] == ["Ask @Bobby, not @Bob", "Sure, @Bob knows."]
+            assert all(m.role is Role.ASSISTANT for m in told)
+            assert watch.news(room.view().messages, "id-Bob", "Bob") == []
+        finally:
+            room.close()

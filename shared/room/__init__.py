@@ -13,7 +13,8 @@ The rules are written once, as plain functions over one change to the room's sta
 - `decisions`: reply policy "When it can help", whether the assistant answers a batch of messages.
 
 One object runs them: `Room` (`room.py`), with this process's copy of the room (`mirror.py`), the
-browser sessions showing it and what they drew (`seen.py`), and its reply worker (`shared.worker`, which
+browser sessions showing it and what they drew (`seen.py`; what a person has not seen yet, and the
+mentions of them in it, is `unread.py`), and its reply worker (`shared.worker`, which
 owns its lease, its turn and the pace of its writes). What pages read is in `views.py`.
 """
 

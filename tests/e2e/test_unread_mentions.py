@@ -68,4 +68,6 @@ def test_bob_on_room_a_is_told_of_a_mention_in_room_b(processes, request, app_se
         "Bob's Rooms page to mark b",
     )
     bob_on_b.screenshot(path=ARTIFACTS / f"unread-bob-rooms-{processes}.png")
+    assert any("Alice mentioned you in b" in t for t in toasts(bob_on_b)), "the Rooms page tells of it too"
+    wait_until(lambda: bob_on_b.title() == "(1) Shared chat room", DEADLINE_SECONDS, "the count in its title")
     assert "all read" in link_to(bob_on_b, "a"), "his page on a shows everything said there"
