@@ -102,7 +102,9 @@ class Notices:
             watch = watches[key] = MentionWatch(after=after, version=version)
             self._tell(room.name, watch.news(messages, self.my_id, nickname))
             return True
-        if room.version <= watch.version:
+        if room.version < watch.version:  # Redis came back without its last writes: follow it from here
+            watch.version = room.version
+        if room.version == watch.version:
             return False
         changes = room.changes_since(watch.version)
         watch.version = changes.version
