@@ -99,6 +99,7 @@ class Session:
     instructions_saved = Key[bool](
         "Say once, after the rerun, that the room's instructions were saved.", False
     )
+    notes_said = Key[str | None]("Say once, after the rerun, what became of a change to the room's notes.")
     # --- waiting (below) ---
     live_beat = Key[float | None]("Touched between slices of every wait: where Streamlit stops a run.")
 
