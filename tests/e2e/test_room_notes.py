@@ -1,6 +1,7 @@
 """Room notes in two real Chromium pages (offline assistant): Alice marks a decision, and Bob's *Room
 notes* (open on his chat page) show it as it is posted; Bob edits it on This room and Alice is told. On
-one process, and on two processes sharing the room through Redis."""
+one process, and on two processes sharing the room through Redis. On the OpenAI path, the assistant's
+request after the batch notes what nobody marked."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import pytest
 from tests.e2e.conftest import ARTIFACTS, DEADLINE_SECONDS, wait_until
 from tests.e2e.test_hosting import go
 from tests.e2e.test_two_people import MAIN, join, main_text, send
+from tests.openai_server import API_KEY
 
 pytestmark = [pytest.mark.e2e, pytest.mark.promise_room_notes]
 
@@ -48,3 +50,23 @@ def test_alice_decides_and_bobs_room_notes_show_it(processes, app_server, redis_
     )
     assert bob.locator(MAIN).get_by_text("Decision 1 saved").count() == 1
     bob.screenshot(path=str(ARTIFACTS / f"room-notes-this-room-{processes}.png"), full_page=True)
+
+
+def test_on_the_openai_path_the_assistant_notes_what_it_hears(app_server, new_page, openai_server):
+    server = app_server(
+        OPENAI_API_KEY=API_KEY,
+        OPENAI_BASE_URL=openai_server.base_url,
+        ROOM_NOTES_BY_ASSISTANT="on",
+        WORD_DELAY_MS="0",
+    )
+    alice, bob = new_page(), new_page()
+    join(alice, server.url, "Alice")
+    join(bob, server.url, "Bob")
+    notes_panel(bob).get_by_text("Room notes").click()
+    send(alice, "Let's meet on Friday")  # no mark: the assistant's request notes it (the test server's rule)
+    wait_until(
+        lambda: "Let's meet on Friday · CatGPT" in notes_panel(bob).inner_text(), DEADLINE_SECONDS, "noted"
+    )
+    [request] = [r for r in openai_server.response_requests() if not r.get("stream")]
+    assert request["store"] is False and request["text"]["format"]["name"] == "room_notes"
+    bob.screenshot(path=str(ARTIFACTS / "room-notes-openai-bob.png"))
