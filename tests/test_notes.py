@@ -88,6 +88,10 @@ def test_anyone_present_edits_or_removes_an_item_and_everyone_is_told(room):
     room.post(alice.id, "decided: we meet Friday\ntodo @Bob book the room")
     decision, action = room.notes.items
 
+    with pytest.raises(NoteRefused, match="the limit is 300"):
+        room.edit_note(bob.id, decision.id, "x" * 301)
+    with pytest.raises(NoteRefused, match="needs someone"):
+        room.edit_note(bob.id, action.id, "book the room", who="  ")
     room.edit_note(bob.id, decision.id, "we meet Saturday")
     assert system_lines(room)[-1] == "Bob edited the notes."
     assert listed(room, NoteKind.DECISION) == [("", "we meet Saturday")]

@@ -172,12 +172,13 @@ def add_note(
 def edit_note(
     change: RoomChange, participant_id: str, item_id: int, text: str, who: str, now: datetime
 ) -> None:
-    """Anyone present changes an item's text (and an action item's who), already cleaned."""
+    """Anyone present changes an item's text (and an action item's who), as written (`clean_note`)."""
     nickname = _person(change, participant_id)
     notes = change.state.notes
     item = notes.item(item_id)
     if item is None:
         raise NoteRefused(NO_SUCH_ITEM)
+    text, who = clean_note(text, who, kind=item.kind)
     edited = replace(item, text=text, who=who if item.kind is NoteKind.ACTION else "")
     if edited == item:
         change.nothing()
