@@ -292,7 +292,7 @@ class ReplyWorker(threading.Thread):
                 update = room.assistant.keep_notes(batch, usage, purse=room.purse)
             except BudgetSpent:  # spent meanwhile: no request was made
                 pass
-            except Exception as error:  # the notes stay as they are; the next batch tries again
+            except Exception as error:  # the notes stay as they are; the batch is not asked about again
                 if not isinstance(error, AssistantError):
                     log.exception("room %s: keeping the notes failed", room.name)
                 else:
