@@ -139,14 +139,14 @@ def per_hundred(value: float, messages: int) -> float:
 def show(result: dict[str, Any]) -> str:
     rows = [
         "| notes kept by the assistant | messages | notes calls | notes tokens | turn calls | turn tokens "
-        "| server CPU (s) | per 100 messages: notes calls / notes tokens / CPU (s) |",
-        "|---|---|---|---|---|---|---|---|",
+        "| server CPU (s) | wall (s) | per 100 messages: notes calls / notes tokens / CPU (s) |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for run in result["runs"]:
         n = run["messages"]
         rows.append(
             f"| {'on' if run['notes'] else 'off'} | {n} | {run['notes_calls']} | {run['notes_tokens']:,} "
-            f"| {run['turn_calls']} | {run['turn_tokens']:,} | {run['server_cpu_seconds']} "
+            f"| {run['turn_calls']} | {run['turn_tokens']:,} | {run['server_cpu_seconds']} | {run['seconds']} "
             f"| {per_hundred(run['notes_calls'], n)} / {per_hundred(run['notes_tokens'], n):,} "
             f"/ {per_hundred(run['server_cpu_seconds'], n)} |"
         )
