@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+import tests.test_redis_rooms as redis_tests
 from shared.errors import AssistantError, NoteRefused
 from shared.messages import NoteKind, Notes, NotesUpdate, ReplyPolicy
 from shared.room import notes
@@ -20,6 +21,7 @@ from tests.fakes import wait_until
 from tests.test_room import join, system_lines
 
 pytestmark = pytest.mark.promise_room_notes
+make_hub = redis_tests.make_hub  # a hub per "process", on one Redis
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 
@@ -210,3 +212,42 @@ def test_no_notes_request_once_the_budget_is_spent(make_room, assistant):
     room.post(alice.id, "Friday suits everyone")
     wait_until(lambda: not room._read(lambda s: s.notes_pending), "the batch dropped")
     assert assistant.notes_batches == []
+
+
+def test_on_two_processes_each_message_goes_in_one_notes_request_one_at_a_time(
+    shared_redis, make_hub, assistant
+):
+    import threading
+    import time
+
+    assistant.keeps_notes = True
+    asked, active, most = [], [0], [0]
+    lock = threading.Lock()
+    keep_notes = assistant.keep_notes
+
+    def slow_keep_notes(batch, usage=None, *, purse=None):
+        with lock:
+            active[0] += 1
+            most[0] = max(most[0], active[0])
+            asked.extend(m.id for m in batch.messages)
+        time.sleep(0.05)  # long enough for the other process's worker to try
+        try:
+            return keep_notes(batch, usage, purse=purse)
+        finally:
+            with lock:
+                active[0] -= 1
+
+    assistant.keep_notes = slow_keep_notes
+    url = shared_redis.fresh_url()
+    a, b = make_hub(url), make_hub(url)
+    room_a, alice = a.join("lobby", "id-alice", "Alice", "tab-a")
+    room_b, bob = b.join("lobby", "id-bob", "Bob", "tab-b")
+    room_a.set_reply_policy(alice.id, ReplyPolicy.WHEN_MENTIONED)
+    posted = []
+    for number in range(6):
+        room, person = (room_a, alice) if number % 2 == 0 else (room_b, bob)
+        posted.append(room.post(person.id, f"decided: point {number}").id)
+    wait_until(lambda: sorted(asked) == posted, "every message in a notes request")
+    assert most[0] == 1 and len(asked) == len(set(asked))  # one at a time, each message once
+    wait_until(lambda: len(room_b.notes.of(NoteKind.DECISION)) == 6, "B's copy to show every decision")
+    assert room_a.notes == room_b.notes
