@@ -122,6 +122,9 @@ def app_environment(plan: Plan, model_url: str) -> dict[str, str]:
         # 1000 messages a second lifts it, with values every version of the app accepts.
         "RATE_LIMIT_MESSAGES": "1000",
         "RATE_LIMIT_SECONDS": "1",
+        # Delivery is compared with runs of earlier versions, which kept no notes; what the notes cost is
+        # measured on its own (`python -m bench.notes`, docs/notes.md). Older versions ignore the setting.
+        "ROOM_NOTES_BY_ASSISTANT": "off",
     }
 
 

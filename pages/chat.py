@@ -10,6 +10,7 @@ from shared.web import (
     live,
     membership,
     mentions,
+    notes,
     resources,
     routing,
     sidebar,
@@ -30,6 +31,9 @@ header.invite_line(room)
 instructions_slot = st.empty()  # what the room is for, in one line: kept up to date by the live page
 with instructions_slot.container():
     header.instructions_line(room.instructions)
+notes_slot = st.empty()  # the room's notes, folded: kept up to date by the live page
+with notes_slot.container():
+    notes.notes_panel(room.notes)
 header.assistant_banner(settings, hub.assistant.label)
 header.budget_stop(room, settings)  # which daily budget, the room's or the app's, stops the assistant
 me = membership.current_participant(room)
@@ -48,6 +52,7 @@ slots = live.Slots(
     busy=st.empty(),
     stop=st.empty(),
     instructions=instructions_slot,
+    notes=notes_slot,
 )
 chat_box.show_refusal()
 actions.pending(room, me.id)

@@ -5,7 +5,7 @@ import streamlit as st
 
 from shared.errors import ChatError
 from shared.room import MAX_INSTRUCTIONS_CHARS
-from shared.web import header, membership, mentions, resources, routing, sidebar
+from shared.web import header, membership, mentions, notes, resources, routing, sidebar
 from shared.web.messages import escape_markdown, local_time
 from shared.web.session import Session, session
 
@@ -76,6 +76,9 @@ else:
             st.rerun()
     if session.take(Session.instructions_saved):
         st.success(f"Saved. Everyone in the room was told, and {name} reads them from its next reply on.")
+
+st.header(notes.TITLE)
+notes.notes_section(room, me.id if me is not None else None)
 
 st.header("People")
 sidebar.people(view.participants, me.id if me else None, view.host, view.status.locked)

@@ -70,6 +70,9 @@ class Settings:
     # OpenAI's hosted tools, each off by default: every use is billed on top of the tokens.
     web_search: bool = False
     image_generation: bool = False
+    # Whether the assistant keeps the room's notes with one small request after each batch (the OpenAI
+    # path; off, and offline, the notes hold only the lines people mark).
+    room_notes_by_assistant: bool = True
     # Whether the default room has a host (Remove, Lock) like the rooms people open: off, it belongs to nobody.
     default_room_host: bool = False
 
@@ -248,6 +251,7 @@ PARSERS: dict[str, Callable[[str], Any]] = {
     "APP_DAILY_TOKEN_BUDGET": _integer(0, 1_000_000_000, zero="no budget"),
     "WEB_SEARCH": _switch,
     "IMAGE_GENERATION": _switch,
+    "ROOM_NOTES_BY_ASSISTANT": _switch,
     "DEFAULT_ROOM_HOST": _switch,
 }
 assert set(PARSERS) == {f.name.upper() for f in fields(Settings)}

@@ -74,3 +74,7 @@ class BudgetSpent(AssistantError):
     def __init__(self, message: str, *, app: bool, delivered: bool = False):
         super().__init__(message, delivered=delivered)
         self.app = app
+
+
+class NoteRefused(ChatError):
+    """A change to the room's notes was not made (too long, empty, a full list, an item that is gone)."""

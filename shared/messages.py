@@ -237,6 +237,71 @@ class Batch:
     room_instructions: str = ""
 
 
+class NoteKind(StrEnum):
+    """The three lists of a room's notes."""
+
+    DECISION = "decision"
+    ACTION = "action"  # an action item: who does what
+    QUESTION = "question"  # an open question
+
+
+NOTE_LISTS = {
+    NoteKind.DECISION: "Decisions",
+    NoteKind.ACTION: "Action items",
+    NoteKind.QUESTION: "Open questions",
+}
+
+
+@dataclass(frozen=True)
+class NoteItem:
+    """One line of the room's notes; its `id` (never reused in the room) is how an edit names it."""
+
+    id: int
+    kind: NoteKind
+    text: str  # the decision, the thing to do, or the question
+    who: str = ""  # an action item's: who does it (a name, as written)
+    by: str = ""  # who put it there: a person's nickname, or the assistant's name
+
+
+@dataclass(frozen=True)
+class Notes:
+    """The room's notes ("Room notes"): decisions, action items and open questions, in the order noted."""
+
+    items: tuple[NoteItem, ...] = ()
+    next_id: int = 1
+
+    def of(self, kind: NoteKind) -> tuple[NoteItem, ...]:
+        return tuple(item for item in self.items if item.kind is kind)
+
+    def item(self, item_id: int) -> NoteItem | None:
+        return next((item for item in self.items if item.id == item_id), None)
+
+
+@dataclass(frozen=True)
+class NotesBatch:
+    """Messages said since the assistant last kept the room's notes, and the notes as they are."""
+
+    room: str
+    messages: tuple[Message, ...]  # the new messages, oldest first
+    history: tuple[Message, ...]  # a few finished messages before them
+    notes: Notes
+    through: int = 0  # the newest message id it answers for: older ones wait no more
+
+
+@dataclass(frozen=True)
+class NotesUpdate:
+    """What the assistant would change in the notes after a batch; empty: no change."""
+
+    decisions: tuple[str, ...] = ()
+    action_items: tuple[tuple[str, str], ...] = ()  # (who, what)
+    open_questions: tuple[str, ...] = ()
+    answered: tuple[int, ...] = ()  # ids of open questions the new messages answered: they leave the list
+
+    @property
+    def empty(self) -> bool:
+        return not (self.decisions or self.action_items or self.open_questions or self.answered)
+
+
 @dataclass(frozen=True)
 class Turn:
     """What the assistant is asked to answer: the people's new messages and what it should know."""
@@ -262,6 +327,9 @@ class Turn:
     # What the room's people wrote about its purpose ("Room instructions"): their wishes, which the
     # assistant takes below the app's own instructions (a labelled, quoted item), so they cannot change them.
     room_instructions: str = ""
+    # The room's notes as they are now ("Room notes"): given to the assistant like the room's instructions,
+    # as a labelled item below the app's own rules.
+    room_notes: Notes = field(default_factory=Notes)
     # What the room may spend on the model (`shared.spending.Purse`): every response of the turn,
     # tool rounds included, reserves its tokens there first. None: no budget (tests of the assistant alone).
     purse: Purse | None = field(default=None, compare=False, repr=False)

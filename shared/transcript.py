@@ -2,6 +2,7 @@
 
 Every message appears exactly once, in order, with its author, role, time and status, the message it
 replies to (quoted), and who reacted how; a message its author took back appears as "message deleted".
+The room's notes (decisions, action items, open questions) come after its instructions.
 Attached files are listed (Markdown) or described (JSON: name, type, size, picture size); their bytes
 stay with the room.
 A picture the assistant drew is listed like an attached file; the web pages a reply cites follow it.
@@ -14,7 +15,18 @@ from datetime import datetime
 from urllib.parse import quote
 
 from shared.attachments import kind_and_size
-from shared.messages import Attachment, Message, Quote, Role, Source, Status
+from shared.messages import (
+    NOTE_LISTS,
+    Attachment,
+    Message,
+    NoteKind,
+    Notes,
+    Quote,
+    Role,
+    Source,
+    Status,
+    escape_markdown,
+)
 from shared.room import RoomView
 
 
@@ -69,12 +81,41 @@ def _shown(message: Message) -> bool:
     return not (message.role is Role.ASSISTANT and not message.text and not message.attachments)
 
 
+def _notes(notes: Notes) -> dict[str, list[dict[str, object]]]:
+    def item(note) -> dict[str, object]:
+        if note.kind is NoteKind.ACTION:
+            return {"id": note.id, "who": note.who, "what": note.text, "by": note.by}
+        return {"id": note.id, "text": note.text, "by": note.by}
+
+    return {
+        "decisions": [item(n) for n in notes.of(NoteKind.DECISION)],
+        "action_items": [item(n) for n in notes.of(NoteKind.ACTION)],
+        "open_questions": [item(n) for n in notes.of(NoteKind.QUESTION)],
+    }
+
+
+def _notes_lines(notes: Notes) -> list[str]:
+    """The notes as Markdown lists (escaped: people and the model wrote them); nothing if there are none."""
+    if not notes.items:
+        return []
+    lines = ["## Room notes", ""]
+    for kind, title in NOTE_LISTS.items():
+        items = notes.of(kind)
+        lines += [f"### {title}", ""]
+        for n in items:
+            who = f"{escape_markdown(n.who)}: " if n.who else ""
+            lines.append(f"- {who}{escape_markdown(n.text)}")
+        lines += ([] if items else ["*None.*"]) + [""]
+    return lines
+
+
 def to_json(view: RoomView) -> str:
     return json.dumps(
         {
             "room": view.name,
             "created_at": view.created_at.isoformat(timespec="seconds"),
             "instructions": view.instructions,
+            "notes": _notes(view.status.notes),
             "messages": [
                 {
                     "id": m.id,
@@ -113,6 +154,7 @@ def to_markdown(view: RoomView) -> str:
             *("> " + line if line else ">" for line in view.instructions.splitlines()),
             "",
         ]
+    lines += _notes_lines(view.status.notes)
     for m in view.messages:
         if not _shown(m):
             continue

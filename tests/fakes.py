@@ -15,7 +15,7 @@ import traceback
 from collections import deque
 from collections.abc import Callable, Iterator
 
-from shared.assistant import Batch, Decision, Turn
+from shared.assistant import Batch, Decision, NotesBatch, NotesUpdate, Turn
 from shared.config import Settings
 from shared.worker import ReplyWorker
 
@@ -95,6 +95,7 @@ class ScriptedAssistant:
     """
 
     label = "Scripted test assistant"
+    keeps_notes = False  # a test that wants the assistant's notes sets it (and `will_keep_notes`)
 
     def __init__(self, name: str = "CatGPT"):
         self.name = name
@@ -109,6 +110,8 @@ class ScriptedAssistant:
         self.batches: list[Batch] = []  # every batch a decision was asked about ("When it can help")
         self.decision_tokens = 0  # what each decision reports it cost
         self._decisions: deque[Decision | BaseException] = deque()
+        self.notes_batches: list[NotesBatch] = []  # every batch the notes were kept after
+        self._notes: deque[NotesUpdate | BaseException] = deque()
         self._open_failures: deque[BaseException] = deque()
         self._close_gates: deque[Gate] = deque()
         self._summary_gates: deque[Gate] = deque()
@@ -214,6 +217,21 @@ class ScriptedAssistant:
         if isinstance(outcome, BaseException):
             raise outcome
         return outcome or Decision(any("?" in m.text for m in batch.messages), "scripted default")
+
+    def will_keep_notes(self, *outcomes: NotesUpdate | BaseException) -> None:
+        """Script what the next notes requests propose; unscripted: no change."""
+        with self._lock:
+            self._notes.extend(outcomes)
+
+    def keep_notes(
+        self, batch: NotesBatch, usage: dict[str, int] | None = None, *, purse=None
+    ) -> NotesUpdate:
+        with self._lock:
+            self.notes_batches.append(batch)
+            outcome = self._notes.popleft() if self._notes else NotesUpdate()
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
 
     @staticmethod
     def default_reply(turn: Turn) -> tuple[str, ...]:

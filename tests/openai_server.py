@@ -368,7 +368,9 @@ class OpenAIServer:
             not isinstance(behaviour, Say)
             and (body.get("text") or {}).get("format", {}).get("type") == "json_schema"
         ):
-            behaviour = Say(default_decision(items))  # a structured answer was asked for: a reply decision
+            # A structured answer was asked for: the room's notes, or a reply decision.
+            schema = body["text"]["format"].get("name")
+            behaviour = Say(default_notes(items) if schema == "room_notes" else default_decision(items))
         planned = self._plan(items, behaviour)
         if not body.get("stream"):
             response["output"] = [self._keep(conversation, item) for item in planned]
@@ -496,6 +498,35 @@ def default_decision(items: list[dict[str, Any]]) -> str:
     texts = [_unquoted(match["text"]) if match else "" for match in said]
     asked = any(re.search(r"\?(\s|$)", text) for text in texts)
     return json.dumps({"answer": asked, "reason": "a question" if asked else "no question"})
+
+
+def default_notes(items: list[dict[str, Any]]) -> str:
+    """The room's notes, as the app's schema asks, read from the new lines by fixed rules: "let's ..." or
+    "we agree ..." is a decision, "Name will ..." an action item for Name, a sentence ending in "?" an
+    open question; an open question listed in the current notes is answered by a line that starts with
+    "answer:"; nothing of these is `"change": false`."""
+    chat = "".join(_text_of(item.get("content")) for item in items if item.get("role") == "user")
+    current = re.match(r"Current notes: (.*)$", chat, re.MULTILINE)
+    questions = json.loads(current[1])["open_questions"] if current else []
+    new = chat.rsplit("New:\n", 1)[-1]
+    said = [_NICKNAMED.match(line) for line in new.splitlines()]
+    texts = [_unquoted(match["text"]).strip() for match in said if match]
+    notes: dict[str, Any] = {
+        "decisions": [],
+        "action_items": [],
+        "open_questions": [],
+        "answered_questions": [],
+    }
+    for text in texts:
+        if re.match(r"(let's|we agree)\b", text, re.IGNORECASE):
+            notes["decisions"].append(text)
+        elif action := re.match(r"([A-Z]\w*) will (.+)$", text):
+            notes["action_items"].append({"who": action[1], "what": action[2]})
+        elif text.endswith("?"):
+            notes["open_questions"].append(text)
+        elif text.lower().startswith("answer:") and questions:
+            notes["answered_questions"].append(questions[0]["id"])
+    return json.dumps({"change": any(notes.values()), **notes})
 
 
 def _text_of(content: Any) -> str:

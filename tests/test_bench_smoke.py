@@ -193,3 +193,17 @@ def test_a_trace_is_summed_up_by_self_time_on_each_renderer_main_thread():
     assert renderer["busy_ms"] == 13.0
     assert renderer["by_event_ms"] == {"RunTask": 4.0, "FunctionCall": 4.0, "Paint": 3.0, "Layout": 2.0}
     assert renderer["by_kind_ms"] == {"other": 4.0, "scripting": 4.0, "paint": 3.0, "layout": 2.0}
+
+
+def test_the_notes_bench_counts_the_notes_requests_and_none_without_them(tmp_path):
+    from bench import notes
+
+    with ThreadPoolExecutor(max_workers=1) as pool:  # a thread of its own, as `smoke` does
+        result = pool.submit(asyncio.run, notes.measure(5, tmp_path)).result()
+    on, off = result["runs"]
+    assert (on["notes"], off["notes"]) == (True, False)
+    assert on["turn_calls"] == off["turn_calls"] == 5  # one turn per message, notes or not
+    assert 1 <= on["notes_calls"] <= 5 and on["notes_tokens"] > 0  # at most one per batch
+    assert off["notes_calls"] == off["notes_tokens"] == 0
+    assert on["server_cpu_seconds"] > 0 and off["server_cpu_seconds"] > 0
+    assert "per 100 messages" in notes.show(result)

@@ -79,6 +79,9 @@ def settings_for(server: OpenAIServer, **overrides) -> Settings:
         "openai_base_url": server.base_url,
         "word_delay_ms": 0,
         "request_timeout_seconds": 5.0,
+        # The notes' request after each batch has tests of its own (tests/test_openai_notes.py); here
+        # each test counts the requests of what it is about.
+        "room_notes_by_assistant": False,
         **overrides,
     }
     return Settings(**values)

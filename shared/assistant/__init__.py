@@ -10,7 +10,19 @@ from typing import TYPE_CHECKING, Protocol
 
 # What a turn is lives with the other things said in a room (`shared.messages`), so that the tools and
 # the room can use it without importing the assistants; it is named here too, as part of the seam.
-from shared.messages import Activity, Batch, Decision, Message, Picture, ReplyPiece, Source, StopSignal, Turn
+from shared.messages import (
+    Activity,
+    Batch,
+    Decision,
+    Message,
+    NotesBatch,
+    NotesUpdate,
+    Picture,
+    ReplyPiece,
+    Source,
+    StopSignal,
+    Turn,
+)
 
 if TYPE_CHECKING:
     from shared.config import Settings
@@ -22,6 +34,8 @@ __all__ = [
     "Assistant",
     "Batch",
     "Decision",
+    "NotesBatch",
+    "NotesUpdate",
     "Picture",
     "ReplyPiece",
     "Source",
@@ -35,6 +49,9 @@ __all__ = [
 class Assistant(Protocol):
     name: str
     label: str  # what the page says the assistant is, e.g. "Offline demo assistant"
+    # Whether it keeps the room's notes with a model request after each batch (`keep_notes`); without
+    # one, only the plain rule notes the lines people mark.
+    keeps_notes: bool
 
     def open_conversation(self, room: str) -> str:
         """Return a handle for a new conversation; raise AssistantError if that fails."""
@@ -70,6 +87,13 @@ class Assistant(Protocol):
     ) -> Decision:
         """Whether the assistant should answer `batch` (reply policy "When it can help"): one small request
         apart from any conversation (nothing is stored); its tokens are added to `usage`; raise
+        AssistantError if that fails (`BudgetSpent`, with no request made, once `purse` refuses)."""
+
+    def keep_notes(
+        self, batch: NotesBatch, usage: dict[str, int] | None = None, *, purse: Purse | None = None
+    ) -> NotesUpdate:
+        """What to change in the room's notes after `batch` (an empty update: no change): one small
+        request apart from any conversation (nothing is stored); its tokens are added to `usage`; raise
         AssistantError if that fails (`BudgetSpent`, with no request made, once `purse` refuses)."""
 
 

@@ -18,6 +18,8 @@ from shared.messages import (
     Batch,
     Decision,
     Message,
+    NotesBatch,
+    NotesUpdate,
     Role,
     Turn,
     escape_markdown,
@@ -65,6 +67,7 @@ def _describe(attachment: Attachment, received: bool) -> str:
 
 class OfflineAssistant:
     label = "Offline demo assistant"
+    keeps_notes = False  # the room's plain rule notes the lines people mark (`shared.room.notes`)
 
     def __init__(self, settings: Settings):
         self.name = settings.assistant_name
@@ -134,6 +137,12 @@ class OfflineAssistant:
         if asked:
             return Decision(True, f"{asked[-1].author} asked a question")
         return Decision(False, "nobody asked a question")
+
+    def keep_notes(
+        self, batch: NotesBatch, usage: dict[str, int] | None = None, *, purse: object = None
+    ) -> NotesUpdate:
+        """No model to read the chat: the notes hold what people mark (the room's plain rule)."""
+        return NotesUpdate()
 
     def reply(self, conversation: str, turn: Turn) -> Iterator[str]:
         # Split keeping the whitespace, so the pieces join back to exactly the composed text.

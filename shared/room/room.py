@@ -23,6 +23,10 @@ from shared.messages import (
     Batch,
     Decision,
     Message,
+    NoteKind,
+    Notes,
+    NotesBatch,
+    NotesUpdate,
     Participant,
     Picture,
     ReplyPolicy,
@@ -32,7 +36,7 @@ from shared.messages import (
     Turn,
 )
 from shared.nicknames import clean_nickname
-from shared.room import decisions, dress, hosting, lifetime, presence, talk, turns
+from shared.room import decisions, dress, hosting, lifetime, notes, presence, talk, turns
 from shared.room.mirror import Mirror
 from shared.room.seen import SeenMarks
 from shared.room.unread import Unread
@@ -204,6 +208,11 @@ class Room:
         """Whether the host removed this browser's person from the room (for the room's life)."""
         return self._read(lambda state: participant_id in state.removed)
 
+    @property
+    def notes(self) -> Notes:
+        """The room's notes ("Room notes") as this process's copy holds them."""
+        return self._read(lambda state: state.notes)
+
     def decisions(self) -> tuple[int, int]:
         """Reply policy "When it can help": how many batches the assistant answered, and let pass."""
         return self._read(lambda state: (state.batches_answered, state.batches_passed))
@@ -368,6 +377,7 @@ class Room:
             attachments=[attachment for attachment, _ in attachments],
             files_limit=self._files_limit,
             replying_to=replying_to,
+            keeps_notes=self.assistant.keeps_notes,
             assistant_name=settings.assistant_name,
             rate=(settings.rate_limit_messages, settings.rate_limit_seconds),
         )
@@ -380,7 +390,7 @@ class Room:
             if isinstance(refused, RoomClosed):
                 raise MessageRefused(talk.GONE) from None
             raise
-        if message.status is Status.QUEUED or likely_asks:
+        if message.status is Status.QUEUED or likely_asks or self.assistant.keeps_notes:
             self._ensure_worker()
         return message
 
@@ -434,6 +444,20 @@ class Room:
         limit, window = self.settings.rate_limit_messages, self.settings.rate_limit_seconds
         self._change(lambda change: talk.check_rate(change, participant_id, limit, window, self._clock()))
 
+    # --- the room's notes: anyone present adds, edits or removes an item; everyone is told ----------
+
+    def add_note(self, participant_id: str, kind: NoteKind, text: str, who: str = "") -> None:
+        """Raises `NoteRefused` (nothing changes) for an empty or too long item, or a full list."""
+        text, who = notes.clean_note(text, who, kind=kind)
+        self._change(lambda change: notes.add_note(change, participant_id, kind, text, who, self._now()))
+
+    def edit_note(self, participant_id: str, item_id: int, text: str, who: str = "") -> None:
+        """Raises `NoteRefused` (nothing changes) for an item no longer there, or text it would refuse."""
+        self._change(lambda change: notes.edit_note(change, participant_id, item_id, text, who, self._now()))
+
+    def remove_note(self, participant_id: str, item_id: int) -> None:
+        self._change(lambda change: notes.remove_note(change, participant_id, item_id, self._now()))
+
     def set_reply_policy(self, participant_id: str, policy: ReplyPolicy) -> None:
         """Anyone present may change when the assistant speaks; everyone is told."""
         name = self.settings.assistant_name
@@ -477,7 +501,8 @@ class Room:
                 state = record.state
                 if not self._mirror.here or state.closed:
                     return WorkerTask.STOP
-                wanted = bool(state.queue or state.undecided or state.to_forget) or state.turn is not None
+                wanted = bool(state.queue or state.undecided or state.to_forget or state.notes_pending)
+                wanted = wanted or state.turn is not None
                 wait = not_before - time.monotonic()
                 if wanted and wait <= 0:
                     return WorkerTask.ANSWER
@@ -571,6 +596,15 @@ class Room:
 
     def settle_batch(self, fence: int | None, batch: Batch, decision: Decision) -> bool:
         return self._change(partial(decisions.settle_batch, fence=fence, batch=batch, decision=decision))
+
+    def take_notes_batch(self, fence: int | None) -> NotesBatch | None:
+        return self._change(partial(notes.take_notes_batch, fence=fence, room=self.name))
+
+    def settle_notes(self, fence: int | None, batch: NotesBatch, update: NotesUpdate) -> bool:
+        author = self.settings.assistant_name
+        return self._change(
+            partial(notes.settle_notes, fence=fence, batch=batch, update=update, author=author)
+        )
 
     def _ensure_worker(self) -> None:
         with self._worker_lock:

@@ -24,6 +24,7 @@ from shared.messages import (
     Status,
     is_reactor,
 )
+from shared.room.notes import note_marked, wait_for_notes
 from shared.room.turns import end_turn, stopped
 from shared.store import RoomChange, RoomState
 
@@ -108,11 +109,13 @@ def post(
     clock: float,
     now: datetime,
     replying_to: int | None = None,
+    keeps_notes: bool = False,
 ) -> Message:
     """Add a person's message: queued for the assistant, or kept as what the next turn hears, or left for
     the assistant to decide about, by the room's reply policy. `rate`: (messages, seconds) allowed;
     `files_limit`: the bytes of files the room keeps (older files go past it); `replying_to`: the id of the message
-    it replies to, quoted as it is now (a deleted one as "a deleted message")."""
+    it replies to, quoted as it is now (a deleted one as "a deleted message"). Its marked lines go in the
+    room's notes at once; `keeps_notes`: the assistant also reads it for the notes after this batch."""
     state = change.state
     participant = state.participants.get(participant_id)
     if participant is None or state.closed:
@@ -136,6 +139,9 @@ def post(
         state.context.extend(state.undecided)
         state.undecided = []
     (state.queue if asks else state.undecided if deciding else state.context).append(message.id)
+    note_marked(change, message, now)
+    if keeps_notes:
+        wait_for_notes(change, message.id)
     return message
 
 

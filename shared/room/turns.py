@@ -90,6 +90,7 @@ def start_turn(
         context=context,
         number=state.turns,
         room_instructions=state.instructions,
+        room_notes=state.notes,
         files={
             a.id: data
             for m in (*context, *messages)

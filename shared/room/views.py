@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from shared.messages import Message, Participant, ReplyPolicy
+from shared.messages import Message, Notes, Participant, ReplyPolicy
 from shared.store import RoomRecord
 
 
@@ -25,6 +25,7 @@ class RoomStatus:
     activity: str = (
         ""  # what the assistant does while it writes the reply ("searching the web…"), if anything
     )
+    notes: Notes = Notes()  # "Room notes": decisions, action items, open questions (values never changed)
 
     @property
     def busy(self) -> bool:
@@ -45,6 +46,7 @@ class RoomStatus:
             locked=state.locked,
             instructions=state.instructions,
             instructions_locked=state.instructions_locked,
+            notes=state.notes,
             activity=record.messages[state.reply_id - 1].activity
             if state.reply_id and state.reply_id <= len(record.messages)
             else "",

@@ -20,7 +20,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from shared.errors import ChatError
-from shared.messages import Message, Participant, ReplyPolicy, Role
+from shared.messages import Message, Notes, Participant, ReplyPolicy, Role
 from shared.spending import Ledger
 
 if TYPE_CHECKING:
@@ -135,6 +135,13 @@ class RoomState:
     # text): the worker takes them out of the conversation before its next turn, then drops them here.
     # Kept in the state so a process that dies before that leaves the job to the next worker.
     to_forget: list[Message] = field(default_factory=list)
+    # "Room notes": decisions, action items and open questions, changed only by the rules in
+    # `shared.room.notes` (older stored rooms lack them: none yet).
+    notes: Notes = field(default_factory=Notes)
+    notes_changes: int = 0
+    # People's messages said since the assistant last kept the notes (only when it keeps them with a
+    # model request after each batch; the offline rule notes marked lines as they are posted).
+    notes_pending: list[int] = field(default_factory=list)
     # The ids of the last changes committed (Redis): a change whose EXEC committed but whose reply was
     # lost finds its id here when it runs again, and is not made twice.
     recent_changes: list[str] = field(default_factory=list)

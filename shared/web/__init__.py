@@ -8,6 +8,7 @@
   (the latest page, more on demand, and a bound on a page left open)
 - `status_line.py`: whom the assistant is replying to, who waits, Stop
 - `sidebar.py`: who is here, the assistant and the reply policy, the transcript, Leave
+- `notes.py`: "Room notes" (folded on the chat page, open with a form per item on This room)
 - `header.py`: the top of a room's pages (invite link, instructions line, which assistant answers)
 - `join_form.py`: pick a nickname; `membership.py`: who this browser is, coming back, leaving
 - `chat_box.py`: the box to write in, and why a message was refused

@@ -24,6 +24,7 @@ from shared.web.conversation import Conversation
 from shared.web.header import instructions_line
 from shared.web.mentions import Notices
 from shared.web.messages import ANCHOR_STYLE
+from shared.web.notes import notes_panel
 from shared.web.session import waits
 from shared.web.sidebar import LiveSidebar
 from shared.web.status_line import StatusLine
@@ -53,6 +54,7 @@ class Slots:
     busy: DeltaGenerator  # who the assistant is replying to, and who waits next
     stop: DeltaGenerator  # the Stop button while a reply is written
     instructions: DeltaGenerator  # the room's instructions in one line, under the title
+    notes: DeltaGenerator  # the room's notes, folded, under them
 
 
 class LivePage:
@@ -114,6 +116,9 @@ class LivePage:
         if before is None or before.instructions != status.instructions:
             with self.slots.instructions.container():
                 instructions_line(status.instructions)
+        if before is None or before.notes != status.notes:
+            with self.slots.notes.container():
+                notes_panel(status.notes)
 
 
 def follow_room(

@@ -105,6 +105,7 @@ class Session:
         " in: which of its mentions this tab announced already.",
         made=dict,
     )
+    notes_said = Key[str | None]("Say once, after the rerun, what became of a change to the room's notes.")
     # --- waiting (below) ---
     live_beat = Key[float | None]("Touched between slices of every wait: where Streamlit stops a run.")
 

@@ -25,7 +25,7 @@ from shared.errors import (
     ReplyNotWritten,
     RoomClosed,
 )
-from shared.messages import Activity, Decision, ReplyPiece, Source
+from shared.messages import Activity, Decision, NotesUpdate, ReplyPiece, Source
 from shared.spending import spent_sentence
 from shared.store import LOST, Growth, StoreUnavailable
 from shared.worker.contract import WorkerRoom, WorkerTask
@@ -275,6 +275,34 @@ class ReplyWorker(threading.Thread):
             room.settle_batch(self.fence, batch, decision)
         return True
 
+    def _keep_notes(self) -> bool:
+        """Keep the room's notes after a batch (when the assistant keeps them with a model): one small
+        stateless request about the messages said since it last did, between turns; skipped once a daily
+        budget is spent (the batch is dropped: no request, no tokens). False if there was no batch."""
+        room = self.room
+        try:
+            batch = room.take_notes_batch(self.fence)
+        except ChatError:
+            return False
+        if batch is None:
+            return False
+        update, usage = NotesUpdate(), {}
+        if batch.messages and room.budget_spent() is None:
+            try:
+                update = room.assistant.keep_notes(batch, usage, purse=room.purse)
+            except BudgetSpent:  # spent meanwhile: no request was made
+                pass
+            except Exception as error:  # the notes stay as they are; the batch is not asked about again
+                if not isinstance(error, AssistantError):
+                    log.exception("room %s: keeping the notes failed", room.name)
+                else:
+                    log.warning("room %s: keeping the notes failed: %s", room.name, error)
+            finally:
+                room.record_usage(usage)  # in the room's totals; the budgets counted it as it was paid
+        with contextlib.suppress(ChatError):
+            room.settle_notes(self.fence, batch, update)
+        return True
+
     def _forget(self) -> bool:
         """Take messages their authors deleted out of the conversation, between turns (never while a
         response runs on it); False if there were none, or the room could not be told."""
@@ -304,8 +332,8 @@ class ReplyWorker(threading.Thread):
         forgot = self._forget()
         decided = self._decide()
         turn = self._start_turn()
-        if turn is None:
-            return decided or forgot
+        if turn is None:  # between turns: the notes after the last batch (the reply included)
+            return self._keep_notes() or decided or forgot
         if self._over_budget(turn):
             return True
         conversation = self._open_conversation()

@@ -11,7 +11,7 @@ if TYPE_CHECKING:
 
     from shared.assistant import Assistant
     from shared.config import Settings
-    from shared.messages import Batch, Decision, Message, Picture, Source, Turn
+    from shared.messages import Batch, Decision, Message, NotesBatch, NotesUpdate, Picture, Source, Turn
     from shared.spending import Budget, Purse
     from shared.store import Growth, Store
 
@@ -88,3 +88,5 @@ class WorkerRoom(Protocol):
 
     def take_batch(self, fence: int | None) -> Batch | None: ...
     def settle_batch(self, fence: int | None, batch: Batch, decision: Decision) -> bool: ...
+    def take_notes_batch(self, fence: int | None) -> NotesBatch | None: ...
+    def settle_notes(self, fence: int | None, batch: NotesBatch, update: NotesUpdate) -> bool: ...
