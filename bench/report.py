@@ -18,7 +18,7 @@ REDIS_OWN_CORES_COLOR = "#9467bd"  # ... each process on a core of its own
 BARE_COLOR = "#7f7f7f"  # the bare page (bench/bare.py)
 MARKERS = {"chromium": "o", "emulator": "s", "mixed": "^"}
 EVERY_OTHER_PAGE = "shown on every other page, p95"  # the one name of the delay the goals are about
-READABLE_TICKS = tuple(m * 10**e for e in range(-2, 4) for m in (1, 2, 5))  # log axes read as plain numbers
+READABLE_TICKS = tuple(m * 10**e for e in range(-3, 4) for m in (1, 2, 5))  # log axes read as plain numbers
 
 
 # --- numbers as text ---------------------------------------------------------------------------------
@@ -469,6 +469,11 @@ def markdown(summary: dict[str, Any], before: dict[str, Any] | None = None, imag
         f"{machine['cores']} cores ({machine.get('cpu', '?')})"
         + (", the server pinned to one core and the clients on the other(s)" if pinned else "")
         + (
+            " (in the rows with one Chromium page, only the browser: see below)"
+            if pinned and any(r["plan"]["clients"] == "mixed" for r in summary["runs"])
+            else ""
+        )
+        + (
             ' (rows marked "a core each": each app process pinned to a core of its own, the clients '
             "running where they may, on the app's cores too)"
             if any(r["plan"].get("own_cores") for r in summary["runs"])
@@ -655,14 +660,17 @@ def chart(summary: dict[str, Any], path: Path, before: dict[str, Any] | None = N
                 )
                 kept_up = [r for r in runs if value(r) is not None and not r.get("overloaded")]
                 kept_up = [r for r in kept_up if value(r) > 0 or not log]
-                if kept_up:
+                # A line joins the sizes of one kind of client; the mode is named once.
+                kinds = list(dict.fromkeys(r["plan"]["clients"] for r in kept_up))
+                for number, kind in enumerate(kinds):
+                    line = [r for r in kept_up if r["plan"]["clients"] == kind]
                     axis.plot(
-                        [r["plan"]["sessions"] for r in kept_up],
-                        [value(r) for r in kept_up],
+                        [r["plan"]["sessions"] for r in line],
+                        [value(r) for r in line],
                         color=color,
                         linestyle=style,
                         alpha=alpha,
-                        label=" ".join(x for x in (mode, name) if x),
+                        label=" ".join(x for x in (mode, name) if x) if number == 0 else None,
                     )
                 for r in runs:
                     n, y = r["plan"]["sessions"], value(r)

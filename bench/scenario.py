@@ -72,15 +72,15 @@ class Plan:
     # When a sender sends after the previous reply's first words showed on its page: right as it
     # starts, and into it. The reply takes about reply_words * word_delay_ms.
     send_offsets: tuple[float, ...] = (0.0, 0.4, 1.0)
-    reply_words: int = 40  # each measured reply's length: 2 s of streaming at 50 ms a word
+    reply_words: int = 30  # each measured reply's length: 1.5 s of streaming at 50 ms a word
     settle_seconds: float = 3.0
-    idle_seconds: float = 15.0
+    idle_seconds: float = 10.0
     ramp_step: int = 10  # sessions that join together before the server may calm down
     word_delay_ms: int = 50  # the model's pause between words, and the app's WORD_DELAY_MS
     refresh_interval_ms: int = 1000
     join_timeout: float = 60.0
     turn_timeout: float = 30.0  # per message, at least; a big room gets longer (see `turn_limit`)
-    posting_budget_seconds: float = 240.0  # no more messages after this long in the posting phase
+    posting_budget_seconds: float = 400.0  # no more messages after this long in the posting phase
     pin: bool = True  # server on one core, clients on the others
     baseline_seconds: float = 3.0  # the server with nobody in the room, for the per-session share
     server_options: tuple[str, ...] = ()  # Streamlit options for the server, e.g. "runner.postScriptGC=false"
@@ -681,11 +681,9 @@ async def _posts(
     if dropped:
         result["notes"].append(f"{len(dropped)} of {len(sent)} messages were never shown on any page")
     if not ended:  # a dropped message alone also keeps the wait from ending: it is counted above
-        missing["turn_end"] = sum(
-            1
-            for c in clients
-            if c.progress.writing or c.progress.busy or any(t not in c.progress.done for t in taken)
-        )
+        stuck = [c for c in clients if _turn_not_ended(c.progress, taken)]
+        missing["turn_end"] = len(stuck)
+        result["turn_end_examples"] = [f"{c.name}: {_turn_not_ended(c.progress, taken)}" for c in stuck[:5]]
     if missing["turn_end"]:
         result["notes"].append(
             f"{missing['turn_end']} sessions did not show the last turn's end within {limit:g} s"
@@ -722,6 +720,20 @@ async def _posts(
         "full_runs": None if plan.server == "bare" else _full_runs(passive, runs_before, turns),
         "messages": messages,
     }
+
+
+def _turn_not_ended(progress, tokens: list[str]) -> str:
+    """Why a page does not show the last turn ended ("" if it does)."""
+    unfinished = [t for t in tokens if t not in progress.done]
+    return "; ".join(
+        why
+        for why in (
+            "a reply shown being written" if progress.writing else "",
+            "the busy caption shown" if progress.busy else "",
+            f"no finished reply to {', '.join(unfinished[:3])}" if unfinished else "",
+        )
+        if why
+    )
 
 
 async def _main_threads(clients: list) -> list[tuple[float, float]] | None:
