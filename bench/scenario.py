@@ -631,7 +631,12 @@ async def _posts(
     threads_after = await _main_threads(pages)
     busy = _busy(cores_before, psutil.cpu_times(percpu=True), threads_before, threads_after)
     samples = await cpu.stop()
-    per_message = _per_message(samples, n, len(sent), threads_before, threads_after)
+    # The server's share ends when the last reply was shown finished somewhere: a page that never shows
+    # it (the wait's timeout) must not add its idle seconds to what the messages cost.
+    finished = [c.progress.done[t] for c in clients for t in tokens if t in c.progress.done]
+    per_message = _per_message(
+        samples, n, len(sent), threads_before, threads_after, max(finished, default=None)
+    )
     responses = len(model.sent("POST", "/v1/responses")) - responses_before
     besides = len(model.requests) - mark - responses
 
@@ -769,13 +774,15 @@ def _busy(cores_before, cores_after, threads_before, threads_after) -> dict[str,
 
 
 def _per_message(
-    samples: list[Usage], sessions: int, messages: int, threads_before, threads_after
+    samples: list[Usage], sessions: int, messages: int, threads_before, threads_after, ended: float | None
 ) -> dict[str, Any] | None:
     """What one message cost while the messages went round (replies and relaying included): the
-    server's CPU per session, and each Chromium page's renderer main thread (TaskDuration)."""
+    server's CPU per session until `ended` (the phase's end if None), and each Chromium page's renderer
+    main thread (TaskDuration) over the phase."""
     if not messages or len(samples) < 2:
         return None
-    spent = samples[-1].cpu_seconds - samples[0].cpu_seconds
+    last = samples[-1].cpu_seconds if ended is None else _cpu_at(samples, ended)
+    spent = last - samples[0].cpu_seconds
     out: dict[str, Any] = {"server_cpu_ms_per_session": round(1000 * spent / messages / max(sessions, 1), 3)}
     if threads_before and threads_after:
         each = [1000 * (b[0] - a[0]) / messages for a, b in zip(threads_before, threads_after, strict=True)]

@@ -155,7 +155,7 @@ def test_emulated_sessions_see_every_message_sent_while_replies_stream(tmp_path)
     )
     # Every row prints ours, the bare page's and the ratio.
     [row] = [line for line in table.splitlines() if line.startswith("| 3 emulated sessions |")]
-    assert row.count(" / ") >= 6 and "x |" in row
+    assert row.count(" / ") >= 5 and row.count("x |") == 2  # the delay and the server CPU
     assert (tmp_path / "bench.png").stat().st_size > 10_000
     # Before and after in one table and chart: here the same run twice, which is enough to draw them.
     report.main([str(tmp_path / "bench.json"), "--before", str(tmp_path / "bench.json")])
