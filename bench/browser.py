@@ -1,7 +1,9 @@
 """Real Chromium pages as benchmark clients: the same calls as an emulated session, through the page's UI.
 
 A MutationObserver in each page stamps (Date.now(), so in seconds of the wall clock) when a token first
-shows and when a reply's first words appear; the Enter key's own handler stamps the send. Whether a reply
+shows and when a reply's first words appear; the Enter key's own handler stamps the send. Every stamp is
+handed to the scenario on the bench's `time.monotonic()` clock, as an emulated session's are, so Chromium
+pages and emulated sessions can share a room. Whether a reply
 is being written and whether the busy caption shows are read from the page when asked. Full script runs
 are counted from the page's own websocket: a `new_session` ForwardMsg without fragment ids.
 """
@@ -11,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 from typing import Any
 
 from bench.emulator import Progress
@@ -135,6 +138,11 @@ PROGRESS = """() => {
 }"""
 
 
+def _monotonic_shift() -> float:
+    """What to add to a wall-clock moment (the page's Date.now()) to put it on time.monotonic()."""
+    return time.monotonic() - time.time()
+
+
 def chromium_path() -> str | None:
     return os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
 
@@ -174,7 +182,7 @@ class BrowserPage:
         await box.fill(text)
         await box.press("Enter")
         state = await self._page.evaluate(self._progress_js)
-        return state["sentAt"]
+        return state["sentAt"] + _monotonic_shift()
 
     async def refresh(self) -> Progress:
         """Read the page's stamps into `progress`."""
@@ -183,10 +191,14 @@ class BrowserPage:
         except Exception as error:  # a crashed or closed page: report it, do not hang the run
             self.error = f"page failed: {error}"
             return self.progress
-        progress = self.progress
-        progress.seen, progress.done = state["seen"], state["done"]
-        progress.first_words, progress.input_enabled = state["firstWords"], state["enabled"]
-        progress.arrived, progress.counts = state["arrived"], state["counts"]
+        progress, shift = self.progress, _monotonic_shift()
+
+        def stamps(key: str) -> dict[str, float]:
+            return {token: at + shift for token, at in state[key].items()}
+
+        progress.seen, progress.done = stamps("seen"), stamps("done")
+        progress.first_words, progress.input_enabled = stamps("firstWords"), state["enabled"]
+        progress.arrived, progress.counts = stamps("arrived"), state["counts"]
         progress.full_runs = state["counts"].get("fullRuns", 0)
         progress.fragment_runs = state["counts"].get("fragmentRuns", 0)
         progress.writing, progress.busy = state["writing"], state["busy"]

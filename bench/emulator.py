@@ -276,8 +276,7 @@ class EmulatedSession:
         path = tuple(message.metadata.delta_path)
         if delta.WhichOneof("type") == "add_block":
             # A new block (a message bubble) replaces whatever was drawn at and below its path.
-            for below in [p for p in self._bodies if p[: len(path)] == path]:
-                self._drop(below)
+            self._drop_below(path)
             return
         if delta.WhichOneof("type") != "new_element":
             return
@@ -286,7 +285,9 @@ class EmulatedSession:
         if kind == "markdown":
             self._markdown(path, element.markdown, now)
             return
-        self._drop(path)
+        # Any other element, an empty one included (a message leaving the page: its placeholder emptied),
+        # replaces the block that was at its path with everything in it.
+        self._drop_below(path)
         if kind == "text_input" and element.text_input.label == "Nickname":
             self._ids["nickname"] = element.text_input.id
         elif kind == "button" and element.button.is_form_submitter and element.button.label == "Join":
@@ -308,6 +309,12 @@ class EmulatedSession:
             if interval:
                 widget_id = element.component_instance.id
                 self._start_timer(widget_id, self._tick_component(widget_id, delta.fragment_id, interval))
+
+    def _drop_below(self, path: tuple[int, ...]) -> None:
+        """Whatever was drawn at and below `path` is gone."""
+        self._drop(path)
+        for below in [p for p in self._bodies if p[: len(path)] == path]:
+            self._drop(below)
 
     def _drop(self, path: tuple[int, ...]) -> None:
         """Whatever was drawn at `path` is gone."""

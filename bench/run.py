@@ -1,6 +1,6 @@
-"""The benchmark's command line: `python -m bench.run` (full, 30-40 min) or `--smoke` (~1 min).
+"""The benchmark's command line: `python -m bench.run` (full, about 15 min) or `--smoke` (~1 min).
 
-Runs every plan on its own fresh server, then writes bench.json, bench.md and bench.png (or `--name`)
+Runs every plan on its own fresh server (each row on the app, then on the bare page of bench/bare.py), then writes bench.json, bench.md and bench.png (or `--name`)
 to `--out` (default test-results/bench/; `--out docs` updates the committed results). In an existing
 NAME.md only the part between bench.report's marker comments is rewritten: hand-written text is kept.
 """
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
 import platform
@@ -27,14 +28,17 @@ import streamlit
 from bench import report
 from bench.browser import chromium_path, launch
 from bench.scenario import Plan, run_plan
-from bench.server import ALL_CORES, ROOT, app_version, bench_version, clients_on, clients_pinned
+from bench.server import ALL_CORES, ROOT, app_version, bench_version, clients_on, clients_pinned, split_cores
 from tests.redis_server import redis_server_path
 
 log = logging.getLogger("bench")
 
 MODES = ("live",)  # the default; `--modes live,poll` measures poll too while the app still has it
-FULL_SIZES = {"chromium": (5,), "emulator": (10, 50, 100)}  # for each mode: issue 9's sizes
-SMOKE_SIZES = {"chromium": (2,), "emulator": (3,)}
+# The rows of issue 34, each on the app and on the bare page: a person's seat (one Chromium page among
+# 100 sessions, the others emulated), five Chromium pages (a stress reference), 100 emulated sessions.
+FULL_SIZES = {"mixed": (100,), "chromium": (5,), "emulator": (100,)}
+SMOKE_SIZES = {"mixed": (3,), "chromium": (2,), "emulator": (3,)}
+SERVERS = ("app", "bare")
 SMOKE_PLAN = dict(
     history_posts=4,
     posts=3,
@@ -65,24 +69,39 @@ def plans(
     server_options: tuple[str, ...] = (),
     redis: bool = False,
     processes: int = 1,
+    servers: tuple[str, ...] = SERVERS,
+    messages: int | None = None,
 ) -> list[Plan]:
     """Every size in every mode, full or smoke; `sizes` replaces the session counts of the kinds of
-    client it names ({"chromium": ()}: no browser). With `redis`, each size is measured in memory (one
-    process) and through Redis with `processes` app processes sharing the N sessions: all of them on the
-    one server core, and (on a machine with that many cores) each on a core of its own."""
+    client it names ({"chromium": ()}: no browser; "mixed": rooms of N with one Chromium page). Each
+    row is measured on every server in `servers` in turn (the app, then the bare page), the bare page
+    in memory only. With `redis`, each size is also measured through Redis with `processes` app
+    processes sharing the N sessions: all of them on the one server core, and (on a machine with that
+    many cores) each on a core of its own. `messages` replaces the number of measured messages."""
     counts = {**(SMOKE_SIZES if smoke else FULL_SIZES), **(sizes or {})}
-    extra = SMOKE_PLAN if smoke else {}
+    extra = dict(SMOKE_PLAN if smoke else {}) | ({"posts": messages} if messages else {})
     stores: list[dict[str, Any]] = [{}]
     if redis:
         stores.append({"redis": True, "processes": processes})
         if pin and 1 < processes <= len(ALL_CORES) and not smoke:
             stores.append({"redis": True, "processes": processes, "own_cores": True})
     return [
-        Plan(mode=mode, clients=clients, sessions=n, pin=pin, server_options=server_options, **store, **extra)
+        Plan(
+            mode=mode,
+            clients=clients,
+            sessions=n,
+            server=server,
+            pin=pin,
+            server_options=server_options,
+            **store,
+            **extra,
+        )
         for clients, ns in counts.items()
         for n in ns
         for mode in modes
         for store in stores
+        for server in servers
+        if server == "app" or not store
     ]
 
 
@@ -94,7 +113,7 @@ async def run_all(
     With `wait_quiet`, each run waits (bounded) for other processes on the machine to calm down first.
     """
     with clients_pinned(all(p.pin for p in plan_list)):
-        if not any(p.clients == "chromium" for p in plan_list):
+        if not any(p.uses_chromium for p in plan_list):
             return await _run_each(plan_list, log_dir, None, wait_quiet)
         from playwright.async_api import async_playwright
 
@@ -116,8 +135,12 @@ async def _run_each(plan_list: list[Plan], log_dir: Path, browser, wait_quiet: b
             other_load = await _quiet_machine() if wait_quiet else None
             began = time.monotonic()
             log.info("%s: starting", plan.label)
-            # Processes on cores of their own leave no core to the clients: they run where they may.
-            with clients_on(ALL_CORES if plan.own_cores else None):
+            # Processes on cores of their own leave no core to the clients: they run where they may. The
+            # mixed row leaves the browser alone on its core(s): the bench and its emulated sessions
+            # share the server's.
+            with clients_on(
+                ALL_CORES if plan.own_cores else split_cores()[0] if plan.bench_on_server_core else None
+            ):
                 result = await run_plan(plan, log_dir, browser)
             result["other_load_before_percent"] = other_load
             result["wall_seconds"] = round(time.monotonic() - began, 1)
@@ -162,9 +185,17 @@ def machine() -> dict[str, Any]:
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "python": platform.python_version(),
         "streamlit": streamlit.__version__,
-        "cpu": platform.processor() or platform.machine(),
+        "cpu": _cpu_model() or platform.processor() or platform.machine(),
         "cores": os.cpu_count(),
     }
+
+
+def _cpu_model() -> str | None:
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return None
 
 
 async def measure(plan_list: list[Plan], *, smoke: bool = False, log_dir: Path = LOG_DIR) -> dict[str, Any]:
@@ -192,6 +223,18 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--chromium", help="session counts for real Chromium pages, e.g. 3,5 ('' for none)")
     parser.add_argument("--emulated", help="session counts for emulated sessions, e.g. 10,50,100")
+    parser.add_argument(
+        "--mixed", help="session counts for rooms with one Chromium page among emulated sessions, e.g. 100"
+    )
+    parser.add_argument(
+        "--messages", type=int, help="measured messages per row (default 50, smoke 3): p95 needs 50 or more"
+    )
+    parser.add_argument(
+        "--no-bare",
+        dest="bare",
+        action="store_false",
+        help="measure the app only, not the bare page beside it (bench/bare.py)",
+    )
     parser.add_argument(
         "--out",
         type=Path,
@@ -241,7 +284,11 @@ def main(argv: list[str] | None = None) -> int:
 
     sizes = {
         clients: tuple(int(n) for n in given.split(",") if n.strip())
-        for clients, given in (("chromium", args.chromium), ("emulator", args.emulated))
+        for clients, given in (
+            ("chromium", args.chromium),
+            ("emulator", args.emulated),
+            ("mixed", args.mixed),
+        )
         if given is not None
     }
     plan_list = plans(
@@ -252,12 +299,14 @@ def main(argv: list[str] | None = None) -> int:
         server_options=tuple(args.server_option),
         redis=args.redis,
         processes=args.processes,
+        servers=SERVERS if args.bare else ("app",),
+        messages=args.messages,
     )
     if args.trace:
-        plan_list = [replace(p, trace=True) if p.clients == "chromium" else p for p in plan_list]
-    if any(p.clients == "chromium" for p in plan_list) and not chromium_path():
+        plan_list = [replace(p, trace=True) if p.uses_chromium else p for p in plan_list]
+    if any(p.uses_chromium for p in plan_list) and not chromium_path():
         log.warning("no Chromium found (apt-get install chromium): skipping the Chromium pages")
-        plan_list = [p for p in plan_list if p.clients != "chromium"]
+        plan_list = [p for p in plan_list if not p.uses_chromium]
     if any(p.redis for p in plan_list) and not redis_server_path():
         log.warning("no redis-server found (apt-get install redis-server): skipping the Redis runs")
         plan_list = [p for p in plan_list if not p.redis]

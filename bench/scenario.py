@@ -21,12 +21,14 @@ from typing import Any
 import psutil
 
 from bench import trace
+from bench.bare import BareSession
 from bench.emulator import EmulatedSession, RefusedError
 from bench.model import BenchModel
 from bench.server import (
     ALL_CORES,
     AppServer,
     AppServers,
+    BareServer,
     RedisWatch,
     Usage,
     app_version,
@@ -57,25 +59,30 @@ class Plan:
     """What one measurement does. The defaults are the full run's."""
 
     mode: str  # the app's REFRESH_MODE (live; poll while the app still has it)
-    clients: str  # emulator or chromium
+    # emulator, chromium, or mixed: `browsers` Chromium pages (the first sessions) among emulated ones
+    clients: str
     sessions: int
+    browsers: int = 1  # mixed only: how many of the sessions are Chromium pages
+    # app: `streamlit run app.py`; bare: the bench's own tiny websocket server and page (bench/bare.py),
+    # the same room and messages, the reference every row is compared with
+    server: str = "app"
     history_posts: int = 100  # each is answered, so the room holds about twice as many messages
-    posts: int = 10  # measured messages, each sent while the reply to the one before is written
+    posts: int = 50  # measured messages, each sent while the reply to the one before is written (p95 of 50)
     senders: int = 3  # sessions that send them, in turn; everyone else only watches
     # When a sender sends after the previous reply's first words showed on its page: right as it
     # starts, and into it. The reply takes about reply_words * word_delay_ms.
     send_offsets: tuple[float, ...] = (0.0, 0.4, 1.0)
-    reply_words: int = 40  # each measured reply's length: 2 s of streaming at 50 ms a word
-    settle_seconds: float = 5.0
-    idle_seconds: float = 20.0
+    reply_words: int = 30  # each measured reply's length: 1.5 s of streaming at 50 ms a word
+    settle_seconds: float = 3.0
+    idle_seconds: float = 10.0
     ramp_step: int = 10  # sessions that join together before the server may calm down
     word_delay_ms: int = 50  # the model's pause between words, and the app's WORD_DELAY_MS
     refresh_interval_ms: int = 1000
     join_timeout: float = 60.0
     turn_timeout: float = 30.0  # per message, at least; a big room gets longer (see `turn_limit`)
-    posting_budget_seconds: float = 240.0  # no more messages after this long in the posting phase
+    posting_budget_seconds: float = 400.0  # no more messages after this long in the posting phase
     pin: bool = True  # server on one core, clients on the others
-    baseline_seconds: float = 5.0  # the server with nobody in the room, for the per-session share
+    baseline_seconds: float = 3.0  # the server with nobody in the room, for the per-session share
     server_options: tuple[str, ...] = ()  # Streamlit options for the server, e.g. "runner.postScriptGC=false"
     # App processes sharing the room; more than one needs `redis`. Sessions are spread over them in turn.
     processes: int = 1
@@ -92,6 +99,10 @@ class Plan:
             raise ValueError("several app processes share a room only through Redis: set redis too")
         if self.own_cores and self.processes > len(ALL_CORES):
             raise ValueError(f"{self.processes} processes on a core each need {self.processes} cores")
+        if self.server == "bare" and (self.redis or self.processes > 1):
+            raise ValueError("the bare page has one server and keeps its room in memory")
+        if self.clients == "mixed" and not 0 < self.browsers < self.sessions:
+            raise ValueError("a mixed room has at least one Chromium page and one emulated session")
 
     def turn_limit(self, sessions: int) -> float:
         """How long one message may take to reach everyone before the run calls it lost."""
@@ -101,7 +112,18 @@ class Plan:
     def label(self) -> str:
         store = f"-redis-{self.processes}p" if self.redis else ""
         store += "-own-cores" if self.own_cores else ""
-        return f"{self.mode}-{self.clients}-{self.sessions}{store}"
+        clients = f"{self.browsers}chromium-mixed" if self.clients == "mixed" else self.clients
+        return f"{self.mode}-{clients}-{self.sessions}{store}" + ("-bare" if self.server == "bare" else "")
+
+    @property
+    def uses_chromium(self) -> bool:
+        return self.clients in ("chromium", "mixed")
+
+    @property
+    def bench_on_server_core(self) -> bool:
+        """The mixed row leaves the browser alone on the clients' core(s): the bench's own process, the
+        emulated sessions with it, runs on the server's core."""
+        return self.clients == "mixed" and self.pin and not self.own_cores and split_cores()[0] is not None
 
 
 def app_environment(plan: Plan, model_url: str) -> dict[str, str]:
@@ -186,10 +208,9 @@ async def run_plan(plan: Plan, log_dir: Path, browser=None) -> dict[str, Any]:
                     suffix = f"-{number + 1}" if plan.processes > 1 else ""
                     log_path = log_dir / f"streamlit-{plan.label}{suffix}.log"
                     cores = {ALL_CORES[number]} if plan.own_cores else server_cores
+                    kind = BareServer if plan.server == "bare" else AppServer
                     started.append(
-                        await asyncio.to_thread(
-                            AppServer, env, log_path, cores=cores, options=plan.server_options
-                        )
+                        await asyncio.to_thread(kind, env, log_path, cores=cores, options=plan.server_options)
                     )
             except BaseException:
                 for server in started:
@@ -271,7 +292,7 @@ async def _measure(
     lag = LoopLag()  # the clients' stamps are only as good as this process's promptness
     lag.start()
     psutil.cpu_percent(percpu=True)
-    first = server.usage()
+    first, bench_cpu = server.usage(), _cpu_seconds(psutil.Process())
     posting_commands, posting_redis_cpu = (redis.commands(), redis.cpu_seconds()) if redis else ({}, 0.0)
     tracing = plan.trace and clients and hasattr(clients[0], "start_trace")
     if tracing:
@@ -294,8 +315,17 @@ async def _measure(
             result["trace"] = {"path": str(path), **trace.summarize(trace.load(path))}
             log.info("%s: %s", plan.label, trace.brief(result["trace"]))
         result["client_loop_lag"] = await lag.stop()
-        others = _others_on_server_core(plan, psutil.cpu_percent(percpu=True), first, server.usage())
+        last, bench_percent = server.usage(), 0.0
+        if plan.bench_on_server_core:
+            bench_percent = 100 * (_cpu_seconds(psutil.Process()) - bench_cpu) / max(last.at - first.at, 1e-9)
+            result["bench_on_server_core_while_posting_percent"] = round(bench_percent, 1)
+        others = _others_on_server_core(plan, psutil.cpu_percent(percpu=True), first, last, bench_percent)
         result["others_on_server_core_while_posting_percent"] = others
+
+
+def _cpu_seconds(process: psutil.Process) -> float:
+    times = process.cpu_times()
+    return times.user + times.system
 
 
 # --- the room's history ------------------------------------------------------------------------------
@@ -304,7 +334,7 @@ async def _measure(
 async def _seed(plan: Plan, url: str, model: BenchModel, result: dict) -> int:
     """One emulated person posts the history, one message at a time, then leaves; returns its length."""
     model.delta_delay = 0.0  # history needs no pacing
-    seeder = EmulatedSession(url, "seeder", QUERY, assistant=ASSISTANT, seed=0)
+    seeder = _emulated(plan, url, "seeder", 0)
     result["seed_reposts"] = 0
     try:
         await seeder.connect()
@@ -417,11 +447,18 @@ async def _ramp(plan: Plan, server: AppServers, browser, clients: list) -> dict[
 
 def _new_client(plan: Plan, url: str, browser, index: int):
     name = f"p{index:03d}"
-    if plan.clients == "chromium":
+    if plan.clients == "chromium" or (plan.clients == "mixed" and index < plan.browsers):
         from bench.browser import BrowserPage
 
         return BrowserPage(browser, url, name, assistant=ASSISTANT)
-    return EmulatedSession(url, name, QUERY, assistant=ASSISTANT, seed=index + 1)
+    return _emulated(plan, url, name, index + 1)
+
+
+def _emulated(plan: Plan, url: str, name: str, seed: int):
+    """An emulated session of the app, or of the bare page."""
+    if plan.server == "bare":
+        return BareSession(url, name, assistant=ASSISTANT)
+    return EmulatedSession(url, name, QUERY, assistant=ASSISTANT, seed=seed)
 
 
 async def _join(client, timeout: float) -> None:
@@ -468,6 +505,7 @@ async def _idle(
     seconds = last.at - first.at
     server_ms_per_s = cpu_between(first, last)
     client_ms = 1000 * (client_cpu_after.user + client_cpu_after.system - client_cpu.user - client_cpu.system)
+    bench_percent = client_ms / max(seconds, 1e-9) / 10 if plan.bench_on_server_core else 0.0
     idle = {
         "seconds": round(seconds, 1),
         "server_cpu_ms_per_s": round(server_ms_per_s, 2),
@@ -477,8 +515,10 @@ async def _idle(
         "server_rss_mb_per_session": round((last.rss_bytes - before_sessions.rss_bytes) / 2**20 / n, 2),
         "server_threads": last.threads,
         "cores_busy_percent": cores_busy,  # everything on the machine, the server included
-        "others_on_server_core_percent": _others_on_server_core(plan, cores_busy, first, last),
+        "others_on_server_core_percent": _others_on_server_core(plan, cores_busy, first, last, bench_percent),
     }
+    if plan.bench_on_server_core:
+        idle["bench_on_server_core_percent"] = round(bench_percent, 1)
     idle["full_runs_per_session"] = round((sum(c.progress.full_runs for c in clients) - runs) / n, 2)
     # Opening the page and joining are full runs: a count of none would mean the counting is broken.
     idle["full_runs_joining_per_session"] = round(runs / n, 2)
@@ -493,14 +533,17 @@ async def _idle(
     return idle
 
 
-def _others_on_server_core(plan: Plan, cores_busy: list[float], first: Usage, last: Usage) -> float | None:
+def _others_on_server_core(
+    plan: Plan, cores_busy: list[float], first: Usage, last: Usage, bench_percent: float = 0.0
+) -> float | None:
     """How much of the server's core other processes used meanwhile (in %), when the server is pinned
-    to one core the clients keep off (not when each process has a core the clients share)."""
+    to one core the clients keep off (not when each process has a core the clients share). In the mixed
+    row the bench's own process shares that core by design: `bench_percent` of it is not counted."""
     server_cores, _ = split_cores()
     if not server_cores or not plan.pin or plan.own_cores:
         return None
     server_percent = cpu_between(first, last) / 10
-    return round(max(cores_busy[min(server_cores)] - server_percent, 0.0), 1)
+    return round(max(cores_busy[min(server_cores)] - server_percent - bench_percent, 0.0), 1)
 
 
 def _redis_idle(
@@ -545,7 +588,8 @@ async def _posts(
     counts_before = {c: dict(c.progress.counts) for c in passive}
     cpu = CpuSampler(server)
     cpu.start()
-    threads_before, cores_before = await _main_threads(clients), psutil.cpu_times(percpu=True)
+    pages = [c for c in clients if hasattr(c, "main_thread")]  # Chromium pages
+    threads_before, cores_before = await _main_threads(pages), psutil.cpu_times(percpu=True)
     began = time.monotonic()
     budget_ends = began + plan.posting_budget_seconds
     mark, responses_before = len(model.requests), len(model.sent("POST", "/v1/responses"))
@@ -587,8 +631,15 @@ async def _posts(
         limit,
     )
     phase_seconds = time.monotonic() - began
-    busy = _busy(cores_before, psutil.cpu_times(percpu=True), threads_before, await _main_threads(clients))
+    threads_after = await _main_threads(pages)
+    busy = _busy(cores_before, psutil.cpu_times(percpu=True), threads_before, threads_after)
     samples = await cpu.stop()
+    # The server's share ends when the last reply was shown finished somewhere: a page that never shows
+    # it (the wait's timeout) must not add its idle seconds to what the messages cost.
+    finished = [c.progress.done[t] for c in clients for t in tokens if t in c.progress.done]
+    per_message = _per_message(
+        samples, n, len(sent), threads_before, threads_after, max(finished, default=None)
+    )
     responses = len(model.sent("POST", "/v1/responses")) - responses_before
     besides = len(model.requests) - mark - responses
 
@@ -597,6 +648,7 @@ async def _posts(
     reached: list[float] = []
     drawn: list[float] = []
     everyone: list[float] = []  # per message: until the last other session showed it
+    on_browsers: list[float] = []  # the same, counting only the Chromium pages
     first_word_sender: list[float] = []
     first_word_others: list[float] = []
     missing = {"delivery": 0, "first_word": 0, "turn_end": 0}
@@ -616,6 +668,9 @@ async def _posts(
         missing["delivery"] += 0 if lost else sum(t is None for t in seen)
         if seen and all(t is not None for t in seen):
             everyone.append(max(seen) - moment)
+        shown_on_pages = [c.progress.seen.get(token) for c in pages if c is not sender]
+        if shown_on_pages and all(t is not None for t in shown_on_pages):
+            on_browsers.append(max(shown_on_pages) - moment)
         # A page that streams nothing shows the reply whole: then that moment counts as its first words.
         words = [(c, c.progress.first_words.get(token) or c.progress.done.get(token)) for c in clients]
         missing["first_word"] += 0 if lost else sum(t is None for _, t in words)
@@ -634,11 +689,9 @@ async def _posts(
     if dropped:
         result["notes"].append(f"{len(dropped)} of {len(sent)} messages were never shown on any page")
     if not ended:  # a dropped message alone also keeps the wait from ending: it is counted above
-        missing["turn_end"] = sum(
-            1
-            for c in clients
-            if c.progress.writing or c.progress.busy or any(t not in c.progress.done for t in taken)
-        )
+        stuck = [c for c in clients if _turn_not_ended(c.progress, taken)]
+        missing["turn_end"] = len(stuck)
+        result["turn_end_examples"] = [f"{c.name}: {_turn_not_ended(c.progress, taken)}" for c in stuck[:5]]
     if missing["turn_end"]:
         result["notes"].append(
             f"{missing['turn_end']} sessions did not show the last turn's end within {limit:g} s"
@@ -661,6 +714,9 @@ async def _posts(
         "posting_seconds": round(phase_seconds, 1),
         "delivery": percentiles(delivery),
         "delivery_to_everyone": percentiles(everyone),
+        # Mixed rooms: the Chromium pages' own figure (with only Chromium pages it is the one above)
+        "delivery_to_browsers": percentiles(on_browsers) if pages else None,
+        "per_message": per_message,
         "delivery_reached_page": percentiles(reached) if reached else None,
         "delivery_drawn_after_reaching": percentiles(drawn) if drawn else None,
         "passive_page_traffic": _traffic(passive, counts_before, phase_seconds),
@@ -669,14 +725,28 @@ async def _posts(
         "first_word_others": percentiles(first_word_others),
         "missing": missing,
         "streaming": _streaming_cpu(samples, [w for w in model.streamed if w[0] >= began]),
-        "full_runs": _full_runs(passive, runs_before, turns),
+        "full_runs": None if plan.server == "bare" else _full_runs(passive, runs_before, turns),
         "messages": messages,
     }
 
 
+def _turn_not_ended(progress, tokens: list[str]) -> str:
+    """Why a page does not show the last turn ended ("" if it does)."""
+    unfinished = [t for t in tokens if t not in progress.done]
+    return "; ".join(
+        why
+        for why in (
+            "a reply shown being written" if progress.writing else "",
+            "the busy caption shown" if progress.busy else "",
+            f"no finished reply to {', '.join(unfinished[:3])}" if unfinished else "",
+        )
+        if why
+    )
+
+
 async def _main_threads(clients: list) -> list[tuple[float, float]] | None:
-    """Chromium pages: each renderer main thread's time in tasks so far, and its clock (None otherwise)."""
-    if not clients or not all(hasattr(c, "main_thread") for c in clients):
+    """Chromium pages: each renderer main thread's time in tasks so far, and its clock (None if none)."""
+    if not clients:
         return None
     try:
         return list(await asyncio.gather(*(c.main_thread() for c in clients)))
@@ -704,6 +774,23 @@ def _busy(cores_before, cores_after, threads_before, threads_after) -> dict[str,
             "max": round(max(shares)),
         }
     return busy
+
+
+def _per_message(
+    samples: list[Usage], sessions: int, messages: int, threads_before, threads_after, ended: float | None
+) -> dict[str, Any] | None:
+    """What one message cost while the messages went round (replies and relaying included): the
+    server's CPU per session until `ended` (the phase's end if None), and each Chromium page's renderer
+    main thread (TaskDuration) over the phase."""
+    if not messages or len(samples) < 2:
+        return None
+    last = samples[-1].cpu_seconds if ended is None else _cpu_at(samples, ended)
+    spent = last - samples[0].cpu_seconds
+    out: dict[str, Any] = {"server_cpu_ms_per_session": round(1000 * spent / messages / max(sessions, 1), 3)}
+    if threads_before and threads_after:
+        each = [1000 * (b[0] - a[0]) / messages for a, b in zip(threads_before, threads_after, strict=True)]
+        out["renderer_main_thread_ms"] = {"mean": round(sum(each) / len(each), 1), "max": round(max(each), 1)}
+    return out
 
 
 def _traffic(passive: list, before: dict, seconds: float) -> dict[str, float] | None:

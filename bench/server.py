@@ -30,7 +30,7 @@ STOP_TIMEOUT_SECONDS = 10.0
 
 APP_PATHS = ("app.py", "pages", "shared", ".streamlit", "requirements.txt")
 # The code that measures (not the report, which only formats): the same hash means measured alike.
-MEASURING = ("browser", "emulator", "model", "run", "scenario", "server")
+MEASURING = ("bare", "browser", "emulator", "model", "run", "scenario", "server")
 
 
 def bench_version() -> str:
@@ -138,6 +138,19 @@ class AppServer:
         log_path.parent.mkdir(parents=True, exist_ok=True)
         # Only what we set reaches the app: no stray OPENAI_* or STREAMLIT_* from the caller's shell.
         clean = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "STREAMLIT_"))}
+        command = self._command(options)
+        self._log_file = log_path.open("w")
+        self.process = subprocess.Popen(
+            command, cwd=ROOT, env={**clean, **env}, stdout=self._log_file, stderr=subprocess.STDOUT
+        )
+        _running.add(self)
+        self._ps = psutil.Process(self.process.pid)
+        if cores:
+            self._ps.cpu_affinity(sorted(cores))
+        self._wait_healthy()
+        log.info("%s on port %s (pid %s, cores %s)", command[2], self.port, self.process.pid, cores or "any")
+
+    def _command(self, options: tuple[str, ...]) -> list[str]:
         command = [
             sys.executable,
             "-m",
@@ -159,16 +172,7 @@ class AppServer:
         for option in options:  # "section.name=value" -> --section.name value
             name, _, value = option.partition("=")
             command += [f"--{name}", value]
-        self._log_file = log_path.open("w")
-        self.process = subprocess.Popen(
-            command, cwd=ROOT, env={**clean, **env}, stdout=self._log_file, stderr=subprocess.STDOUT
-        )
-        _running.add(self)
-        self._ps = psutil.Process(self.process.pid)
-        if cores:
-            self._ps.cpu_affinity(sorted(cores))
-        self._wait_healthy()
-        log.info("streamlit on port %s (pid %s, cores %s)", self.port, self.process.pid, cores or "any")
+        return command
 
     def _wait_healthy(self) -> None:
         deadline = time.monotonic() + START_TIMEOUT_SECONDS
@@ -214,6 +218,14 @@ class AppServer:
                 self.process.wait(STOP_TIMEOUT_SECONDS)
         self._log_file.close()
         _running.discard(self)
+
+
+class BareServer(AppServer):
+    """The bare reference (bench/bare.py): the same room from a tiny websocket server of the bench's
+    own, started, pinned and measured like the app. Streamlit options do not apply to it."""
+
+    def _command(self, options: tuple[str, ...]) -> list[str]:
+        return [sys.executable, "-m", "bench.bare", "--port", str(self.port)]
 
 
 class AppServers:

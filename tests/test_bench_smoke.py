@@ -1,9 +1,10 @@
 """The benchmark keeps working: its smoke runs, checked for behaviour (everyone saw everything), not speed.
 
 The messages go out while replies stream; every number the report prints must be there and agree with
-the others.
+the others. Each row is measured on the app and on the bare page (bench/bare.py), which must pass the
+same checks: the same harness drives both.
 
-Emulated sessions need no browser; the Chromium run skips, and says why, where no Chromium is installed.
+Emulated sessions need no browser; the Chromium runs skip, and say why, where no Chromium is installed.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from bench import report, trace
 from bench.browser import chromium_path
 from bench.run import measure, plans
 from bench.scenario import Plan
-from bench.server import ALL_CORES
+from bench.server import ALL_CORES, split_cores
 from tests.conftest import missing_part
 from tests.redis_server import redis_server_path
 
@@ -71,8 +72,23 @@ def assert_numbers_are_sane(run: dict) -> None:
     assert math.isfinite(idle["server_rss_mb_per_session"])
     assert idle["server_rss_mb"] > 0 and run["server_rss_mb_at_start"] > 0
     streaming = run["streaming"]
-    # Relaying a reply to every page costs the server something: a zero means the samples missed it.
-    assert streaming["replies"] >= 1 and 0 < streaming["share_of_core"] <= streaming["max_share_of_core"]
+    # Relaying a reply to every page costs the app something: a zero means the samples missed it. The
+    # bare server may spend less than /proc's 10 ms resolution on a short reply.
+    least = 0 if run["plan"]["server"] == "bare" else 1e-9
+    assert streaming["replies"] >= 1 and least <= streaming["share_of_core"] <= streaming["max_share_of_core"]
+    per_message = run["per_message"]["server_cpu_ms_per_session"]
+    assert math.isfinite(per_message) and per_message >= least
+
+
+def assert_each_page_counts_its_renderer(run: dict) -> None:
+    """Chromium pages: the renderer main thread's time per message (TaskDuration), and the delays on the
+    Chromium pages alone, on the same clock as the emulated sessions' (seconds, not decades)."""
+    renderer = run["per_message"]["renderer_main_thread_ms"]
+    assert 0 < renderer["mean"] <= renderer["max"]
+    pages = run["delivery_to_browsers"]
+    assert pages["n"] == run["posts"] - run["dropped"]
+    assert 0 < pages["p50_ms"] <= pages["p95_ms"] <= pages["max_ms"] <= 1000 * run["plan"]["turn_timeout"]
+    assert pages["max_ms"] <= run["delivery_to_everyone"]["max_ms"]
 
 
 def assert_no_page_reruns_for_what_others_did(run: dict) -> None:
@@ -94,17 +110,52 @@ def assert_the_model_is_asked_once_per_turn_and_never_on_refresh(run: dict) -> N
     assert api["requests_besides_responses"] == 0
 
 
+def test_the_full_run_measures_a_persons_seat_and_each_row_beside_the_bare_page():
+    planned = plans()
+    rows = [(p.clients, p.sessions, p.server) for p in planned]
+    assert rows == [
+        ("mixed", 100, "app"),
+        ("mixed", 100, "bare"),
+        ("chromium", 5, "app"),
+        ("chromium", 5, "bare"),
+        ("emulator", 100, "app"),
+        ("emulator", 100, "bare"),
+    ]
+    assert all(p.posts >= 50 for p in planned)  # a p95 over 10 messages is nearly the maximum
+    assert planned[0].browsers == 1 and planned[0].label == "live-1chromium-mixed-100"
+    assert planned[1].label == "live-1chromium-mixed-100-bare"
+    assert [p.posts for p in plans(messages=60)] == [60] * 6
+    # The seat: the server on one core, the browser alone on the other, the bench on the server's.
+    assert planned[0].bench_on_server_core == (split_cores()[0] is not None)
+    assert not planned[2].bench_on_server_core
+    with pytest.raises(ValueError, match="bare"):
+        Plan(mode="live", clients="emulator", sessions=10, server="bare", redis=True)
+
+
 def test_emulated_sessions_see_every_message_sent_while_replies_stream(tmp_path):
     summary = smoke("emulator", tmp_path)
-    assert [r["plan"]["mode"] for r in summary["runs"]] == ["live"]
+    assert [(r["plan"]["mode"], r["plan"]["server"]) for r in summary["runs"]] == [
+        ("live", "app"),
+        ("live", "bare"),
+    ]
     for run in summary["runs"]:
         assert_everyone_saw_everything(run)
         assert_numbers_are_sane(run)
-        assert_no_page_reruns_for_what_others_did(run)
         assert_the_model_is_asked_once_per_turn_and_never_on_refresh(run)
         assert run["server_log_tracebacks"] == 0
+    ours, bare = summary["runs"]
+    assert_no_page_reruns_for_what_others_did(ours)
+    assert bare["full_runs"] is None  # the bare page has no script runs to count
     table = (tmp_path / "bench.md").read_text()
-    assert table.count("| emulator |") == 1 and "## Goals" in table and "full runs per turn" in table
+    assert "## Goals" in table and "full runs per turn" in table
+    assert (
+        table.count("| live | app | 3 emulated sessions |")
+        == table.count("| live | bare page | 3 emulated sessions |")
+        == 1
+    )
+    # Every row prints ours, the bare page's and the ratio.
+    [row] = [line for line in table.splitlines() if line.startswith("| 3 emulated sessions |")]
+    assert row.count(" / ") >= 5 and row.count("x |") == 2  # the delay and the server CPU
     assert (tmp_path / "bench.png").stat().st_size > 10_000
     # Before and after in one table and chart: here the same run twice, which is enough to draw them.
     report.main([str(tmp_path / "bench.json"), "--before", str(tmp_path / "bench.json")])
@@ -112,7 +163,9 @@ def test_emulated_sessions_see_every_message_sent_while_replies_stream(tmp_path)
 
 
 def test_redis_runs_sit_beside_memory_runs_of_the_same_size():
-    planned = plans(sizes={"chromium": (), "emulator": (100,)}, redis=True, processes=2)
+    planned = plans(
+        sizes={"mixed": (), "chromium": (), "emulator": (100,)}, redis=True, processes=2, servers=("app",)
+    )
     # Through Redis: both processes on the server's one core, and (given two cores) each on its own.
     expected = [(100, False, 1, False), (100, True, 2, False)]
     expected += [(100, True, 2, True)] if len(ALL_CORES) >= 2 else []
@@ -136,7 +189,7 @@ def test_redis_runs_sit_beside_memory_runs_of_the_same_size():
 def test_sessions_on_two_processes_share_one_room_through_redis(tmp_path):
     if redis_server_path() is None:
         missing_part("no redis-server here (apt-get install redis-server)")
-    summary = smoke("emulator", tmp_path, redis=True, processes=2)
+    summary = smoke("emulator", tmp_path, redis=True, processes=2, servers=("app",))
     [run] = [r for r in summary["runs"] if r["plan"]["redis"]]
     assert_everyone_saw_everything(run)
     assert_the_model_is_asked_once_per_turn_and_never_on_refresh(run)
@@ -154,10 +207,11 @@ def test_sessions_on_two_processes_share_one_room_through_redis(tmp_path):
 def test_chromium_pages_see_every_message(tmp_path):
     if chromium_path() is None:
         missing_part("no Chromium here (apt-get install chromium): the emulated sessions are still measured")
-    summary = smoke("chromium", tmp_path, trace=True)
+    summary = smoke("chromium", tmp_path, trace=True, servers=("app",))  # the bare page: the mixed row's test
     assert summary["runs"]
     for run in summary["runs"]:
         assert_everyone_saw_everything(run)
+        assert_each_page_counts_its_renderer(run)
         assert_no_page_reruns_for_what_others_did(run)
         assert_the_model_is_asked_once_per_turn_and_never_on_refresh(run)
         assert run["idle"]["server_rss_mb"] > 0
@@ -176,6 +230,32 @@ def test_chromium_pages_see_every_message(tmp_path):
         assert len(renderers) >= run["plan"]["sessions"]
         assert all(r["by_kind_ms"].get("scripting", 0) > 0 and r["functions"] for r in renderers)
     assert "## Where a real browser spends the time" in (tmp_path / "bench.md").read_text()
+
+
+@pytest.mark.e2e
+def test_one_chromium_page_among_emulated_sessions_sees_every_message_on_the_app_and_the_bare_page(tmp_path):
+    if chromium_path() is None:
+        missing_part("no Chromium here (apt-get install chromium): the emulated sessions are still measured")
+    summary = smoke("mixed", tmp_path)
+    assert [(r["plan"]["sessions"], r["plan"]["server"]) for r in summary["runs"]] == [
+        (3, "app"),
+        (3, "bare"),
+    ]
+    for run in summary["runs"]:
+        assert_everyone_saw_everything(run)
+        assert_numbers_are_sane(run)
+        assert_each_page_counts_its_renderer(run)
+        assert_the_model_is_asked_once_per_turn_and_never_on_refresh(run)
+        assert run["server_log_tracebacks"] == 0
+        # The Chromium page (the first session) only watches: the senders are emulated.
+        assert run["delivery_to_browsers"]["n"] == run["delivery_to_everyone"]["n"]
+        if split_cores()[0] is not None:  # the bench shared the server's core, and says how much of it
+            assert run["bench_on_server_core_while_posting_percent"] > 0
+    assert_no_page_reruns_for_what_others_did(summary["runs"][0])
+    page = (tmp_path / "bench.md").read_text()
+    assert "## Each row beside the bare page" in page
+    [row] = [line for line in page.splitlines() if line.startswith("| one Chromium page among 3 sessions |")]
+    assert row.count("x |") >= 4  # ours / bare / ratio for both delays, the renderer and the server CPU
 
 
 def test_a_trace_is_summed_up_by_self_time_on_each_renderer_main_thread():
