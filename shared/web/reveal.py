@@ -1,7 +1,7 @@
 """Reveal pacing: how fast one page shows the words of the reply being written, and how often it redraws it.
 
 Redrawing a growing reply resends its whole text, so a page redraws it at most ten times a second, and
-less often the more pages watch the room: once a second at 100 pages (issue 34's bench, docs/bench.md).
+less often the more pages watch the room: once a second at 100 pages (docs/bench.md, "Levers").
 """
 
 from __future__ import annotations
