@@ -3,9 +3,11 @@ to it, and delete their own; and, above the chat box, the message they are reply
 
 Each message has one small button under it, named for whose message it is ("Actions for Bob's message")
 and then labelled with its reactions and who made them; it opens the
-message's actions as one row of pills (two elements, the popover and its pills, not seven buttons).
-Closed, the button is all the browser draws: a row of pills under every message cost each page more than
-the rest of its bubbles (the bench's Chromium pages, docs/bench.md). The row is drawn inside the live run and redrawn there when its
+message's actions as one row of pills (one element, not seven buttons). The row is drawn only while its
+button is open: opening or closing it reruns the page, and every other message sends its page one element
+(the button), not two, which is what each new message costs the server for every page that watches
+(docs/bench.md, "Levers"). A row of pills under every message cost each page more than the rest of its
+bubbles (the bench's Chromium pages). The row is drawn inside the live run and redrawn there when its
 reactions change, so each redraw needs a key of its own (`act-<message id>-<n>`); a click is handled by the
 callback the drawing carries, which Streamlit runs before the rerun, whichever drawing was clicked. A new
 run draws the row first with the key the page shows (`Session.menu_drawings`): the browser keeps an
@@ -72,8 +74,19 @@ def draw_menu(slot: DeltaGenerator, row: Menu | None, drawing: int, room: Room, 
     options = [*REACTIONS, REPLY, *([DELETE] if row.mine else [])]
     mine = list(row.my_reactions)
     key = f"act-{row.message_id}-{drawing}"
+    # Opening or closing the button reruns the page: its row is drawn only while it is open, so a
+    # closed one (every message but the one a person is acting on) is one element, not two.
+    box = slot.popover(
+        button_label(row),
+        icon=":material/add_reaction:",
+        type="tertiary",
+        key=f"menu-{row.message_id}-{drawing}",
+        on_change="rerun",
+    )
+    if not box.open:
+        return
     session.set_widget(key, mine)  # the pills show this person's reactions as the room holds them
-    with slot.popover(button_label(row), icon=":material/add_reaction:", type="tertiary"):
+    with box:
         st.pills(
             "React, reply or delete" if row.mine else "React or reply",
             options,

@@ -145,9 +145,8 @@ class Drawn:
     parts: Parts
     header: DeltaGenerator | None = None  # None: a system line, redrawn whole
     text: DeltaGenerator | None = None
-    note: DeltaGenerator | None = None
+    note: DeltaGenerator | None = None  # what `under` says: a reply's sources, then its note
     menu: DeltaGenerator | None = None
-    sources: DeltaGenerator | None = None
 
 
 # Anchors take no room (their element is lifted out of the bubble's flow, and moves with the bubble), and
@@ -158,6 +157,12 @@ ANCHOR_STYLE = (
 )
 
 
+def under(parts: Parts) -> str:
+    """What a bubble says under its text, in one caption (one element, not one each): a reply's sources,
+    then the message's note."""
+    return "  \n".join(line for line in (parts.sources, parts.note) if line)
+
+
 def draw(
     slot: DeltaGenerator,
     parts: Parts,
@@ -165,7 +170,7 @@ def draw(
     draw_menu: DrawMenu | None = None,
 ) -> Drawn:
     """The message in `slot`, in place of what it held. A bubble always holds the same elements (header,
-    text, one per attached file, a reply's sources, note, actions; an anchor first when a reply quotes it),
+    text, one per attached file, what is `under` it, actions; an anchor first when a reply quotes it),
     empty ones included: the browser keeps what a bubble held past the elements a new run draws in it
     (a live run never ends, so Streamlit never clears them), so a bubble drawn with fewer elements than
     before would leave an old one behind. Each is drawn at once, not as a placeholder filled after, and
@@ -181,14 +186,12 @@ def draw(
         header, text = st.caption(parts.header), st.markdown(pictures_as_links(parts.text))
         for file in parts.files:
             attachment(file, files)
-        sources = None
-        if parts.who is Role.ASSISTANT:  # only a reply cites pages
-            sources = st.caption(parts.sources) if parts.sources else st.empty()
-        note = st.caption(parts.note) if parts.note else st.empty()
+        below = under(parts)
+        note = st.caption(below) if below else st.empty()
         row = st.empty()
         if draw_menu is not None:
             draw_menu(row, parts.menu)
-    return Drawn(parts, header, text, note, row, sources)
+    return Drawn(parts, header, text, note, row)
 
 
 def redraw(
@@ -217,14 +220,10 @@ def redraw(
         drawn.header.caption(parts.header)
     if parts.text != drawn.parts.text:
         drawn.text.markdown(pictures_as_links(parts.text))
-    if parts.sources != drawn.parts.sources and drawn.sources is not None:
-        if parts.sources:
-            drawn.sources.caption(parts.sources)
-        else:
-            drawn.sources.empty()
-    if parts.note != drawn.parts.note:
-        if parts.note:
-            drawn.note.caption(parts.note)
+    below = under(parts)
+    if below != under(drawn.parts):
+        if below:
+            drawn.note.caption(below)
         else:
             drawn.note.empty()
     if parts.menu != drawn.parts.menu and drawn.menu is not None and draw_menu is not None:

@@ -1,7 +1,7 @@
 """Reveal pacing: how fast one page shows the words of the reply being written, and how often it redraws it.
 
 Redrawing a growing reply resends its whole text, so a page redraws it at most ten times a second, and
-less often the more pages watch the room.
+less often the more pages watch the room: once a second at 100 pages (docs/bench.md, "Levers").
 """
 
 from __future__ import annotations
@@ -13,9 +13,11 @@ from dataclasses import dataclass, field
 from shared.messages import Message, Status
 
 # A reply being written is redrawn at most this often on one page, and once more per this many pages
-# watching the room: redrawing resends the whole text, so a long reply to many pages must not cost a core.
+# watching the room, up to the longest pause: each redraw is an element sent to every page, and the
+# server wakes its event loop for each one of each page.
 REDRAW_SECONDS = 0.1
-PAGES_PER_REDRAW_STEP = 25
+PAGES_PER_REDRAW_STEP = 10
+LONGEST_REDRAW_SECONDS = 1.0
 CATCH_UP_WORDS = 20  # a streamed reply this far behind the assistant is shown without pacing
 
 
@@ -24,7 +26,7 @@ def words(text: str) -> list[str]:
 
 
 def redraw_interval(watchers: int) -> float:
-    return REDRAW_SECONDS * max(1, watchers / PAGES_PER_REDRAW_STEP)
+    return min(LONGEST_REDRAW_SECONDS, REDRAW_SECONDS * max(1, watchers / PAGES_PER_REDRAW_STEP))
 
 
 @dataclass

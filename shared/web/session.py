@@ -124,6 +124,7 @@ class Session:
         "remove-": "the host's *Remove*, per person (`remove-<participant id>`)",
         "file-": "a file's download button, per drawing (`file-<attachment id>-<n>`)",
         "act-": "a message's reactions, Reply and Delete, per drawing in a run (`act-<message id>-<n>`)",
+        "menu-": "a message's button of actions, open or closed, per drawing (`menu-<message id>-<n>`)",
         "delete-yes": "*Delete*, confirming the delete of one's own message",
         "delete-no": "*Keep it*, taking the delete back",
         "reply-cancel": "*Cancel* beside *Replying to*",

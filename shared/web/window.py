@@ -95,6 +95,7 @@ def forget_rows(message_id: int, *, keep_count: bool = False) -> None:
     last = drawings.get(message_id, -1) if keep_count else drawings.pop(message_id, -1)
     for drawing in range(last + 1):
         session.forget_widget(f"act-{message_id}-{drawing}")
+        session.forget_widget(f"menu-{message_id}-{drawing}")
 
 
 class LettingGo:
