@@ -4,6 +4,7 @@ import streamlit as st
 
 from shared.web import actions, chat_box, conversation, header, live, membership, resources, routing, sidebar
 from shared.web.join_form import first_join, join_form
+from shared.web.search import search_box
 
 routing.own_navigation()
 settings = resources.settings_or_stop()
@@ -22,10 +23,13 @@ with instructions_slot.container():
 header.assistant_banner(settings, hub.assistant.label)
 header.budget_stop(room, settings)  # which daily budget, the room's or the app's, stops the assistant
 me = membership.current_participant(room)
+search_place = st.sidebar.container()  # at the top of the sidebar, once the person is in the room
 people_slot, policy_slot = sidebar.sidebar(room, me, settings, hub.assistant.label)
 if me is None:
     join_form(room.name, room.invite_secret)
     st.stop()
+with search_place:
+    search_box(room)  # before the conversation: a result chosen is on the page this run
 
 chat_box.post(room, me, chat_box.chat_box())
 earlier = conversation.earlier_messages_button(room.view())
