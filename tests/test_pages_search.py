@@ -10,7 +10,7 @@ from shared.search import MAX_QUERY_CHARS
 from shared.web.window import PAGE_OF_MESSAGES
 from tests.pages import conversation, get_room, join, unescape, wait_until
 
-pytestmark = pytest.mark.usefixtures("fresh_app")
+pytestmark = [pytest.mark.usefixtures("fresh_app"), pytest.mark.promise_search]
 
 EARLY = "The Zürich offsite is on Tuesday"
 

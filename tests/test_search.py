@@ -21,6 +21,8 @@ from shared.store.redis import RedisStore
 from shared.web.window import PAGE_OF_MESSAGES
 from tests.fakes import fast_settings, wait_for_workers_to_end, wait_until
 
+pytestmark = pytest.mark.promise_search
+
 WHEN = datetime(2026, 12, 7, 9, 30, tzinfo=UTC)
 
 
