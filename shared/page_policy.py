@@ -30,15 +30,22 @@ Send = Callable[[Message], Awaitable[None]]
 
 # The app's own inline script, drawn by `shared/web/search.py` when someone chooses a search result: it
 # scrolls to the message named by the element just before it (`<div data-scroll-to="m-ID">`) once the live
-# page has drawn that message. Its text never changes, so its hash allows it and nothing else.
+# page has drawn it, and again until it stays put for a moment: while the page grows, Streamlit's chat
+# layout pulls the view back to the bottom (it lets go once a scroll comes while nothing grows). Its text
+# never changes, so its hash allows it and nothing else.
 SCROLL_TO_MESSAGE = (
     "(() => {"
     " const id = document.currentScript.previousElementSibling?.dataset.scrollTo || '';"
     " const until = Date.now() + 15000;"
+    " let steady = 0;"
     " const look = () => {"
     " const anchor = /^m-[0-9]+$/.test(id) ? document.getElementById(id) : null;"
-    " if (anchor) anchor.scrollIntoView({block: 'start'});"
-    " else if (Date.now() < until) setTimeout(look, 100);"
+    " if (anchor) {"
+    " const top = anchor.getBoundingClientRect().top;"
+    " if (top < 0 || top > window.innerHeight / 2) { anchor.scrollIntoView({block: 'start'}); steady = 0; }"
+    " else steady += 1;"
+    " }"
+    " if (steady < 10 && Date.now() < until) setTimeout(look, 150);"
     " };"
     " look();"
     " })();"

@@ -28,6 +28,11 @@ if TYPE_CHECKING:
 # Where the page scrolls to (the app's one script, `SCROLL_TO_MESSAGE`, reads it): a number and a time,
 # no text of anyone's. The time makes each choice new to the browser, which runs a script again only when
 # the element holding it changed.
+# The results read as a list, left-aligned (a button centres its label). Our own style, no user text.
+RESULTS_STYLE = (
+    "<style>[class*='st-key-found-'] button{justify-content:flex-start;text-align:left}"
+    "[class*='st-key-found-'] button p{text-align:left}</style>"
+)
 SCROLL_TO = '<div data-scroll-to="m-{message_id}" data-when="{when}"></div><script>{script}</script>'
 
 
@@ -36,6 +41,7 @@ def search_box(room: Room) -> None:
     chosen result is on the page this very run."""
     view = room.view()
     key = room_key(view)
+    st.html(RESULTS_STYLE)  # styles alone go to the page's head, not among the elements
     with st.form("search-form", border=False, enter_to_submit=True):
         query = st.text_input(
             "Search this room",
@@ -85,6 +91,7 @@ def show(
             result_label(result),
             key=f"found-{result.message_id}",
             type="tertiary",
+            width="stretch",
             help="Show this message in the conversation",
         ):
             chosen = result
