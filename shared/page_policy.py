@@ -30,7 +30,7 @@ Send = Callable[[Message], Awaitable[None]]
 
 # The app's own inline script, drawn by `shared/web/search.py` when someone chooses a search result: it
 # scrolls to the message named by the element just before it (`<div data-scroll-to="m-ID">`) once the live
-# page has drawn it, and again until it stays put for a moment: while the page grows, Streamlit's chat
+# page has drawn it, and again until it has stayed put for two seconds: while the page grows, Streamlit's chat
 # layout pulls the view back to the bottom (it lets go once a scroll comes while nothing grows). Its text
 # never changes, so its hash allows it and nothing else.
 SCROLL_TO_MESSAGE = (
@@ -45,7 +45,7 @@ SCROLL_TO_MESSAGE = (
     " if (top < 0 || top > window.innerHeight / 2) { anchor.scrollIntoView({block: 'start'}); steady = 0; }"
     " else steady += 1;"
     " }"
-    " if (steady < 10 && Date.now() < until) setTimeout(look, 150);"
+    " if (steady < 15 && Date.now() < until) setTimeout(look, 150);"
     " };"
     " look();"
     " })();"

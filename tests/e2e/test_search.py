@@ -100,11 +100,12 @@ def test_bob_searches_finds_an_early_message_and_his_page_shows_it(how, request,
     assert re.fullmatch(r"m-\d+", anchor.get_attribute("id") or ""), "it holds its #m-ID anchor"
     wait_until(lambda: in_view(bob, early_bubble(bob)), DEADLINE_SECONDS, "the page scrolled to her message")
     assert main_text(bob).count(last) >= 2, "the latest messages are still on the page, below it"
-    bob.screenshot(path=str(ARTIFACTS / f"search-shown-{how.replace(' ', '-')}.png"))
 
-    # The room goes on for both.
+    # The room goes on for both, and Bob's view stays on her message while it does.
     send(alice, "found it?")
     for page in (alice, bob):
         wait_until(lambda page=page: "found it?" in main_text(page), DEADLINE_SECONDS, "the next message")
+    assert in_view(bob, early_bubble(bob)), "a new message does not pull Bob's view away"
+    bob.screenshot(path=str(ARTIFACTS / f"search-shown-{how.replace(' ', '-')}.png"))
     for server in {first, second}:
         assert "Traceback" not in server.log()
