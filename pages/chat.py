@@ -16,6 +16,7 @@ from shared.web import (
     sidebar,
 )
 from shared.web.join_form import first_join, join_form
+from shared.web.search import search_box
 
 routing.own_navigation()
 settings = resources.settings_or_stop()
@@ -37,10 +38,13 @@ with notes_slot.container():
 header.assistant_banner(settings, hub.assistant.label)
 header.budget_stop(room, settings)  # which daily budget, the room's or the app's, stops the assistant
 me = membership.current_participant(room)
+search_place = st.sidebar.container()  # at the top of the sidebar, once the person is in the room
 people_slot, policy_slot = sidebar.sidebar(room, me, settings, hub.assistant.label)
 if me is None:
     join_form(room.name, room.invite_secret)
     st.stop()
+with search_place:
+    search_box(room)  # before the conversation: a result chosen is on the page this run
 
 chat_box.post(room, me, chat_box.chat_box())
 earlier = conversation.earlier_messages_button(room.view())

@@ -7,7 +7,7 @@ refused by the browser itself instead of telling a third party who reads the roo
 What Streamlit's front end needs, read from its installed files: its scripts, styles, fonts and pictures
 come from the app (`static/`, `/media/`); it injects `<style>` elements (emotion) and the app draws a few of
 its own (`ANCHOR_STYLE`, `HIDE_RUNNING_INDICATOR`), so inline styles are allowed; its `index.html` has one
-inline script, allowed by its hash; it talks to the server over `/_stcore/stream` (a websocket to the same
+inline script, allowed by its hash, and so is the app's one (`SCROLL_TO_MESSAGE`); it talks to the server over `/_stcore/stream` (a websocket to the same
 host, which `'self'` covers in today's browsers) and `/_stcore/...` HTTP; pictures drawn from bytes
 (`st.image`, an SVG page icon, the emoji favicon) are `data:` or `blob:` addresses.
 """
@@ -28,13 +28,38 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 
+# The app's own inline script, drawn by `shared/web/search.py` when someone chooses a search result: it
+# scrolls to the message named by the element just before it (`<div data-scroll-to="m-ID">`) once the live
+# page has drawn it, and again until it has stayed put for two seconds: while the page grows, Streamlit's chat
+# layout pulls the view back to the bottom (it lets go once a scroll comes while nothing grows). Its text
+# never changes, so its hash allows it and nothing else.
+SCROLL_TO_MESSAGE = (
+    "(() => {"
+    " const id = document.currentScript.previousElementSibling?.dataset.scrollTo || '';"
+    " const until = Date.now() + 15000;"
+    " let steady = 0;"
+    " const look = () => {"
+    " const anchor = /^m-[0-9]+$/.test(id) ? document.getElementById(id) : null;"
+    " if (anchor) {"
+    " const top = anchor.getBoundingClientRect().top;"
+    " if (top < 0 || top > window.innerHeight / 2) { anchor.scrollIntoView({block: 'start'}); steady = 0; }"
+    " else steady += 1;"
+    " }"
+    " if (steady < 15 && Date.now() < until) setTimeout(look, 150);"
+    " };"
+    " look();"
+    " })();"
+)
+
+
+def script_hash(script: str) -> str:
+    """The CSP source expression that allows this inline script (its text exactly, hashed)."""
+    return "'sha256-" + base64.b64encode(hashlib.sha256(script.encode()).digest()).decode() + "'"
+
+
 def inline_script_hashes(index_html: str) -> list[str]:
-    """CSP source expressions for each inline `<script>` of a page (its text exactly, hashed)."""
-    scripts = re.findall(r"<script>(.*?)</script>", index_html, flags=re.DOTALL)
-    return [
-        "'sha256-" + base64.b64encode(hashlib.sha256(script.encode()).digest()).decode() + "'"
-        for script in scripts
-    ]
+    """CSP source expressions for each inline `<script>` of a page."""
+    return [script_hash(s) for s in re.findall(r"<script>(.*?)</script>", index_html, flags=re.DOTALL)]
 
 
 def streamlit_inline_scripts() -> list[str]:
@@ -74,7 +99,7 @@ class PagePolicy:
         self.app = app
         self.header = (
             b"content-security-policy",
-            content_security_policy(streamlit_inline_scripts()).encode(),
+            content_security_policy([*streamlit_inline_scripts(), script_hash(SCROLL_TO_MESSAGE)]).encode(),
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -6,6 +6,7 @@
 - `conversation.py`: the message list on the chat page; `reveal.py`: how fast a reply's words appear;
   `catch_up_box.py`: "Catch me up" and the private summary; `window.py`: which messages a page holds
   (the latest page, more on demand, and a bound on a page left open)
+- `search.py`: *Search this room* in the sidebar, the messages found, and choosing one
 - `status_line.py`: whom the assistant is replying to, who waits, Stop
 - `sidebar.py`: who is here, the assistant and the reply policy, the transcript, Leave
 - `notes.py`: "Room notes" (folded on the chat page, open with a form per item on This room)

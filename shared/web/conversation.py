@@ -21,6 +21,7 @@ from shared.web.session import session
 from shared.web.window import (
     PAGE_OF_MESSAGES,
     LettingGo,
+    anchored,
     earlier_messages_button,  # noqa: F401  (the chat page finds it here)
     page_limit,
     room_key,
@@ -84,7 +85,7 @@ class Conversation(LettingGo):
         self.catch_up = CatchUpBox(room, my_id, settings)
 
     def draw_all(self, view: RoomView) -> None:
-        self.quoted = {m.quote.id for m in view.messages if m.quote is not None}
+        self.quoted = anchored(view)  # quoted, or chosen among search results
         shown = visible_messages(view)
         self.first_shown = shown[0].id if shown else 0
         self.limit = page_limit(view)

@@ -95,6 +95,15 @@ class Session:
         "said more since; decided on the first run in the room, so the divider stays put."
     )
     catch_up = Key[Any]("The `CatchUp` (shared/catch_up.py) this tab asked for, if any.")
+    # --- search (shared/web/search.py) ---
+    search = Key[tuple[tuple[str, Any], Any] | None](
+        "((room, created_at), `shared.search.Results` or why not): this tab's last search in a room, shown"
+        " until the next one (made when submitted, not again at each run)."
+    )
+    found = Key[tuple[tuple[str, Any], int] | None](
+        "((room, created_at), message id): the search result this tab chose last: it holds the anchor"
+        " (`#m-ID`) the page scrolled to."
+    )
     # --- the room page (pages/room.py) ---
     instructions_saved = Key[bool](
         "Say once, after the rerun, that the room's instructions were saved.", False
@@ -128,6 +137,8 @@ class Session:
         "delete-yes": "*Delete*, confirming the delete of one's own message",
         "delete-no": "*Keep it*, taking the delete back",
         "reply-cancel": "*Cancel* beside *Replying to*",
+        "search-words": "the search box (*Search this room*)",
+        "found-": "a search result, per message (`found-<message id>`): choosing it shows the message",
     }
 
     def widget(self, key: str) -> Any:

@@ -41,7 +41,7 @@ def visible_messages(view: RoomView) -> list[Message]:
     The first message stays put across the person's own reruns until twice a page of messages is shown,
     so a rerun redraws the same messages in the same places (nothing moves, nothing is briefly doubled).
     """
-    shown = [m for m in view.messages if not (m.role is Role.ASSISTANT and not m.text and not m.attachments)]
+    shown = _shown(view.messages)
     limit = page_limit(view)
     latest = shown[-limit:]
     if not latest:
@@ -54,6 +54,11 @@ def visible_messages(view: RoomView) -> list[Message]:
     return kept
 
 
+def _shown(messages: tuple[Message, ...]) -> list[Message]:
+    """The messages a page shows: all but a reply that has not begun (its page shows it as it comes)."""
+    return [m for m in messages if not (m.role is Role.ASSISTANT and not m.text and not m.attachments)]
+
+
 def room_key(view: RoomView) -> tuple[str, object]:
     return (view.name, view.created_at)  # a room opened again under the same name is another room
 
@@ -62,6 +67,26 @@ def page_limit(view: RoomView) -> int:
     """How many of this room's latest messages the page shows: one page, more once the person asked."""
     asked_in, limit = session.shown_limit or (None, PAGE_OF_MESSAGES)
     return limit if asked_in == room_key(view) else PAGE_OF_MESSAGES
+
+
+def anchored(view: RoomView) -> set[int]:
+    """The messages that hold an anchor (`#m-ID`): those a reply quotes (its link scrolls there), and the
+    one this person chose among search results."""
+    quoted = {m.quote.id for m in view.messages if m.quote is not None}
+    found_in, found = session.found or (None, 0)
+    return quoted | {found} if found_in == room_key(view) else quoted
+
+
+def bring_in(view: RoomView, message_id: int) -> None:
+    """Show the room from `message_id` on (a search result chosen): the page's limit grows to hold it, if
+    it is older than what the page shows, and the message holds the anchor the page scrolls to."""
+    key = room_key(view)
+    from_there = [m for m in _shown(view.messages) if m.id >= message_id]
+    if len(from_there) > page_limit(view):
+        # From that message on, however many come before the page draws.
+        session.shown_limit = (key, len(from_there))
+        session.first_shown = (key, message_id)
+    session.found = (key, message_id)
 
 
 def earlier_messages_button(view: RoomView) -> DeltaGenerator | None:
