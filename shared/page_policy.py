@@ -30,22 +30,27 @@ Send = Callable[[Message], Awaitable[None]]
 
 # The app's own inline script, drawn by `shared/web/search.py` when someone chooses a search result: it
 # scrolls to the message named by the element just before it (`<div data-scroll-to="m-ID">`) once the live
-# page has drawn it, and again until it has stayed put for two seconds: while the page grows, Streamlit's chat
-# layout pulls the view back to the bottom (it lets go once a scroll comes while nothing grows). Its text
-# never changes, so its hash allows it and nothing else.
+# page has drawn it, and back to it whenever the view leaves it: Streamlit's chat layout pulls the view to
+# the bottom as the page grows (a new message, a reply being written). It lets go as soon as the person
+# scrolls, types or clicks themselves, at their next rerun (the element goes), or after ten minutes. Its
+# text never changes, so its hash allows it and nothing else.
 SCROLL_TO_MESSAGE = (
     "(() => {"
-    " const id = document.currentScript.previousElementSibling?.dataset.scrollTo || '';"
-    " const until = Date.now() + 15000;"
-    " let steady = 0;"
+    " const mark = document.currentScript.previousElementSibling;"
+    " const id = mark?.dataset.scrollTo || '';"
+    " if (!/^m-[0-9]+$/.test(id)) return;"
+    " const until = Date.now() + 600000;"
+    " let own = false;"
+    " for (const kind of ['wheel', 'touchmove', 'keydown', 'pointerdown'])"
+    " window.addEventListener(kind, () => { own = true; }, {once: true, capture: true});"
     " const look = () => {"
-    " const anchor = /^m-[0-9]+$/.test(id) ? document.getElementById(id) : null;"
+    " if (own || !mark.isConnected || Date.now() > until) return;"
+    " const anchor = document.getElementById(id);"
     " if (anchor) {"
     " const top = anchor.getBoundingClientRect().top;"
-    " if (top < 0 || top > window.innerHeight / 2) { anchor.scrollIntoView({block: 'start'}); steady = 0; }"
-    " else steady += 1;"
+    " if (top < 0 || top > window.innerHeight / 2) anchor.scrollIntoView({block: 'start'});"
     " }"
-    " if (steady < 15 && Date.now() < until) setTimeout(look, 150);"
+    " setTimeout(look, 150);"
     " };"
     " look();"
     " })();"
