@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import logging
 import os
@@ -29,7 +28,7 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from bench.emulator import TOKEN, Progress
+from bench.emulator import TOKEN, Progress, wait_for_change
 
 log = logging.getLogger(__name__)
 
@@ -233,16 +232,7 @@ class BareSession:
         return self.progress
 
     async def wait_for(self, condition, timeout: float, what: str) -> None:
-        deadline = time.monotonic() + timeout
-        while not condition():
-            if self.error:
-                raise ConnectionError(f"{self.name}: {self.error}")
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise TimeoutError(f"{self.name}: no {what} after {timeout:g} s")
-            self._changed.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), min(left, 0.5))
+        await wait_for_change(self, condition, timeout, what)
 
     async def close(self) -> None:
         if self._task is not None:

@@ -141,16 +141,7 @@ class EmulatedSession:
 
     async def wait_for(self, condition, timeout: float, what: str) -> None:
         """Return once `condition()` holds, checked as messages arrive; TimeoutError names `what`."""
-        deadline = time.monotonic() + timeout
-        while not condition():
-            if self.error:
-                raise ConnectionError(f"{self.name}: {self.error}")
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise TimeoutError(f"{self.name}: no {what} after {timeout:g} s")
-            self._changed.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), min(left, 0.5))
+        await wait_for_change(self, condition, timeout, what)
 
     async def close(self) -> None:
         for task in [*self._tasks, *self._timers.values()]:
@@ -367,3 +358,18 @@ def _autorefresh_interval(component) -> float | None:
         return None
     interval = json.loads(component.json_args).get("interval")
     return interval / 1000 if interval else None
+
+
+async def wait_for_change(session, condition, timeout: float, what: str) -> None:
+    """Wait until `condition()` holds for a bench client (an emulated session or a bare page's), checked
+    each time its `_changed` event fires; its `error` ends the wait, and TimeoutError names `what`."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if session.error:
+            raise ConnectionError(f"{session.name}: {session.error}")
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError(f"{session.name}: no {what} after {timeout:g} s")
+        session._changed.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(session._changed.wait(), min(left, 0.5))
