@@ -66,6 +66,21 @@ def reply_in_progress(client, room: str = LOBBY) -> ReplyKey | None:
     return growing
 
 
+def words_of_reply(client, reply_id: int, room: str = LOBBY) -> str:
+    """The words a reply holds now, whether it is still growing (its own key) or has ended (its message):
+    both read in one transaction, so a turn ended between two reads cannot hide them."""
+    with client.pipeline(transaction=True) as pipe:
+        pipe.get(key("reply", room))
+        pipe.hget(key("msgs", room), reply_id)
+        raw_key, raw_message = pipe.execute()
+    message = json.loads(raw_message)
+    if message["status"] == "streaming" and raw_key is not None:
+        head, _, text = raw_key.partition("\n")
+        if int(head.split()[0]) == reply_id:
+            return text
+    return message["text"]
+
+
 def room_version(client, room: str = LOBBY) -> int:
     """The room's version: raised by every change and by every growth of a reply (which leaves the
     state's own `version` field alone)."""
