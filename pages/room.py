@@ -78,7 +78,7 @@ else:
         st.success(f"Saved. Everyone in the room was told, and {name} reads them from its next reply on.")
 
 st.header(notes.TITLE)
-notes.notes_section(room, me.id if me is not None else None)
+notes.live_notes_section(room, me.id if me is not None else None)
 
 st.header("People")
 sidebar.people(view.participants, me.id if me else None, view.host, view.status.locked)

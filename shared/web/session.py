@@ -115,6 +115,12 @@ class Session:
         made=dict,
     )
     notes_said = Key[str | None]("Say once, after the rerun, what became of a change to the room's notes.")
+    notes_refused = Key[str | None]("Say once, after the rerun, why a change to the notes was refused.")
+    notes_added = Key[int](
+        "How many items this tab added to the notes: its add form is drawn empty after each, and keeps what "
+        "is being typed when others change the notes.",
+        0,
+    )
     # --- waiting (below) ---
     live_beat = Key[float | None]("Touched between slices of every wait: where Streamlit stops a run.")
 

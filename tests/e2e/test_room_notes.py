@@ -1,6 +1,6 @@
 """Room notes in two real Chromium pages (offline assistant): Alice marks a decision, and Bob's *Room
-notes* (open on his chat page) show it as it is posted; Bob edits it on This room and Alice is told. On
-one process, and on two processes sharing the room through Redis. On the OpenAI path, the assistant's
+notes* (open on his chat page) show it as it is posted; Bob edits it on This room and Alice is told; his
+This room shows Alice's next note without a reload, and keeps what he was typing. On one process, and on two processes sharing the room through Redis. On the OpenAI path, the assistant's
 request after the batch notes what nobody marked."""
 
 from __future__ import annotations
@@ -49,6 +49,16 @@ def test_alice_decides_and_bobs_room_notes_show_it(processes, app_server, redis_
         lambda: "we meet Saturday" in notes_panel(alice).inner_text(), DEADLINE_SECONDS, "Alice's notes"
     )
     assert bob.locator(MAIN).get_by_text("Decision 1 saved").count() == 1
+
+    # This room follows the notes live: while Bob types a note of his own (not yet added), Alice gives him
+    # an action item; his page shows it without a reload, and what he was typing stays.
+    draft = bob.get_by_role("textbox", name="Note", exact=True)
+    draft.fill("bring snacks")
+    send(alice, "todo @Bob book the room")
+    action = bob.get_by_role("textbox", name="Action item 1: what", exact=True)
+    wait_until(lambda: action.count() == 1, DEADLINE_SECONDS, "the action item on Bob's This room")
+    assert "book the room" in action.input_value()
+    assert draft.input_value() == "bring snacks", "a redraw of the notes threw away what Bob was typing"
     bob.screenshot(path=str(ARTIFACTS / f"room-notes-this-room-{processes}.png"), full_page=True)
 
 
