@@ -8,7 +8,9 @@ scenes that need the OpenAI path (web search, drawing) a second one pointed at `
 posing as a model named `local-test-model`. It drives headless Debian Chromium (never `playwright
 install`) through each scene and writes docs/NAME.png for every name in `SCENES`, the only pictures the
 README may use (`tests/test_pictures.py` checks both ways). Each picture is one browser window, scrolled
-so that the newest message sits above the chat box.
+so that the newest message sits above the chat box; two windows are taller than the rest, where what
+belongs together would not fit (the host's controls below the room's notes; the notes above the lines
+that made them).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import base64
 import io
 import logging
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -33,9 +36,12 @@ SCENES = {
     "busy.png": "CatGPT replies to Alice while Bob's and Carol's messages wait for the next turn; the box open",
     "reply-and-reactions.png": "Bob's reply quotes Alice's message; reactions under it name who reacted",
     "catch-up.png": "Bob comes back to messages he missed: New since you were last here, and his private summary",
-    "host-controls.png": "The This room page as the host sees it: room instructions, Remove beside each person, Lock",
+    "host-controls.png": "The This room page as the host sees it: instructions, notes, Remove beside each person, Lock",
+    "search.png": "Bob's search for a word in the sidebar, and the earlier message he chose scrolled into view",
+    "room-notes.png": "Room notes open on Bob's chat page: a decision, an action item and an open question, marked",
     "private-room.png": "A private room's chat page with its invite link",
     "rooms.png": "The Rooms page: open rooms, a new room, the Private room box",
+    "unread.png": "Bob's Rooms page: a room he is in marked unread and mentions you, and the notice of it",
     "web-sources.png": f"A reply that searched the web, its sources as links ({MODEL}, the test server)",
     "drawing.png": f"A picture the assistant drew, in the room like an attached one ({MODEL}, the test server)",
 }
@@ -123,9 +129,11 @@ def shoot(page, name: str, *, chat: bool = True) -> None:
 
 
 def offline_scenes(browser, url: str, wanted: set[str]) -> None:
-    """Everything the offline demo assistant can show, on one server: the lobby, a hosted room, a private
-    room and the Rooms page that lists them."""
+    """Everything the offline demo assistant can show, on one server: the lobby, a hosted room (searched),
+    a small room that keeps notes, a private room, and the Rooms page that lists them and marks news."""
     from tests.e2e.test_message_actions import pill
+    from tests.e2e.test_search import in_view
+    from tests.e2e.test_unread_mentions import link_to, toasts
 
     def window():
         return browser.new_context(viewport=WINDOW).new_page()
@@ -213,10 +221,64 @@ def offline_scenes(browser, url: str, wanted: set[str]) -> None:
         alice.get_by_role("button", name="Save instructions").click()
         alice.get_by_text("Saved. Everyone in the room was told").wait_for(timeout=WAIT_MS)
         settle(alice, live=False)
-        alice.get_by_role("heading", name="Room instructions").evaluate(
-            "e => e.scrollIntoView({block: 'start'})"
-        )
+        # The room's notes sit between the instructions and the host's controls: a window tall
+        # enough for both, from the instructions' heading down to Lock room.
+        heading, lock = alice.get_by_role("heading", name="Room instructions"), alice.get_by_text("Lock room")
+        alice.set_viewport_size({"width": WINDOW["width"], "height": 2400})
+        span = lock.bounding_box()["y"] + lock.bounding_box()["height"] - heading.bounding_box()["y"]
+        alice.set_viewport_size({"width": WINDOW["width"], "height": int(span) + 300})
+        heading.evaluate("e => e.scrollIntoView({block: 'start'})")
+        # A window made shorter at its bottom keeps where it is scrolled to: cut just below Lock room.
+        bottom = heading.bounding_box()["y"] + span + 40
+        alice.set_viewport_size({"width": WINDOW["width"], "height": int(bottom)})
         shoot(alice, "host-controls.png", chat=False)
+        alice.set_viewport_size(WINDOW)
+
+    # Search: Bob, reading the latest, finds the question that started it all; choosing it scrolls back.
+    if "search.png" in wanted:
+        bob.evaluate(SCROLL_TO_BOTTOM)
+        sidebar = bob.locator(SIDEBAR)
+        sidebar.get_by_role("textbox", name="Search this room").fill("porto")
+        sidebar.get_by_role("button", name="Search", exact=True).click()
+        # Each result: who, when, and a few words around the first word found.
+        found = sidebar.get_by_role("button", name=re.compile(r"^Alice · .* · .*Lisbon or Porto\?"))
+        wait_for(bob, lambda: found.count() == 1, "Alice's question among the results")
+        found.click()
+        asked = bob.locator(MESSAGE).filter(has_text="Where should we go in May")
+        asked = asked.filter(has_text="Actions for Alice's message")  # hers, not a reply quoting it
+        wait_for(bob, lambda: asked.count() == 1 and in_view(bob, asked), "Bob's page to show the question")
+        settle(bob)
+        shoot(bob, "search.png", chat=False)
+
+    # Room notes: three marked lines in a small room of their own, and Bob's notes open above them.
+    if wanted & {"room-notes.png", "unread.png"}:
+        lunch = url + "?room=friday-lunch"
+        join(alice, lunch, "Alice")
+        join(bob, lunch, "Bob")
+        alice.locator(SIDEBAR).get_by_text("Only when mentioned").click()  # no reply: all fits the window
+        wait_for(bob, lambda: "to reply to only when mentioned" in main_text(bob), "the policy")
+        for page, text in (
+            (alice, "decided: Friday lunch at noon, at the place by the river"),
+            (bob, "todo @Bob book a table for six"),
+            (alice, "Can we bring the kids? ?open"),
+        ):
+            send(page, text)
+            wait_for(bob, lambda text=text: text in main_text(bob), "the message on Bob's page")
+        panel = bob.locator('[data-testid="stExpander"]').filter(has_text="Room notes")
+        panel.get_by_text("Room notes").click()
+        noted = ("Friday lunch at noon", "book a table for six", "Can we bring the kids?")
+        wait_for(bob, lambda: all(n in panel.inner_text() for n in noted), "the three items in Bob's notes")
+        settle(bob)
+        if "room-notes.png" in wanted:
+            # The notes open at the top and the lines that made them at the bottom: a window as tall as
+            # the page, from its title down to the chat box.
+            bob.evaluate(SCROLL_TO_BOTTOM)
+            bob.wait_for_timeout(400)
+            title = bob.get_by_role("heading", name="Shared chat room").bounding_box()
+            taller = WINDOW["height"] + max(0, int(24 - title["y"]))
+            bob.set_viewport_size({"width": WINDOW["width"], "height": taller})
+            shoot(bob, "room-notes.png")
+            bob.set_viewport_size(WINDOW)
 
     # A private room, opened from the Rooms page.
     dana = window()
@@ -243,6 +305,24 @@ def offline_scenes(browser, url: str, wanted: set[str]) -> None:
         bob.get_by_text("Private room").click()
         settle(bob, live=False)
         shoot(bob, "rooms.png", chat=False)
+
+    # Unread and mentions: Bob, on the Rooms page, is mentioned in friday-lunch, which he is still in.
+    if "unread.png" in wanted:
+        bob.goto(url + "rooms")
+        wait_for(bob, lambda: "all read" in link_to(bob, "friday-lunch"), "friday-lunch listed as read")
+        for text in ("The river place only has a table at 12:30", "@Bob can you still make it at 12:30?"):
+            send(alice, text)
+            wait_for(alice, lambda text=text: text in main_text(alice), "Alice's message")
+        wait_for(
+            bob,
+            lambda: (
+                "2 unread" in link_to(bob, "friday-lunch") and "mentions you" in link_to(bob, "friday-lunch")
+            ),
+            "friday-lunch marked",
+        )
+        wait_for(bob, lambda: any("mentioned you in friday-lunch" in t for t in toasts(bob)), "the notice")
+        settle(bob, live=False)
+        shoot(bob, "unread.png", chat=False)
 
 
 def a_drawing() -> str:
@@ -316,7 +396,8 @@ def main(argv: list[str] | None = None) -> int:
 
     if not (path := chromium_path()):
         raise SystemExit("no Chromium here: apt-get install chromium (never `playwright install`)")
-    quiet = {"LEAVE_GRACE_SECONDS": "300", "RATE_LIMIT_SECONDS": "0"}
+    # Nobody leaves while the scenes run: a tab that moves on stays in its room (shown on the Rooms page).
+    quiet = {"LEAVE_GRACE_SECONDS": "1800", "HEARTBEAT_TIMEOUT_SECONDS": "1800", "RATE_LIMIT_SECONDS": "0"}
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=path, args=CHROMIUM_ARGS)
         try:
