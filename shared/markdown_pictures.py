@@ -1,4 +1,5 @@
-"""Pictures in Markdown that people or the model wrote, shown as links: no viewer's browser fetches them."""
+"""Markdown that people or the model wrote, made safe and faithful to show: its pictures as links (no
+viewer's browser fetches them) and, in people's messages, each line break kept as they typed it."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import re
 
 # `![` that starts a picture: the `!` is not itself escaped (an even number of backslashes before it).
 _PICTURE = re.compile(r"(?<!\\)((?:\\\\)*)!\[")
+# A line break inside a paragraph, between two lines that hold something (a blank line is a new paragraph).
+_LINE_BREAK = re.compile(r"(?<=[^\n])\n(?=[^\n])")
 # Code, where Markdown draws no picture: a fenced block (to its closing fence, or the end), or a code span
 # (a run of backticks not escaped, to the next run of the same length: CommonMark's rule).
 _CODE = re.compile(
@@ -30,3 +33,16 @@ def pictures_as_links(text: str) -> str:
         shown += [_PICTURE.sub(r"\1\\![", text[start : code.start()]), code.group()]
         start = code.end()
     return "".join([*shown, _PICTURE.sub(r"\1\\![", text[start:])])
+
+
+def as_typed(text: str) -> str:
+    """A person's message: pictures as links (`pictures_as_links`), and every line break they typed
+    (Shift+Enter) drawn as one. Markdown joins a single line break into a space, so "todo @Bob …" and
+    "Can we …? ?open" on two lines would show as one line, though the notes read them as two. A break
+    inside code is left alone: code keeps its lines already."""
+    code = [match.span() for match in _CODE.finditer(text)]
+
+    def kept(match: re.Match[str]) -> str:
+        return match.group() if any(a <= match.start() < b for a, b in code) else "  \n"
+
+    return pictures_as_links(_LINE_BREAK.sub(kept, text))

@@ -18,6 +18,7 @@ import shared.tools
 from shared.assistant import Turn
 from shared.assistant.openai import OpenAIAssistant, turn_instructions
 from shared.errors import MessageRefused
+from shared.markdown_pictures import as_typed
 from shared.messages import Message, Role, Status
 from shared.room import Room
 from tests.fakes import Clock, ScriptedAssistant, fast_settings, wait_for_workers_to_end, wait_until
@@ -101,10 +102,29 @@ def test_nul_and_other_control_characters_are_removed_and_the_rest_kept(rooms):
 @pytest.mark.promise_markup
 def test_markup_in_a_message_reaches_the_page_as_the_same_text(text):
     """Streamlit's Markdown shows raw HTML as text and drops javascript: links (see the e2e check);
-    the app never adds HTML of its own around people's words. A picture alone is shown as a link to it."""
+    the app never adds HTML of its own around people's words. A picture alone is shown as a link to it,
+    and a line break outside code is marked as a hard one (two spaces before it)."""
     alice = join("Alice")
     send(alice, text)
-    assert ("user", text.strip().replace("![", r"\![")) in conversation(alice)
+    shown = text.strip().replace("![", r"\![")
+    if not shown.startswith("```"):
+        shown = shown.replace("\n", "  \n")
+    assert ("user", shown) in conversation(alice)
+
+
+@pytest.mark.parametrize(
+    ("typed", "shown"),
+    [
+        ("todo @Bob book it\nCan we? ?open", "todo @Bob book it  \nCan we? ?open"),
+        ("one\n\ntwo", "one\n\ntwo"),  # a blank line is a new paragraph already
+        ("see\n```\na\nb\n```\nend", "see  \n```\na\nb\n```  \nend"),  # code keeps its lines
+        ("a `x\ny` b", "a `x\ny` b"),  # a break inside a code span is left alone
+        ("![p](http://x.test/p.png)\nq", "\\![p](http://x.test/p.png)  \nq"),
+    ],
+)
+@pytest.mark.promise_markup
+def test_a_persons_line_breaks_are_drawn_as_typed_and_code_is_left_alone(typed, shown):
+    assert as_typed(typed) == shown
 
 
 @pytest.mark.usefixtures("fresh_app")

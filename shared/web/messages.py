@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 import streamlit as st
 
 from shared import messages
-from shared.markdown_pictures import pictures_as_links
+from shared.markdown_pictures import as_typed, pictures_as_links
 from shared.messages import Attachment, Message, Role, Source, Status
 from shared.web.actions import Menu, menu
 from shared.web.files import attachment
@@ -183,7 +183,7 @@ def draw(
     with slot.chat_message(name, avatar=AVATARS[parts.who]):
         if parts.anchor is not None:  # our own markup and a number: no text of anyone's
             st.html(f'<div id="m-{int(parts.anchor)}" class="m-anchor"></div>')
-        header, text = st.caption(parts.header), st.markdown(pictures_as_links(parts.text))
+        header, text = st.caption(parts.header), st.markdown(shown_text(parts))
         for file in parts.files:
             attachment(file, files)
         below = under(parts)
@@ -192,6 +192,11 @@ def draw(
         if draw_menu is not None:
             draw_menu(row, parts.menu)
     return Drawn(parts, header, text, note, row)
+
+
+def shown_text(parts: Parts) -> str:
+    """A message's Markdown as drawn: a person's with their line breaks, the model's as it wrote it."""
+    return pictures_as_links(parts.text) if parts.who is Role.ASSISTANT else as_typed(parts.text)
 
 
 def redraw(
@@ -219,7 +224,7 @@ def redraw(
     if parts.header != drawn.parts.header:
         drawn.header.caption(parts.header)
     if parts.text != drawn.parts.text:
-        drawn.text.markdown(pictures_as_links(parts.text))
+        drawn.text.markdown(shown_text(parts))
     below = under(parts)
     if below != under(drawn.parts):
         if below:
