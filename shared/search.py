@@ -33,6 +33,8 @@ BEFORE_MATCH_CHARS = 25  # of the excerpt, before the match
 _LETTERS = str.maketrans({"ø": "o", "đ": "d", "ð": "d", "ł": "l", "ħ": "h", "ŧ": "t", "æ": "ae", "œ": "oe"})
 _WORD = re.compile(r"\w+")
 _SPACE = re.compile(r"\s+")
+# Markdown's code and strong marks: an excerpt shows the words, and drawn escaped they would show as marks.
+_MARKS = re.compile(r"`+|\*\*|__")
 
 
 class SearchRefused(ChatError):
@@ -115,12 +117,13 @@ def _found(message: Message, words: tuple[str, ...]) -> Found:
 
 
 def excerpt(text: str, word: str) -> str:
-    """A few words of `text` around the first place it holds `word` (folded), on one line."""
+    """A few words of `text` around the first place it holds `word` (folded), on one line, without
+    Markdown's code and strong marks."""
     at = _original_index(text, word)
     start = max(0, at - BEFORE_MATCH_CHARS)
     end = start + EXCERPT_CHARS
     start = _word_start(text, start)
-    piece = _SPACE.sub(" ", text[start:end]).strip()
+    piece = _SPACE.sub(" ", _MARKS.sub("", text[start:end])).strip()
     return ("…" if start > 0 else "") + piece + ("…" if end < len(text) else "")
 
 

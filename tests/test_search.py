@@ -76,6 +76,8 @@ def test_the_excerpt_is_the_messages_own_words_around_the_match_on_one_line():
     assert len(found.excerpt) <= EXCERPT_CHARS + 2 and "\n" not in found.excerpt
     [short] = search(said("Straße ß"), "SS").found
     assert short.excerpt == "Straße ß", "a short message whole; a match in a longer folding found"
+    [marked] = search(said("Alice, you said `Porto it is` and **Bob** agreed"), "porto").found
+    assert marked.excerpt == "Alice, you said Porto it is and Bob agreed", "Markdown's marks shown as marks"
 
 
 def test_system_lines_are_not_searched_and_the_assistants_replies_are():
