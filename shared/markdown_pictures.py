@@ -46,3 +46,9 @@ def as_typed(text: str) -> str:
         return match.group() if any(a <= match.start() < b for a, b in code) else "  \n"
 
     return pictures_as_links(_LINE_BREAK.sub(kept, text))
+
+
+def without_code(text: str) -> str:
+    """`text` with its code (fenced blocks, code spans) blanked out: what is quoted as code is not said,
+    e.g. an @name in it mentions nobody."""
+    return _CODE.sub(lambda code: " " * len(code.group()), text)

@@ -32,6 +32,7 @@ NOW = datetime(2026, 1, 1, tzinfo=UTC)
         ("@Ali Khan, hello", "Ali Khan"),  # a nickname with a space
         ("@zoë?", "Zoë"),
         ("first line\n@Bob second", "Bob"),
+        ("`code` and @Bob", "Bob"),
     ],
 )
 def test_a_mention_is_at_the_nickname_compared_as_nicknames_are(text, nickname):
@@ -48,6 +49,8 @@ def test_a_mention_is_at_the_nickname_compared_as_nicknames_are(text, nickname):
         ("Bob, look", "Bob"),  # no @
         ("@Ali, hello", "Ali Khan"),
         ("@Alice", "Ali"),
+        ("Alice, you said `@Bob look`.", "Bob"),  # quoted as code (the offline assistant's echo)
+        ("see:\n```\n@Bob\n```", "Bob"),
     ],
 )
 def test_no_mention_inside_a_word_or_without_the_whole_nickname(text, nickname):

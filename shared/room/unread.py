@@ -15,6 +15,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from shared.markdown_pictures import without_code
 from shared.messages import Message, Role, Status
 from shared.nicknames import MAX_NICKNAME_CHARS, nickname_key
 
@@ -30,11 +31,13 @@ def mentions_person(text: str, nickname: str) -> bool:
     """Whether `text` calls on `nickname` as @nickname, compared as nicknames are compared.
 
     Nicknames may hold spaces ("Ali Khan"), so the name after an @ is not one word: every stretch after
-    it that ends at a word's end is compared with the nickname.
+    it that ends at a word's end is compared with the nickname. An @ inside code is quoted, not said (the
+    offline assistant quotes each message it answers in a code span).
     """
     target = nickname_key(nickname)
     if not target or "@" not in text:
         return False
+    text = without_code(text)
     for at in _AT.finditer(text):
         start = at.end()
         if not target.startswith(nickname_key(text[start])):
