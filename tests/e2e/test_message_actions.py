@@ -18,8 +18,10 @@ POPOVER_BODY = '[data-testid="stPopoverBody"]'  # the open row, drawn over the p
 
 
 def bubble(page, text: str):
-    """The one message bubble on the page holding `text`."""
-    return page.locator(MESSAGE).filter(has_text=text)
+    """The one message bubble on the page holding `text`, not a reply whose quote holds it (the quote's
+    link, above the reply's text, says what it replies to)."""
+    quoting = page.locator("a[href^='#m-']", has_text=text)
+    return page.locator(MESSAGE).filter(has_text=text).filter(has_not=quoting)
 
 
 class Pills:
