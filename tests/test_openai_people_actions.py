@@ -38,7 +38,9 @@ def open_room(server: OpenAIServer) -> Iterator[Callable[..., Room]]:
             openai_base_url=server.base_url,
             word_delay_ms=0,
             request_timeout_seconds=5.0,
-            **overrides,
+            # The notes' request after a turn (tests/test_openai_notes.py) would otherwise be, at times,
+            # the last request these tests read as the turn's.
+            **{"room_notes_by_assistant": False, **overrides},
         )
         room = Room("lobby", settings, OpenAIAssistant(settings), now=lambda: NOW)
         rooms.append(room)
