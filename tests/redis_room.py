@@ -47,7 +47,10 @@ class ReplyKey(NamedTuple):
 
 
 def reply_key(client, room: str = LOBBY) -> ReplyKey | None:
-    raw = client.get(key("reply", room))
+    return _reply_key(client.get(key("reply", room)))
+
+
+def _reply_key(raw: str | None) -> ReplyKey | None:
     if raw is None:
         return None
     head, _, text = raw.partition("\n")
@@ -73,11 +76,9 @@ def words_of_reply(client, reply_id: int, room: str = LOBBY) -> str:
         pipe.get(key("reply", room))
         pipe.hget(key("msgs", room), reply_id)
         raw_key, raw_message = pipe.execute()
-    message = json.loads(raw_message)
-    if message["status"] == "streaming" and raw_key is not None:
-        head, _, text = raw_key.partition("\n")
-        if int(head.split()[0]) == reply_id:
-            return text
+    message, growing = json.loads(raw_message), _reply_key(raw_key)
+    if message["status"] == "streaming" and growing is not None and growing.id == reply_id:
+        return growing.text
     return message["text"]
 
 
